@@ -1,0 +1,62 @@
+# prunekit: `make reproduce` runs every notebook headless; `make test` runs the whole suite.
+# Both create or update .venv from requirements.lock first; a second run reinstalls nothing when nothing changed.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+PROFILE  ?= quick
+KERNEL   := prunekit
+STAMP    := $(VENV)/.prunekit-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EXECUTED := data/executed/$(PROFILE)
+PYTEST_ARGS ?=
+
+.PHONY: help install reproduce test unit nbval bench lab clean
+
+help:
+	@echo "make reproduce [PROFILE=quick|paper]  install, then execute every notebook into $(EXECUTED)/"
+	@echo "make test                            install, then unit tests and nbval over every notebook"
+	@echo "make bench                           benchmarks (rows into data/results/benchmarks.csv)"
+	@echo "make lab                             JupyterLab on notebooks/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (prunekit)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+reproduce: $(STAMP)
+	@mkdir -p $(EXECUTED)
+	@for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb (profile=$(PROFILE))"; \
+	  PRUNEKIT_QUIET=1 $(BIN)/papermill "$$nb" "$(EXECUTED)/$$(basename $$nb)" -k $(KERNEL) \
+	    -p profile $(PROFILE) --log-level WARNING || exit 1; \
+	done
+	@echo "Executed notebooks: $(EXECUTED)/  figures: figures/  tables: data/results/$(PROFILE)/"
+
+test: $(STAMP)
+	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=data/test-figures $(BIN)/python -m pytest tests notebooks \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+nbval: $(STAMP)
+	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=data/test-figures $(BIN)/python -m pytest notebooks \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@for b in $(sort $(wildcard benchmarks/bench_*.py)); do \
+	  echo "== $$b"; PRUNEKIT_QUIET=1 $(BIN)/python $$b $(BENCH_ARGS) || exit 1; \
+	done
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf data/executed data/results data/test-figures

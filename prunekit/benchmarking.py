@@ -1,0 +1,64 @@
+"""Benchmark helpers: tidy rows into ``data/results/benchmarks.csv`` and the machine's own matmul throughput.
+
+Every benchmark reports ratios against a baseline measured in the same run, and against :func:`matmul_gflops`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from .paths import results_root
+
+__all__ = ["record", "matmul_gflops", "timeit", "benchmarks_csv"]
+
+COLUMNS = ("benchmark", "quantity", "value", "unit", "threads", "timestamp")
+
+
+def benchmarks_csv():
+    path = results_root() / "benchmarks.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record(benchmark: str, quantity: str, value: float, unit: str) -> dict:
+    """Append one tidy row (benchmark, quantity, value, unit) and print it."""
+    row = {"benchmark": benchmark, "quantity": quantity, "value": float(value), "unit": unit,
+           "threads": torch.get_num_threads(), "timestamp": _dt.datetime.now().isoformat(timespec="seconds")}
+    path = benchmarks_csv()
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+    print(f"{benchmark:<28} {quantity:<44} {value:>12.4g} {unit}")
+    return row
+
+
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_gflops(n: int = 1024, repeat: int = 7) -> float:
+    """The machine's fp32 matmul throughput (GFLOP/s) for n x n @ n x n with torch's current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    per_call = timeit(lambda: [torch.mm(a, b, out=out) for _ in range(10)], repeat=repeat, warmup=2) / 10
+    return 2 * n ** 3 / per_call / 1e9

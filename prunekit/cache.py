@@ -1,0 +1,137 @@
+"""The result cache: every trained model is stored under the hash of its full config.
+
+Layout (``$PRUNEKIT_CACHE``, default ``data/models``)::
+
+    <key>/model.pt     {"state_dict": ..., "checkpoints": {epoch: state_dict}}   (torch.save)
+    <key>/meta.json    config, history, library versions, sha256 of model.pt      (written last)
+    <key>/progress.pt  training state of an interrupted run (removed when done)
+
+Both files are written atomically (temp file, then ``os.replace``); ``meta.json`` is written after ``model.pt``, so an
+entry without it is incomplete. Loading verifies the checksum and the stored config and uses
+``torch.load(weights_only=True)``; a corrupt or mismatching entry is retrained with a warning, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .models import build_model
+from .paths import cache_dir
+from .train import train
+
+__all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes"]
+
+
+@dataclass
+class Run:
+    """A trained model with its config, history (one row per epoch) and checkpoints."""
+
+    model: nn.Module
+    config: TrainConfig
+    history: pd.DataFrame
+    checkpoints: dict[int, dict]
+    key: str
+    path: Path | None = None
+    cached: bool = False  # True when loaded from the cache rather than trained now
+
+    def dataset(self) -> Dataset:
+        return load_dataset(self.config.data)
+
+    def model_at(self, epoch: int) -> nn.Module:
+        """A fresh model holding the weights saved at ``epoch`` (one of ``config.checkpoints``)."""
+        if epoch not in self.checkpoints:
+            raise ValueError(f"epoch={epoch} has no checkpoint; available: {sorted(self.checkpoints)}")
+        model = build(self.config)
+        model.load_state_dict(self.checkpoints[epoch])
+        return model
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torchvision
+
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def entry_path(cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path:
+    return Path(root if root is not None else cache_dir()) / cfg.key()
+
+
+def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
+    """The untrained model of ``cfg``, initialised deterministically from ``cfg.seed``."""
+    ds = ds or load_dataset(cfg.data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model, ds.input_shape, ds.num_classes)
+
+
+def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = None) -> Run:
+    """Train ``cfg`` now, without the cache."""
+    ds = load_dataset(cfg.data)
+    model = build(cfg, ds)
+    history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)
+    return Run(model, cfg, history, checkpoints, cfg.key())
+
+
+def _load(cfg: TrainConfig, path: Path) -> Run:
+    meta = json.loads((path / "meta.json").read_text())
+    if meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
+        raise ValueError("stored config differs from the requested one")
+    if sha256_file(path / "model.pt") != meta.get("sha256"):
+        raise ValueError("checksum mismatch in model.pt")
+    blob = torch.load(path / "model.pt", weights_only=True)
+    model = build(cfg)
+    model.load_state_dict(blob["state_dict"])
+    checkpoints = {int(k): v for k, v in blob["checkpoints"].items()}
+    return Run(model, cfg, pd.DataFrame(meta["history"]), checkpoints, cfg.key(), path, cached=True)
+
+
+def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.PathLike | None = None) -> Run:
+    """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored."""
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
+    path = entry_path(cfg, root)
+    if (path / "meta.json").exists():
+        try:
+            return _load(cfg, path)
+        except Exception as err:
+            warnings.warn(f"cache entry {path} is corrupt or does not match its config ({err}); retraining",
+                          stacklevel=2)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "meta.json").unlink(missing_ok=True)
+    run = fit(cfg, quiet=quiet, resume_path=path / "progress.pt")
+    tmp = path / f".model.pt.{os.getpid()}.tmp"
+    torch.save({"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}, tmp)
+    os.replace(tmp, path / "model.pt")
+    meta = {"config": cfg.to_dict(), "key": cfg.key(), "sha256": sha256_file(path / "model.pt"),
+            "history": run.history.to_dict(orient="records"), "versions": versions()}
+    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    run.path = path
+    return run

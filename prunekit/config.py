@@ -1,0 +1,224 @@
+"""Experiment configs: frozen, validated dataclasses with a stable hash (the OpenLTH pattern).
+
+A :class:`TrainConfig` holds everything that determines a trained model: the data (:class:`DataConfig`), the model
+(:class:`ModelConfig`) and the optimisation. Invalid values raise ``ValueError`` on construction, naming the field and
+the allowed values, so nothing is trained from a bad config. ``cfg.key()`` is the SHA-256 of the canonical JSON of
+the whole config and names the model's cache entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine")
+ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet")
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+INITS = ("default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal"}
+OPTIMIZERS = ("sgd", "adam", "adagrad")
+SCHEDULES = ("none", "cosine", "step")
+LOSSES = ("cross_entropy", "sse")
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; allowed values: {', '.join(map(repr, allowed))}")
+
+
+def _number(name: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r} must be a number")
+    if integer and int(value) != value:
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
+
+
+class _Config:
+    """Shared behaviour: plain-dict conversion and a stable hash."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of this config: the cache key."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """Which data set, and how it is cut.
+
+    name: one of DATASETS ("digits" is sklearn's embedded 8x8 digits: no download).
+    subset: fixed-size stratified subset of the train split (e.g. 5000), or None for all of it.
+    resize: side length to resize images to (e.g. 20 for MNIST 28x28 -> 20x20), or None.
+    classes: keep only these classes, relabelled 0..len-1 in the given order.
+    one_vs_all: label 1 for this class and 0 for every other (two logits).
+    val_fraction: stratified validation split carved from train, in [0, 1).
+    normalize: standardise per channel with the train split's statistics (False keeps pixels in [0, 1]).
+    seed: seed of the subset and validation draws (not of training).
+    """
+
+    name: str = "digits"
+    subset: int | None = None
+    resize: int | None = None
+    classes: tuple[int, ...] | None = None
+    one_vs_all: int | None = None
+    val_fraction: float = 0.0
+    normalize: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        _choice("dataset", self.name, DATASETS)
+        if self.subset is not None:
+            _number("subset", self.subset, low=1, integer=True)
+        if self.resize is not None:
+            _number("resize", self.resize, low=1, integer=True)
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"classes={self.classes!r} must list at least two distinct class labels")
+        if self.one_vs_all is not None:
+            _number("one_vs_all", self.one_vs_all, low=0, integer=True)
+            if self.classes is not None:
+                raise ValueError("classes and one_vs_all cannot both be set; choose one relabelling")
+        _number("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
+        _number("seed", self.seed, low=0, integer=True)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Which network.
+
+    arch: one of ARCHS. "mlp" takes ``hidden``; "lenet300" is 300-100 ReLU; "forai" is the FOR.ai challenge net
+      1000-1000-500-200, ReLU, no biases; "conv" a small VGG-style net; "resnet" a CIFAR-style ResNet.
+    width_mult: scales every hidden width or channel count (rounded, at least 1); > 0.
+    hidden: hidden widths for the fully connected family (overrides the arch's default).
+    activation / bias: override the arch's default (None keeps it).
+    init: one of INITS (aliases: glorot -> glorot_uniform, he -> he_normal).
+    """
+
+    arch: str = "mlp"
+    width_mult: float = 1.0
+    hidden: tuple[int, ...] | None = None
+    activation: str | None = None
+    bias: bool | None = None
+    init: str = "default"
+
+    def __post_init__(self):
+        _choice("arch", self.arch, ARCHS)
+        _number("width_mult", self.width_mult, low=0.0, low_open=True)
+        if self.hidden is not None:
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+            if self.arch not in ("mlp", "lenet300", "forai"):
+                raise ValueError(f"hidden is only for fully connected archs (mlp, lenet300, forai), not {self.arch!r}")
+            if not self.hidden:
+                raise ValueError("hidden=() must list at least one hidden width")
+            for i, h in enumerate(self.hidden):
+                _number(f"hidden[{i}]", h, low=1, integer=True)
+        if self.activation is not None:
+            _choice("activation", self.activation, ACTIVATIONS)
+        if self.bias is not None and not isinstance(self.bias, bool):
+            raise ValueError(f"bias={self.bias!r} must be True, False or None")
+        init = INIT_ALIASES.get(self.init, self.init)
+        _choice("init", init, INITS + tuple(INIT_ALIASES))
+        object.__setattr__(self, "init", init)
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Everything that determines a trained model.
+
+    optimizer: "sgd" (with ``momentum``), "adam" or "adagrad"; lr > 0; weight_decay >= 0.
+    schedule: "none", "cosine" (cosine annealing to 0 over the epochs) or "step" (x0.1 at 50% and 75% of the epochs).
+    loss: "cross_entropy" (softmax) or "sse" (sigmoid outputs, E = 1/2 sum_k (sigma(z_k) - t_k)^2, per sample).
+    checkpoints: epochs whose weights are kept with the model (0 = at initialisation).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    epochs: int = 10
+    batch_size: int = 128
+    schedule: str = "none"
+    loss: str = "cross_entropy"
+    seed: int = 0
+    checkpoints: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not isinstance(self.data, DataConfig):
+            raise ValueError(f"data must be a DataConfig, not {type(self.data).__name__}")
+        if not isinstance(self.model, ModelConfig):
+            raise ValueError(f"model must be a ModelConfig, not {type(self.model).__name__}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _number("lr", self.lr, low=0.0, low_open=True)
+        _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("epochs", self.epochs, low=1, integer=True)
+        _number("batch_size", self.batch_size, low=1, integer=True)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("loss", self.loss, LOSSES)
+        _number("seed", self.seed, low=0, integer=True)
+        cps = tuple(sorted(set(int(c) for c in self.checkpoints)))
+        for c in cps:
+            _number("checkpoints", c, low=0, high=self.epochs, integer=True)
+        object.__setattr__(self, "checkpoints", cps)
+        if self.data.name == "cosine" and self.loss != "sse":
+            raise ValueError("dataset='cosine' is a regression task: use loss='sse'")
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with fields changed; each key goes to the data, model or train fields by name.
+
+        ``cfg.replace(width_mult=2, optimizer="sgd", name="mnist")``; the data set's ``seed`` is ``data_seed``.
+        """
+        data_names = {f.name for f in fields(DataConfig)} - {"seed"}
+        model_names = {f.name for f in fields(ModelConfig)}
+        train_names = {f.name for f in fields(TrainConfig)}
+        data, model, train = {}, {}, {}
+        for k, v in changes.items():
+            if k == "dataset":
+                k = "name"
+            if k == "data_seed":
+                data["seed"] = v
+            elif k in train_names:
+                train[k] = v
+            elif k in model_names:
+                model[k] = v
+            elif k in data_names:
+                data[k] = v
+            else:
+                raise ValueError(f"unknown config field {k!r}; allowed: "
+                                 f"{', '.join(sorted(train_names | model_names | data_names | {'dataset', 'data_seed'}))}")
+        if data:
+            train["data"] = dataclasses.replace(train.get("data", self.data), **data)
+        if model:
+            train["model"] = dataclasses.replace(train.get("model", self.model), **model)
+        return dataclasses.replace(self, **train)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        data = d.pop("data", {})
+        model = d.pop("model", {})
+        for key in ("classes",):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        if model.get("hidden") is not None:
+            model["hidden"] = tuple(model["hidden"])
+        d["checkpoints"] = tuple(d.get("checkpoints", ()))
+        return cls(data=DataConfig(**data), model=ModelConfig(**model), **d)

@@ -1,0 +1,198 @@
+"""Width-scaled models: fully connected, convolutional (VGG-style) and residual (CIFAR-style ResNet).
+
+Every model adapts to the data set's input shape and number of classes, scales each hidden width or channel count
+by ``width_mult`` (``max(1, round(width * width_mult))``), exposes the layer into the logits as ``model.output`` and
+lists its prunable layers as ``(module, "weight")`` pairs, the form ``torch.nn.utils.prune`` takes.
+
+Presets used by the sources:
+- ``forai``: 1000-1000-500-200, ReLU, no biases, 10 logits (the FOR.ai pruning challenge, source 003);
+- ``lenet300``: LeNet-300-100 (LeCun et al. 1998), the fully connected default of source 000;
+- ``mlp`` with ``hidden=(10, 10)``/``(50, 50)``/``(100,)``, ``activation="sigmoid"``: the nets of source 001
+  (1-10-10-1, 1-50-50-1, 400-100-10, 400-50-50-10, 784-100-2 follow from the data set's shape).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+__all__ = ["MLP", "ConvNet", "ResNet", "build_model", "prunable_parameters", "output_layer", "init_weights",
+           "count_parameters", "DEFAULT_HIDDEN"]
+
+DEFAULT_HIDDEN = {"mlp": (128, 64), "lenet300": (300, 100), "forai": (1000, 1000, 500, 200)}
+DEFAULT_ACTIVATION = {"mlp": "relu", "lenet300": "relu", "forai": "relu", "conv": "relu", "resnet": "relu"}
+DEFAULT_BIAS = {"mlp": True, "lenet300": True, "forai": False, "conv": True, "resnet": False}
+CONV_CHANNELS = (16, 32)  # two conv blocks (conv3x3-BN-ReLU-maxpool), then a hidden linear layer
+CONV_HIDDEN = 64
+RESNET_CHANNELS = (16, 32, 64)  # ResNet-8 style: one basic block per stage
+
+_ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def _scale(width: int, mult: float) -> int:
+    return max(1, int(round(width * mult)))
+
+
+class MLP(nn.Sequential):
+    """``Flatten -> (Linear -> act) x len(hidden) -> Linear``.
+
+    Attributes: ``hidden_layers`` (the hidden ``nn.Linear`` in order), ``output`` (the layer into the logits),
+    ``activation`` (its name).
+    """
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, activation: str = "relu",
+                 bias: bool = True):
+        layers: list[nn.Module] = [nn.Flatten()]
+        widths = (in_features, *hidden)
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b, bias=bias), _ACT[activation]()]
+        layers.append(nn.Linear(widths[-1], out_features, bias=bias))
+        super().__init__(*layers)
+        self.activation = activation
+        self.hidden_sizes = tuple(hidden)
+
+    @property
+    def hidden_layers(self) -> list[nn.Linear]:
+        return [m for m in self if isinstance(m, nn.Linear)][:-1]
+
+    @property
+    def output(self) -> nn.Linear:
+        return self[-1]
+
+
+class ConvNet(nn.Module):
+    """Small VGG-style net: ``[conv3x3 -> BatchNorm -> act -> maxpool2] x 2 -> Linear -> act -> Linear``."""
+
+    def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, activation: str = "relu",
+                 bias: bool = True):
+        super().__init__()
+        c, h, w = input_shape
+        if min(h, w) < 4:
+            raise ValueError(f"arch='conv' needs images of at least 4x4, got input shape {tuple(input_shape)}")
+        chans = [_scale(ch, width_mult) for ch in CONV_CHANNELS]
+        blocks: list[nn.Module] = []
+        for cin, cout in zip((c, *chans[:-1]), chans):
+            blocks += [nn.Conv2d(cin, cout, 3, padding=1, bias=bias), nn.BatchNorm2d(cout), _ACT[activation](),
+                       nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*blocks)
+        flat = chans[-1] * (h // 4) * (w // 4)
+        hidden = _scale(CONV_HIDDEN, width_mult)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden, bias=bias), _ACT[activation](),
+                                        nn.Linear(hidden, num_classes, bias=bias))
+
+    @property
+    def output(self) -> nn.Linear:
+        return self.classifier[-1]
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """He et al. (2016) basic block: conv3x3-BN-ReLU-conv3x3-BN, plus identity or 1x1-conv-BN shortcut, then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module]):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.act = act()
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR-style ResNet (He et al. 2016, section 4.2): stem conv, 3 stages of basic blocks, global average pool."""
+
+    def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, blocks_per_stage: int = 1,
+                 activation: str = "relu"):
+        super().__init__()
+        c = input_shape[0]
+        chans = [_scale(ch, width_mult) for ch in RESNET_CHANNELS]
+        act = _ACT[activation]
+        self.stem = nn.Sequential(nn.Conv2d(c, chans[0], 3, padding=1, bias=False), nn.BatchNorm2d(chans[0]), act())
+        layers, cin = [], chans[0]
+        for i, cout in enumerate(chans):
+            for j in range(blocks_per_stage):
+                layers.append(BasicBlock(cin, cout, stride=2 if (i > 0 and j == 0) else 1, act=act))
+                cin = cout
+        self.stages = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(cin, num_classes)
+
+    @property
+    def output(self) -> nn.Linear:
+        return self.fc
+
+    def forward(self, x):
+        return self.fc(self.pool(self.stages(self.stem(x))))
+
+
+def build_model(cfg: ModelConfig, input_shape, num_classes: int) -> nn.Module:
+    """The model ``cfg`` describes, for inputs of ``input_shape`` (C, H, W) and ``num_classes`` outputs."""
+    activation = cfg.activation or DEFAULT_ACTIVATION[cfg.arch]
+    bias = DEFAULT_BIAS[cfg.arch] if cfg.bias is None else cfg.bias
+    if cfg.arch in DEFAULT_HIDDEN:
+        hidden = tuple(_scale(h, cfg.width_mult) for h in (cfg.hidden or DEFAULT_HIDDEN[cfg.arch]))
+        model = MLP(math.prod(input_shape), hidden, num_classes, activation, bias)
+    elif cfg.arch == "conv":
+        model = ConvNet(input_shape, num_classes, cfg.width_mult, activation, bias)
+    else:
+        model = ResNet(input_shape, num_classes, cfg.width_mult, activation=activation)
+    if cfg.init != "default":
+        init_weights(model, cfg.init, activation)
+    return model
+
+
+def output_layer(model: nn.Module) -> nn.Module:
+    """The layer into the logits."""
+    return model.output
+
+
+def prunable_parameters(model: nn.Module, include_output: bool = False) -> list[tuple[nn.Module, str]]:
+    """``[(module, "weight"), ...]`` for every Linear and Conv2d, in forward order; the output layer only if asked."""
+    out = output_layer(model)
+    return [(m, "weight") for m in model.modules()
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and (include_output or m is not out)]
+
+
+def init_weights(model: nn.Module, scheme: str, activation: str = "relu") -> None:
+    """Re-initialise Linear/Conv2d weights (biases to 0) with Glorot (Glorot & Bengio 2010) or He (He et al. 2015).
+
+    Draws from torch's global generator: seed it (``torch.manual_seed``) for reproducibility.
+    """
+    nonlin = activation if activation in ("relu", "tanh", "sigmoid") else "relu"
+    fns = {
+        "glorot_uniform": lambda w: nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(nonlin)),
+        "glorot_normal": lambda w: nn.init.xavier_normal_(w, gain=nn.init.calculate_gain(nonlin)),
+        "he_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
+        "he_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+    }
+    if scheme == "default":
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                m.reset_parameters()
+        return
+    if scheme not in fns:
+        raise ValueError(f"init={scheme!r} is not supported; allowed: 'default', {', '.join(map(repr, fns))}")
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            fns[scheme](m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,49 @@
+"""Result tables and figures: tidy CSVs in ``data/results/<profile>/`` and PNG + SVG figures in ``figures/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .paths import figures_dir, results_root
+
+__all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile"]
+
+PROFILES = ("quick", "paper")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is not supported; allowed: {', '.join(map(repr, PROFILES))}")
+    return profile
+
+
+def results_dir(profile: str) -> Path:
+    path = results_root() / check_profile(profile)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_table(df: pd.DataFrame, profile: str, name: str) -> Path:
+    """Write ``df`` (one row per measurement) to ``data/results/<profile>/<name>.csv`` atomically."""
+    path = results_dir(profile) / f"{name}.csv"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 150) -> list[Path]:
+    """Save a matplotlib figure as ``figures/<name>.png`` and ``.svg``."""
+    out = figures_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.{fmt}")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

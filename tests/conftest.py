@@ -1,0 +1,42 @@
+"""Shared fixtures: isolated cache/results/figure folders, and MNIST copied from ../shared into a temporary folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_SOURCES = [REPO.parent / "shared" / "data" / "MNIST" / "raw", REPO / "data" / "datasets" / "MNIST" / "raw"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outputs(tmp_path, monkeypatch):
+    """Every test writes its cache, results and figures into its own temporary folder."""
+    monkeypatch.setenv("PRUNEKIT_CACHE", str(tmp_path / "models"))
+    monkeypatch.setenv("PRUNEKIT_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("PRUNEKIT_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv("PRUNEKIT_QUIET", "1")
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """A data folder holding the original MNIST files (copied, never written in place)."""
+    src = next((p for p in MNIST_SOURCES if len(list(p.glob("*-ubyte.gz"))) == 4), None)
+    if src is None:
+        pytest.skip("MNIST raw files not found in ../shared/data/MNIST/raw or data/datasets/MNIST/raw")
+    root = tmp_path_factory.mktemp("datasets")
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    for f in src.glob("*-ubyte.gz"):
+        shutil.copy(f, root / "MNIST" / "raw" / f.name)
+    return root
+
+
+@pytest.fixture
+def mnist_env(mnist_root, monkeypatch) -> Path:
+    """PRUNEKIT_DATA pointing at the temporary MNIST folder."""
+    monkeypatch.setenv("PRUNEKIT_DATA", str(mnist_root))
+    return mnist_root

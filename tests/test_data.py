@@ -1,0 +1,114 @@
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from prunekit.config import DataConfig
+from prunekit.data import DatasetUnavailable, iterate_batches, load_dataset
+
+
+def test_digits_embedded_split_and_normalisation():
+    ds = load_dataset(DataConfig("digits"))
+    assert ds.input_shape == (1, 8, 8) and ds.num_classes == 10
+    assert len(ds.train) + len(ds.test) == 1797
+    assert ds.train.x.dtype == torch.float32 and ds.train.y.dtype == torch.int64
+    assert abs(float(ds.train.x.mean())) < 1e-4 and abs(float(ds.train.x.std()) - 1) < 1e-2
+    # stratified: every class is in the test split in proportion
+    counts = torch.bincount(ds.test.y, minlength=10)
+    assert counts.min() >= 43 and counts.max() <= 46
+    # fixed split: loading again (uncached) gives the same tensors
+    from prunekit.data import _load_cached
+    _load_cached.cache_clear()
+    again = load_dataset(DataConfig("digits"))
+    assert torch.equal(again.test.x, ds.test.x)
+
+
+def test_batches_cover_the_split_and_shuffle_is_seeded():
+    ds = load_dataset(DataConfig("digits"))
+    ys = [y for _, y in iterate_batches(ds.train, 100, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    assert sum(len(y) for y in ys) == len(ds.train)
+    assert torch.equal(torch.sort(torch.cat(ys)).values, torch.sort(ds.train.y).values)
+    ys2 = [y for _, y in iterate_batches(ds.train, 100, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    assert all(torch.equal(a, b) for a, b in zip(ys, ys2))
+
+
+def test_options_subset_resize_one_vs_all_classes_val():
+    ds = load_dataset(DataConfig("digits", subset=500, val_fraction=0.2, seed=1))
+    assert len(ds.train) == 400 and len(ds.val) == 100
+    assert torch.bincount(ds.val.y, minlength=10).min() >= 9
+    ova = load_dataset(DataConfig("digits", one_vs_all=3))
+    assert ova.num_classes == 2 and set(ova.train.y.tolist()) == {0, 1}
+    assert int(ova.train.y.sum()) == int((load_dataset(DataConfig("digits")).train.y == 3).sum())
+    sub = load_dataset(DataConfig("digits", classes=(7, 2)))
+    assert sub.num_classes == 2 and set(sub.test.y.tolist()) == {0, 1}
+    small = load_dataset(DataConfig("digits", resize=4))
+    assert small.input_shape == (1, 4, 4)
+    with pytest.raises(ValueError, match="one_vs_all"):
+        load_dataset(DataConfig("digits", one_vs_all=12))
+
+
+def test_cosine_regression():
+    ds = load_dataset(DataConfig("cosine"))
+    assert ds.task == "regression" and ds.input_shape == (1, 1, 1) and ds.num_classes == 1
+    x, y = ds.train.x.flatten(), ds.train.y.flatten()
+    assert torch.allclose(y, 0.5 + 0.4 * torch.cos(x * torch.pi), atol=1e-6)
+
+
+def test_mnist_offline_from_copied_files(mnist_env):
+    ds = load_dataset(DataConfig("mnist"))
+    assert ds.train.x.shape == (60000, 1, 28, 28) and ds.test.x.shape == (10000, 1, 28, 28)
+    assert abs(ds.mean[0] - 0.1307) < 1e-3 and abs(ds.std[0] - 0.3081) < 1e-3
+    sub = load_dataset(DataConfig("mnist", subset=5000, resize=20, normalize=False))
+    assert sub.train.x.shape == (5000, 1, 20, 20) and sub.test.x.shape == (10000, 1, 20, 20)
+    assert 0.0 <= float(sub.train.x.min()) and float(sub.train.x.max()) <= 1.0
+    counts = torch.bincount(sub.train.y, minlength=10).float()
+    full = torch.bincount(ds.train.y, minlength=10).float()
+    assert torch.allclose(counts / 5000, full / 60000, atol=1e-3)  # stratified
+    ova = load_dataset(DataConfig("mnist", one_vs_all=0))
+    assert ova.num_classes == 2 and int(ova.test.y.sum()) == 980
+
+
+def _idx(path, arr: np.ndarray, magic: int):
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic))
+        for d in arr.shape:
+            f.write(struct.pack(">I", d))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_files_in_the_real_format(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("t10k", 20)):
+        _idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), 2051)
+        _idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10, 2049)
+    ds = load_dataset(DataConfig("fashion_mnist"), root=tmp_path)
+    assert ds.train.x.shape == (40, 1, 28, 28) and ds.test.y.tolist() == [i % 10 for i in range(20)]
+
+
+def test_cifar10_from_files_in_the_real_format(tmp_path, monkeypatch):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+    # the synthetic files cannot carry the real md5 sums that torchvision checks
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)
+    ds = load_dataset(DataConfig("cifar10", resize=16), root=tmp_path)
+    assert ds.input_shape == (3, 16, 16) and len(ds.train) == 20 and len(ds.test) == 4
+    assert len(ds.mean) == 3
+
+
+def test_offline_missing_files_give_a_clear_error_and_leave_nothing(tmp_path):
+    with pytest.raises(DatasetUnavailable) as err:
+        load_dataset(DataConfig("fashion_mnist"), root=tmp_path)
+    msg = str(err.value)
+    assert "fashion_mnist" in msg and "train-images-idx3-ubyte.gz" in msg and str(tmp_path) in msg
+    assert list(tmp_path.iterdir()) == []

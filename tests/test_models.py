@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch import nn
+
+from prunekit.config import ModelConfig
+from prunekit.models import MLP, ConvNet, ResNet, build_model, count_parameters, prunable_parameters
+
+SHAPES = [((1, 8, 8), 10), ((1, 20, 20), 10), ((1, 28, 28), 2), ((3, 32, 32), 10)]
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lenet300", "conv", "resnet"])
+@pytest.mark.parametrize("shape, classes", SHAPES)
+def test_every_arch_adapts_to_input_and_classes(arch, shape, classes):
+    model = build_model(ModelConfig(arch=arch, width_mult=0.25), shape, classes)
+    out = model(torch.randn(3, *shape))
+    assert out.shape == (3, classes)
+
+
+def test_presets_match_the_sources():
+    forai = build_model(ModelConfig("forai"), (1, 28, 28), 10)
+    assert isinstance(forai, MLP) and forai.hidden_sizes == (1000, 1000, 500, 200)
+    assert all(m.bias is None for m in forai.modules() if isinstance(m, nn.Linear))
+    assert count_parameters(forai) == 784 * 1000 + 1000 * 1000 + 1000 * 500 + 500 * 200 + 200 * 10
+    lenet = build_model(ModelConfig("lenet300"), (1, 28, 28), 10)
+    assert count_parameters(lenet) == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+    # Wolfe et al.: 1-10-10-1 sigmoid, 400-50-50-10, 784-100-2
+    cos = build_model(ModelConfig("mlp", hidden=(10, 10), activation="sigmoid"), (1, 1, 1), 1)
+    assert [m.weight.shape for m in cos.hidden_layers] == [(10, 1), (10, 10)] and cos.output.weight.shape == (1, 10)
+    assert isinstance(cos[2], nn.Sigmoid)
+    ova = build_model(ModelConfig("mlp", hidden=(100,), activation="sigmoid"), (1, 28, 28), 2)
+    assert ova.output.weight.shape == (2, 100)
+
+
+@pytest.mark.parametrize("mult, expected", [(0.1, (30, 10)), (0.25, (75, 25)), (2, (600, 200)), (0.001, (1, 1))])
+def test_width_multiplier_scales_and_rounds_at_least_one(mult, expected):
+    model = build_model(ModelConfig("lenet300", width_mult=mult), (1, 28, 28), 10)
+    assert model.hidden_sizes == expected
+
+
+def test_conv_and_resnet_channels_scale():
+    c1 = build_model(ModelConfig("conv"), (1, 28, 28), 10)
+    c2 = build_model(ModelConfig("conv", width_mult=2), (1, 28, 28), 10)
+    convs = lambda m: [x.out_channels for x in m.modules() if isinstance(x, nn.Conv2d)]  # noqa: E731
+    assert [2 * c for c in convs(c1)] == convs(c2)
+    r1 = build_model(ModelConfig("resnet"), (3, 32, 32), 10)
+    r3 = build_model(ModelConfig("resnet", width_mult=3), (3, 32, 32), 10)
+    assert [3 * c for c in convs(r1)] == convs(r3)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in r1.modules())
+    with pytest.raises(ValueError, match="4x4"):
+        build_model(ModelConfig("conv"), (1, 1, 1), 1)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
+def test_prunable_parameters_exclude_the_output_layer_by_default(arch):
+    model = build_model(ModelConfig(arch=arch), (1, 8, 8), 10)
+    params = prunable_parameters(model)
+    assert all(name == "weight" for _, name in params)
+    assert model.output not in [m for m, _ in params]
+    assert prunable_parameters(model, include_output=True)[-1][0] is model.output
+    assert len(prunable_parameters(model, include_output=True)) == len(params) + 1
+
+
+@pytest.mark.parametrize("init, expected_std", [
+    ("glorot_normal", (2 / (300 + 100)) ** 0.5 * 2 ** 0.5),  # gain sqrt(2) for ReLU
+    ("he_normal", (2 / 300) ** 0.5),
+    ("glorot_uniform", (2 / (300 + 100)) ** 0.5 * 2 ** 0.5),
+    ("he_uniform", (2 / 300) ** 0.5),
+])
+def test_initialisations_have_the_textbook_scale(init, expected_std):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("lenet300", init=init), (1, 28, 28), 10)
+    w = model.hidden_layers[1].weight.detach()  # fan_in 300, fan_out 100
+    assert abs(float(w.std()) - expected_std) / expected_std < 0.03
+    assert float(model.hidden_layers[1].bias.abs().max()) == 0.0

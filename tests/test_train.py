@@ -1,0 +1,136 @@
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prunekit.cache import entry_path, train_or_load
+from prunekit.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.train import evaluate, make_loss
+
+SMALL = TrainConfig(data=DataConfig("digits"), model=ModelConfig("mlp", hidden=(32,)), epochs=3, batch_size=64,
+                    lr=3e-3)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("optimizer, extra", [("sgd", dict(momentum=0.9, lr=0.05)), ("adam", {}),
+                                              ("adagrad", dict(lr=0.05))])
+def test_same_config_and_seed_give_bitwise_identical_weights(optimizer, extra):
+    cfg = SMALL.replace(optimizer=optimizer, schedule="cosine", weight_decay=1e-4, **extra)
+    from prunekit.cache import fit
+    r1, r2 = fit(cfg, quiet=True), fit(cfg, quiet=True)
+    for k, v in r1.model.state_dict().items():
+        assert torch.equal(v, r2.model.state_dict()[k]), k
+    assert r1.history["train_loss"].equals(r2.history["train_loss"])
+    r3 = fit(cfg.replace(seed=1), quiet=True)
+    assert not torch.equal(r1.model.output.weight, r3.model.output.weight)
+    assert r1.history["test_accuracy"].iloc[-1] > 0.8
+
+
+def test_history_is_tidy_and_checkpoints_are_kept():
+    from prunekit.cache import fit
+    run = fit(SMALL.replace(checkpoints=(0, 2), data_seed=0, val_fraction=0.2), quiet=True)
+    h = run.history
+    assert list(h["epoch"]) == [1, 2, 3]
+    for col in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr"):
+        assert col in h and h[col].notna().all()
+    assert sorted(run.checkpoints) == [0, 2]
+    init = run.model_at(0)
+    assert not torch.equal(init.output.weight, run.model.output.weight)
+    loss, acc = evaluate(run.model, run.dataset().test)
+    assert acc == pytest.approx(h["test_accuracy"].iloc[-1]) and loss == pytest.approx(h["test_loss"].iloc[-1])
+
+
+def test_evaluate_matches_an_explicit_computation():
+    from prunekit.cache import fit
+    run = fit(SMALL, quiet=True)
+    split = run.dataset().test
+    with torch.no_grad():
+        out = run.model(split.x)
+    loss, acc = evaluate(run.model, split, batch_size=100)
+    assert loss == pytest.approx(float(F.cross_entropy(out, split.y)), rel=1e-5)
+    assert acc == pytest.approx(float((out.argmax(1) == split.y).float().mean()))
+
+
+def test_sse_loss_is_half_sum_of_squared_sigmoid_errors():
+    z = torch.tensor([[0.0, 2.0], [-1.0, 1.0]])
+    t = torch.tensor([1, 0])
+    s = torch.sigmoid(z)
+    expected = 0.5 * (((s[0, 0] - 0) ** 2 + (s[0, 1] - 1) ** 2) + ((s[1, 0] - 1) ** 2 + (s[1, 1] - 0) ** 2)) / 2
+    assert float(make_loss("sse")(z, t)) == pytest.approx(float(expected))
+    y = torch.tensor([[0.25], [0.75]])
+    zr = torch.tensor([[0.0], [1.0]])
+    assert float(make_loss("sse")(zr, y)) == pytest.approx(
+        float(0.5 * ((0.5 - 0.25) ** 2 + (torch.sigmoid(torch.tensor(1.0)) - 0.75) ** 2) / 2))
+
+
+def test_cosine_regression_trains_with_sse():
+    from prunekit.cache import fit
+    cfg = TrainConfig(data=DataConfig("cosine"), model=ModelConfig("mlp", hidden=(10, 10), activation="sigmoid"),
+                      loss="sse", epochs=30, lr=0.01, batch_size=32)
+    run = fit(cfg, quiet=True)
+    assert run.history["test_loss"].iloc[-1] < run.history["test_loss"].iloc[0]
+    assert math.isnan(run.history["test_accuracy"].iloc[-1])
+
+
+def test_cache_reuses_detects_corruption_and_writes_atomically(tmp_path):
+    root = tmp_path / "cache"
+    run = train_or_load(SMALL, root=root)
+    assert not run.cached
+    path = entry_path(SMALL, root)
+    assert sorted(p.name for p in path.iterdir()) == ["meta.json", "model.pt"]  # no temp or progress files left
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["config"] == json.loads(json.dumps(SMALL.to_dict())) and "torch" in meta["versions"]
+    again = train_or_load(SMALL, root=root)
+    assert again.cached
+    assert torch.equal(again.model.output.weight, run.model.output.weight)
+    assert again.history.equals(run.history)
+    # corrupt the weights: detected by the checksum, retrained with a warning, same result
+    blob = bytearray((path / "model.pt").read_bytes())
+    blob[-20] ^= 0xFF
+    (path / "model.pt").write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="corrupt"):
+        fixed = train_or_load(SMALL, root=root)
+    assert not fixed.cached and torch.equal(fixed.model.output.weight, run.model.output.weight)
+    # a mismatching config in meta.json is not used either
+    meta = json.loads((path / "meta.json").read_text())
+    meta["config"]["lr"] = 1.0
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="does not match"):
+        assert not train_or_load(SMALL, root=root).cached
+
+
+def test_interrupted_training_resumes_bitwise(tmp_path):
+    from prunekit.cache import build, fit
+    from prunekit.data import load_dataset
+    from prunekit.train import train
+
+    cfg = SMALL.replace(epochs=4, schedule="step")
+    reference = fit(cfg, quiet=True)
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, model):
+        if epoch == 2:
+            raise Stop
+
+    ds = load_dataset(cfg.data)
+    progress = tmp_path / "progress.pt"
+    with pytest.raises(Stop):
+        train(build(cfg, ds), ds, cfg, quiet=True, resume_path=progress, callback=interrupt)
+    assert progress.exists()
+    model = build(cfg, ds)
+    history, _ = train(model, ds, cfg, quiet=True, resume_path=progress)
+    assert not progress.exists()
+    assert list(history["epoch"]) == [1, 2, 3, 4]  # epoch 1 from the progress file, 2-4 after resuming
+    assert torch.equal(model.output.weight, reference.model.output.weight)
+
+
+def test_bad_config_fails_before_training():
+    with pytest.raises(ValueError, match="width_mult"):
+        train_or_load(SMALL.replace(width_mult=0))
