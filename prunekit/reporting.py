@@ -9,7 +9,7 @@ import pandas as pd
 
 from .paths import figures_dir, results_root
 
-__all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile"]
+__all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile", "history_long", "layer_weights_frame"]
 
 PROFILES = ("quick", "paper")
 
@@ -47,3 +47,24 @@ def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: 
         os.replace(tmp, path)
         paths.append(path)
     return paths
+
+
+def history_long(history: pd.DataFrame) -> pd.DataFrame:
+    """A training history (one row per epoch) in long form: epoch, split (train/val/test), metric, value."""
+    cols = [c for c in history.columns if c.split("_", 1)[0] in ("train", "val", "test")]
+    long = history.melt(id_vars="epoch", value_vars=cols, var_name="column", value_name="value")
+    long[["split", "metric"]] = long["column"].str.split("_", n=1, expand=True)
+    return long.drop(columns="column")
+
+
+def layer_weights_frame(model, include_output: bool = True) -> pd.DataFrame:
+    """One row per weight of each Linear/Conv2d layer: layer (name and shape), magnitude |w|."""
+    from .models import prunable_parameters
+
+    frames = []
+    names = {m: n for n, m in model.named_modules()}
+    for module, attr in prunable_parameters(model, include_output=include_output):
+        w = getattr(module, attr).detach().abs().flatten().numpy()
+        label = f"{names[module] or 'model'}: {type(module).__name__} {tuple(getattr(module, attr).shape)}"
+        frames.append(pd.DataFrame({"layer": label, "magnitude": w}))
+    return pd.concat(frames, ignore_index=True)
