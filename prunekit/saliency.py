@@ -54,6 +54,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .config import DataConfig, ModelConfig, TrainConfig
+
 ESTIMATORS = ("first_order", "second_order", "brute_force", "l2_norm", "random")
 ALGORITHMS = ("I", "II")
 LOSSES = ("sse", "cross_entropy")
@@ -552,13 +554,13 @@ def curve_gap(table: pd.DataFrame, margin: float, mode: str = "range") -> pd.Dat
 # ----------------------------------------------------------------------------------------------------------------------
 
 def _setups() -> dict:
-    from prunekit.config import DataConfig, ModelConfig, TrainConfig
 
     def mlp(hidden, activation="sigmoid"):
         return ModelConfig(arch="mlp", hidden=hidden, activation=activation)
 
     cosine = DataConfig(name="cosine")
-    mnist20 = DataConfig(name="mnist", subset=5000, resize=20)
+    # the source scales MNIST to [0, 1] (no standardisation) and downsamples a 5,000-image subset to 20x20
+    mnist20 = DataConfig(name="mnist", subset=5000, resize=20, normalize=False)
     digits = DataConfig(name="digits")
     # Optimiser, lr and epochs are open in the source: Adam (fast, robust for sigmoid + squared error) with a larger
     # step on the tiny regression nets. All of them are ordinary TrainConfig fields: override with cfg.replace(...).
@@ -577,7 +579,8 @@ def _setups() -> dict:
                                  epochs=30, batch_size=64),
     }
     for d in (0, 1, 2):
-        s[f"mnist_ova{d}"] = TrainConfig(data=DataConfig(name="mnist", one_vs_all=d), model=mlp((100,)), loss="sse",
+        s[f"mnist_ova{d}"] = TrainConfig(data=DataConfig(name="mnist", one_vs_all=d, normalize=False),
+                                         model=mlp((100,)), loss="sse",
                                          optimizer="adam", lr=1e-3, epochs=5, batch_size=128)
     return s
 
@@ -589,10 +592,7 @@ PROFILES = {
 }
 
 
-def __getattr__(name):  # SETUPS is built lazily: prunekit.config is only needed when it is used
-    if name == "SETUPS":
-        return _setups()
-    raise AttributeError(name)
+SETUPS = _setups()
 
 
 def load_setup(cfg, max_samples: int | None = None, seed: int = 0, quiet: bool = True):
