@@ -71,4 +71,4 @@ def test_initialisations_have_the_textbook_scale(init, expected_std):
     model = build_model(ModelConfig("lenet300", init=init), (1, 28, 28), 10)
     w = model.hidden_layers[1].weight.detach()  # fan_in 300, fan_out 100
     assert abs(float(w.std()) - expected_std) / expected_std < 0.03
-    assert float(model.hidden_layers[1].bias.abs().max()) == 0.0
+    assert float(model.hidden_layers[1].bias.detach().abs().max()) == 0.0
