@@ -212,11 +212,24 @@ class _Ranking:
     """Pruning order over the elements (weights or units) of several layers.
 
     ``orders`` are ascending-score index tensors: one per layer (layerwise) or one over the concatenation (global).
+    ``ranks`` (computed once, lazily) are their inverse permutations: element i is pruned at count c iff
+    ``rank[i] < c``, so a mask for any k is one comparison instead of a scatter.
     """
 
     sizes: list[int]
     scope: str
     orders: list[torch.Tensor]
+    _ranks: list[torch.Tensor] | None = None
+
+    @property
+    def ranks(self) -> list[torch.Tensor]:
+        if self._ranks is None:
+            self._ranks = []
+            for order in self.orders:
+                rank = torch.empty_like(order)
+                rank[order] = torch.arange(order.numel())
+                self._ranks.append(rank)
+        return self._ranks
 
     def counts(self, k: float) -> list[int]:
         """Elements pruned per layer at k%."""
@@ -230,23 +243,12 @@ class _Ranking:
         """Flat 1-D keep vectors (True = keep), one per layer, for k%."""
         k = _check_k(k)
         if self.scope == "layerwise":
-            out = []
-            for n, order in zip(self.sizes, self.orders):
-                keep = torch.ones(n, dtype=torch.bool)
-                keep[order[: _count(k, n)]] = False
-                out.append(keep)
-            return out
-        total = sum(self.sizes)
-        keep = torch.ones(total, dtype=torch.bool)
-        keep[self.orders[0][: _count(k, total)]] = False
-        return list(torch.split(keep, self.sizes))
+            return [rank >= _count(k, n) for n, rank in zip(self.sizes, self.ranks)]
+        return self.keeps_for_count(_count(k, sum(self.sizes)))
 
     def keeps_for_count(self, m: int) -> list[torch.Tensor]:
         """Global scope only: keep vectors pruning exactly the m first elements of the order."""
-        total = sum(self.sizes)
-        keep = torch.ones(total, dtype=torch.bool)
-        keep[self.orders[0][:m]] = False
-        return list(torch.split(keep, self.sizes))
+        return list(torch.split(self.ranks[0] >= m, self.sizes))
 
 
 def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> _Ranking:

@@ -43,7 +43,7 @@ def reference_error(model, x, y, loss):
     z = model(x)
     if loss == "sse":
         t = y if y.is_floating_point() else nn.functional.one_hot(y, z.shape[1]).double()
-        return float(0.5 * ((torch.sigmoid(z) - t) ** 2).sum())
+        return float(0.5 * ((torch.sigmoid(z) - t) ** 2).sum().detach())
     return float(nn.functional.cross_entropy(z, y, reduction="sum"))
 
 

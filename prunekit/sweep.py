@@ -1,0 +1,401 @@
+"""Sweeps over training configs -> one tidy DataFrame row per trained model (source 000, width invariance).
+
+A grid (:func:`make_grid`) is the Cartesian product of axes such as dataset x arch x width_mult x optimizer x init x
+seed, each point built from a base :class:`prunekit.config.TrainConfig` with ``cfg.replace(...)``. Every point
+(:func:`run_point`) trains through the model cache (:func:`prunekit.cache.train_or_load`) and measures:
+
+- ``params`` |θ|, ``core_params`` |ω|, ``density`` |ω|/|θ| (prunable weights;
+  :func:`prunekit.metrics.effective_density`),
+  ``dense_accuracy``, ``core_accuracy`` (test split), ``total_params`` (every parameter), ``evaluations``;
+- ``hoyer_init`` / ``hoyer_trained``: Hoyer sparsity of all prunable weights at initialisation (checkpoint epoch 0
+  when kept, else the identical seeded re-initialisation ``prunekit.cache.build(cfg)``) and after training.
+
+Execution (:func:`run_sweep`):
+
+- in-process (``workers=1``, the default);
+- on a Dask ``LocalCluster`` of ``workers`` processes with one thread each (``workers > 1``);
+- on an existing cluster: ``scheduler="tcp://host:8786"`` (started with ``dask scheduler`` and ``dask worker
+  tcp://host:8786 --nworkers 4 --nthreads 1`` on each machine), or ``scheduler=<cluster object>`` / a
+  ``distributed.Client``, e.g. on Slurm with dask-jobqueue::
+
+      from dask_jobqueue import SLURMCluster
+      cluster = SLURMCluster(cores=8, processes=8, memory="32GB", walltime="02:00:00")
+      cluster.scale(jobs=4)
+      run_sweep(configs, scheduler=cluster)
+
+  Workers must import the same ``prunekit`` and share the file system holding the caches (``PRUNEKIT_CACHE``).
+
+Each task sets ``torch.set_num_threads`` to the cores of its worker (``threads``, or by default the host's cores -
+``SLURM_CPUS_PER_TASK`` when set - divided by the Dask workers on that host and by their threads). A finished point's
+row is stored under a hash of its config and measurement settings in ``<cache>/sweep_points/<hash>.json`` (written
+to a temporary file and renamed, so it is atomic): an interrupted sweep resumes where it stopped. A point that fails
+is reported in ``SweepResult.failures`` (its config, the error and the traceback) while the other points' rows are
+kept. A tqdm bar counts finished points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from .config import TrainConfig
+from .metrics import _check_scope, accuracy_threshold
+
+__all__ = ["make_grid", "config_columns", "point_key", "eval_split", "run_point", "run_sweep", "SweepResult",
+           "POINT_VERSION",
+           "RESULT_COLUMNS"]
+
+POINT_VERSION = 1  # bump when run_point's measurements change: old cached points are then ignored
+
+RESULT_COLUMNS = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "lr", "epochs", "params",
+                  "core_params", "density", "dense_accuracy", "core_accuracy", "hoyer_init", "hoyer_trained",
+                  "total_params", "pruned", "evaluations", "threshold", "tolerance", "relative", "scope",
+                  "train_seconds", "measure_seconds", "threads", "key", "point_key"]
+
+
+# ---------------------------------------------------------------------------------------------------- grid
+def make_grid(base: TrainConfig, axes: Mapping[str, Sequence] | None = None, *,
+              overrides: Mapping[str, Mapping[Any, Mapping[str, Any]]] | None = None,
+              init_checkpoint: bool = False, **axes_kw) -> list[TrainConfig]:
+    """Cartesian product of ``axes`` (any ``cfg.replace`` keys, e.g. ``arch``, ``width_mult``, ``optimizer``,
+    ``init``, ``seed``, ``dataset``), in the order given, the last axis varying fastest.
+
+    overrides: per-value settings, e.g. ``{"optimizer": {"sgd": {"lr": 0.05, "momentum": 0.9}}, "arch": {"resnet":
+      {"epochs": 3}}}``; applied after the axis values, in the order of ``overrides``.
+    init_checkpoint: add epoch 0 to ``checkpoints`` so the weights at initialisation are stored with the model (not
+      needed for Hoyer at init, which re-initialises from the seed exactly as training did; off by default so the
+      models are shared with other notebooks' caches).
+    Duplicate configs are dropped (first kept).
+    """
+    all_axes = dict(axes or {})
+    for k, v in axes_kw.items():
+        if k in all_axes:
+            raise ValueError(f"axis {k!r} given twice")
+        all_axes[k] = v
+    for k, v in all_axes.items():
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            raise ValueError(f"axis {k!r} must be a sequence of values, got {v!r}")
+    names = list(all_axes)
+    values = [list(all_axes[k]) for k in names]
+    for k, v in zip(names, values):
+        if not v:
+            raise ValueError(f"axis {k!r} has no values")
+    overrides = overrides or {}
+    for k in overrides:
+        if k not in names:
+            raise ValueError(f"overrides key {k!r} is not an axis; axes: {', '.join(names)}")
+    out, seen = [], set()
+    for combo in itertools.product(*values):
+        point = dict(zip(names, combo))
+        cfg = base.replace(**point)
+        for axis, table in overrides.items():
+            extra = table.get(point[axis])
+            if extra:
+                cfg = cfg.replace(**extra)
+        if init_checkpoint and 0 not in cfg.checkpoints:
+            cfg = cfg.replace(checkpoints=(0, *cfg.checkpoints))
+        k = cfg.key()
+        if k not in seen:
+            seen.add(k)
+            out.append(cfg)
+    return out
+
+
+def config_columns(cfg: TrainConfig) -> dict:
+    """The grid columns of a config (the identifying part of a result row)."""
+    return {"dataset": cfg.data.name, "arch": cfg.model.arch, "width_mult": float(cfg.model.width_mult),
+            "optimizer": cfg.optimizer, "init": cfg.model.init, "seed": int(cfg.seed), "lr": float(cfg.lr),
+            "epochs": int(cfg.epochs)}
+
+
+def point_key(cfg: TrainConfig, tolerance: float = 0.05, relative: bool = False, scope: str = "global",
+              include_output: bool = False, eval_subset: int | None = None) -> str:
+    """SHA-256 naming a point's stored result: the config plus the measurement settings and POINT_VERSION."""
+    settings = {"config": cfg.to_dict(), "tolerance": float(tolerance), "relative": bool(relative),
+                "scope": _check_scope(scope), "include_output": bool(include_output), "version": POINT_VERSION}
+    if eval_subset is not None:
+        settings["eval_subset"] = int(eval_subset)
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------- points
+def _points_dir(root) -> Path:
+    if root is not None:
+        return Path(root)
+    from .paths import cache_dir
+
+    return cache_dir() / "sweep_points"
+
+
+def _read_point(path: Path) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):  # missing or unreadable (never half-written: writes are atomic)
+        return None
+
+
+def _write_point(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(row, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _init_model(run, cfg: TrainConfig, ds):
+    """The model at initialisation: checkpoint epoch 0 when kept, else re-initialised from ``cfg.seed`` exactly as
+    training initialised it (``prunekit.cache.build``)."""
+    from .cache import build
+
+    if 0 in (run.checkpoints or {}):
+        return run.model_at(0)
+    return build(cfg, ds)
+
+
+def eval_split(ds, eval_subset: int | None = None):
+    """The split effective density is measured on: the test split, or a fixed random subset of ``eval_subset`` of
+    its samples (permutation seeded with 0, the same for every model) to make large models cheaper to measure."""
+    from .data import Split
+
+    if eval_subset is None or eval_subset >= len(ds.test):
+        return ds.test
+    import torch
+
+    idx = torch.randperm(len(ds.test), generator=torch.Generator().manual_seed(0))[:eval_subset]
+    return Split(ds.test.x[idx], ds.test.y[idx])
+
+
+def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = False, scope: str = "global",
+              include_output: bool = False, eval_subset: int | None = None, model_root=None, points_root=None,
+              use_point_cache: bool = True, threads: int | None = None) -> dict:
+    """Train (through the cache) and measure one grid point; returns its result row (see the module docstring).
+
+    Effective density is measured on the test split (or ``eval_subset`` samples of it, see :func:`eval_split`).
+
+    Hoyer at init uses checkpoint 0 when ``cfg.checkpoints`` has it, else the same seeded re-initialisation.
+    """
+    import torch
+
+    from .cache import train_or_load
+    from .data import load_dataset
+    from .metrics import effective_density, model_hoyer_sparsity
+
+    pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset)
+    path = _points_dir(points_root) / f"{pkey}.json"
+    if use_point_cache:
+        row = _read_point(path)
+        if row is not None:
+            return row
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    try:
+        t0 = time.perf_counter()
+        run = train_or_load(cfg, quiet=True, root=model_root)
+        train_seconds = time.perf_counter() - t0
+        ds = load_dataset(cfg.data)
+        t1 = time.perf_counter()
+        ed = effective_density(run.model, eval_split(ds, eval_subset), tolerance=tolerance, relative=relative,
+                               scope=scope, include_output=include_output)
+        hoyer_init = model_hoyer_sparsity(_init_model(run, cfg, ds), include_output)
+        hoyer_trained = model_hoyer_sparsity(run.model, include_output)
+        measure_seconds = time.perf_counter() - t1
+        used_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old_threads)
+    row = {**config_columns(cfg), "params": ed.params, "core_params": ed.core_params, "density": ed.density,
+           "dense_accuracy": ed.dense_accuracy, "core_accuracy": ed.core_accuracy, "hoyer_init": hoyer_init,
+           "hoyer_trained": hoyer_trained, "total_params": ed.total_params, "pruned": ed.pruned,
+           "evaluations": ed.evaluations, "threshold": ed.threshold, "tolerance": ed.tolerance,
+           "relative": ed.relative, "scope": ed.scope, "train_seconds": train_seconds,
+           "measure_seconds": measure_seconds, "threads": used_threads, "key": cfg.key(), "point_key": pkey}
+    if use_point_cache:
+        _write_point(path, row)
+    return row
+
+
+def _default_threads(workers_per_host: Mapping[str, int] | None) -> int:
+    """Cores of this Dask worker: host cores (or SLURM_CPUS_PER_TASK) / workers on the host / threads per worker."""
+    cores = int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or len(os.sched_getaffinity(0))
+    nthreads, nworkers = 1, 1
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        nthreads = max(1, int(w.state.nthreads))
+        host = w.address.split("://")[-1].rsplit(":", 1)[0]
+        if workers_per_host:
+            nworkers = int(workers_per_host.get(host, 1))
+    except (ImportError, ValueError, AttributeError):
+        pass
+    return max(1, cores // (nworkers * nthreads))
+
+
+def _task(cfg_dict: dict, options: dict, threads: int | None, workers_per_host: dict | None,
+          on_dask: bool = False) -> dict:
+    """Dask/in-process task: never raises, returns {"ok": row} or {"error": ..., "traceback": ...}."""
+    try:
+        cfg = TrainConfig.from_dict(cfg_dict)
+        if threads is None and on_dask:
+            threads = _default_threads(workers_per_host)
+        return {"ok": run_point(cfg, threads=threads, **options)}
+    except Exception as exc:  # noqa: BLE001 - reported per point
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+@dataclass
+class SweepResult:
+    """``results``: one row per finished point (grid order); ``failures``: config columns + error + traceback."""
+
+    results: pd.DataFrame
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    seconds: float = 0.0
+    mode: str = "in-process"
+
+    @property
+    def ok(self) -> bool:
+        return self.failures.empty
+
+    def raise_if_failed(self) -> "SweepResult":
+        if not self.ok:
+            first = self.failures.iloc[0]
+            raise RuntimeError(f"{len(self.failures)} sweep point(s) failed; first: {first['error']}\n"
+                               f"{first['traceback']}")
+        return self
+
+
+def _client_for(workers: int, scheduler, threads):
+    """(client, cluster-to-close-or-None, mode)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster, f"dask LocalCluster({workers} workers)"
+    if isinstance(scheduler, Client):
+        return scheduler, None, f"dask {scheduler.scheduler.address}"
+    client = Client(scheduler)  # an address string or a cluster object (LocalCluster, SLURMCluster, ...)
+    return client, None, f"dask {client.scheduler.address}"
+
+
+def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=None, threads: int | None = None,
+              tolerance: float = 0.05, relative: bool = False, scope: str = "global", include_output: bool = False,
+              eval_subset: int | None = None, model_root=None, points_root=None, use_point_cache: bool = True,
+              progress: bool = True, desc: str = "sweep") -> SweepResult:
+    """Run every config; returns a :class:`SweepResult` whose ``results`` rows follow the order of ``configs``.
+
+    workers: 1 -> in-process; > 1 -> a Dask LocalCluster with that many worker processes (1 thread each), closed at
+      the end. scheduler: address string, cluster object or ``distributed.Client`` of an existing cluster (overrides
+      ``workers``; the cluster is left running).
+    eval_subset: measure effective density on this many test samples (fixed subset; None = the whole test split).
+    threads: torch threads per point (default: in-process, torch's current setting; on Dask, the worker's cores).
+    model_root / points_root: model cache and point-result folders (defaults: ``$PRUNEKIT_CACHE`` and
+      ``$PRUNEKIT_CACHE/sweep_points``). use_point_cache=False recomputes (and does not store) every point.
+    """
+    from tqdm import tqdm
+
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be an integer >= 1")
+    scope = _check_scope(scope)
+    accuracy_threshold(1.0, tolerance, relative)  # validates tolerance before anything is trained
+    configs = list(configs)
+    for c in configs:
+        if not isinstance(c, TrainConfig):
+            raise ValueError(f"configs must be TrainConfig objects, got {type(c).__name__}")
+    if eval_subset is not None and (isinstance(eval_subset, bool) or not isinstance(eval_subset, int)
+                                    or eval_subset < 1):
+        raise ValueError(f"eval_subset={eval_subset!r} must be a positive integer or None")
+    options = dict(tolerance=tolerance, relative=relative, scope=scope, include_output=include_output,
+                   eval_subset=eval_subset,
+                   model_root=None if model_root is None else str(model_root),
+                   points_root=str(_points_dir(points_root)), use_point_cache=use_point_cache)
+    t0 = time.perf_counter()
+    outcomes: list[dict | None] = [None] * len(configs)
+    todo = []
+    for i, cfg in enumerate(configs):  # resume: points already stored are not submitted at all
+        pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset)
+        row = _read_point(_points_dir(points_root) / f"{pkey}.json") if use_point_cache else None
+        if row is not None:
+            outcomes[i] = {"ok": row}
+        else:
+            todo.append(i)
+    bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, unit="point", disable=not progress,
+               file=sys.stderr)
+    mode = "in-process"
+    try:
+        if todo and scheduler is None and workers == 1:
+            for i in todo:
+                outcomes[i] = _task(configs[i].to_dict(), options, threads, None)
+                bar.update(1)
+        elif todo:
+            from distributed import as_completed
+
+            client, cluster, mode = _client_for(workers, scheduler, threads)
+            try:
+                info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+                per_host: dict[str, int] = {}
+                for addr in info.get("workers", {}):
+                    host = addr.split("://")[-1].rsplit(":", 1)[0]
+                    per_host[host] = per_host.get(host, 0) + 1
+                futures = {client.submit(_task, configs[i].to_dict(), options, threads, per_host, True,
+                                         key=f"sweep-point-{i}-{configs[i].key()[:16]}", pure=False): i
+                           for i in todo}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        outcomes[i] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the point is reported
+                        outcomes[i] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+                    bar.update(1)
+            finally:
+                if cluster is not None:
+                    client.shutdown()
+                    cluster.close()
+    finally:
+        bar.close()
+    rows, failures = [], []
+    for cfg, out in zip(configs, outcomes):
+        if out is None:
+            continue
+        if "ok" in out:
+            rows.append(out["ok"])
+        else:
+            failures.append({**config_columns(cfg), "key": cfg.key(), "config": json.dumps(cfg.to_dict()),
+                             "error": out["error"], "traceback": out["traceback"]})
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS) if rows else pd.DataFrame(columns=RESULT_COLUMNS)
+    fails = pd.DataFrame(failures)
+    if failures:
+        warnings.warn(f"{len(failures)} of {len(configs)} sweep points failed (see SweepResult.failures); first: "
+                      f"{failures[0]['error']}", RuntimeWarning, stacklevel=2)
+    return SweepResult(results=results, failures=fails, seconds=time.perf_counter() - t0, mode=mode)
+
+
+def _accepts_n_workers(client) -> bool:
+    import inspect
+
+    try:
+        return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,75 @@
+"""Tests of prunekit.invariance: slope fit with CI, density trend, paired factor effects, claim sentences."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from prunekit.invariance import claims, density_trend, factor_effect, fit_core_scaling, width_grid
+
+
+def _table(slope, noise=0.05, seed=0, optimizers=("adam", "sgd"), inits=("he_normal",)):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for opt in optimizers:
+        for init in inits:
+            for w in (0.1, 0.25, 0.5, 1, 2, 3, 5):
+                for s in range(3):
+                    params = int(50000 * w)
+                    core = 10 ** (0.5 + slope * np.log10(params) + rng.normal(0, noise))
+                    core = core * (0.7 if opt == "sgd" else 1.0)
+                    rows.append(dict(dataset="mnist", arch="lenet300", width_mult=w, optimizer=opt, init=init,
+                                     seed=s, params=params, core_params=core, density=core / params))
+    return pd.DataFrame(rows)
+
+
+def test_fit_core_scaling_matches_scipy_and_recovers_slope():
+    df = _table(0.9)
+    fits = fit_core_scaling(df)
+    assert len(fits) == 2 and (fits["n"] == 21).all()
+    g = df[df.optimizer == "adam"]
+    x, y = np.log10(g["params"]), np.log10(g["core_params"])
+    ref = stats.linregress(x, y)
+    t = stats.t.ppf(0.975, len(g) - 2)
+    r = fits[fits.optimizer == "adam"].iloc[0]
+    assert r["slope"] == pytest.approx(ref.slope) and r["intercept"] == pytest.approx(ref.intercept)
+    assert r["ci_low"] == pytest.approx(ref.slope - t * ref.stderr)
+    assert r["ci_high"] == pytest.approx(ref.slope + t * ref.stderr)
+    assert r["ci_low"] < 0.9 < r["ci_high"] and r["p_zero"] < 1e-10 and r["p_one"] < 0.05
+    assert r["params_fold"] == pytest.approx(50)
+    # a constant core: slope ~ 0, the null hypothesis is not rejected
+    flat = fit_core_scaling(_table(0.0)).iloc[0]
+    assert abs(flat["slope"]) < 0.1 and flat["p_zero"] > 0.01
+
+
+def test_density_trend_and_factor_effect():
+    df = _table(1.0, noise=0.0)
+    tr = density_trend(df)
+    assert tr["density_fold"].to_numpy() == pytest.approx([1.0, 1.0])
+    assert tr["core_fold"].to_numpy() == pytest.approx([50, 50])
+    eff = factor_effect(df, "optimizer", reference="adam")
+    assert len(eff) == 1 and eff.iloc[0]["pairs"] == 21
+    adam = df[df.optimizer == "adam"]["density"].mean()
+    assert eff.iloc[0]["diff"] == pytest.approx(-0.3 * adam)
+
+
+def test_claims_follow_the_numbers():
+    yes = " ".join(claims(_table(1.0)))
+    assert "rejected in 2 of 2" in yes and "roughly width-invariant" in yes
+    assert "lowest FC density is with sgd" in yes and "holds." in yes
+    no = " ".join(claims(_table(0.0)))
+    assert "rejected in 0 of 2" in no and "NOT reproduced" in no and "NOT width-invariant" in no
+    inits = _table(1.0, inits=("he_normal", "glorot_uniform"))
+    inits.loc[inits.init == "glorot_uniform", "density"] *= 0.9
+    assert "Glorot - He = -" in " ".join(claims(inits))
+
+
+def test_width_grid_per_arch_settings():
+    cfgs = width_grid({"lenet300": ["digits"], "conv": ["digits"], "resnet": []}, [0.5, 1], ["sgd", "adam"],
+                      {"lenet300": ["glorot", "he"], "conv": ["he"]}, [0], epochs={"lenet300": 3, "conv": 1},
+                      subset={"conv": 500}, resize={"conv": 6})
+    assert len(cfgs) == 2 * 2 * 2 + 2 * 2
+    conv = [c for c in cfgs if c.model.arch == "conv"]
+    assert all(c.epochs == 1 and c.data.subset == 500 and c.data.resize == 6 for c in conv)
+    assert all(c.lr == 0.05 and c.momentum == 0.9 for c in cfgs if c.optimizer == "sgd")
+    assert all(c.lr == 1e-3 for c in cfgs if c.optimizer == "adam")

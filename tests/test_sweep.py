@@ -1,0 +1,123 @@
+"""Tests of prunekit.sweep: grids, in-process vs Dask LocalCluster (2 worker processes), resume, failures."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from prunekit.config import TrainConfig
+from prunekit.sweep import RESULT_COLUMNS, make_grid, point_key, run_point, run_sweep
+
+BASE = TrainConfig(epochs=1, lr=1e-2, batch_size=64).replace(arch="mlp", hidden=(16, 8))
+# columns that legitimately differ between two runs of the same points (timings, thread counts)
+VOLATILE = ["train_seconds", "measure_seconds", "threads"]
+
+
+def _stable(df):
+    return df.drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def test_make_grid_product_order_overrides_and_dedup():
+    cfgs = make_grid(BASE, arch=["mlp", "lenet300"], width_mult=[0.5, 1.0, 2.0], optimizer=["adam", "sgd"],
+                     overrides={"optimizer": {"sgd": {"lr": 0.1, "momentum": 0.9}}})
+    assert len(cfgs) == 12
+    assert [(c.model.arch, c.model.width_mult, c.optimizer) for c in cfgs[:3]] == [
+        ("mlp", 0.5, "adam"), ("mlp", 0.5, "sgd"), ("mlp", 1.0, "adam")]          # last axis fastest
+    assert all((c.lr, c.momentum) == ((0.1, 0.9) if c.optimizer == "sgd" else (1e-2, 0.0)) for c in cfgs)
+    assert all(c.epochs == 1 and c.checkpoints == () for c in cfgs)
+    assert make_grid(BASE, width_mult=[1.0, 1.0], seed=[0])[0].key() == BASE.replace(width_mult=1.0).key()
+    assert len(make_grid(BASE, width_mult=[1.0, 1.0])) == 1                          # duplicates dropped
+    assert make_grid(BASE, seed=[3], init_checkpoint=True)[0].checkpoints == (0,)
+    assert make_grid(BASE, dataset=["digits"], init=["he"])[0].model.init == "he_normal"
+    with pytest.raises(ValueError, match="unknown config field"):
+        make_grid(BASE, colour=["red"])
+    with pytest.raises(ValueError, match="no values"):
+        make_grid(BASE, seed=[])
+    with pytest.raises(ValueError, match="sequence"):
+        make_grid(BASE, arch="mlp")
+    with pytest.raises(ValueError, match="not an axis"):
+        make_grid(BASE, seed=[0], overrides={"optimizer": {"sgd": {"lr": 0.1}}})
+
+
+def test_run_point_measures_what_it_says(tmp_path):
+    from prunekit.cache import build, train_or_load
+    from prunekit.data import load_dataset
+    from prunekit.metrics import effective_density, model_hoyer_sparsity
+
+    cfg = BASE.replace(width_mult=2.0, seed=1, checkpoints=(0,))
+    row = run_point(cfg, model_root=tmp_path / "m", points_root=tmp_path / "p")
+    assert list(row) == RESULT_COLUMNS
+    run = train_or_load(cfg, root=tmp_path / "m")
+    ds = load_dataset(cfg.data)
+    ed = effective_density(run.model, ds.test)
+    assert (row["params"], row["core_params"], row["density"]) == (ed.params, ed.core_params, ed.density)
+    assert row["params"] == 64 * 32 + 32 * 16 and row["core_params"] == row["params"] - row["pruned"]
+    assert row["dense_accuracy"] == pytest.approx(run.history["test_accuracy"].iloc[-1])
+    assert row["hoyer_trained"] == pytest.approx(model_hoyer_sparsity(run.model))
+    # Hoyer at init: checkpoint 0 and the seeded re-initialisation are the same weights
+    assert row["hoyer_init"] == pytest.approx(model_hoyer_sparsity(run.model_at(0)))
+    assert row["hoyer_init"] == pytest.approx(model_hoyer_sparsity(build(cfg)))
+    assert row["hoyer_init"] != pytest.approx(row["hoyer_trained"])
+    # stored atomically under the point key, nothing temporary left behind
+    files = sorted(p.name for p in (tmp_path / "p").iterdir())
+    assert files == [f"{point_key(cfg)}.json"]
+    assert json.loads((tmp_path / "p" / files[0]).read_text()) == row
+    assert point_key(cfg) != point_key(cfg, tolerance=0.1) != point_key(cfg, scope="layerwise")
+    assert point_key(cfg, scope="layer") == point_key(cfg, scope="layerwise")
+
+
+def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
+    import prunekit.cache
+
+    cfgs = make_grid(BASE, width_mult=[0.5, 1.0], seed=[0, 1])
+    bad = BASE.replace(arch="conv", hidden=None, dataset="cosine", loss="sse")   # valid config, but conv needs images
+    roots = dict(model_root=tmp_path / "m", points_root=tmp_path / "p", progress=False)
+    first = run_sweep(cfgs[:2], **roots)                             # "interrupted" after two points
+    assert len(first.results) == 2 and first.ok
+
+    trained = []
+    real = prunekit.cache.train_or_load
+
+    def counting(cfg, *a, **k):
+        trained.append(cfg.key())
+        return real(cfg, *a, **k)
+
+    monkeypatch.setattr(prunekit.cache, "train_or_load", counting)
+    (tmp_path / "p" / f"{point_key(cfgs[1])}.json").write_text('{"truncated": ')   # an unreadable point
+    with pytest.warns(RuntimeWarning, match="1 of 5 sweep points failed"):
+        res = run_sweep([*cfgs, bad], **roots)
+    # only the missing points and the unreadable one ran; the bad point is reported, the others kept
+    assert sorted(trained) == sorted(c.key() for c in [cfgs[1], cfgs[2], cfgs[3], bad])
+    assert len(res.results) == 4 and list(res.results["key"]) == [c.key() for c in cfgs]
+    assert len(res.failures) == 1 and not res.ok
+    fail = res.failures.iloc[0]
+    assert fail["arch"] == "conv" and fail["dataset"] == "cosine" and fail["key"] == bad.key()
+    assert "ValueError" in fail["error"] and "4x4" in fail["error"] and "Traceback" in fail["traceback"]
+    assert json.loads(fail["config"])["model"]["arch"] == "conv"
+    with pytest.raises(RuntimeError, match="1 sweep point"):
+        res.raise_if_failed()
+    pd.testing.assert_frame_equal(_stable(res.results.iloc[:2]), _stable(first.results))
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep(cfgs, workers=0)
+    with pytest.raises(ValueError, match="scope"):
+        run_sweep(cfgs, scope="neuron")
+
+
+def test_dask_local_cluster_equals_in_process(tmp_path):
+    cfgs = make_grid(BASE, width_mult=[0.25, 1.0, 3.0], optimizer=["adam", "sgd"])
+    bad = BASE.replace(arch="conv", hidden=None, dataset="cosine", loss="sse")
+    local = run_sweep(cfgs, threads=1, model_root=tmp_path / "m1", points_root=tmp_path / "p1", progress=False)
+    with pytest.warns(RuntimeWarning, match="failed"):
+        dist = run_sweep([*cfgs, bad], workers=2, model_root=tmp_path / "m2", points_root=tmp_path / "p2",
+                         progress=False)
+    assert local.mode == "in-process" and dist.mode.startswith("dask LocalCluster(2")
+    assert len(dist.failures) == 1 and dist.failures.iloc[0]["key"] == bad.key()
+    assert len(local.results) == len(cfgs) == 6
+    # trained separately (separate caches) in other processes: the same numbers, bitwise
+    pd.testing.assert_frame_equal(_stable(local.results), _stable(dist.results), check_exact=True)
+    assert local.results["density"].between(0, 1).all() and not local.results["hoyer_init"].isna().any()
+    # each task used its worker's cores: 1 thread per worker on this host's share
+    import os
+
+    assert (dist.results["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)).all()
+    assert len(list((tmp_path / "p2").glob("*.json"))) == 6
