@@ -267,14 +267,19 @@ def _width_ticks(grid, widths) -> None:
 def plot_density_vs_width(df: pd.DataFrame, errorbar=("sd", 1)):
     """Effective density vs width multiplier (log x), one panel per dataset/arch, hue optimizer, style init;
     lines are means over seeds and bands +-1 standard deviation. Returns the seaborn FacetGrid."""
+    return _width_lines(df.assign(model=_label(df)), "density", "optimizer", "init",
+                        "effective density |ω| / |θ|", errorbar)
+
+
+def _width_lines(d: pd.DataFrame, y: str, hue: str, style: str, ylabel: str, errorbar):
+    """Lines of ``y`` against the width multiplier (log x), one panel per model, bands over seeds."""
     import seaborn as sns
 
-    d = df.assign(model=_label(df))
-    g = sns.relplot(data=d, x="width_mult", y="density", hue="optimizer", style="init", col="model", kind="line",
+    g = sns.relplot(data=d, x="width_mult", y=y, hue=hue, style=style, col="model", kind="line",
                     markers=True, errorbar=errorbar, facet_kws={"sharey": False}, height=3.2, aspect=1.1)
     g.set(xscale="log")
-    _width_ticks(g, df["width_mult"])
-    g.set_axis_labels("width multiplier (x default)", "effective density |ω| / |θ|")
+    _width_ticks(g, d["width_mult"])
+    g.set_axis_labels("width multiplier (x default)", ylabel)
     g.set_titles("{col_name}")
     return g
 
@@ -316,17 +321,9 @@ def plot_core_vs_params(df: pd.DataFrame, fits: pd.DataFrame | None = None):
 
 def plot_hoyer_vs_width(df: pd.DataFrame, errorbar=("sd", 1)):
     """Hoyer sparsity of the prunable weights vs width, at initialisation and after training (bands over seeds)."""
-    import seaborn as sns
-
     d = df.assign(model=_label(df)).melt(
         id_vars=["model", "width_mult", "optimizer", "init", "seed"], value_vars=["hoyer_init", "hoyer_trained"],
         var_name="when", value_name="hoyer")
     d["when"] = d["when"].map({"hoyer_init": "at init", "hoyer_trained": "trained"})
     d["series"] = d["optimizer"] + " / " + d["init"]
-    g = sns.relplot(data=d, x="width_mult", y="hoyer", hue="series", style="when", col="model", kind="line",
-                    markers=True, errorbar=errorbar, facet_kws={"sharey": False}, height=3.2, aspect=1.1)
-    g.set(xscale="log")
-    _width_ticks(g, df["width_mult"])
-    g.set_axis_labels("width multiplier (x default)", "Hoyer sparsity of weights")
-    g.set_titles("{col_name}")
-    return g
+    return _width_lines(d, "hoyer", "series", "when", "Hoyer sparsity of weights", errorbar)
