@@ -40,14 +40,14 @@ reproduce: $(STAMP)
 	@echo "Executed notebooks: $(EXECUTED)/  figures: figures/  tables: data/results/$(PROFILE)/"
 
 test: $(STAMP)
-	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=data/test-figures $(BIN)/python -m pytest tests notebooks \
+	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 nbval: $(STAMP)
-	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=data/test-figures $(BIN)/python -m pytest notebooks \
+	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 bench: $(STAMP)
