@@ -177,7 +177,10 @@ def _load_cached(cfg: DataConfig, root: str) -> Dataset:
         xv, yv, xtr, ytr = xtr[vidx], ytr[vidx], xtr[tidx], ytr[tidx]
 
     def to_tensor(x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
+        # NHWC -> NCHW with canonical strides: a permuted view with C = 1 also passes as channels_last, and torch
+        # would then run every conv in that format (see models.as_nchw for why that matters).
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+        t = t.clone(memory_format=torch.contiguous_format).float().div_(255.0)
         if cfg.resize is not None and t.shape[-1] != cfg.resize:
             t = F.interpolate(t, size=(cfg.resize, cfg.resize), mode="bilinear", antialias=True,
                               align_corners=False).clamp_(0.0, 1.0)

@@ -72,6 +72,17 @@ def test_mnist_offline_from_copied_files(mnist_env):
     assert ova.num_classes == 2 and int(ova.test.y.sum()) == 980
 
 
+def _canonical(t: torch.Tensor) -> bool:
+    return t.stride() == torch.empty(t.shape).stride()
+
+
+def test_images_have_canonical_nchw_strides(mnist_env):
+    """A 1-channel NCHW view of NHWC data passes as channels_last too, and would switch every conv to that format."""
+    for cfg in (DataConfig("digits"), DataConfig("mnist", subset=300, resize=14), DataConfig("mnist", subset=300)):
+        ds = load_dataset(cfg)
+        assert _canonical(ds.train.x) and _canonical(ds.test.x), (cfg, ds.train.x.stride())
+
+
 def _idx(path, arr: np.ndarray, magic: int):
     with open(path, "wb") as f:
         f.write(struct.pack(">I", magic))

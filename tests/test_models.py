@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from prunekit.config import ModelConfig
-from prunekit.models import MLP, ConvNet, ResNet, build_model, count_parameters, prunable_parameters
+from prunekit.models import MLP, ConvNet, ResNet, as_nchw, build_model, count_parameters, prunable_parameters
 
 SHAPES = [((1, 8, 8), 10), ((1, 20, 20), 10), ((1, 28, 28), 2), ((3, 32, 32), 10)]
 
@@ -72,3 +72,56 @@ def test_initialisations_have_the_textbook_scale(init, expected_std):
     w = model.hidden_layers[1].weight.detach()  # fan_in 300, fan_out 100
     assert abs(float(w.std()) - expected_std) / expected_std < 0.03
     assert float(model.hidden_layers[1].bias.detach().abs().max()) == 0.0
+
+
+def test_as_nchw_copies_only_non_canonical_strides():
+    x = torch.randn(4, 1, 5, 5)
+    batch = x[1:3]
+    assert as_nchw(x) is x and as_nchw(batch) is batch
+    nhwc_view = torch.randn(4, 5, 5, 1).permute(0, 3, 1, 2)  # passes as contiguous and as channels_last
+    assert nhwc_view.is_contiguous() and nhwc_view.stride() == (25, 1, 5, 1)
+    for y in (nhwc_view, torch.randn(4, 3, 5, 5).contiguous(memory_format=torch.channels_last)):
+        z = as_nchw(y)
+        assert z.stride() == torch.empty(y.shape).stride() and torch.equal(z, y)
+
+
+CHANNELS_LAST_TRAINING = """
+import copy
+import torch
+from torch import nn
+from prunekit.config import ModelConfig
+from prunekit.models import build_model
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = build_model(ModelConfig("{arch}", width_mult={wm}), (1, 14, 14), 10)
+x_cl = torch.rand(128, 14, 14, 1).permute(0, 3, 1, 2)  # NCHW view of NHWC data: channels_last strides
+x = x_cl.clone(memory_format=torch.contiguous_format)
+y = torch.randint(0, 10, (128,))
+ref = copy.deepcopy(model)
+nn.functional.cross_entropy(model(x_cl), y).backward()
+nn.functional.cross_entropy(ref(x), y).backward()
+for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+    err = float((p.grad - q.grad).abs().max() / q.grad.abs().max().clamp_min(1e-12))
+    assert err < 1e-4, (name, err)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for _ in range(100):
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x_cl), y).backward()
+    opt.step()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("arch, width_mult", [("resnet", 0.1), ("resnet", 0.25), ("resnet", 0.5), ("conv", 0.5)])
+def test_narrow_conv_nets_train_correctly_on_channels_last_input(arch, width_mult):
+    """Regression: channels_last input (a 1-channel NCHW view of NHWC data) gave wrong batch-norm gradients at 8
+    channels and crashed oneDNN's strided 1x1 backward below 8 (SIGABRT/SIGSEGV with one thread, a hang with two).
+
+    The gradients must equal those for the same input in NCHW. Run in a child process, so that a native crash fails
+    this test instead of killing pytest.
+    """
+    import subprocess
+    import sys
+    code = CHANNELS_LAST_TRAINING.format(arch=arch, wm=width_mult)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "done" in proc.stdout, (proc.returncode, proc.stderr[-2000:])
