@@ -24,8 +24,8 @@ import pandas as pd
 
 from .config import DataConfig, TrainConfig
 
-__all__ = ["GROUP", "OPTIMIZER_SETTINGS", "width_grid", "fit_core_scaling", "density_trend", "factor_effect",
-           "claims", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width", "available_datasets"]
+__all__ = ["GROUP", "OPTIMIZER_SETTINGS", "width_grid", "split_untrained", "fit_core_scaling", "density_trend",
+           "factor_effect", "claims", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width", "available_datasets"]
 
 GROUP = ["dataset", "arch", "optimizer", "init"]  # one width series = one (dataset, arch, optimizer, init)
 
@@ -52,15 +52,15 @@ def _per_arch(value, arch):
 
 
 def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float], optimizers, inits, seeds, *,
-               epochs=5, batch_size: int = 128, subset=None, resize=None,
+               epochs=5, batch_size=128, subset=None, resize=None,
                optimizer_settings: dict[str, dict] | None = None) -> list[TrainConfig]:
     """Configs of the width sweep: for each arch, its data sets x widths x optimizers x inits x seeds.
 
     arch_datasets: e.g. ``{"lenet300": ["mnist"], "conv": ["mnist", "cifar10"]}`` (each arch at its default widths,
       scaled by ``width_mult``; an arch with no data set is skipped).
-    optimizers, inits, seeds, epochs, subset (stratified subset of each training set), resize (image side): one
-      value (list) for every arch, or a dict arch -> value (a missing arch gets None = the default: no subset, no
-      resize).
+    optimizers, inits, seeds, epochs, batch_size, subset (stratified subset of each training set), resize (image
+      side): one value (list) for every arch, or a dict arch -> value (a missing arch gets None = the default: no
+      subset, no resize).
     optimizer_settings: per-optimizer overrides of :data:`OPTIMIZER_SETTINGS` (lr, momentum, ...).
     """
     from .sweep import make_grid
@@ -72,7 +72,7 @@ def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float],
             continue
         opts = list(_per_arch(optimizers, arch))
         base = TrainConfig(data=DataConfig(subset=_per_arch(subset, arch), resize=_per_arch(resize, arch)),
-                           epochs=_per_arch(epochs, arch), batch_size=batch_size).replace(arch=arch)
+                           epochs=_per_arch(epochs, arch), batch_size=_per_arch(batch_size, arch)).replace(arch=arch)
         out += make_grid(base, dataset=list(datasets), width_mult=list(widths), optimizer=opts,
                          init=list(_per_arch(inits, arch)), seed=list(_per_arch(seeds, arch)),
                          overrides={"optimizer": {k: v for k, v in settings.items() if k in opts}})
@@ -100,6 +100,18 @@ def _ols(x: np.ndarray, y: np.ndarray, confidence: float) -> dict:
         else:
             out.update(p_zero=0.0 if fit.slope != 0 else 1.0, p_one=0.0 if fit.slope != 1 else 1.0)
     return out
+
+
+def split_untrained(df: pd.DataFrame, min_dense_accuracy: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(learned, untrained)``: rows whose dense model reached ``min_dense_accuracy`` (test accuracy), and the rest.
+
+    A model that has not learned the task has no meaningful core: near chance, pruning every weight keeps its
+    accuracy within the tolerance. Such rows stay in the results table but are left out of the fits and verdicts.
+    """
+    if not 0.0 <= min_dense_accuracy <= 1.0:
+        raise ValueError(f"min_dense_accuracy={min_dense_accuracy!r} is out of range; allowed: 0 to 1")
+    ok = df["dense_accuracy"] >= min_dense_accuracy
+    return df[ok], df[~ok]
 
 
 def fit_core_scaling(df: pd.DataFrame, by: Sequence[str] = ("dataset", "arch", "optimizer", "init"),
@@ -182,15 +194,23 @@ def factor_effect(df: pd.DataFrame, factor: str, reference: str, value: str = "d
 
 
 # ------------------------------------------------------------------------------------------------------- claims
-def claims(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2) -> list[str]:
+def claims(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
+           min_dense_accuracy: float = 0.0) -> list[str]:
     """The claims of source 000 checked on ``df``, one sentence each, built from this table's numbers.
 
+    - models below ``min_dense_accuracy`` are left out (see :func:`split_untrained`), and the first sentence says which;
     - null hypothesis (|ω| does not change with width) rejected when the slope's CI excludes 0 (p_zero < alpha);
     - density "flat across widths" when the log-log slope is within ``flat_slope`` of 1 (a 50x wider model then
       changes density by at most 50**0.2 = 2.2x while |ω| grows ~50x);
     - the optimizer and init effects as paired differences of density.
     """
     out = []
+    df, untrained = split_untrained(df, min_dense_accuracy)
+    if not untrained.empty:
+        which = (untrained.groupby(["arch", "width_mult"]).size().reset_index(name="n")
+                 .apply(lambda r: f"{r['arch']} {r['width_mult']:g}x ({r['n']})", axis=1))
+        out.append(f"Left out as not trained (dense test accuracy below {min_dense_accuracy:.0%}, so no meaningful core): "
+                   f"{len(untrained)} of {len(df) + len(untrained)} models: {', '.join(which)}.")
     fits = fit_core_scaling(df)
     fits = fits[fits["n"] >= 3]
     if fits.empty:

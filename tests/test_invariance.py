@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from prunekit.invariance import claims, density_trend, factor_effect, fit_core_scaling, width_grid
+from prunekit.invariance import claims, density_trend, factor_effect, fit_core_scaling, split_untrained, width_grid
 
 
 def _table(slope, noise=0.05, seed=0, optimizers=("adam", "sgd"), inits=("he_normal",)):
@@ -19,7 +19,8 @@ def _table(slope, noise=0.05, seed=0, optimizers=("adam", "sgd"), inits=("he_nor
                     core = 10 ** (0.5 + slope * np.log10(params) + rng.normal(0, noise))
                     core = core * (0.7 if opt == "sgd" else 1.0)
                     rows.append(dict(dataset="mnist", arch="lenet300", width_mult=w, optimizer=opt, init=init,
-                                     seed=s, params=params, core_params=core, density=core / params))
+                                     seed=s, params=params, core_params=core, density=core / params,
+                                     dense_accuracy=0.95))
     return pd.DataFrame(rows)
 
 
@@ -64,12 +65,28 @@ def test_claims_follow_the_numbers():
     assert "Glorot - He = -" in " ".join(claims(inits))
 
 
+def test_untrained_models_are_left_out_of_fits_and_verdicts():
+    table = _table(1.0)
+    assert "Left out" not in " ".join(claims(table, min_dense_accuracy=0.5))
+    narrow = table["width_mult"] == table["width_mult"].min()
+    table.loc[narrow, "dense_accuracy"] = 0.12
+    table.loc[narrow, "core_params"] = 1  # a chance-level model: its "core" says nothing, and drags the slope
+    learned, untrained = split_untrained(table, 0.5)
+    assert len(untrained) == narrow.sum() and len(learned) == len(table) - narrow.sum()
+    kept = " ".join(claims(table, min_dense_accuracy=0.5))
+    assert f"{narrow.sum()} of {len(table)} models" in kept and "roughly width-invariant" in kept
+    assert "roughly width-invariant" not in " ".join(claims(table))  # with them, the slope is off
+    with pytest.raises(ValueError, match="min_dense_accuracy"):
+        split_untrained(table, 50)
+
+
 def test_width_grid_per_arch_settings():
     cfgs = width_grid({"lenet300": ["digits"], "conv": ["digits"], "resnet": []}, [0.5, 1], ["sgd", "adam"],
                       {"lenet300": ["glorot", "he"], "conv": ["he"]}, [0], epochs={"lenet300": 3, "conv": 1},
-                      subset={"conv": 500}, resize={"conv": 6})
+                      subset={"conv": 500}, resize={"conv": 6}, batch_size={"lenet300": 64, "conv": 16})
     assert len(cfgs) == 2 * 2 * 2 + 2 * 2
     conv = [c for c in cfgs if c.model.arch == "conv"]
-    assert all(c.epochs == 1 and c.data.subset == 500 and c.data.resize == 6 for c in conv)
+    assert all(c.epochs == 1 and c.data.subset == 500 and c.data.resize == 6 and c.batch_size == 16 for c in conv)
+    assert all(c.batch_size == 64 for c in cfgs if c.model.arch == "lenet300")
     assert all(c.lr == 0.05 and c.momentum == 0.9 for c in cfgs if c.optimizer == "sgd")
     assert all(c.lr == 1e-3 for c in cfgs if c.optimizer == "adam")
