@@ -69,7 +69,7 @@ def as_nchw(x: torch.Tensor) -> torch.Tensor:
 
     A 1-channel NCHW view of NHWC data passes as channels_last too, and torch then runs every conv and batch norm
     of the net in that format. On the CPU with torch 2.14.1 that format is unsafe for narrow nets: batch-norm
-    backward returns wrong gradients for 7 and 8 channels (input gradients off by up to 50% at batch 128 of 14x14),
+    backward gave wrong gradients at 7 and 8 channels in our checks (input gradients 24-98% off at batch 128),
     and oneDNN's strided 1x1 conv backward corrupts the heap below 8 input channels (uxlfoundation/oneDNN#6035).
     The conv nets here therefore always compute in NCHW; do not convert them with ``memory_format=channels_last``.
     """
