@@ -25,7 +25,8 @@ import pandas as pd
 from .config import DataConfig, TrainConfig
 
 __all__ = ["GROUP", "OPTIMIZER_SETTINGS", "width_grid", "split_untrained", "fit_core_scaling", "density_trend",
-           "factor_effect", "claims", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width", "available_datasets"]
+           "factor_effect", "claims", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width",
+           "available_datasets"]
 
 GROUP = ["dataset", "arch", "optimizer", "init"]  # one width series = one (dataset, arch, optimizer, init)
 
@@ -209,8 +210,8 @@ def claims(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
     if not untrained.empty:
         which = (untrained.groupby(["arch", "width_mult"]).size().reset_index(name="n")
                  .apply(lambda r: f"{r['arch']} {r['width_mult']:g}x ({r['n']})", axis=1))
-        out.append(f"Left out as not trained (dense test accuracy below {min_dense_accuracy:.0%}, so no meaningful core): "
-                   f"{len(untrained)} of {len(df) + len(untrained)} models: {', '.join(which)}.")
+        out.append(f"Left out as not trained (dense test accuracy below {min_dense_accuracy:.0%}, so no meaningful "
+                   f"core): {len(untrained)} of {len(df) + len(untrained)} models: {', '.join(which)}.")
     fits = fit_core_scaling(df)
     fits = fits[fits["n"] >= 3]
     if fits.empty:
