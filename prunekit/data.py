@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from .config import DataConfig
 from .paths import data_dir
 
-__all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "iterate_batches", "EXPECTED_FILES"]
+__all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "random_subset", "iterate_batches",
+           "EXPECTED_FILES"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -214,6 +215,15 @@ def load_dataset(cfg: DataConfig | str = "digits", root: str | os.PathLike | Non
         cfg = DataConfig(name=cfg)
     root = Path(root) if root is not None else data_dir()
     return _load_cached(cfg, str(root.resolve()))
+
+
+def random_subset(split: Split, n: int | None, seed: int = 0) -> Split:
+    """A fixed random subset of ``n`` samples of ``split`` (a permutation seeded with ``seed``), or ``split`` itself
+    when ``n`` is None or not smaller than it: for cheaper evaluation of large models."""
+    if n is None or n >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    return Split(split.x[idx], split.y[idx])
 
 
 def iterate_batches(split: Split, batch_size: int, shuffle: bool = False,

@@ -178,14 +178,9 @@ def _init_model(run, cfg: TrainConfig, ds):
 def eval_split(ds, eval_subset: int | None = None):
     """The split effective density is measured on: the test split, or a fixed random subset of ``eval_subset`` of
     its samples (permutation seeded with 0, the same for every model) to make large models cheaper to measure."""
-    from .data import Split
+    from .data import random_subset
 
-    if eval_subset is None or eval_subset >= len(ds.test):
-        return ds.test
-    import torch
-
-    idx = torch.randperm(len(ds.test), generator=torch.Generator().manual_seed(0))[:eval_subset]
-    return Split(ds.test.x[idx], ds.test.y[idx])
+    return random_subset(ds.test, eval_subset, seed=0)
 
 
 def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = False, scope: str = "global",

@@ -39,7 +39,7 @@ over the classes are fast.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,7 @@ __all__ = [
     "DEFAULT_RATIOS", "IMBALANCE_MEASURES", "kl_divergence", "log_probs", "utility", "flat_weights",
     "random_subsets", "evaluate_subsets", "random_ablation", "magnitude_bands", "magnitude_ablation", "summarize",
     "gini", "coefficient_of_variation", "utility_imbalance", "imbalance_table", "ablation_at_checkpoints",
-    "critical_ratio",
+    "critical_ratio", "width_comparison",
 ]
 
 DEFAULT_RATIOS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -552,3 +552,31 @@ def critical_ratio(df: pd.DataFrame, level: float, by: str | Sequence[str] | Non
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(by, key)), "critical_ratio": one(g)})
     return pd.DataFrame(rows)
+
+
+def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch.Tensor,
+                     ratios: Iterable[float], n_subsets: int, imbalance_ratio: float, chance: float,
+                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random ablation of the same task's models at several widths (``{width_mult: model}``).
+
+    Returns ``(ablations, summary)``. ablations: the :func:`random_ablation` rows with ``width_mult`` and the model's
+    ``dense_accuracy``. summary, one row per width: ``prunable_weights``, ``dense_accuracy``, ``critical_ratio`` (the
+    ratio where mean accuracy falls halfway from dense to ``chance``), ``gini`` and ``cv`` of the utilities at
+    ``imbalance_ratio``, and ``critical_count = critical_ratio * prunable_weights``.
+    """
+    frames = []
+    for w, model in models.items():
+        df = random_ablation(model, x, y, ratios=ratios, n_subsets=n_subsets, seed=seed)
+        df.insert(0, "width_mult", float(w))
+        df["dense_accuracy"] = float(random_ablation(model, x, y, ratios=[0.0], n_subsets=1)["accuracy"].iloc[0])
+        frames.append(df)
+    ablations = pd.concat(frames, ignore_index=True)
+    imbalance = imbalance_table(ablations[np.isclose(ablations.ratio, imbalance_ratio)], "width_mult")
+    rows = []
+    for w, g in ablations.groupby("width_mult"):
+        dense = g["dense_accuracy"].iloc[0]
+        rows.append({"width_mult": w, "prunable_weights": flat_weights(models[w]).numel(), "dense_accuracy": dense,
+                     "critical_ratio": critical_ratio(g, 0.5 * (dense + chance))})
+    summary = pd.DataFrame(rows).merge(imbalance[["width_mult", "gini", "cv"]], on="width_mult")
+    summary["critical_count"] = summary["critical_ratio"] * summary["prunable_weights"]
+    return ablations, summary

@@ -123,3 +123,15 @@ def test_offline_missing_files_give_a_clear_error_and_leave_nothing(tmp_path):
     msg = str(err.value)
     assert "fashion_mnist" in msg and "train-images-idx3-ubyte.gz" in msg and str(tmp_path) in msg
     assert list(tmp_path.iterdir()) == []
+
+
+def test_random_subset_is_seeded_and_returns_small_requests_whole():
+    from prunekit.data import random_subset
+    split = load_dataset(DataConfig("digits")).test
+    assert random_subset(split, None) is split and random_subset(split, len(split)) is split
+    sub = random_subset(split, 50, seed=3)
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(3))[:50]
+    assert torch.equal(sub.x, split.x[idx]) and torch.equal(sub.y, split.y[idx])
+    assert torch.equal(random_subset(split, 50, seed=3).x, sub.x)
+    assert not torch.equal(random_subset(split, 50, seed=4).x, sub.x)
+

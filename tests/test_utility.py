@@ -274,3 +274,25 @@ def test_critical_ratio_interpolates():
     assert U.critical_ratio(df, 0.95) == 0.1
     t = U.critical_ratio(df, 0.4, by="w")
     assert t["critical_ratio"].iloc[0] == pytest.approx(0.4)
+
+
+def test_width_comparison_against_direct_calls():
+    torch.manual_seed(0)
+    models = {1.0: MLP(4, (5, 3), 3, "relu").eval(), 2.0: MLP(4, (10, 6), 3, "relu").eval()}
+    x, y = torch.randn(60, 4), torch.randint(0, 3, (60,))
+    ratios = (0.1, 0.3, 0.5, 0.7, 0.9)
+    ablations, summary = U.width_comparison(models, x, y, ratios=ratios, n_subsets=6, imbalance_ratio=0.3,
+                                            chance=1 / 3, seed=1)
+    assert list(summary["width_mult"]) == [1.0, 2.0] and len(ablations) == 2 * len(ratios) * 6
+    for w, model in models.items():
+        own = U.random_ablation(model, x, y, ratios=ratios, n_subsets=6, seed=1)
+        got = ablations[ablations.width_mult == w].reset_index(drop=True)
+        assert np.allclose(got["utility"], own["utility"]) and np.allclose(got["accuracy"], own["accuracy"])
+        row = summary.set_index("width_mult").loc[w]
+        dense = float((model(x).argmax(1) == y).float().mean())
+        assert row.dense_accuracy == pytest.approx(dense)
+        assert row.prunable_weights == sum(m.weight.numel() for m, _ in prunable_parameters(model))
+        nan_or_equal = U.critical_ratio(own, 0.5 * (dense + 1 / 3))
+        assert (math.isnan(row.critical_ratio) and math.isnan(nan_or_equal)) or row.critical_ratio == nan_or_equal
+        assert row.gini == pytest.approx(U.gini(own.loc[np.isclose(own.ratio, 0.3), "utility"]))
+        assert row.critical_count == pytest.approx(row.critical_ratio * row.prunable_weights, nan_ok=True)
