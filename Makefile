@@ -10,6 +10,9 @@ STAMP    := $(VENV)/.prunekit-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := data/executed/$(PROFILE)
 PYTEST_ARGS ?=
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_ARGS ?=
 
 .PHONY: help install reproduce test unit nbval bench lab clean
 
@@ -17,7 +20,7 @@ help:
 	@echo "make reproduce [PROFILE=quick|paper]  install, then execute every notebook into $(EXECUTED)/"
 	@echo "make test                            install, then unit tests and nbval over every notebook"
 	@echo "make bench                           benchmarks (rows into data/results/benchmarks.csv)"
-	@echo "make lab                             JupyterLab on notebooks/"
+	@echo "make lab [LAB_IP=127.0.0.1 LAB_PORT=8888]  JupyterLab on notebooks/ (as root too)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +59,8 @@ bench: $(STAMP)
 	done
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	@echo "JupyterLab: open the http://$(LAB_IP):$(LAB_PORT)/lab?token=... address printed below (kernel: Python (prunekit))"
+	$(BIN)/jupyter lab notebooks/ --ip=$(LAB_IP) --port=$(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf data/executed data/results data/test-figures

@@ -1,4 +1,4 @@
-"""Benchmark of prunekit.pruning (issue 3): pruning-curve cost and inference speed-ups of pruned FOR.ai nets.
+"""Benchmark of prunekit.pruning (source 003): pruning-curve cost and inference speed-ups of pruned FOR.ai nets.
 
 1. A full pruning curve (10 k values x weight and unit pruning, layerwise ranking) of the FOR.ai net
    (784-1000-1000-500-200-10, ReLU, no biases) on MNIST's 10,000 test images:
@@ -26,7 +26,7 @@ import time
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from prunekit import pruning
+from prunekit import curves
 from prunekit.benchmarking import matmul_gflops, record, timeit
 from prunekit.cache import train_or_load
 from prunekit.config import DataConfig, ModelConfig, TrainConfig
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
 
     # 1a. prunekit vs conventional, whole curve (weight + unit, layerwise)
     t0 = time.perf_counter()
-    ours = pruning.pruning_curve(model, params, split, ks, methods=["weight", "unit"], scopes=["layerwise"])
+    ours = curves.pruning_curve(model, params, split, ks, methods=["weight", "unit"], scopes=["layerwise"])
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
     theirs = conventional_curve(model, split, ks)
@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     t_sweep = t_plain = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        pruning.pruning_curve(model, params, split, ks, methods=["weight", "unit"], scopes=["layerwise"],
+        curves.pruning_curve(model, params, split, ks, methods=["weight", "unit"], scopes=["layerwise"],
                               form="dense")
         t_sweep = min(t_sweep, time.perf_counter() - t0)
         t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
             dense_s = timeit(lambda: model(x), repeat=repeat, warmup=2)
         record(bench, f"dense_forward_b{batch}", dense_s * 1e3, "ms")
         for form, kk in (("compacted", [50, 90]), ("csr", [90, 95, 99])):
-            t = pruning.inference_speedups(model, params, x, kk, forms=[form], repeat=repeat, warmup=2)
+            t = curves.inference_speedups(model, params, x, kk, forms=[form], repeat=repeat, warmup=2)
             for _, r in t.iterrows():
                 tag = f"{form}_{'unit' if form == 'compacted' else 'weight'}{int(r['k'])}_b{batch}"
                 record(bench, f"{tag}_forward", r["seconds"] * 1e3, "ms")

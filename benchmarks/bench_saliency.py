@@ -1,4 +1,4 @@
-"""Benchmark of prunekit.saliency (issue 5): the whole of brute-force Algorithm II (source 001).
+"""Benchmark of prunekit.saliency: the whole of brute-force Algorithm II (source 001).
 
 Brute-force Algorithm II removes, at every step, the unit whose removal raises the error least, found by trying every
 remaining unit: O(K²) evaluations for K hidden units. Compared in one run on MNIST 400-100-10 (5,000-image stratified

@@ -1,6 +1,6 @@
 """Training throughput: prunekit's in-memory trainer vs the conventional torchvision + DataLoader pipeline.
 
-Measured in one run, on MNIST (issue 2):
+Measured in one run, on MNIST:
 - the machine's fp32 matmul throughput (GFLOP/s);
 - prunekit's training throughput (samples/s, and achieved GFLOP/s = 6 x parameters x samples/s) for LeNet-300-100 at
   batch 128 and for the FOR.ai net at batch 128 and 512;

@@ -1,4 +1,4 @@
-"""Benchmarks of weight-utility ablation and of the loss-surface plane (issue 6, source 002).
+"""Benchmarks of weight-utility ablation and of the loss-surface plane (source 002).
 
 1. Random ablation, small net on digits (per-call overhead dominates): batched subsets (prunekit.utility) vs the naive
    way (deepcopy, zero, evaluate, per subset). Target: >= 5x faster.

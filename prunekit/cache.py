@@ -28,7 +28,7 @@ from torch import nn
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .models import build_model
-from .paths import cache_dir
+from .paths import atomic_write, cache_dir
 from .train import train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes"]
@@ -75,9 +75,7 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def entry_path(cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path:
@@ -127,9 +125,8 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     path.mkdir(parents=True, exist_ok=True)
     (path / "meta.json").unlink(missing_ok=True)
     run = fit(cfg, quiet=quiet, resume_path=path / "progress.pt")
-    tmp = path / f".model.pt.{os.getpid()}.tmp"
-    torch.save({"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}, tmp)
-    os.replace(tmp, path / "model.pt")
+    state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
+    atomic_write(path / "model.pt", lambda tmp: torch.save(state, tmp))
     meta = {"config": cfg.to_dict(), "key": cfg.key(), "sha256": sha256_file(path / "model.pt"),
             "history": run.history.to_dict(orient="records"), "versions": versions()}
     atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())

@@ -2,8 +2,10 @@
 
 A :class:`TrainConfig` holds everything that determines a trained model: the data (:class:`DataConfig`), the model
 (:class:`ModelConfig`) and the optimisation. Invalid values raise ``ValueError`` on construction, naming the field and
-the allowed values, so nothing is trained from a bad config. ``cfg.key()`` is the SHA-256 of the canonical JSON of
-the whole config and names the model's cache entry.
+the allowed values, so nothing is trained from a bad config. ``cfg.key()`` names the model's cache entry: the SHA-256
+of the canonical JSON of the fields that differ from their defaults (:meth:`identity`, as OpenLTH's hparams do), so
+that adding a field with a default leaves every existing key, and so every cached model, where it was. Float fields
+are stored as floats (``lr=1`` and ``lr=1.0`` are one config).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field, fields
+
+from .checks import choice, number
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine")
 ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet")
@@ -24,37 +27,35 @@ SCHEDULES = ("none", "cosine", "step")
 LOSSES = ("cross_entropy", "sse")
 
 
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not supported; allowed values: {', '.join(map(repr, allowed))}")
-
-
-def _number(name: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}={value!r} must be a number")
-    if integer and int(value) != value:
-        raise ValueError(f"{name}={value!r} must be an integer")
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name}={value!r} must be a finite number")
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
-
-
 class _Config:
-    """Shared behaviour: plain-dict conversion and a stable hash."""
+    """Shared behaviour: plain-dict conversion and a stable hash of the non-default fields."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict:
+        """The fields that differ from their defaults (nested configs likewise, left out when all default)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, _Config):
+                sub = value.identity()
+                if sub:
+                    out[f.name] = sub
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if value != default or type(value) is not type(default):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
     def key(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of this config: the cache key."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """SHA-256 (hex) of the canonical JSON of :meth:`identity`: the cache key."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _floats(self, *names: str) -> None:
+        for name in names:
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -81,21 +82,22 @@ class DataConfig(_Config):
     seed: int = 0
 
     def __post_init__(self):
-        _choice("dataset", self.name, DATASETS)
+        choice("dataset", self.name, DATASETS)
         if self.subset is not None:
-            _number("subset", self.subset, low=1, integer=True)
+            number("subset", self.subset, low=1, integer=True)
         if self.resize is not None:
-            _number("resize", self.resize, low=1, integer=True)
+            number("resize", self.resize, low=1, integer=True)
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
             if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
                 raise ValueError(f"classes={self.classes!r} must list at least two distinct class labels")
         if self.one_vs_all is not None:
-            _number("one_vs_all", self.one_vs_all, low=0, integer=True)
+            number("one_vs_all", self.one_vs_all, low=0, integer=True)
             if self.classes is not None:
                 raise ValueError("classes and one_vs_all cannot both be set; choose one relabelling")
-        _number("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
-        _number("seed", self.seed, low=0, integer=True)
+        number("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
+        number("seed", self.seed, low=0, integer=True)
+        self._floats("val_fraction")
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ class ModelConfig(_Config):
     init: str = "default"
 
     def __post_init__(self):
-        _choice("arch", self.arch, ARCHS)
-        _number("width_mult", self.width_mult, low=0.0, low_open=True)
+        choice("arch", self.arch, ARCHS)
+        number("width_mult", self.width_mult, low=0.0, low_open=True)
+        self._floats("width_mult")
         if self.hidden is not None:
             object.__setattr__(self, "hidden", tuple(self.hidden))
             if self.arch not in ("mlp", "lenet300", "forai"):
@@ -127,13 +130,13 @@ class ModelConfig(_Config):
             if not self.hidden:
                 raise ValueError("hidden=() must list at least one hidden width")
             for i, h in enumerate(self.hidden):
-                _number(f"hidden[{i}]", h, low=1, integer=True)
+                number(f"hidden[{i}]", h, low=1, integer=True)
         if self.activation is not None:
-            _choice("activation", self.activation, ACTIVATIONS)
+            choice("activation", self.activation, ACTIVATIONS)
         if self.bias is not None and not isinstance(self.bias, bool):
             raise ValueError(f"bias={self.bias!r} must be True, False or None")
         init = INIT_ALIASES.get(self.init, self.init)
-        _choice("init", init, INITS + tuple(INIT_ALIASES))
+        choice("init", init, INITS + tuple(INIT_ALIASES))
         object.__setattr__(self, "init", init)
 
 
@@ -165,18 +168,19 @@ class TrainConfig(_Config):
             raise ValueError(f"data must be a DataConfig, not {type(self.data).__name__}")
         if not isinstance(self.model, ModelConfig):
             raise ValueError(f"model must be a ModelConfig, not {type(self.model).__name__}")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _number("lr", self.lr, low=0.0, low_open=True)
-        _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _number("weight_decay", self.weight_decay, low=0.0)
-        _number("epochs", self.epochs, low=1, integer=True)
-        _number("batch_size", self.batch_size, low=1, integer=True)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("loss", self.loss, LOSSES)
-        _number("seed", self.seed, low=0, integer=True)
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        number("lr", self.lr, low=0.0, low_open=True)
+        number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        number("weight_decay", self.weight_decay, low=0.0)
+        self._floats("lr", "momentum", "weight_decay")
+        number("epochs", self.epochs, low=1, integer=True)
+        number("batch_size", self.batch_size, low=1, integer=True)
+        choice("schedule", self.schedule, SCHEDULES)
+        choice("loss", self.loss, LOSSES)
+        number("seed", self.seed, low=0, integer=True)
         cps = tuple(sorted(set(int(c) for c in self.checkpoints)))
         for c in cps:
-            _number("checkpoints", c, low=0, high=self.epochs, integer=True)
+            number("checkpoints", c, low=0, high=self.epochs, integer=True)
         object.__setattr__(self, "checkpoints", cps)
         if self.data.name == "cosine" and self.loss != "sse":
             raise ValueError("dataset='cosine' is a regression task: use loss='sse'")

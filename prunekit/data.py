@@ -21,7 +21,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from .config import DataConfig
 from .paths import data_dir
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "random_subset", "iterate_batches",
-           "EXPECTED_FILES"]
+           "available_datasets", "EXPECTED_FILES"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -238,3 +238,15 @@ def iterate_batches(split: Split, batch_size: int, shuffle: bool = False,
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
         yield split.x[idx], split.y[idx]
+
+
+def available_datasets(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """(names whose files are present, {name: reason} for those that cannot be loaded offline)."""
+    ok, missing = [], {}
+    for name in names:
+        try:
+            load_dataset(DataConfig(name=name))
+            ok.append(name)
+        except DatasetUnavailable as err:
+            missing[name] = str(err).splitlines()[0]
+    return ok, missing

@@ -10,7 +10,8 @@ Analysis of a sweep table (:func:`prunekit.sweep.run_sweep`, one row per trained
   fold change of |θ| over the same widths).
 * :func:`factor_effect` -- paired effect of a factor (optimizer, init) on density: differences between levels of the
   factor on otherwise identical configs (same dataset, arch, width, seed, ...), with a t confidence interval.
-* :func:`claims` -- the paper's claims checked against a table, as sentences built from the numbers.
+* :func:`claims_table` -- the paper's claims checked against a table (``prunekit.claims`` format; a claim the table
+  cannot decide is "not measured here"); :func:`claims` gives them as sentences.
 * :func:`width_grid` -- the grid of configs of notebook 03; plotting helpers draw its three figures.
 """
 
@@ -22,30 +23,36 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import claims as C
+from .checks import fraction
 from .config import DataConfig, TrainConfig
+from .data import available_datasets  # noqa: F401  (re-exported: notebook 03 calls it here)
+from .sweep import make_grid
 
-__all__ = ["GROUP", "OPTIMIZER_SETTINGS", "width_grid", "split_untrained", "fit_core_scaling", "density_trend",
-           "factor_effect", "claims", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width",
+__all__ = ["GROUP", "WIDTHS", "PROFILES", "OPTIMIZER_SETTINGS", "width_grid", "split_untrained", "fit_core_scaling", "density_trend",
+           "factor_effect", "claims", "claims_table", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width",
            "available_datasets"]
 
 GROUP = ["dataset", "arch", "optimizer", "init"]  # one width series = one (dataset, arch, optimizer, init)
 
+WIDTHS = (0.1, 0.25, 0.5, 1, 2, 3, 5)
+# notebook 03's grids. quick: digits, LeNet-300-100 only. paper (2 cores, about 20-35 min): LeNet on a 6,000-image
+# MNIST subset; conv and residual on 4,000 and 3,000 images at 14x14, batch 32 (narrow nets learn nothing at 128 in
+# 2 epochs); density on a fixed 2,000-image test subset; at least 2 Dask workers
+PROFILES = {
+    "quick": dict(archs={"lenet300": ["digits"]}, widths=[0.1, 0.5, 1, 2, 5], optimizers=["adam", "sgd"],
+                  inits=["glorot", "he"], seeds=[0, 1], epochs=4, batch_size=32, subset={}, resize={},
+                  eval_subset=None, min_workers=1),
+    "paper": dict(archs={"lenet300": ["mnist"], "conv": ["mnist"], "resnet": ["mnist"]}, widths=list(WIDTHS),
+                  optimizers={"lenet300": ["sgd", "adam", "adagrad"], "conv": ["sgd", "adam"], "resnet": ["adam"]},
+                  inits={"lenet300": ["glorot", "he"], "conv": ["he"], "resnet": ["he"]}, seeds=[0, 1, 2],
+                  epochs=2, batch_size={"lenet300": 128, "conv": 32, "resnet": 32},
+                  subset={"lenet300": 6000, "conv": 4000, "resnet": 3000}, resize={"conv": 14, "resnet": 14},
+                  eval_subset=2000, min_workers=2),
+}
+
 # learning rates per optimizer (open in the source; the usual defaults, kept the same for every width)
 OPTIMIZER_SETTINGS = {"sgd": {"lr": 0.05, "momentum": 0.9}, "adam": {"lr": 1e-3}, "adagrad": {"lr": 1e-2}}
-
-
-def available_datasets(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """(names whose files are present, {name: reason} for those that cannot be loaded offline)."""
-    from .data import DatasetUnavailable, load_dataset
-
-    ok, missing = [], {}
-    for name in names:
-        try:
-            load_dataset(DataConfig(name=name))
-            ok.append(name)
-        except DatasetUnavailable as err:
-            missing[name] = str(err).splitlines()[0]
-    return ok, missing
 
 
 def _per_arch(value, arch):
@@ -64,7 +71,6 @@ def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float],
       subset, no resize).
     optimizer_settings: per-optimizer overrides of :data:`OPTIMIZER_SETTINGS` (lr, momentum, ...).
     """
-    from .sweep import make_grid
 
     settings = {**OPTIMIZER_SETTINGS, **(optimizer_settings or {})}
     out = []
@@ -109,8 +115,7 @@ def split_untrained(df: pd.DataFrame, min_dense_accuracy: float) -> tuple[pd.Dat
     A model that has not learned the task has no meaningful core: near chance, pruning every weight keeps its
     accuracy within the tolerance. Such rows stay in the results table but are left out of the fits and verdicts.
     """
-    if not 0.0 <= min_dense_accuracy <= 1.0:
-        raise ValueError(f"min_dense_accuracy={min_dense_accuracy!r} is out of range; allowed: 0 to 1")
+    fraction("min_dense_accuracy", min_dense_accuracy)
     ok = df["dense_accuracy"] >= min_dense_accuracy
     return df[ok], df[~ok]
 
@@ -166,11 +171,14 @@ def factor_effect(df: pd.DataFrame, factor: str, reference: str, value: str = "d
     """
     from scipy import stats
 
-    pair_on = [c for c in pair_on if c != factor]
-    by = list(by)
+    pair_on = [c for c in pair_on if c != factor and c in df.columns]
+    by = [c for c in by if c in df.columns]
+    columns = [*by, factor, "reference", "pairs", "mean_level", "mean_reference", "diff", "ci_low", "ci_high", "p"]
+    if df.empty or factor not in df.columns or value not in df.columns or not pair_on:
+        return pd.DataFrame(columns=columns)
     wide = df.pivot_table(index=pair_on, columns=factor, values=value, aggfunc="mean")
     if reference not in wide.columns:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=columns)
     wide = wide.reset_index()
     rows = []
     for level in [c for c in wide.columns if c not in pair_on and c != reference]:
@@ -191,83 +199,132 @@ def factor_effect(df: pd.DataFrame, factor: str, reference: str, value: str = "d
                     row["p"] = 0.0 if d.mean() != 0 else 1.0
             if len(d):
                 rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ------------------------------------------------------------------------------------------------------- claims
-def claims(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
-           min_dense_accuracy: float = 0.0) -> list[str]:
-    """The claims of source 000 checked on ``df``, one sentence each, built from this table's numbers.
+SOURCE = "000 The Propensity for Density in Feed-forward Models"
+ARCH_KIND = {"lenet300": "fc", "mlp": "fc", "forai": "fc", "conv": "conv", "resnet": "conv"}
 
-    - models below ``min_dense_accuracy`` are left out (see :func:`split_untrained`), and the first sentence says which;
-    - null hypothesis (|ω| does not change with width) rejected when the slope's CI excludes 0 (p_zero < alpha);
-    - density "flat across widths" when the log-log slope is within ``flat_slope`` of 1 (a 50x wider model then
-      changes density by at most 50**0.2 = 2.2x while |ω| grows ~50x);
-    - the optimizer and init effects as paired differences of density.
+
+def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
+                 min_dense_accuracy: float = 0.0) -> pd.DataFrame:
+    """The claims of source 000 checked on ``df`` (one row per model, as ``prunekit.sweep`` writes it): a
+    ``prunekit.claims`` table. Rules, with their thresholds as parameters:
+
+    - models below ``min_dense_accuracy`` are left out first (:func:`split_untrained`; noted in ``df.attrs``);
+    - null hypothesis (|ω| does not change with width) rejected: the slope of log|ω| on log|θ| has p < ``alpha``
+      against 0 in every width series with >= 3 models;
+    - density flat across widths: ``|slope - 1| <= flat_slope`` in at least half of the series (a 50x wider model
+      then changes density by at most 50**0.2 = 2.2x while |ω| grows ~50x);
+    - conv + Adam densest: among conv/residual models with >= 2 optimizers, Adam has the highest mean density;
+    - FC + SGD sparsest: among fully connected models with >= 2 optimizers, SGD has the lowest mean density;
+    - Glorot slightly sparser than He: the mean paired difference Glorot - He (pairs equal in dataset, arch, width,
+      optimizer and seed) is negative and its t-test has p < ``alpha``.
+    A claim the table cannot decide is "not measured here", with the reason.
     """
-    out = []
+    rows = []
+    names = {"null": "Null hypothesis (|ω| constant in width) rejected",
+             "flat": "Effective density roughly constant across widths",
+             "conv_adam": "Conv + Adam gives the highest density",
+             "fc_sgd": "Fully connected + SGD gives the lowest density",
+             "init": "Glorot gives slightly lower density than He"}
+    reports = {"null": "rejected: |ω| grows with width",
+               "flat": "density roughly constant from 0.1x to 5x width",
+               "conv_adam": "conv nets trained with Adam are denser",
+               "fc_sgd": "fully connected nets trained with SGD are sparser",
+               "init": "Glorot slightly sparser than He"}
+    rules = {"null": f"slope of log|ω| on log|θ| has p < {alpha} against 0 in every width series (>= 3 models)",
+             "flat": f"|slope - 1| <= {flat_slope} in at least half of the width series",
+             "conv_adam": "Adam has the highest mean density of the conv/residual models (>= 2 optimizers)",
+             "fc_sgd": "SGD has the lowest mean density of the fully connected models (>= 2 optimizers)",
+             "init": f"mean paired difference Glorot - He < 0 with p < {alpha} (pairs equal in every other factor)"}
+
+    def nm(key: str, why: str) -> dict:
+        return C.not_measured(SOURCE, names[key], reports[key], why, rules[key])
+
+    needed = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "params", "core_params", "density"]
+    missing = C.missing_columns(df, needed + (["dense_accuracy"] if min_dense_accuracy > 0 else []))
+    if missing or df.empty:
+        why = f"the table lacks the column(s) {', '.join(missing)}" if missing else "the table is empty"
+        return C.claims_frame(nm(k, why) for k in names)
+    notes = []
     df, untrained = split_untrained(df, min_dense_accuracy)
     if not untrained.empty:
         which = (untrained.groupby(["arch", "width_mult"]).size().reset_index(name="n")
                  .apply(lambda r: f"{r['arch']} {r['width_mult']:g}x ({r['n']})", axis=1))
-        out.append(f"Left out as not trained (dense test accuracy below {min_dense_accuracy:.0%}, so no meaningful "
-                   f"core): {len(untrained)} of {len(df) + len(untrained)} models: {', '.join(which)}.")
-    fits = fit_core_scaling(df)
-    fits = fits[fits["n"] >= 3]
+        notes.append(f"Left out as not trained (dense test accuracy below {min_dense_accuracy:.0%}, so no meaningful "
+                     f"core): {len(untrained)} of {len(df) + len(untrained)} models: {', '.join(which)}.")
+    fits = fit_core_scaling(df) if not df.empty else pd.DataFrame()
+    fits = fits[fits["n"] >= 3].dropna(subset=["slope"]) if not fits.empty else fits
     if fits.empty:
-        return ["Not enough models per width series (need >= 3) to fit |ω| against |θ|."]
-    rejected = fits["p_zero"] < alpha
-    out.append(
-        f"Null hypothesis (|ω| constant in width): rejected in {int(rejected.sum())} of {len(fits)} width series "
-        f"(slope of log|ω| on log|θ| from {fits['slope'].min():.2f} to {fits['slope'].max():.2f}, median "
-        f"{fits['slope'].median():.2f}; p < {alpha} when the {int(100 * (1 - alpha))}% CI excludes 0). "
-        + ("The paper's rejection is reproduced." if rejected.all() else
-           "The paper's rejection is reproduced for most series." if rejected.mean() >= 0.5 else
-           "The paper's rejection is NOT reproduced here."))
-    flat = (fits["slope"] - 1).abs() <= flat_slope
-    one_in_ci = (fits["ci_low"] <= 1) & (fits["ci_high"] >= 1)
-    trend = density_trend(df)
-    out.append(
-        f"Density flat across widths (|slope - 1| <= {flat_slope}): {int(flat.sum())} of {len(fits)} series; slope 1 "
-        f"inside the CI for {int(one_in_ci.sum())}. Over a {trend['params_fold'].median():.0f}x range of |θ| "
-        f"(median), mean density moved by a factor {trend['density_fold'].median():.2f} (median; from "
-        f"{trend['density_fold'].min():.2f} to {trend['density_fold'].max():.2f}) while |ω| grew "
-        f"{trend['core_fold'].median():.1f}x. "
-        + ("Density is roughly width-invariant, as the paper claims." if flat.mean() >= 0.5 else
-           "Density is NOT width-invariant here (the paper claims it is)."))
-    for arch, g in df.groupby("arch", sort=True):
-        if g["optimizer"].nunique() < 2:
-            continue
-        means = g.groupby("optimizer")["density"].mean().sort_values()
-        out.append(f"{arch}: mean density by optimizer " + ", ".join(f"{k} {v:.3f}" for k, v in means.items())
-                   + f" (highest {means.index[-1]}, lowest {means.index[0]}).")
-    arch_kind = {"lenet300": "fc", "mlp": "fc", "forai": "fc", "conv": "conv", "resnet": "conv"}
-    opt_means = df.assign(kind=df["arch"].map(arch_kind)).groupby(["kind", "optimizer"])["density"].mean()
-    if ("conv", "adam") in opt_means.index and opt_means.loc["conv"].size > 1:
-        top = opt_means.loc["conv"].idxmax()
-        out.append(f"Paper: conv + Adam gives the highest density -> here the highest conv/residual density is with "
-                   f"{top} ({opt_means.loc['conv'].max():.3f}; Adam {opt_means.loc[('conv', 'adam')]:.3f}): "
-                   + ("holds." if top == "adam" else "does not hold."))
-    if ("fc", "sgd") in opt_means.index and opt_means.loc["fc"].size > 1:
-        low = opt_means.loc["fc"].idxmin()
-        out.append(f"Paper: fully connected + SGD gives the lowest density -> here the lowest FC density is with "
-                   f"{low} ({opt_means.loc['fc'].min():.3f}; SGD {opt_means.loc[('fc', 'sgd')]:.3f}): "
-                   + ("holds." if low == "sgd" else "does not hold."))
-    inits = sorted(df["init"].unique())
-    glorot = [i for i in inits if i.startswith("glorot")]
-    he = [i for i in inits if i.startswith("he")]
-    if glorot and he:
+        why = "no width series has 3 or more trained models to fit |ω| against |θ|"
+        rows += [nm("null", why), nm("flat", why)]
+    else:
+        rejected = fits["p_zero"] < alpha
+        measured = (f"rejected in {int(rejected.sum())} of {len(fits)} width series (slope of log|ω| on log|θ| from "
+                    f"{fits['slope'].min():.2f} to {fits['slope'].max():.2f}, median {fits['slope'].median():.2f}): "
+                    + ("the paper's rejection is reproduced." if rejected.all() else
+                       "the paper's rejection is reproduced for most series, not all." if rejected.mean() >= 0.5
+                       else "the paper's rejection is NOT reproduced here."))
+        rows.append(C.claim(SOURCE, names["null"], reports["null"], measured, bool(rejected.all()), rules["null"]))
+        flat = (fits["slope"] - 1).abs() <= flat_slope
+        one_in_ci = (fits["ci_low"] <= 1) & (fits["ci_high"] >= 1)
+        trend = density_trend(df)
+        measured = (f"flat in {int(flat.sum())} of {len(fits)} series, slope 1 inside the CI for "
+                    f"{int(one_in_ci.sum())}; over a {trend['params_fold'].median():.0f}x range of |θ| (median) mean "
+                    f"density moved by a factor {trend['density_fold'].median():.2f} (median; "
+                    f"{trend['density_fold'].min():.2f} to {trend['density_fold'].max():.2f}) while |ω| grew "
+                    f"{trend['core_fold'].median():.1f}x: "
+                    + ("density is roughly width-invariant." if flat.mean() >= 0.5 else
+                       "density is NOT width-invariant here."))
+        rows.append(C.claim(SOURCE, names["flat"], reports["flat"], measured, bool(flat.mean() >= 0.5),
+                            rules["flat"]))
+    kinds = df.assign(kind=df["arch"].map(ARCH_KIND).fillna("other"))
+    for key, kind, optimizer, pick in (("conv_adam", "conv", "adam", "idxmax"), ("fc_sgd", "fc", "sgd", "idxmin")):
+        g = kinds[kinds["kind"] == kind]
+        means = g.groupby("optimizer")["density"].mean().dropna()
+        label = "conv/residual" if kind == "conv" else "fully connected"
+        if g.empty:
+            rows.append(nm(key, f"no {label} models in the table"))
+        elif len(means) < 2 or optimizer not in means.index:
+            rows.append(nm(key, f"the {label} models were trained with {', '.join(means.index) or 'no'} optimizer(s) "
+                                f"only; need {optimizer} and at least one other"))
+        else:
+            top = getattr(means, pick)()
+            short = "conv/residual" if kind == "conv" else "FC"
+            measured = (f"mean density of the {label} models by optimizer: "
+                        + ", ".join(f"{k} {v:.3f}" for k, v in means.sort_values().items())
+                        + f"; the {'highest' if pick == 'idxmax' else 'lowest'} {short} density is with {top}.")
+            rows.append(C.claim(SOURCE, names[key], reports[key], measured, top == optimizer, rules[key]))
+    inits = sorted(df["init"].dropna().unique())
+    glorot, he = [i for i in inits if i.startswith("glorot")], [i for i in inits if i.startswith("he")]
+    if not (glorot and he):
+        rows.append(nm("init", f"the table has init(s) {', '.join(inits) or 'none'}; need both Glorot and He"))
+    else:
         eff = factor_effect(df, "init", reference=he[0], by=())
-        eff = eff[eff["init"] == glorot[0]]
-        if not eff.empty and eff["pairs"].iloc[0] > 0:
+        eff = eff[eff["init"] == glorot[0]] if not eff.empty else eff
+        if eff.empty or eff["pairs"].iloc[0] == 0:
+            rows.append(nm("init", "no Glorot and He models are paired (equal dataset, arch, width, optimizer, seed)"))
+        else:
             e = eff.iloc[0]
-            sig = e["p"] < alpha if not np.isnan(e["p"]) else False
-            out.append(f"Paper: Glorot gives slightly lower density than He -> paired difference Glorot - He = "
-                       f"{e['diff']:+.3f} (95% CI {e['ci_low']:+.3f} to {e['ci_high']:+.3f}, {int(e['pairs'])} pairs, "
-                       f"mean density {e['mean_level']:.3f} vs {e['mean_reference']:.3f}): "
-                       + ("holds" if e["diff"] < 0 and sig else "same sign, not significant" if e["diff"] < 0
-                          else "does not hold") + ".")
-    return out
+            sig = bool(e["p"] < alpha) if not np.isnan(e["p"]) else False
+            measured = (f"paired difference Glorot - He = {e['diff']:+.3f} (95% CI {e['ci_low']:+.3f} to "
+                        f"{e['ci_high']:+.3f}, {int(e['pairs'])} pairs; mean density {e['mean_level']:.3f} vs "
+                        f"{e['mean_reference']:.3f}" + ("" if e["pairs"] >= 2 else "; one pair, no test") + ").")
+            rows.append(C.claim(SOURCE, names["init"], reports["init"], measured, bool(e["diff"] < 0 and sig),
+                                rules["init"]))
+    table = C.claims_frame(rows)
+    table.attrs["notes"] = notes
+    return table
+
+
+def claims(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
+           min_dense_accuracy: float = 0.0) -> list[str]:
+    """:func:`claims_table` as whole sentences (notes on left-out models first); never raises on a table that lacks
+    a factor: such claims read "Not measured here: <why>"."""
+    table = claims_table(df, alpha, flat_slope, min_dense_accuracy)
+    return list(table.attrs.get("notes", [])) + C.sentences(table)
 
 
 # -------------------------------------------------------------------------------------------------------- plots

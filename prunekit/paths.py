@@ -9,6 +9,7 @@ default ``data/models``), ``PRUNEKIT_RESULTS`` (tables, default ``data/results``
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -36,3 +37,20 @@ def results_root() -> Path:
 
 def figures_dir() -> Path:
     return _dir("PRUNEKIT_FIGURES", "figures")
+
+
+def atomic_write(path, write) -> Path:
+    """Write ``path`` by calling ``write(tmp)`` on a temporary file beside it, then renaming it into place: readers see
+    the old file or the new one, never half of one. If ``write`` fails, the temporary file is removed and ``path`` is
+    left as it was. The one way files are written in prunekit (models, tables, figures, sweep points)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

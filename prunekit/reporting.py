@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from .paths import figures_dir, results_root
+from .checks import choice
+from .models import prunable_parameters
+from .paths import atomic_write, figures_dir, results_root
 
 __all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile", "history_long", "layer_weights_frame"]
 
@@ -16,7 +17,7 @@ PROFILES = ("quick", "paper")
 
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
-        raise ValueError(f"profile={profile!r} is not supported; allowed: {', '.join(map(repr, PROFILES))}")
+        choice("profile", profile, PROFILES)
     return profile
 
 
@@ -28,24 +29,23 @@ def results_dir(profile: str) -> Path:
 
 def save_table(df: pd.DataFrame, profile: str, name: str) -> Path:
     """Write ``df`` (one row per measurement) to ``data/results/<profile>/<name>.csv`` atomically."""
-    path = results_dir(profile) / f"{name}.csv"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(results_dir(profile) / f"{name}.csv", lambda tmp: df.to_csv(tmp, index=False))
 
 
 def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 150) -> list[Path]:
-    """Save a matplotlib figure as ``figures/<name>.png`` and ``.svg``."""
+    """Save a matplotlib figure as ``figures/<name>.png`` and ``.svg``, as deterministic files: the same figure gives
+    the same bytes (no date or software version in the metadata, a fixed salt for the SVG element ids), so a rerun
+    that draws the same data changes nothing in git."""
+    import matplotlib  # heavy to import: only when a figure is saved
+
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
-        path = out / f"{name}.{fmt}"
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.{fmt}")
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
-        os.replace(tmp, path)
-        paths.append(path)
+        metadata = {"Date": None, "Creator": None} if fmt in ("svg", "pdf") else {"Software": None}
+        with matplotlib.rc_context({"svg.hashsalt": "prunekit", "svg.fonttype": "path"}):
+            paths.append(atomic_write(out / f"{name}.{fmt}", lambda tmp, fmt=fmt, md=metadata: fig.savefig(
+                tmp, dpi=dpi, bbox_inches="tight", format=fmt, metadata=md)))
     return paths
 
 
@@ -59,7 +59,6 @@ def history_long(history: pd.DataFrame) -> pd.DataFrame:
 
 def layer_weights_frame(model, include_output: bool = True) -> pd.DataFrame:
     """One row per weight of each Linear/Conv2d layer: layer (name and shape), magnitude |w|."""
-    from .models import prunable_parameters
 
     frames = []
     names = {m: n for n, m in model.named_modules()}

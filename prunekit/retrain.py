@@ -1,19 +1,22 @@
 """Prune, then retrain with the mask held (source 002, section 3: the pruning-and-retraining phase).
 
 A pretrained model is pruned by global magnitude (``prunekit.pruning.weight_masks(..., scope="global")``) to a target
-sparsity, then retrained with ``torch.nn.utils.prune`` masks attached (``prunekit.pruning.to_torch_prune``: the
-pruned weights stay exactly 0 through every step), in one of the three standard ways:
+sparsity, then retrained with ``torch.nn.utils.prune`` masks attached (``prunekit.masks.to_torch_prune``: the
+pruned weights stay exactly 0 through every step), in one of the three ways compared by Renda, Frankle & Carbin,
+"Comparing Rewinding and Fine-tuning in Neural Network Pruning" (ICLR 2020, arXiv:2003.02389). With ``T`` the
+original run's epochs, ``lr(e)`` the learning rate of its epoch ``e`` (1-based, :func:`prunekit.train.schedule_lrs`)
+and ``t`` the retraining epochs:
 
-- ``"finetune"``: from the pruned weights, a small fixed learning rate (``finetune_lr``, default ``cfg.lr / 10``,
-  schedule "none") (Han et al. 2015);
-- ``"lr_rewind"``: from the pruned weights, the original learning rate and schedule replayed over the retraining
-  epochs (Renda, Frankle & Carbin 2020);
-- ``"weight_rewind"``: the surviving weights reset to an early checkpoint of the original run (``rewind_epoch``),
-  then trained with the original learning rate and schedule (Frankle et al. 2020, lottery-ticket rewinding).
+- ``"finetune"``: from the pruned weights, ``t`` epochs at the original run's final learning rate ``lr(T)``;
+- ``"lr_rewind"``: from the pruned weights, ``t`` epochs replaying the last ``t`` epochs of the original schedule,
+  ``lr(T - t + 1), ..., lr(T)`` (so ``t <= T``);
+- ``"weight_rewind"``: the unpruned weights reset to their values after epoch ``t_r`` (``rewind_epoch``) of the
+  original run, then the original schedule replayed from there, ``lr(t_r + 1), ...``: ``T - t_r`` epochs by default
+  (Frankle et al. 2020, lottery-ticket rewinding).
 
 The retraining trajectory (plain weights, pruned entries 0, after each epoch; epoch 0 = the start of retraining) is
-kept for the loss-surface plane (``prunekit.surface``). The source does not fix the retraining methods, epochs or
-learning rates: these are parameters.
+kept for the loss-surface plane (``prunekit.surface``). The source does not fix the retraining method or its length:
+these are parameters.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from .checks import fraction
 from .config import TrainConfig
 from .data import Dataset
+from .masks import apply_masks_, to_torch_prune
 from .models import prunable_parameters
-from .pruning import apply_masks_, to_torch_prune, weight_masks
-from .train import evaluate, train
+from .pruning import weight_masks
+from .train import evaluate, schedule_lrs, train
 
-__all__ = ["RETRAIN_METHODS", "Retrained", "magnitude_masks", "pruned_model", "plain_state_dict", "retrain",
+__all__ = ["RETRAIN_METHODS", "Retrained", "retraining_lrs", "magnitude_masks", "pruned_model", "plain_state_dict", "retrain",
            "prune_and_retrain", "retrain_table"]
 
 RETRAIN_METHODS = ("finetune", "lr_rewind", "weight_rewind")
@@ -46,17 +51,15 @@ class Retrained:
     model: nn.Module  # plain module (the mask made permanent: pruned weights are exactly 0)
     masks: list[torch.Tensor]  # True = kept, aligned with prunable_parameters(model)
     config: TrainConfig  # the retraining config
-    history: pd.DataFrame  # one row per retraining epoch (prunekit.train.train)
+    history: pd.DataFrame  # one row per retraining epoch (prunekit.train.train); its "lr" column is lrs
     trajectory: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # epoch -> plain state_dict
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
+    lrs: list[float] = field(default_factory=list)  # the learning rate of each retraining epoch
 
 
 def _check_sparsity(sparsity: float) -> float:
-    sparsity = float(sparsity)
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
-    return sparsity
+    return fraction("sparsity", sparsity, high_open=True)
 
 
 def magnitude_masks(model: nn.Module, sparsity: float) -> list[torch.Tensor]:
@@ -85,31 +88,60 @@ def plain_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str, epochs: int | None = None,
-            finetune_lr: float | None = None, rewind_state: dict | None = None, seed: int | None = None,
-            quiet: bool = True) -> Retrained:
-    """Retrain ``model`` (the pretrained, unpruned model; not modified) pruned by ``masks``, holding the mask.
+def retraining_lrs(cfg: TrainConfig, method: str, epochs: int | None = None, rewind_epoch: int | None = None,
+                   finetune_lr: float | None = None) -> list[float]:
+    """The learning rate of each retraining epoch for ``method``, from the original run's schedule (``cfg``).
 
-    cfg: the pretraining config (its optimizer, lr and schedule are reused); epochs: retraining epochs (default
-    ``cfg.epochs``); finetune_lr: the fixed rate of "finetune" (default ``cfg.lr / 10``); rewind_state: the early
-    state_dict "weight_rewind" resets to (required for it); seed: shuffling seed (default ``cfg.seed``).
+    finetune: ``[lr(T)] * t`` (or ``finetune_lr``); lr_rewind: ``lr(T - t + 1..T)``; weight_rewind:
+    ``lr(t_r + 1..t_r + t)``. ``t`` defaults to ``T`` (finetune, lr_rewind) or ``T - t_r`` (weight_rewind).
     """
     if method not in RETRAIN_METHODS:
         raise ValueError(f"method={method!r} is not supported; allowed: {', '.join(map(repr, RETRAIN_METHODS))}")
-    epochs = cfg.epochs if epochs is None else int(epochs)
+    original = schedule_lrs(cfg)
+    total = len(original)
+    if method == "weight_rewind":
+        if rewind_epoch is None or isinstance(rewind_epoch, bool) or not 0 <= int(rewind_epoch) < total:
+            raise ValueError(f"rewind_epoch={rewind_epoch!r} must be an epoch of the original run in [0, {total - 1}]")
+        rewind_epoch = int(rewind_epoch)
+        epochs = total - rewind_epoch if epochs is None else int(epochs)
+        if not 1 <= epochs <= total - rewind_epoch:
+            raise ValueError(f"epochs={epochs} must be in [1, {total - rewind_epoch}] for weight_rewind from epoch "
+                             f"{rewind_epoch} of a {total}-epoch schedule (it replays epochs {rewind_epoch + 1}.."
+                             f"{total})")
+        return original[rewind_epoch:rewind_epoch + epochs]
+    epochs = total if epochs is None else int(epochs)
+    if method == "lr_rewind":
+        if not 1 <= epochs <= total:
+            raise ValueError(f"epochs={epochs} must be in [1, {total}] for lr_rewind (it replays the last epochs of "
+                             f"the {total}-epoch schedule)")
+        return original[total - epochs:]
     if epochs < 1:
         raise ValueError(f"epochs={epochs} must be >= 1")
+    lr = original[-1] if finetune_lr is None else float(finetune_lr)
+    if not lr > 0:
+        raise ValueError(f"finetune_lr={finetune_lr!r} must be > 0")
+    return [lr] * epochs
+
+
+def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str, epochs: int | None = None,
+            finetune_lr: float | None = None, rewind_state: dict | None = None, seed: int | None = None,
+            quiet: bool = True, rewind_epoch: int | None = None) -> Retrained:
+    """Retrain ``model`` (the pretrained, unpruned model; not modified) pruned by ``masks``, holding the mask.
+
+    cfg: the pretraining config (its optimizer and schedule define the learning rates, :func:`retraining_lrs`);
+    epochs: retraining epochs ``t`` (defaults above); finetune_lr: overrides fine-tuning's ``lr(T)``; rewind_state
+    and rewind_epoch: the state_dict after epoch ``t_r`` of the original run and ``t_r`` (both required for
+    "weight_rewind"); seed: shuffling seed (default ``cfg.seed``).
+    """
+    lrs = retraining_lrs(cfg, method, epochs, rewind_epoch, finetune_lr)  # validates before any copy or compute
+    if method == "weight_rewind" and rewind_state is None:
+        raise ValueError("method='weight_rewind' needs rewind_state (the state_dict after epoch rewind_epoch)")
     net = copy.deepcopy(model)
     if method == "weight_rewind":
-        if rewind_state is None:
-            raise ValueError("method='weight_rewind' needs rewind_state (an early checkpoint's state_dict)")
         net.load_state_dict(plain_state_dict(rewind_state))
-    overrides = {"epochs": epochs, "checkpoints": ()}
+    overrides = {"epochs": len(lrs), "checkpoints": ()}
     if seed is not None:
         overrides["seed"] = int(seed)
-    if method == "finetune":
-        lr = cfg.lr / 10 if finetune_lr is None else float(finetune_lr)
-        overrides.update(lr=lr, schedule="none")
     rcfg = cfg.replace(**overrides)
 
     params = prunable_parameters(net)
@@ -120,7 +152,7 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
     def record(epoch: int, m: nn.Module) -> None:
         trajectory[epoch] = plain_state_dict(m.state_dict())
 
-    history, _ = train(net, ds, rcfg, quiet=quiet, callback=record)
+    history, _ = train(net, ds, rcfg, quiet=quiet, callback=record, lrs=lrs)
     for module, name in params:
         torch_prune.remove(module, name)
     # torch_prune.remove re-registers each weight after its bias: load into a copy of the original model instead,
@@ -130,7 +162,7 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
     net = out.eval()
     loss, acc = evaluate(net, ds.test, cfg.loss)
     history.insert(0, "method", method)
-    return Retrained(method, net, [m.clone() for m in masks], rcfg, history, trajectory, loss, acc)
+    return Retrained(method, net, [m.clone() for m in masks], rcfg, history, trajectory, loss, acc, lrs)
 
 
 def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, sparsity: float,
@@ -140,7 +172,8 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, sparsity:
     """Prune ``model`` by global magnitude to ``sparsity``, then retrain it each way in ``methods``.
 
     checkpoints: the pretraining run's ``{epoch: state_dict}`` (``run.checkpoints``), needed for "weight_rewind",
-    which resets to ``checkpoints[rewind_epoch]``. Returns ``(pruned model, masks, {method: Retrained})``.
+    which resets to ``checkpoints[rewind_epoch]``. epochs: ``t`` for every method (None: each method's default, see
+    :func:`retraining_lrs`). Returns ``(pruned model, masks, {method: Retrained})``.
     """
     masks = magnitude_masks(model, sparsity)
     pruned = pruned_model(model, masks)
@@ -153,7 +186,8 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, sparsity:
                                  f"TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have "
                                  f"{sorted(checkpoints or {})}")
             rewind = checkpoints[rewind_epoch]
-        out[method] = retrain(model, masks, ds, cfg, method, epochs, finetune_lr, rewind, quiet=quiet)
+        out[method] = retrain(model, masks, ds, cfg, method, epochs, finetune_lr, rewind, quiet=quiet,
+                              rewind_epoch=rewind_epoch if method == "weight_rewind" else None)
     return pruned, masks, out
 
 

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .checks import number
 from .data import Split
 from .train import evaluate
 
@@ -142,10 +143,8 @@ class Plane:
 
     def grid(self, n: int = 21, margin: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
         """Grid axes ``(alphas, betas)``: the points' ranges widened by ``margin`` x their extent on each side."""
-        if n < 2:
-            raise ValueError(f"n={n} must be >= 2")
-        if margin < 0:
-            raise ValueError(f"margin={margin} must be >= 0")
+        number("n", n, low=2, integer=True)
+        number("margin", margin, low=0.0)
         axes = []
         for k in range(2):
             vals = [c[k] for c in self.coords.values()]
@@ -237,8 +236,7 @@ def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, 
 
     Columns: ``t, split, loss, accuracy``. The model's own weights are restored at the end.
     """
-    if n < 2:
-        raise ValueError(f"n={n} must be >= 2")
+    number("n", n, low=2, integer=True)
     if w_a.numel() != w_b.numel():
         raise ValueError(f"w_a and w_b differ in size: {w_a.numel()} vs {w_b.numel()}")
     splits = _splits(splits)
@@ -265,7 +263,7 @@ def loss_barrier(path: pd.DataFrame, split: str = "test") -> float:
 def barrier_table(path: pd.DataFrame) -> pd.DataFrame:
     """Per split of a ``linear_path`` result:
 
-    - ``loss_barrier``: ``max_t L(t) - (L(0) + L(1)) / 2`` (as the issue defines it; a monotone path from a low to a
+    - ``loss_barrier``: ``max_t L(t) - (L(0) + L(1)) / 2`` (a monotone path from a low to a
       high end gives half the difference of the ends);
     - ``loss_barrier_linear``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]``, the height above the chord between the ends
       (Frankle et al. 2020): 0 for a path that never rises above the straight line between its ends;

@@ -40,7 +40,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -50,18 +49,31 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+# cache is called as cache.train_or_load / cache.build, so that tests and users can patch them
+from . import cache
+from .checks import number
 from .config import TrainConfig
-from .metrics import _check_scope, accuracy_threshold
+from .data import load_dataset, random_subset
+from .metrics import (
+    _check_scope,
+    accuracy_threshold,
+    effective_density,
+    model_hoyer_sparsity,
+    search_steps,
+)
+from .paths import atomic_write, cache_dir
 
 __all__ = ["make_grid", "config_columns", "point_key", "eval_split", "run_point", "run_sweep", "SweepResult",
            "POINT_VERSION",
            "RESULT_COLUMNS"]
 
-POINT_VERSION = 1  # bump when run_point's measurements change: old cached points are then ignored
+POINT_VERSION = 2  # bump when run_point's measurements change: old cached points are then ignored
+# 2: effective density is the first crossing of an upward scan in 1% steps (was: a 10% scan, then bisection);
+#    configs are identified by their non-default fields (TrainConfig.identity)
 
 RESULT_COLUMNS = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "lr", "epochs", "params",
                   "core_params", "density", "dense_accuracy", "core_accuracy", "hoyer_init", "hoyer_trained",
-                  "total_params", "pruned", "evaluations", "threshold", "tolerance", "relative", "scope",
+                  "total_params", "pruned", "evaluations", "step", "resolution", "threshold", "tolerance", "relative", "scope",
                   "train_seconds", "measure_seconds", "threads", "key", "point_key"]
 
 
@@ -121,12 +133,18 @@ def config_columns(cfg: TrainConfig) -> dict:
 
 
 def point_key(cfg: TrainConfig, tolerance: float = 0.05, relative: bool = False, scope: str = "global",
-              include_output: bool = False, eval_subset: int | None = None) -> str:
-    """SHA-256 naming a point's stored result: the config plus the measurement settings and POINT_VERSION."""
-    settings = {"config": cfg.to_dict(), "tolerance": float(tolerance), "relative": bool(relative),
+              include_output: bool = False, eval_subset: int | None = None, step: float = 0.01,
+              resolution: float = 1e-3) -> str:
+    """SHA-256 naming a point's stored result: the config plus the measurement settings and POINT_VERSION.
+
+    The search's ``step`` and ``resolution`` enter the key only when they differ from their defaults, so points
+    measured with the defaults keep their names."""
+    settings = {"config": cfg.identity(), "tolerance": float(tolerance), "relative": bool(relative),
                 "scope": _check_scope(scope), "include_output": bool(include_output), "version": POINT_VERSION}
     if eval_subset is not None:
         settings["eval_subset"] = int(eval_subset)
+    if (float(step), float(resolution)) != (0.01, 1e-3):
+        settings.update(step=float(step), resolution=float(resolution))
     blob = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -135,7 +153,6 @@ def point_key(cfg: TrainConfig, tolerance: float = 0.05, relative: bool = False,
 def _points_dir(root) -> Path:
     if root is not None:
         return Path(root)
-    from .paths import cache_dir
 
     return cache_dir() / "sweep_points"
 
@@ -149,43 +166,29 @@ def _read_point(path: Path) -> dict | None:
 
 
 def _write_point(path: Path, row: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(row, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(row, sort_keys=True)))
 
 
 def _init_model(run, cfg: TrainConfig, ds):
     """The model at initialisation: checkpoint epoch 0 when kept, else re-initialised from ``cfg.seed`` exactly as
     training initialised it (``prunekit.cache.build``)."""
-    from .cache import build
 
     if 0 in (run.checkpoints or {}):
         return run.model_at(0)
-    return build(cfg, ds)
+    return cache.build(cfg, ds)
 
 
 def eval_split(ds, eval_subset: int | None = None):
     """The split effective density is measured on: the test split, or a fixed random subset of ``eval_subset`` of
     its samples (permutation seeded with 0, the same for every model) to make large models cheaper to measure."""
-    from .data import random_subset
 
     return random_subset(ds.test, eval_subset, seed=0)
 
 
 def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = False, scope: str = "global",
-              include_output: bool = False, eval_subset: int | None = None, model_root=None, points_root=None,
-              use_point_cache: bool = True, threads: int | None = None) -> dict:
+              include_output: bool = False, eval_subset: int | None = None, step: float = 0.01,
+              resolution: float = 1e-3, model_root=None, points_root=None, use_point_cache: bool = True,
+              threads: int | None = None) -> dict:
     """Train (through the cache) and measure one grid point; returns its result row (see the module docstring).
 
     Effective density is measured on the test split (or ``eval_subset`` samples of it, see :func:`eval_split`).
@@ -194,11 +197,8 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
     """
     import torch
 
-    from .cache import train_or_load
-    from .data import load_dataset
-    from .metrics import effective_density, model_hoyer_sparsity
 
-    pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset)
+    pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset, step, resolution)
     path = _points_dir(points_root) / f"{pkey}.json"
     if use_point_cache:
         row = _read_point(path)
@@ -209,12 +209,12 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
         torch.set_num_threads(max(1, int(threads)))
     try:
         t0 = time.perf_counter()
-        run = train_or_load(cfg, quiet=True, root=model_root)
+        run = cache.train_or_load(cfg, quiet=True, root=model_root)
         train_seconds = time.perf_counter() - t0
         ds = load_dataset(cfg.data)
         t1 = time.perf_counter()
         ed = effective_density(run.model, eval_split(ds, eval_subset), tolerance=tolerance, relative=relative,
-                               scope=scope, include_output=include_output)
+                               scope=scope, include_output=include_output, step=step, resolution=resolution)
         hoyer_init = model_hoyer_sparsity(_init_model(run, cfg, ds), include_output)
         hoyer_trained = model_hoyer_sparsity(run.model, include_output)
         measure_seconds = time.perf_counter() - t1
@@ -224,7 +224,8 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
     row = {**config_columns(cfg), "params": ed.params, "core_params": ed.core_params, "density": ed.density,
            "dense_accuracy": ed.dense_accuracy, "core_accuracy": ed.core_accuracy, "hoyer_init": hoyer_init,
            "hoyer_trained": hoyer_trained, "total_params": ed.total_params, "pruned": ed.pruned,
-           "evaluations": ed.evaluations, "threshold": ed.threshold, "tolerance": ed.tolerance,
+           "evaluations": ed.evaluations, "step": ed.step, "resolution": ed.resolution, "threshold": ed.threshold,
+           "tolerance": ed.tolerance,
            "relative": ed.relative, "scope": ed.scope, "train_seconds": train_seconds,
            "measure_seconds": measure_seconds, "threads": used_threads, "key": cfg.key(), "point_key": pkey}
     if use_point_cache:
@@ -297,40 +298,42 @@ def _client_for(workers: int, scheduler, threads):
 
 def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=None, threads: int | None = None,
               tolerance: float = 0.05, relative: bool = False, scope: str = "global", include_output: bool = False,
-              eval_subset: int | None = None, model_root=None, points_root=None, use_point_cache: bool = True,
-              progress: bool = True, desc: str = "sweep") -> SweepResult:
+              eval_subset: int | None = None, step: float = 0.01, resolution: float = 1e-3, model_root=None,
+              points_root=None, use_point_cache: bool = True, progress: bool = True,
+              desc: str = "sweep") -> SweepResult:
     """Run every config; returns a :class:`SweepResult` whose ``results`` rows follow the order of ``configs``.
 
     workers: 1 -> in-process; > 1 -> a Dask LocalCluster with that many worker processes (1 thread each), closed at
       the end. scheduler: address string, cluster object or ``distributed.Client`` of an existing cluster (overrides
       ``workers``; the cluster is left running).
     eval_subset: measure effective density on this many test samples (fixed subset; None = the whole test split).
+    step / resolution: the effective-density search's scan step and final bracket (fractions of |θ|,
+      ``prunekit.metrics.effective_density``).
     threads: torch threads per point (default: in-process, torch's current setting; on Dask, the worker's cores).
     model_root / points_root: model cache and point-result folders (defaults: ``$PRUNEKIT_CACHE`` and
       ``$PRUNEKIT_CACHE/sweep_points``). use_point_cache=False recomputes (and does not store) every point.
     """
     from tqdm import tqdm
 
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers={workers!r} must be an integer >= 1")
+    number("workers", workers, low=1, integer=True)
     scope = _check_scope(scope)
     accuracy_threshold(1.0, tolerance, relative)  # validates tolerance before anything is trained
+    search_steps(1, step, resolution)  # and the search's step and resolution
     configs = list(configs)
     for c in configs:
         if not isinstance(c, TrainConfig):
             raise ValueError(f"configs must be TrainConfig objects, got {type(c).__name__}")
-    if eval_subset is not None and (isinstance(eval_subset, bool) or not isinstance(eval_subset, int)
-                                    or eval_subset < 1):
-        raise ValueError(f"eval_subset={eval_subset!r} must be a positive integer or None")
+    if eval_subset is not None:
+        number("eval_subset", eval_subset, low=1, integer=True)
     options = dict(tolerance=tolerance, relative=relative, scope=scope, include_output=include_output,
-                   eval_subset=eval_subset,
+                   eval_subset=eval_subset, step=step, resolution=resolution,
                    model_root=None if model_root is None else str(model_root),
                    points_root=str(_points_dir(points_root)), use_point_cache=use_point_cache)
     t0 = time.perf_counter()
     outcomes: list[dict | None] = [None] * len(configs)
     todo = []
     for i, cfg in enumerate(configs):  # resume: points already stored are not submitted at all
-        pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset)
+        pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset, step, resolution)
         row = _read_point(_points_dir(points_root) / f"{pkey}.json") if use_point_cache else None
         if row is not None:
             outcomes[i] = {"ok": row}

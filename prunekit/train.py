@@ -16,17 +16,20 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import choice_message
 from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
+from .paths import atomic_write
 
-__all__ = ["make_loss", "make_optimizer", "make_scheduler", "evaluate", "predict", "train", "quiet_default"]
+__all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
+           "quiet_default"]
 
 
 def quiet_default() -> bool:
@@ -44,7 +47,7 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
                 t = F.one_hot(t, z.shape[1]).to(z.dtype)
             return 0.5 * (torch.sigmoid(z) - t.reshape(z.shape)).pow(2).sum(1).mean()
         return sse
-    raise ValueError(f"loss={name!r} is not supported; allowed: 'cross_entropy', 'sse'")
+    raise ValueError(choice_message("loss", name, ("cross_entropy", "sse")))
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -56,7 +59,7 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    raise ValueError(f"optimizer={cfg.optimizer!r} is not supported; allowed: 'sgd', 'adam', 'adagrad'")
+    raise ValueError(choice_message("optimizer", cfg.optimizer, ("sgd", "adam", "adagrad")))
 
 
 def make_scheduler(optimizer, cfg: TrainConfig):
@@ -67,6 +70,20 @@ def make_scheduler(optimizer, cfg: TrainConfig):
         marks = sorted({max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))})
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=marks, gamma=0.1)
     return None
+
+
+def schedule_lrs(cfg: TrainConfig) -> list[float]:
+    """The learning rate of each epoch ``1..cfg.epochs`` of a run with ``cfg`` (entry ``e - 1`` is epoch ``e``'s), read
+    off the same torch scheduler :func:`train` steps once per epoch."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg)
+    lrs = []
+    for _ in range(cfg.epochs):
+        lrs.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return lrs
 
 
 def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -96,14 +113,13 @@ def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = None,
           resume_path: str | os.PathLike | None = None,
-          callback: Callable[[int, nn.Module], None] | None = None) -> tuple[pd.DataFrame, dict[int, dict]]:
+          callback: Callable[[int, nn.Module], None] | None = None,
+          lrs: Sequence[float] | None = None) -> tuple[pd.DataFrame, dict[int, dict]]:
     """Train ``model`` in place on ``ds.train`` as ``cfg`` says; returns ``(history, checkpoints)``.
 
     history: one row per epoch with ``epoch, lr, train_loss, train_accuracy`` (running means over the epoch's
@@ -112,13 +128,19 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     resume_path: if given, training state is saved there after each epoch (atomically) and a run that was
     interrupted resumes from it, bitwise as if never stopped. The file is removed when training completes.
     callback: called as ``callback(epoch, model)`` after each epoch (for trajectories).
+    lrs: an explicit learning rate for each epoch (``lrs[e - 1]`` for epoch ``e``; ``cfg.epochs`` of them) in place of
+      ``cfg.lr`` and ``cfg.schedule`` (retraining replays part of another run's schedule, ``prunekit.retrain``).
 
     The model is trained with whatever forward hooks it carries, so a ``torch.nn.utils.prune`` mask is held.
     """
     quiet = quiet_default() if quiet is None else quiet
     loss_fn = make_loss(cfg.loss)
     optimizer = make_optimizer(model.parameters(), cfg)
-    scheduler = make_scheduler(optimizer, cfg)
+    scheduler = make_scheduler(optimizer, cfg) if lrs is None else None
+    if lrs is not None:
+        lrs = [float(v) for v in lrs]
+        if len(lrs) != cfg.epochs or not all(math.isfinite(v) and v >= 0 for v in lrs):
+            raise ValueError(f"lrs must hold {cfg.epochs} finite learning rates >= 0 (one per epoch), got {lrs}")
     gen = torch.Generator().manual_seed(cfg.seed)
     rows: list[dict] = []
     checkpoints: dict[int, dict] = {}
@@ -148,6 +170,9 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     for epoch in epochs:
         t0 = time.perf_counter()
         model.train()
+        if lrs is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[epoch - 1]
         lr = optimizer.param_groups[0]["lr"]
         total_loss = torch.zeros(())
         total_correct = torch.zeros((), dtype=torch.long)

@@ -19,12 +19,8 @@ Experiments:
   exactly ``round(r * P)`` weights; accuracy and utility of each;
 - magnitude ablation (Fig. 1 right): the prunable weights are split into ``n_bands`` equal-size bands by the rank of
   ``|w|`` (band 0 = smallest magnitudes); ``ratio`` is the fraction *of the band's weights* ablated at random;
-- utility imbalance (the source's definition is cut off; our choice): the **Gini coefficient** of the utilities of
-  equal-size random subsets, ``G = sum_ij |u_i - u_j| / (2 n^2 mean(u))`` in [0, 1) (0 = every subset equally useful).
-  Scale-free, so it compares networks whose utilities differ in size. The coefficient of variation ``std / mean`` is
-  given as a second measure. If weights are used evenly, every random subset of a given size removes about the same
-  information and the spread is small; if a few weights carry the function, subsets that hit them have much larger
-  utility than those that miss them.
+- utility imbalance: ``prunekit.imbalance``; the experiments built on these ablations (imbalance during training,
+  widths): ``prunekit.mechanism``.
 
 Speed: nothing is deep-copied. Either the subsets are evaluated in batches (``torch.func.vmap`` of
 ``torch.func.functional_call`` over stacked masked copies of the prunable weights only, all other parameters shared;
@@ -39,7 +35,7 @@ over the classes are fast.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,17 +43,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import fraction
+from .masks import masks_applied
 from .models import prunable_parameters
 
 __all__ = [
-    "DEFAULT_RATIOS", "IMBALANCE_MEASURES", "kl_divergence", "log_probs", "utility", "flat_weights",
+    "DEFAULT_RATIOS", "kl_divergence", "log_probs", "utility", "flat_weights",
     "random_subsets", "evaluate_subsets", "random_ablation", "magnitude_bands", "magnitude_ablation", "summarize",
-    "gini", "coefficient_of_variation", "utility_imbalance", "imbalance_table", "ablation_at_checkpoints",
-    "critical_ratio", "width_comparison",
 ]
 
 DEFAULT_RATIOS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-IMBALANCE_MEASURES = ("gini", "cv")
 _ACT_BUDGET = 1 << 20  # floats of activations per batched chunk (4 MB: stays in cache on small nets)
 _MIN_BATCH = 32  # "auto" batches only when this many subsets' activations fit the budget (measured on 2 CPU cores)
 
@@ -315,10 +310,9 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     """``U(W_s) = mean_x KL(f_W(x) || f_{W \\ W_s}(x))`` for one subset (the model is left unchanged).
 
     subset: a flat boolean vector over the prunable weights, or one boolean tensor per weight (True = ablated).
-    The straightforward path (``prunekit.pruning.masks_applied`` + ``log_probs`` + ``kl_divergence``), independent of
+    The straightforward path (``prunekit.masks.masks_applied`` + ``log_probs`` + ``kl_divergence``), independent of
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
-    from .pruning import masks_applied
 
     params = _params(model, params)
     flat = _as_flat_subset(subset, params)
@@ -366,10 +360,7 @@ def random_subsets(n_weights: int, k: int, n_subsets: int, generator: torch.Gene
 
 
 def _check_ratio(r: float, name: str = "ratios") -> float:
-    r = float(r)
-    if not 0.0 <= r <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {r}")
-    return r
+    return fraction(name, r)
 
 
 def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
@@ -457,126 +448,3 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] = "ratio", values: Seque
                 row[f"{v}_q{int(round(q * 100)):02d}"] = float(np.quantile(s, q))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-# ------------------------------------------------------------------------------------------------------- imbalance
-def gini(values) -> float:
-    """Gini coefficient ``sum_ij |u_i - u_j| / (2 n^2 mean(u))`` of non-negative values (0 when all are 0)."""
-    u = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if u.size == 0:
-        raise ValueError("values is empty")
-    if (u < 0).any():
-        raise ValueError("gini needs non-negative values")
-    total = u.sum()
-    if total == 0:
-        return 0.0
-    n = u.size
-    i = np.arange(1, n + 1)
-    return float(((2 * i - n - 1) * u).sum() / (n * total))
-
-
-def coefficient_of_variation(values) -> float:
-    """``std / mean`` (population std) of non-negative values (0 when all are 0)."""
-    u = np.asarray(values, dtype=np.float64).ravel()
-    if u.size == 0:
-        raise ValueError("values is empty")
-    m = u.mean()
-    return 0.0 if m == 0 else float(u.std() / m)
-
-
-def utility_imbalance(utilities, measure: str = "gini") -> float:
-    """Utility imbalance of equal-size random subsets: ``"gini"`` (default) or ``"cv"`` of their utilities."""
-    if measure == "gini":
-        return gini(utilities)
-    if measure == "cv":
-        return coefficient_of_variation(utilities)
-    raise ValueError(f"measure={measure!r} is not supported; allowed: {', '.join(map(repr, IMBALANCE_MEASURES))}")
-
-
-def imbalance_table(df: pd.DataFrame, by: str | Sequence[str]) -> pd.DataFrame:
-    """Per group of ``df`` (rows of equal-size random subsets): ``gini, cv, utility_mean, accuracy_mean, n``."""
-    by = [by] if isinstance(by, str) else list(by)
-    rows = []
-    for key, g in df.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key)), "gini": gini(g["utility"]), "cv": coefficient_of_variation(g["utility"]),
-                     "utility_mean": g["utility"].mean(), "accuracy_mean": g["accuracy"].mean(), "n": len(g)})
-    return pd.DataFrame(rows)
-
-
-def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: torch.Tensor, y: torch.Tensor | None,
-                            ratios: Iterable[float] = (0.1,), n_subsets: int = 500, seed: int = 0,
-                            method: str = "auto") -> pd.DataFrame:
-    """Random ablation of the model at each checkpoint (``{epoch: state_dict}``); rows gain an ``epoch`` column.
-
-    The same subsets (same ``seed``) are drawn at every epoch, so the comparison across epochs is paired. The model's
-    own weights are restored afterwards.
-    """
-    if not checkpoints:
-        raise ValueError("checkpoints is empty: train with TrainConfig(checkpoints=(0, 1, ...))")
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    frames = []
-    try:
-        for epoch in sorted(checkpoints):
-            model.load_state_dict(checkpoints[epoch])
-            df = random_ablation(model, x, y, tuple(ratios), n_subsets, seed, method=method)
-            df.insert(0, "epoch", int(epoch))
-            frames.append(df)
-    finally:
-        model.load_state_dict(saved)
-    return pd.concat(frames, ignore_index=True)
-
-
-def critical_ratio(df: pd.DataFrame, level: float, by: str | Sequence[str] | None = None) -> pd.DataFrame | float:
-    """The ablation ratio at which the mean accuracy (over subsets) first falls below ``level``.
-
-    Linear interpolation between the last ratio above and the first below ``level``; NaN if it never falls below
-    (and the smallest ratio if it starts below). With ``by``, one row per group (``by`` columns, ``critical_ratio``).
-    """
-    def one(g: pd.DataFrame) -> float:
-        m = g.groupby("ratio")["accuracy"].mean().sort_index()
-        r, a = m.index.to_numpy(dtype=float), m.to_numpy(dtype=float)
-        below = np.nonzero(a < level)[0]
-        if below.size == 0:
-            return float("nan")
-        i = int(below[0])
-        if i == 0:
-            return float(r[0])
-        return float(r[i - 1] + (a[i - 1] - level) / (a[i - 1] - a[i]) * (r[i] - r[i - 1]))
-
-    if by is None:
-        return one(df)
-    by = [by] if isinstance(by, str) else list(by)
-    rows = []
-    for key, g in df.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key)), "critical_ratio": one(g)})
-    return pd.DataFrame(rows)
-
-
-def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch.Tensor,
-                     ratios: Iterable[float], n_subsets: int, imbalance_ratio: float, chance: float,
-                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Random ablation of the same task's models at several widths (``{width_mult: model}``).
-
-    Returns ``(ablations, summary)``. ablations: the :func:`random_ablation` rows with ``width_mult`` and the model's
-    ``dense_accuracy``. summary, one row per width: ``prunable_weights``, ``dense_accuracy``, ``critical_ratio`` (the
-    ratio where mean accuracy falls halfway from dense to ``chance``), ``gini`` and ``cv`` of the utilities at
-    ``imbalance_ratio``, and ``critical_count = critical_ratio * prunable_weights``.
-    """
-    frames = []
-    for w, model in models.items():
-        df = random_ablation(model, x, y, ratios=ratios, n_subsets=n_subsets, seed=seed)
-        df.insert(0, "width_mult", float(w))
-        df["dense_accuracy"] = float(random_ablation(model, x, y, ratios=[0.0], n_subsets=1)["accuracy"].iloc[0])
-        frames.append(df)
-    ablations = pd.concat(frames, ignore_index=True)
-    imbalance = imbalance_table(ablations[np.isclose(ablations.ratio, imbalance_ratio)], "width_mult")
-    rows = []
-    for w, g in ablations.groupby("width_mult"):
-        dense = g["dense_accuracy"].iloc[0]
-        rows.append({"width_mult": w, "prunable_weights": flat_weights(models[w]).numel(), "dense_accuracy": dense,
-                     "critical_ratio": critical_ratio(g, 0.5 * (dense + chance))})
-    summary = pd.DataFrame(rows).merge(imbalance[["width_mult", "gini", "cv"]], on="width_mult")
-    summary["critical_count"] = summary["critical_ratio"] * summary["prunable_weights"]
-    return ablations, summary

@@ -1,7 +1,8 @@
-"""Shared fixtures: isolated cache/results/figure folders, and MNIST copied from ../shared into a temporary folder."""
+"""Shared fixtures: isolated cache/results/figure folders, and MNIST copied from the data folder into a temporary one."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_SOURCES = [REPO.parent / "shared" / "data" / "MNIST" / "raw", REPO / "data" / "datasets" / "MNIST" / "raw"]
+MNIST_SOURCES = [Path(p) / "MNIST" / "raw" for p in (os.environ.get("PRUNEKIT_DATA"), REPO / "data" / "datasets") if p]
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def mnist_root(tmp_path_factory) -> Path:
     """A data folder holding the original MNIST files (copied, never written in place)."""
     src = next((p for p in MNIST_SOURCES if len(list(p.glob("*-ubyte.gz"))) == 4), None)
     if src is None:
-        pytest.skip("MNIST raw files not found in ../shared/data/MNIST/raw or data/datasets/MNIST/raw")
+        pytest.skip("MNIST raw files not found in $PRUNEKIT_DATA/MNIST/raw or data/datasets/MNIST/raw")
     root = tmp_path_factory.mktemp("datasets")
     (root / "MNIST" / "raw").mkdir(parents=True)
     for f in src.glob("*-ubyte.gz"):

@@ -68,3 +68,46 @@ def test_replace_routes_fields_and_roundtrips():
         cfg.replace(colour="red")
     with pytest.raises(ValueError, match="width_mult"):
         cfg.replace(width_mult=0)
+
+
+# ------------------------------------------------------------------------------------------------ config identity
+# pinned keys: a change that moves them orphans every cached model and sweep point, so it must be deliberate
+GOLDEN_DEFAULT = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # sha256 of "{}"
+GOLDEN_LENET = "3e9f402a8056e46a7168b45b177770d6886945e7e7b0d6fcf1b68300166fa7b7"
+GOLDEN_CONV = "e4d0422f55b9c645e497801606d376ea2390ca2d975ceaa1f40860e3c2b5311a"
+
+
+def test_key_hashes_only_non_default_fields():
+    import hashlib
+    import json
+
+    assert TrainConfig().identity() == {}
+    cfg = TrainConfig(data=DataConfig("mnist", subset=6000), lr=0.05, momentum=0.9, optimizer="sgd",
+                      checkpoints=(0, 1)).replace(arch="lenet300", width_mult=3)
+    assert cfg.identity() == {"data": {"name": "mnist", "subset": 6000}, "lr": 0.05, "momentum": 0.9,
+                              "optimizer": "sgd", "checkpoints": [0, 1],
+                              "model": {"arch": "lenet300", "width_mult": 3.0}}
+    blob = json.dumps(cfg.identity(), sort_keys=True, separators=(",", ":"))
+    assert cfg.key() == hashlib.sha256(blob.encode()).hexdigest()
+    # ints given for float fields are the same config
+    assert cfg.key() == cfg.replace(width_mult=3.0, lr=0.05).key()
+    assert TrainConfig(lr=1).key() == TrainConfig(lr=1.0).key() != TrainConfig().key()
+
+
+def test_golden_keys():
+    assert TrainConfig().key() == GOLDEN_DEFAULT
+    assert TrainConfig(data=DataConfig("mnist"), epochs=5).replace(arch="lenet300").key() == GOLDEN_LENET
+    conv = TrainConfig(data=DataConfig("digits", subset=500, seed=1), model=ModelConfig("conv", width_mult=0.5,
+                       init="he"), optimizer="sgd", lr=0.05, momentum=0.9, schedule="step", checkpoints=(0, 2))
+    assert conv.key() == GOLDEN_CONV
+
+
+def test_a_new_field_with_a_default_keeps_every_key():
+    import dataclasses
+
+    Grown = dataclasses.make_dataclass("Grown", [("label_smoothing", float, dataclasses.field(default=0.0))],
+                                       bases=(TrainConfig,), frozen=True)
+    base = TrainConfig(data=DataConfig("mnist"), epochs=5).replace(arch="lenet300")
+    grown = Grown(data=base.data, model=base.model, epochs=5)
+    assert grown.key() == base.key()
+    assert Grown(label_smoothing=0.1).key() != TrainConfig().key()

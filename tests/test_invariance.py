@@ -90,3 +90,76 @@ def test_width_grid_per_arch_settings():
     assert all(c.batch_size == 64 for c in cfgs if c.model.arch == "lenet300")
     assert all(c.lr == 0.05 and c.momentum == 0.9 for c in cfgs if c.optimizer == "sgd")
     assert all(c.lr == 1e-3 for c in cfgs if c.optimizer == "adam")
+
+
+# ------------------------------------------------------------------------ claims that the table cannot decide
+def _verdicts(table):
+    return dict(zip(table["claim"], table["verdict"]))
+
+
+def test_claims_table_format_and_verdicts():
+    from prunekit.claims import COLUMNS, VERDICTS
+    from prunekit.invariance import claims_table
+
+    t = claims_table(_table(1.0, inits=("he_normal", "glorot_uniform")))
+    assert list(t.columns) == COLUMNS and set(t["verdict"]) <= set(VERDICTS) and len(t) == 5
+    v = _verdicts(t)
+    assert v["Null hypothesis (|ω| constant in width) rejected"] == "holds"
+    assert v["Effective density roughly constant across widths"] == "holds"
+    assert v["Fully connected + SGD gives the lowest density"] == "holds"          # sgd cores are 0.7x
+    assert v["Conv + Adam gives the highest density"] == "not measured here"       # no conv rows
+    assert v["Glorot gives slightly lower density than He"] == "does not hold"     # identical densities
+
+
+@pytest.mark.parametrize("case", ["glorot_and_he_unpaired", "one_init", "no_init_column", "one_optimizer",
+                                  "empty", "two_widths", "conv_without_adam", "one_glorot_pair"])
+def test_claims_never_raise_and_say_why(case):
+    from prunekit.invariance import claims, claims_table
+
+    df = _table(1.0, inits=("he_normal", "glorot_uniform"))
+    if case == "glorot_and_he_unpaired":   # the case that raised KeyError 'init': both inits, no pair
+        df = df[((df.init == "he_normal") & (df.seed == 0)) | ((df.init == "glorot_uniform") & (df.seed == 1))]
+    elif case == "one_init":
+        df = df[df.init == "he_normal"]
+    elif case == "no_init_column":
+        df = df.drop(columns="init")
+    elif case == "one_optimizer":
+        df = df[df.optimizer == "adam"]
+    elif case == "empty":
+        df = df.iloc[:0]
+    elif case == "two_widths":             # 2 models per series: no fit
+        df = df[(df.width_mult.isin([1, 2])) & (df.seed == 0)]
+    elif case == "conv_without_adam":
+        df = df.assign(arch="conv")[lambda d: d.optimizer == "sgd"]
+    elif case == "one_glorot_pair":
+        df = df[(df.init == "he_normal") | ((df.width_mult == 1) & (df.seed == 0) & (df.optimizer == "adam"))]
+    table = claims_table(df)
+    text = " ".join(claims(df))
+    assert len(table) == 5
+    v = _verdicts(table)
+    init_claim = "Glorot gives slightly lower density than He"
+    if case in ("glorot_and_he_unpaired", "one_init", "no_init_column", "empty"):
+        assert v[init_claim] == "not measured here"
+        assert "Not measured here:" in table.set_index("claim").loc[init_claim, "measured"]
+    if case == "glorot_and_he_unpaired":
+        assert "paired" in table.set_index("claim").loc[init_claim, "measured"]
+    if case in ("no_init_column", "empty"):
+        assert set(v.values()) == {"not measured here"}
+        assert ("lacks the column(s) init" if case == "no_init_column" else "empty") in text
+    if case == "one_optimizer":
+        assert v["Fully connected + SGD gives the lowest density"] == "not measured here"
+        assert "adam optimizer(s) only" in text
+    if case == "two_widths":
+        assert v["Null hypothesis (|ω| constant in width) rejected"] == "not measured here"
+        assert v["Effective density roughly constant across widths"] == "not measured here"
+    if case == "conv_without_adam":
+        assert v["Conv + Adam gives the highest density"] == "not measured here"
+    if case == "one_glorot_pair":     # one pair: a difference, no test, so not significant
+        assert v[init_claim] == "does not hold" and "one pair, no test" in text
+
+
+def test_factor_effect_without_pairs_has_columns():
+    df = _table(1.0, inits=("he_normal", "glorot_uniform"))
+    df = df[((df.init == "he_normal") & (df.seed == 0)) | ((df.init == "glorot_uniform") & (df.seed == 1))]
+    eff = factor_effect(df, "init", reference="he_normal", by=())
+    assert eff.empty and "init" in eff.columns and "pairs" in eff.columns

@@ -14,7 +14,6 @@ from prunekit.metrics import (
     first_crossing,
     hoyer_by_layer,
     hoyer_sparsity,
-    linear_scan_crossing,
     model_hoyer_sparsity,
     pruned_accuracy,
 )
@@ -90,38 +89,87 @@ def test_hoyer_by_layer_and_model():
 
 
 # ----------------------------------------------------------------------------------------------- first crossing
+def _reference_crossing(passes, n, step, resolution):
+    """The definition, written out independently: every level k = s, 2s, ... up to the first failure f, then every
+    single level of [f - s, f] (no bisection): returns (first failing level inside that step, f)."""
+    s = max(1, round(step * n))
+    levels = list(range(s, n, s)) + [n]
+    f = next((k for k in levels if not passes(k)), None)
+    if f is None:
+        return None, None
+    first_fail_inside = next(k for k in range(max(0, f - s) + 1, f + 1) if not passes(k))
+    return first_fail_inside, f
+
+
 def test_first_crossing_monotone_exact():
     for n in (1, 7, 999, 1000, 1999, 2500):
         for true in sorted({0, 1, n // 3, n // 2, n - 1, n}):
-            k, evals = first_crossing(lambda k: k <= true, n)
-            step = max(1, math.floor(1e-3 * n))
-            assert true - step < k <= true, (n, true, k)
-            assert evals <= 19
+            c = first_crossing(lambda k: k <= true, n)
+            r = max(1, math.floor(1e-3 * n))
+            assert true - r < c.k <= true, (n, true, c)
+            if true == n:
+                assert c.failed_at is None
+            else:
+                assert c.k <= true < c.failed_at <= c.k + r
+            s = max(1, round(0.01 * n))
+            assert c.evaluations <= math.ceil(min(n, true + s) / s) + math.ceil(math.log2(s / r)) + 1
 
 
-def test_first_crossing_budget_and_resolution_large_n():
-    rng = np.random.default_rng(1)
-    n = 1_234_567
-    step = math.floor(1e-3 * n)
-    for true in rng.integers(0, n, 30):
-        k, evals = first_crossing(lambda k: k <= true, n)
-        assert true - step < k <= true
-        assert evals + 1 <= 20   # + the dense evaluation
-        k_lin, evals_lin = linear_scan_crossing(lambda k: k <= true, n, step)
-        assert abs(k - k_lin) <= step
-    with pytest.raises(RuntimeError, match="max_evaluations"):
-        first_crossing(lambda k: k <= 500_000, n, max_evaluations=10)
+def test_first_crossing_catches_a_dip_narrower_than_the_old_coarse_step():
+    # fails on [2345, 2600) only, passes again until 7000: a 10% coarse scan (1000, 2000, 3000, ...) never lands in
+    # the dip and answered ~7000; the 1% scan lands at 2400 and the bisection finds the dip's first failing level
+    n = 10_000
+    passes = lambda k: k < 2345 or 2600 <= k < 7000  # noqa: E731
+    c = first_crossing(passes, n)
+    assert 2345 - 10 <= c.k < 2345 <= c.failed_at <= c.k + 10   # resolution: 0.1% of 10,000 = 10 weights
+    assert (c.k, c.failed_at) == (2343, 2350)                   # bisection of [2300, 2400]: 2350 F, 2325 P, 2337 P, 2343 P
+    first_fail, f = _reference_crossing(passes, n, 0.01, 1e-3)
+    assert (first_fail, f) == (2345, 2400)
+    assert c.evaluations == 24 + math.ceil(math.log2(100 / 10))  # 24 scan levels, then bisection of a 100-wide step
 
 
-def test_first_crossing_returns_first_not_a_later_crossing():
-    # accuracy dips below the threshold after 300 and recovers on [500, 800]: the first crossing is 300 (a plain
-    # bisection on [0, n] would test 500, pass, and answer 800)
-    passes = lambda k: k <= 300 or 500 <= k <= 800  # noqa: E731
-    assert first_crossing(passes, 1000)[0] == 300
-    assert linear_scan_crossing(passes, 1000, 1)[0] == 300
-    # everything passes / nothing passes
-    assert first_crossing(lambda k: True, 1000)[0] == 1000
-    assert first_crossing(lambda k: k == 0, 1000)[0] == 0
+def test_first_crossing_dip_narrower_than_step_is_by_definition_not_seen():
+    # a dip of 30 weights (< the 100-weight step) between two passing scan levels is not part of the definition
+    passes = lambda k: not (2310 <= k < 2340) and k < 5000  # noqa: E731
+    c = first_crossing(passes, 10_000)
+    assert 4990 <= c.k < 5000 <= c.failed_at
+    assert first_crossing(passes, 10_000, step=0.001, resolution=1e-4).k == 2309  # a finer step sees it
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 100, 1001])
+def test_first_crossing_against_reference_on_random_curves(n):
+    rng = np.random.default_rng(n)
+    for trial in range(30):
+        fails = set(rng.choice(np.arange(1, n + 1), size=rng.integers(0, n + 1), replace=False).tolist())
+        passes = lambda k: k not in fails  # noqa: E731  a non-monotone pass/fail pattern
+        step, resolution = [(0.1, 0.01), (0.01, 1e-3), (0.25, 0.25)][trial % 3]
+        c = first_crossing(passes, n, step=step, resolution=resolution)
+        s = max(1, round(step * n))
+        r = min(s, max(1, math.floor(resolution * n)))
+        first_fail, f = _reference_crossing(passes, n, step, resolution)
+        if f is None:
+            assert c == (n, None, math.ceil(n / s))
+            continue
+        # the answer lies inside the first failing step of the scan, passes, and is bracketed to the resolution
+        assert max(0, f - s) <= c.k < c.failed_at <= f
+        assert c.failed_at - c.k <= r
+        assert c.k == 0 or passes(c.k)
+        assert not passes(c.failed_at)
+        assert c.evaluations <= math.ceil(f / s) + math.ceil(math.log2(s / r)) + (f == n and n % s != 0)
+
+
+def test_first_crossing_edge_cases_and_bad_input():
+    assert first_crossing(lambda k: True, 1000) == (1000, None, 100)      # everything passes: 100 scan levels
+    c = first_crossing(lambda k: False, 1000)                            # the first 1% level fails already
+    assert c.k == 0 and 0 < c.failed_at <= 1
+    assert first_crossing(lambda k: pytest.fail("called"), 0) == (0, None, 0)  # nothing to prune
+    assert first_crossing(lambda k: False, 1) == (0, 1, 1)
+    for bad in (dict(step=0), dict(step=1.5), dict(resolution=0), dict(step=0.01, resolution=0.02),
+                dict(step=True)):
+        with pytest.raises(ValueError, match="step|resolution"):
+            first_crossing(lambda k: True, 100, **bad)
+    with pytest.raises(ValueError, match="n="):
+        first_crossing(lambda k: True, -1)
 
 
 def test_accuracy_threshold():
@@ -144,15 +192,25 @@ def trained():
     return run.model, load_dataset(cfg.data)
 
 
-def _accuracy_with_smallest_zeroed(model, split, k, include_output=False):
-    """Independent pruning: zero the k smallest |w| over all hidden weights (numpy argsort, stable), evaluate."""
+def _accuracy_with_smallest_zeroed(model, split, k, include_output=False, scope="global"):
+    """Independent pruning: zero the k smallest |w| over all hidden weights (numpy argsort, stable), or in each layer
+    l its round(k * n_l / n) smallest ("layerwise"), evaluate with a plain forward pass, restore."""
     from prunekit.models import prunable_parameters
 
     params = prunable_parameters(model, include_output=include_output)
     saved = [m.weight.detach().clone() for m, _ in params]
-    flat = np.concatenate([w.numpy().ravel() for w in saved])
-    keep = np.ones(flat.size, bool)
-    keep[np.argsort(np.abs(flat), kind="stable")[:k]] = False
+    if scope == "global":
+        flat = np.concatenate([w.numpy().ravel() for w in saved])
+        keep = np.ones(flat.size, bool)
+        keep[np.argsort(np.abs(flat), kind="stable")[:k]] = False
+    else:
+        n = sum(w.numel() for w in saved)
+        keeps = []
+        for w in saved:
+            kl = np.ones(w.numel(), bool)
+            kl[np.argsort(np.abs(w.numpy().ravel()), kind="stable")[:round(k * w.numel() / n)]] = False
+            keeps.append(kl)
+        keep = np.concatenate(keeps)
     off = 0
     with torch.no_grad():
         for (m, _), w in zip(params, saved):
@@ -162,7 +220,7 @@ def _accuracy_with_smallest_zeroed(model, split, k, include_output=False):
         acc = (model(split.x).argmax(1) == split.y).double().mean().item()
         for (m, _), w in zip(params, saved):
             m.weight.copy_(w)
-    return acc
+    return acc, int((~keep).sum())
 
 
 def test_pruned_accuracy_matches_independent_pruning(trained):
@@ -170,53 +228,126 @@ def test_pruned_accuracy_matches_independent_pruning(trained):
     n = sum(m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model))
     fracs = [0.0, 0.3, 0.6, 0.9, 0.99]
     ours = pruned_accuracy(model, ds, fracs)
-    ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n)) for f in fracs]
+    ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
     assert ours == pytest.approx(ref, abs=1e-9)
     assert ours[0] > 0.8 and ours[-1] < ours[0] - 0.2  # the model learned something, and pruning 99% hurts
 
 
-def test_effective_density_agrees_with_fine_linear_scan(trained):
+def _reference_effective_density(model, split, tolerance, relative, scope, step=0.01):
+    """The definition with independent pruning: plain evaluations at k = s, 2s, ... to the first failure f."""
+    n = sum(m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model))
+    dense = _accuracy_with_smallest_zeroed(model, split, 0)[0]
+    threshold = dense * (1 - tolerance) if relative else dense - tolerance
+    s = max(1, round(step * n))
+    levels = list(range(s, n, s)) + [n]
+    accs = {k: _accuracy_with_smallest_zeroed(model, split, k, scope=scope)[0] for k in levels}
+    f = next((k for k in levels if accs[k] < threshold), None)
+    return n, s, threshold, f, accs
+
+
+@pytest.mark.parametrize("relative", [False, True])
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_effective_density_equals_independent_scan_then_bracket(trained, relative, scope):
     model, ds = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ed = effective_density(model, ds, tolerance=0.05)
-    assert isinstance(ed, EffectiveDensity)
+    ed = effective_density(model, ds, tolerance=0.05, relative=relative, scope=scope)
     for k, v in model.state_dict().items():        # weights restored exactly
         assert torch.equal(v, before[k])
-    n = ed.params
-    assert n == 64 * 64 + 64 * 32                   # |θ| = prunable weights (hidden layers, no biases, no output)
-    assert ed.core_params == n - ed.pruned and ed.density == pytest.approx(ed.core_params / n)
-    assert ed.evaluations <= 20
-    step = max(1, math.floor(1e-3 * n))
-    dense = _accuracy_with_smallest_zeroed(model, ds.test, 0)
-    assert ed.dense_accuracy == pytest.approx(dense)
+    n, s, threshold, f, accs = _reference_effective_density(model, ds.test, 0.05, relative, scope)
+    assert isinstance(ed, EffectiveDensity) and ed.params == n == 64 * 64 + 64 * 32  # hidden layers, no output
+    assert ed.threshold == pytest.approx(threshold)
+    assert f is not None and f > s
+    r = max(1, math.floor(1e-3 * n))
+    sizes = [m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model)]
+    count = (lambda k: k) if scope == "global" else (lambda k: sum(round(k * size / n) for size in sizes))
+    # the answer lies in the first failing step of the independent scan, passes, and its bracket fails
+    assert count(f - s) <= ed.pruned < ed.failed_at <= count(f)
+    levels = {count(k): k for k in range(f, f - s - 1, -1)}   # search level behind each pruned count in that step
+    acc_core, pruned_core = _accuracy_with_smallest_zeroed(model, ds.test, levels[ed.pruned], scope=scope)
+    assert pruned_core == ed.pruned and ed.core_params == n - ed.pruned
+    assert ed.core_accuracy == pytest.approx(acc_core, abs=1e-12) and acc_core >= threshold
+    acc_fail, _ = _accuracy_with_smallest_zeroed(model, ds.test, levels[ed.failed_at], scope=scope)
+    assert acc_fail < threshold
+    if scope == "global":
+        assert ed.failed_at - ed.pruned <= r
+    assert ed.density == pytest.approx((n - ed.pruned) / n)
+    assert ed.evaluations <= f // s + math.ceil(math.log2(s / r)) + 3   # scan + bisection + dense + 2 confirmations
+    assert ed.step == 0.01 and ed.resolution == 1e-3
+
+
+@pytest.fixture(scope="module")
+def dipping():
+    """A digits MLP 64-128-64-10 after 2 epochs (seed 0) whose accuracy curve fails at a 1% level and passes again at
+    several higher ones; and the same net with seed 1, the case the old search got wrong by 78 weights."""
+    from prunekit.cache import fit
+    from prunekit.data import load_dataset
+
+    runs = {seed: fit(TrainConfig(epochs=2, seed=seed), quiet=True) for seed in (0, 1)}
+    return {seed: run.model.eval() for seed, run in runs.items()}, load_dataset(TrainConfig().data)
+
+
+def test_effective_density_first_crossing_on_a_dipping_curve(dipping):
+    models, ds = dipping
+    model = models[0]
+    ed = effective_density(model, ds)
+    n, s, threshold, f, accs = _reference_effective_density(model, ds.test, 0.05, False, "global")
+    assert n == 16_384
+    assert any(accs[k] >= threshold for k in accs if k > f), "the curve passes again above its first failing level"
+    assert f - s <= ed.pruned < ed.failed_at <= f
+    # the old search (10% coarse steps, then bisection inside the first failing coarse step) over-prunes here:
+    # its coarse levels all pass up to the one it bisects, which lies beyond the first failure f
+    coarse = [round(i * 0.1 * n) for i in range(1, 11)]
+    first_coarse_fail = next(k for k in coarse if _accuracy_with_smallest_zeroed(model, ds.test, k)[0] < threshold)
+    assert first_coarse_fail - round(0.1 * n) > f  # the old bisection started above the true first crossing
+
+
+def test_effective_density_dip_narrower_than_step(dipping):
+    """Seed 1: accuracy is below the threshold at 9,469 pruned weights, between two passing 1% scan levels (9,348
+    and 9,512, 164 weights apart). By definition the 1% scan does not see it (nor, here, a 0.1% scan: the dip is
+    narrower still); the answer is the first crossing at the scan's step, as documented."""
+    models, ds = dipping
+    model = models[1]
+    dense = _accuracy_with_smallest_zeroed(model, ds.test, 0)[0]
     threshold = dense - 0.05
-    k_lin, evals_lin = linear_scan_crossing(
-        lambda k: _accuracy_with_smallest_zeroed(model, ds.test, k) >= threshold, n, step)
-    assert abs(ed.pruned - k_lin) <= step
-    assert evals_lin > ed.evaluations
-    # a linear scan in 1% steps jumps over the narrow dip at 5064..5070 and stops later: the search is finer
-    step1 = round(0.01 * n)
-    k_1pct, _ = linear_scan_crossing(lambda k: _accuracy_with_smallest_zeroed(model, ds.test, k) >= threshold, n, step1)
-    assert ed.pruned <= k_1pct + step1
-    assert 0.0 < ed.density < 1.0
-    assert ed.core_accuracy >= threshold
-    assert ed.pruned < ed.failed_at <= ed.pruned + step
-    assert _accuracy_with_smallest_zeroed(model, ds.test, ed.failed_at) < threshold
+    assert _accuracy_with_smallest_zeroed(model, ds.test, 9469)[0] < threshold
+    assert all(_accuracy_with_smallest_zeroed(model, ds.test, k)[0] >= threshold for k in (9348, 9512))
+    ed = effective_density(model, ds)
+    assert ed.pruned > 9512 and _accuracy_with_smallest_zeroed(model, ds.test, ed.failed_at)[0] < threshold
 
 
-def test_effective_density_relative_and_scope(trained):
+def test_effective_density_incremental_equals_plain(trained):
+    from prunekit.metrics import _IncrementalMLP, _Pruner
+
     model, ds = trained
-    absolute = effective_density(model, ds, tolerance=0.05)
-    rel = effective_density(model, ds, tolerance=0.05, relative=True)
-    assert rel.threshold == pytest.approx(rel.dense_accuracy * 0.95)
-    assert rel.threshold > absolute.threshold       # dense accuracy < 1: 5% relative is stricter than 5 points
-    assert rel.pruned <= absolute.pruned + max(1, math.floor(1e-3 * absolute.params))
+    for scope in ("global", "layerwise"):
+        plain = _Pruner(model, ds.test, scope=scope)
+        s = round(0.01 * plain.n)
+        with _IncrementalMLP(model, ds.test, scope=scope) as fast:
+            for k in range(0, plain.n + 1, s):
+                assert fast.accuracy(k) == plain.accuracy(k), (scope, k)
+                fast.commit(k)
+            with pytest.raises(ValueError, match="levels only go up"):
+                fast.accuracy(0)
+        a = effective_density(model, ds, scope=scope, incremental=True)
+        b = effective_density(model, ds, scope=scope, incremental=False)
+        assert (a.pruned, a.failed_at, a.core_accuracy) == (b.pruned, b.failed_at, b.core_accuracy)
+        assert a.evaluations == b.evaluations + 2  # the two plain confirmations of the bracket
+
+
+def test_effective_density_bad_input_before_compute(trained):
+    model, ds = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     loose = effective_density(model, ds, tolerance=0.3)
-    assert loose.pruned > absolute.pruned
-    layer = effective_density(model, ds, scope="layer")  # alias of "layerwise"
-    assert layer.scope == "layerwise" and layer.core_params == layer.params - layer.pruned
-    assert layer.core_accuracy >= layer.threshold
-    with pytest.raises(ValueError, match="scope"):
-        effective_density(model, ds, scope="neuron")
+    assert loose.pruned > effective_density(model, ds, tolerance=0.05).pruned
+    for kwargs, match in [(dict(scope="neuron"), "scope"), (dict(step=0), "step"), (dict(resolution=0.5), "resolution"),
+                          (dict(tolerance=1.5), "tolerance")]:
+        with pytest.raises(ValueError, match=match):
+            effective_density(model, ds, **kwargs)
     with pytest.raises(ValueError, match="data"):
         effective_density(model, "not data")
+    conv = __import__("prunekit.models").models.build_model(__import__("prunekit.config").config.ModelConfig("conv"),
+                                                            (1, 8, 8), 10)
+    with pytest.raises(ValueError, match="incremental=True"):
+        effective_density(conv, ds, incremental=True)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])

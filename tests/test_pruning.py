@@ -9,6 +9,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
+from prunekit import compaction as CP
+from prunekit import curves as CV
+from prunekit import masks as M
 from prunekit import pruning as P
 from prunekit.config import ModelConfig
 from prunekit.data import Split
@@ -85,7 +88,7 @@ def test_k_zero_prunes_nothing_and_leaves_weights_alone():
     for masks in (P.weight_masks(params, 0, "global"), P.unit_masks(params, 0, "layerwise"),
                   P.weight_masks(params, 0, "layerwise", "random")):
         assert all(bool(mk.all()) for mk in masks)
-        with P.masks_applied(params, masks):
+        with M.masks_applied(params, masks):
             assert all(torch.equal(m.weight, b) for (m, _), b in zip(params, before))
 
 
@@ -93,6 +96,15 @@ def test_round_half_to_even_like_torch():
     lin = nn.Linear(10, 1, bias=False)  # 10 weights, k=25 -> 2.5 -> 2 ; k=35 -> 3.5 -> 4
     assert n_pruned(P.weight_masks([(lin, "weight")], 25)) == [2]
     assert n_pruned(P.weight_masks([(lin, "weight")], 35)) == [4]
+
+
+def test_float_amount_in_torch_differs_at_half_way_cases():
+    # 35% of 90 weights: exactly 31.5 -> 32 here; torch's float amount 0.35 * 90 = 31.499999999999996 -> 31. This is
+    # why the equality tests with torch below pass it the integer count, not the float fraction.
+    lin = nn.Linear(9, 10)
+    assert n_pruned(P.weight_masks([(lin, "weight")], 35)) == [32]
+    tprune.l1_unstructured(lin, "weight", amount=0.35)
+    assert int((lin.weight_mask == 0).sum()) == 31
 
 
 # ------------------------------------------------------------------------------------------------ determinism, ties
@@ -157,6 +169,8 @@ def test_random_masks_seeded_nested_and_exact():
 
 @pytest.mark.parametrize("k", [10, 50, 90])
 def test_equal_to_torch_l1_unstructured_and_ln_structured(k):
+    # torch gets the integer count round(k * n / 100): its float amount k / 100 rounds differently at some half-way
+    # cases (test_float_amount_in_torch_differs_at_half_way_cases), which these tests keep away from on purpose
     model, params = forai(seed=k)
     ours_w = P.weight_masks(params, k, "layerwise")
     ours_u = P.unit_masks(params, k, "layerwise")
@@ -180,7 +194,7 @@ def test_equal_to_torch_global_unstructured(k):
     ours = P.weight_masks(params, k, "global")
     n = sum(m.weight.numel() for m, _ in params)
     tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=round(k * n / 100))
-    theirs = P.masks_from_torch_prune(params)
+    theirs = M.masks_from_torch_prune(params)
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 
@@ -203,13 +217,13 @@ def test_unit_pruning_zeroes_unit_output_including_bias(activation):
     model, params = mlp(activation)
     x = torch.randn(32, 1, 4, 4)
     masks = P.unit_masks(params, 50, "layerwise")
-    with P.masks_applied(params, masks):
+    with M.masks_applied(params, masks):
         outs = _hidden_outputs(model, x)
     for out, keep in zip(outs, masks.units):
         assert bool((out[:, ~keep] == 0).all())
         assert bool((out[:, keep] != 0).any())
     # zeroing the rows alone would not do: the bias keeps the unit alive
-    with P.masks_applied(params, list(masks)):
+    with M.masks_applied(params, list(masks)):
         outs = _hidden_outputs(model, x)
     assert not bool((outs[0][:, ~masks.units[0]] == 0).all())
 
@@ -219,14 +233,14 @@ def test_unit_pruning_conv_zeroes_batchnorm_channel():
     x = torch.randn(4, 1, 8, 8)
     masks = P.unit_masks(params, 50, "layerwise")
     with pytest.raises(ValueError, match="model="):
-        with P.masks_applied(params, masks):
+        with M.masks_applied(params, masks):
             pass
     convs = [m for m, _ in params if isinstance(m, nn.Conv2d)]
-    bns = P.following_batchnorms(model, params)
+    bns = M.following_batchnorms(model, params)
     assert [bn is not None for bn in bns] == [isinstance(m, nn.Conv2d) for m, _ in params]
     seen = []
     hooks = [bn.register_forward_hook(lambda mod, i, o: seen.append(o.detach().clone())) for bn in bns if bn]
-    with P.masks_applied(params, masks, model=model):
+    with M.masks_applied(params, masks, model=model):
         with torch.no_grad():
             model(x)
     for h in hooks:
@@ -241,24 +255,24 @@ def test_masks_applied_restores_bitwise_even_on_error():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     masks = P.unit_masks(params, 60, "global")
     with pytest.raises(RuntimeError):
-        with P.masks_applied(params, masks, model=model):
-            assert P.sparsity(params) > 0.3
+        with M.masks_applied(params, masks, model=model):
+            assert M.sparsity(params) > 0.3
             raise RuntimeError("boom")
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    with P.masks_applied(params, P.weight_masks(params, 90, "global"), model=model):
-        assert P.sparsity(params) == pytest.approx(0.9, abs=1e-3)
+    with M.masks_applied(params, P.weight_masks(params, 90, "global"), model=model):
+        assert M.sparsity(params) == pytest.approx(0.9, abs=1e-3)
     assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
 
 
 def test_apply_masks_permanent_and_sparsity_measures_zeros():
     model, params = forai()
     masks = P.weight_masks(params, 40, "layerwise")
-    P.apply_masks_(params, masks)
-    per_layer = P.layer_sparsity(params)
+    M.apply_masks_(params, masks)
+    per_layer = M.layer_sparsity(params)
     expect = [round(40 * m.weight.numel() / 100) / m.weight.numel() for m, _ in params]
     assert per_layer == pytest.approx(expect)
-    assert P.mask_sparsity(params, masks)[1] == pytest.approx(expect)
+    assert M.mask_sparsity(params, masks)[1] == pytest.approx(expect)
 
 
 # ------------------------------------------------------------------------------------------------ torch.nn.utils.prune
@@ -267,8 +281,8 @@ def test_apply_masks_permanent_and_sparsity_measures_zeros():
 def test_torch_prune_round_trip_and_retraining_keeps_zeros():
     model, params = mlp()
     masks = P.unit_masks(params, 50, "layerwise")
-    P.to_torch_prune(params, masks, model=model)
-    back = P.masks_from_torch_prune(params)
+    M.to_torch_prune(params, masks, model=model)
+    back = M.masks_from_torch_prune(params)
     assert all(torch.equal(a, b) for a, b in zip(masks, back))
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     model.train()
@@ -282,14 +296,14 @@ def test_torch_prune_round_trip_and_retraining_keeps_zeros():
         assert bool((m.weight_orig[~mk] != 0).any())  # the optimizer did move the hidden originals
     for m, _ in params:
         tprune.remove(m, "weight")
-    assert P.sparsity(params) == pytest.approx(sum(int((~mk).sum()) for mk in masks)
+    assert M.sparsity(params) == pytest.approx(sum(int((~mk).sum()) for mk in masks)
                                                / sum(mk.numel() for mk in masks))
 
 
 def test_masks_from_torch_prune_requires_pruned_modules():
     _, params = forai()
     with pytest.raises(ValueError, match="weight_mask"):
-        P.masks_from_torch_prune(params)
+        M.masks_from_torch_prune(params)
 
 
 # ------------------------------------------------------------------------------------------------ compaction, CSR
@@ -301,9 +315,9 @@ def test_compact_mlp_equals_masked_net(scope, k):
     model, params = forai(width_mult=0.1)
     x = torch.randn(64, 1, 8, 8)
     masks = P.unit_masks(params, k, scope)
-    with P.masks_applied(params, masks), torch.no_grad():
+    with M.masks_applied(params, masks), torch.no_grad():
         ref = model(x)
-    small = P.compact_mlp(model, masks)
+    small = CP.compact_mlp(model, masks)
     assert [l.out_features for l in small.hidden_layers] == [int(u.sum()) for u in masks.units]
     with torch.no_grad():
         assert torch.allclose(small(x), ref, atol=1e-5, rtol=0)
@@ -316,16 +330,16 @@ def test_compact_mlp_with_bias_and_any_activation(activation):
     model, params = mlp(activation)
     x = torch.randn(16, 1, 4, 4)
     for masks in (P.unit_masks(params, 50, "global"), P.weight_masks(params, 80, "layerwise")):
-        with P.masks_applied(params, masks), torch.no_grad():
+        with M.masks_applied(params, masks), torch.no_grad():
             ref = model(x)
         with torch.no_grad():
-            assert torch.allclose(P.compact_mlp(model, masks)(x), ref, atol=1e-5, rtol=0)
+            assert torch.allclose(CP.compact_mlp(model, masks)(x), ref, atol=1e-5, rtol=0)
     # a weight mask with a whole dead row: the row goes, its constant output is folded into the next bias
     masks = [torch.ones_like(m.weight, dtype=torch.bool) for m, _ in params]
     masks[0][3] = False
-    with P.masks_applied(params, masks), torch.no_grad():
+    with M.masks_applied(params, masks), torch.no_grad():
         ref = model(x)
-    small = P.compact_mlp(model, masks)
+    small = CP.compact_mlp(model, masks)
     with torch.no_grad():
         assert torch.allclose(small(x), ref, atol=1e-5, rtol=0)
 
@@ -335,12 +349,12 @@ def test_csr_module_equals_masked_dense(k):
     for model, params in (forai(width_mult=0.1), mlp()):
         masks = P.weight_masks(params, k, "global")
         x = torch.randn(8, *((1, 8, 8) if model.hidden_layers[0].in_features == 64 else (1, 4, 4)))
-        with P.masks_applied(params, masks), torch.no_grad():
+        with M.masks_applied(params, masks), torch.no_grad():
             ref = model(x)
             ref1 = model(x[:1])
-        sparse = P.to_sparse_csr(model, masks, params)
-        assert sum(isinstance(m, P.CSRLinear) for m in sparse.modules()) == len(params)
-        nnz = sum(m.nnz for m in sparse.modules() if isinstance(m, P.CSRLinear))
+        sparse = CP.to_sparse_csr(model, masks, params)
+        assert sum(isinstance(m, CP.CSRLinear) for m in sparse.modules()) == len(params)
+        nnz = sum(m.nnz for m in sparse.modules() if isinstance(m, CP.CSRLinear))
         assert nnz == sum(int((mk & (m.weight != 0)).sum()) for (m, _), mk in zip(params, masks))
         with torch.no_grad():
             assert torch.allclose(sparse(x), ref, atol=1e-5, rtol=1e-5)
@@ -356,8 +370,8 @@ def test_pruning_curve_forms_agree_and_restore_weights():
     split = Split(torch.randn(200, 1, 8, 8, generator=g), torch.randint(0, 10, (200,), generator=g))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ks = [0, 50, 90]
-    cheap = P.pruning_curve(model, params, split, ks, labels={"dataset": "toy", "arch": "forai", "seed": 0})
-    dense = P.pruning_curve(model, params, split, ks, form="dense")
+    cheap = CV.pruning_curve(model, params, split, ks, labels={"dataset": "toy", "arch": "forai", "seed": 0})
+    dense = CV.pruning_curve(model, params, split, ks, form="dense")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert len(cheap) == 4 * 2 * 3
     assert {"dataset", "arch", "seed", "method", "scope", "k", "sparsity", "accuracy", "loss"} <= set(cheap.columns)
@@ -376,7 +390,7 @@ def test_pruning_curve_forms_agree_and_restore_weights():
 
 def test_layer_sparsity_table_reports_per_layer():
     _, params = forai()
-    t = P.layer_sparsity_table(params, [0, 50], methods=["weight"], scopes=["layerwise", "global"])
+    t = CV.layer_sparsity_table(params, [0, 50], methods=["weight"], scopes=["layerwise", "global"])
     lw = t[(t.scope == "layerwise") & (t.k == 50)]
     assert lw["sparsity"].tolist() == pytest.approx(
         [round(50 * m.weight.numel() / 100) / m.weight.numel() for m, _ in params])
@@ -415,13 +429,103 @@ def test_bad_params_and_masks_raise():
     masks = P.weight_masks(params, 50)
     bad_shape = [m.t() for m in masks]
     with pytest.raises(ValueError, match="shape"):
-        with P.masks_applied(params, bad_shape):
+        with M.masks_applied(params, bad_shape):
             pass
     with pytest.raises(ValueError, match="dtype"):
-        P.apply_masks_(params, [m.float() for m in masks])
+        M.apply_masks_(params, [m.float() for m in masks])
     with pytest.raises(ValueError, match="one mask per"):
-        P.apply_masks_(params, masks[:-1])
+        M.apply_masks_(params, masks[:-1])
     with pytest.raises(ValueError, match="count"):
         P.masks_from_order(params, P.global_magnitude_order(params), -1)
     with pytest.raises(ValueError, match="MLP"):
-        P.compact_mlp(convnet()[0], masks)
+        CP.compact_mlp(convnet()[0], masks)
+
+
+# ------------------------------------------------------------------------------- source 003's claims, never raising
+def _summary(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["dataset", "method", "scope", "holds_to_k"])
+
+
+def test_claims_table_003_verdicts_follow_the_plateaus():
+    from prunekit.sparsify import claims_table
+
+    t = claims_table(_summary([("mnist", "weight", "global", 80.0), ("mnist", "unit", "global", 25.0),
+                               ("mnist", "weight", "layerwise", 70.0), ("mnist", "unit", "layerwise", 25.0)]))
+    assert list(t["verdict"]) == ["holds", "holds", "holds"]
+    assert "k = 80% (mnist, global)" in t["measured"].iloc[0]
+    t = claims_table(_summary([("mnist", "weight", "global", 60.0), ("mnist", "unit", "global", 60.0)]))
+    assert list(t["verdict"]) == ["does not hold", "does not hold", "does not hold"]  # 60 < 70; 60 >= 50; a tie
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([], ["not measured here"] * 3),                                                      # empty
+    ([("mnist", "weight", "global", 80.0)], ["holds", "not measured here", "not measured here"]),  # no unit rows
+    ([("mnist", "random_weight", "global", 0.0)], ["not measured here"] * 3),             # baselines only
+    ([("mnist", "weight", "global", 80.0), ("fashion_mnist", "unit", "global", 25.0)],    # unpaired groups
+     ["holds", "holds", "not measured here"]),
+])
+def test_claims_table_003_never_raises(rows, expected):
+    from prunekit.sparsify import claims_table, plateau_report
+
+    summary = _summary(rows)
+    assert list(claims_table(summary)["verdict"]) == expected
+    assert list(claims_table(summary.drop(columns="method"))["verdict"]) == ["not measured here"] * 3
+    assert "lacks the column(s) method" in claims_table(summary.drop(columns="method"))["measured"].iloc[0]
+    assert isinstance(plateau_report(summary), str)  # never raises, whatever the summary holds
+
+
+# ------------------------------------------------------------------------------- scorers apart, masks keyed by name
+def test_masks_from_scores_equals_the_built_in_pruners_and_torch():
+    model, params = forai(seed=3)
+    for scope in P.SCOPES:
+        for k in (0, 35, 90):
+            ours = P.masks_from_scores(params, P.magnitude_scores(params), k, scope)
+            assert all(torch.equal(a, b) for a, b in zip(ours, P.weight_masks(params, k, scope)))
+            units = P.masks_from_scores(params, P.l2_scores(params), k, scope)
+            assert isinstance(units, M.UnitMasks)
+            assert all(torch.equal(a, b) for a, b in zip(units, P.unit_masks(params, k, scope)))
+    # against torch.nn.utils.prune with the integer count, layer by layer
+    for (m, _), mk in zip(params, P.masks_from_scores(params, P.magnitude_scores(params), 50, "layerwise")):
+        ref = nn.Linear(m.in_features, m.out_features, bias=False)
+        with torch.no_grad():
+            ref.weight.copy_(m.weight)
+        tprune.l1_unstructured(ref, "weight", amount=round(0.5 * m.weight.numel()))
+        assert torch.equal(ref.weight_mask.bool(), mk)
+
+
+def test_a_custom_scorer_plugs_in_with_exact_counts_and_ties():
+    lin = nn.Linear(4, 3, bias=False)
+    params = [(lin, "weight")]
+    scores = [torch.tensor([[5.0, 1.0, 1.0, 0.0], [1.0, 7.0, 2.0, 1.0], [3.0, 3.0, 3.0, 3.0]])]  # ties everywhere
+    masks = P.masks_from_scores(params, scores, 50)            # 6 of 12 pruned: 0.0, then the five 1.0 ... by index
+    assert n_pruned(masks) == [6]
+    want = torch.ones(12, dtype=torch.bool)
+    want[[3, 1, 2, 4, 7, 6]] = False                          # 0.0; 1.0 at flat 1, 2, 4, 7; then 2.0 at 6
+    assert torch.equal(masks[0].reshape(-1), want)
+    unit = P.masks_from_scores(params, [torch.tensor([2.0, 1.0, 1.0])], 34)  # round(1.02) = 1 unit: the first 1.0
+    assert torch.equal(unit.units[0], torch.tensor([True, False, True]))
+    for bad, match in [([torch.zeros(5)], "scores\\[0\\]"), ([], "one per parameter"),
+                       ([torch.tensor([[float("nan")] * 4] * 3)], "NaN")]:
+        with pytest.raises(ValueError, match=match):
+            P.masks_from_scores(params, bad, 50)
+
+
+def test_named_masks_round_trip_and_report(tmp_path):
+    model, params = forai(seed=4)
+    masks = P.weight_masks(params, 60, "global")
+    named = M.Masks.from_params(model, params, masks)
+    assert list(named) == [f"{i}.weight" for i, mod in enumerate(model) if any(mod is m for m, _ in params)]
+    named.save(tmp_path / "masks.pt")
+    back = M.Masks.load(tmp_path / "masks.pt")
+    assert all(torch.equal(a, b) for a, b in zip(back.for_params(model, params), masks))
+    report = back.report()
+    assert list(report.columns) == ["parameter", "weights", "kept", "pruned", "sparsity"]
+    assert report["pruned"].sum() == round(0.6 * sum(m.numel() for m in masks))
+    assert report["sparsity"].to_list() == pytest.approx([float((~m).float().mean()) for m in masks])
+    with pytest.raises(ValueError, match="no mask for"):
+        M.Masks({}).for_params(model, params)
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    with pytest.raises(Exception):
+        M.Masks.load(tmp_path / "bad.pt")

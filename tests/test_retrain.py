@@ -39,7 +39,8 @@ def test_retrain_holds_mask_and_keeps_trajectory(pretrained, method):
     masks = R.magnitude_masks(run.model, 0.8)
     before = S.flatten(run.model)
     rewind = run.checkpoints[1] if method == "weight_rewind" else None
-    res = R.retrain(run.model, masks, ds, run.config, method, epochs=2, rewind_state=rewind)
+    res = R.retrain(run.model, masks, ds, run.config, method, epochs=2, rewind_state=rewind,
+                    rewind_epoch=1 if method == "weight_rewind" else None)
     assert torch.equal(S.flatten(run.model), before)  # the pretrained model is untouched
     assert sorted(res.trajectory) == [0, 1, 2]
     # parameters in the original order, so flat vectors line up
@@ -59,10 +60,8 @@ def test_retrain_holds_mask_and_keeps_trajectory(pretrained, method):
         want = run.model[1].weight.detach() * masks[0]
     assert torch.equal(res.trajectory[0]["1.weight"], want)
     assert not torch.equal(start, S.flatten(res.model))  # it trained
-    if method == "finetune":
-        assert res.config.lr == pytest.approx(run.config.lr / 10) and res.config.schedule == "none"
-    else:
-        assert res.config.lr == run.config.lr
+    # schedule "none": every epoch of the original run, and so of every recipe, is at cfg.lr (Renda et al. 2020)
+    assert res.lrs == [run.config.lr] * 2 and list(res.history["lr"]) == res.lrs
     assert 0 <= res.test_accuracy <= 1
 
 
@@ -84,3 +83,60 @@ def test_plain_state_dict_folds_prune_reparametrisation():
     plain = R.plain_state_dict(state)
     assert set(plain) == {"a.weight", "a.bias"}
     assert torch.equal(plain["a.weight"], torch.tensor([0.0, 2.0]))
+
+
+@pytest.fixture(scope="module", params=["cosine", "step"])
+def scheduled(request):
+    """An 8-epoch run with a decaying schedule, its recorded per-epoch learning rates, and checkpoints to rewind to."""
+    cfg = TrainConfig(epochs=8, lr=3e-3, schedule=request.param, checkpoints=(2,)).replace(hidden=(16,))
+    run = fit(cfg, quiet=True)
+    return run, run.dataset(), list(run.history["lr"])
+
+
+def test_schedule_hand_worked():
+    # cosine over 8 epochs from 0.003: lr(e) = 0.003 (1 + cos(pi (e - 1) / 8)) / 2, so the last three epochs run at
+    # 0.000926, 0.000439, 0.000114; "step" divides by 10 after epochs 4 and 6 (50% and 75% of 8)
+    from prunekit.train import schedule_lrs
+
+    cos = schedule_lrs(TrainConfig(epochs=8, lr=3e-3, schedule="cosine"))
+    assert cos[0] == pytest.approx(3e-3) and cos[-3:] == pytest.approx([0.000926, 0.000439, 0.000114], abs=1e-6)
+    assert schedule_lrs(TrainConfig(epochs=8, lr=1.0, schedule="step")) == pytest.approx(
+        [1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+@pytest.mark.parametrize("method, epochs, original_epochs", [
+    ("finetune", 3, [8, 8, 8]),            # t epochs at the original run's final rate
+    ("lr_rewind", 3, [6, 7, 8]),           # the original schedule's last t epochs
+    ("weight_rewind", None, [3, 4, 5, 6, 7, 8]),  # from epoch t_r = 2: epochs 3..8 (T - t_r by default)
+    ("weight_rewind", 3, [3, 4, 5]),
+])
+def test_retraining_replays_the_original_schedule(scheduled, method, epochs, original_epochs):
+    run, ds, original = scheduled  # original[e - 1]: the rate the trainer recorded for epoch e of the original run
+    masks = R.magnitude_masks(run.model, 0.6)
+    res = R.retrain(run.model, masks, ds, run.config, method, epochs=epochs,
+                    rewind_state=run.checkpoints[2] if method == "weight_rewind" else None,
+                    rewind_epoch=2 if method == "weight_rewind" else None)
+    want = [original[e - 1] for e in original_epochs]
+    assert list(res.history["lr"]) == pytest.approx(want, rel=1e-12)
+    assert res.lrs == pytest.approx(want, rel=1e-12)
+    # the mask is held after every epoch: pruned weights exactly 0 in every state of the trajectory
+    names = [name for name, p in run.model.named_parameters() if p.dim() > 1][:len(masks)]
+    for epoch, state in res.trajectory.items():
+        for name, mask in zip(names, masks):
+            assert state[name][~mask].eq(0).all(), (epoch, name)
+    if method == "weight_rewind":  # starts from the rewound weights, masked
+        assert torch.equal(res.trajectory[0][names[0]], run.checkpoints[2][names[0]] * masks[0])
+
+
+def test_retraining_lengths_are_checked_before_training(scheduled):
+    run, ds, _ = scheduled
+    masks = R.magnitude_masks(run.model, 0.5)
+    for kwargs, match in [(dict(method="lr_rewind", epochs=9), "lr_rewind"),
+                          (dict(method="weight_rewind", epochs=7, rewind_epoch=2,
+                                rewind_state=run.checkpoints[2]), "weight_rewind"),
+                          (dict(method="weight_rewind", rewind_state=run.checkpoints[2]), "rewind_epoch"),
+                          (dict(method="weight_rewind", rewind_epoch=2), "rewind_state"),
+                          (dict(method="finetune", epochs=0), "epochs"),
+                          (dict(method="finetune", finetune_lr=-1.0), "finetune_lr")]:
+        with pytest.raises(ValueError, match=match):
+            R.retrain(run.model, masks, ds, run.config, **kwargs)

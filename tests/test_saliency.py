@@ -11,6 +11,7 @@ from scipy import stats
 from torch import nn
 
 from prunekit import saliency as S
+from prunekit import shrinking as SH
 
 ACT = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -304,7 +305,7 @@ def test_rank_agreement_and_curve_gap():
     model = make_mlp([4, 10, 3], "sigmoid", seed=21)
     x, y = make_data(80, 4, 3, seed=22)
     net = S.from_model(model, loss="sse")
-    ranks = S.rank_agreement(net, x, y, seed=0)
+    ranks = SH.rank_agreement(net, x, y, seed=0)
     assert list(ranks.estimator) == list(S.ESTIMATORS)
     r = ranks.set_index("estimator")
     assert r.loc["brute_force", "spearman"] == pytest.approx(1.0)
@@ -319,7 +320,7 @@ def test_rank_agreement_and_curve_gap():
     table = pd.concat(frames, ignore_index=True)
     assert list(table.columns) == ["setup", "seed", "estimator", "algorithm", "units_removed", "fraction_removed",
                                    "error", "accuracy"]
-    gap = S.curve_gap(table, margin=0.05, mode="absolute")
+    gap = SH.curve_gap(table, margin=0.05, mode="absolute")
     assert len(gap) == 10
     g = gap.set_index(["estimator", "algorithm"])
     assert g.loc[("brute_force", "II"), "mean_error_gap"] == 0
@@ -351,8 +352,8 @@ def test_invalid_arguments_raise():
 
 def test_from_prunekit_mlp_and_setups():
     import prunekit.config as config
-    setups = S.SETUPS
-    assert set(S.PROFILES["paper"]) <= set(setups) and set(S.PROFILES["quick"]) <= set(setups)
+    setups = SH.SETUPS
+    assert set(SH.PROFILES["paper"]) <= set(setups) and set(SH.PROFILES["quick"]) <= set(setups)
     for cfg in setups.values():
         assert isinstance(cfg, config.TrainConfig)
         assert cfg.model.activation == "sigmoid"
@@ -388,3 +389,49 @@ def test_float32_brute_force_matches_float64():
     b32 = S.saliencies(S.from_model(model, dtype=torch.float32), x, y, "brute_force")
     assert b32.dtype == torch.float32
     torch.testing.assert_close(b32.double(), b64, rtol=1e-4, atol=1e-4 * float(b64.abs().max()))
+
+
+def test_documented_cross_entropy_gap_at_the_last_hidden_layer():
+    """The figure quoted in the saliency docs and notebook 06: a random 3-5-4-3 sigmoid net with cross-entropy, 64
+    samples; the default diagonal is 23% off at the last hidden layer (against autograd), "full" is exact there."""
+    torch.manual_seed(0)
+    shapes = [(5, 3), (4, 5), (3, 4)]
+    ws = [torch.randn(*s, dtype=torch.float64) for s in shapes]
+    bs = [torch.randn(s[0], dtype=torch.float64) for s in shapes]
+    net = S.UnitNet(ws, bs, activation="sigmoid", loss="cross_entropy")
+    x, y = torch.randn(64, 3, dtype=torch.float64), torch.randint(0, 3, (64,))
+    last = lambda t: t.set_index("depth_from_output").loc[1, "relative_error"]  # noqa: E731
+    assert last(S.hessian_diagonal_check(net, x, y, output_hessian="diagonal")) == pytest.approx(0.233, abs=5e-4)
+    assert last(S.hessian_diagonal_check(net, x, y, output_hessian="full")) < 1e-12
+
+
+# ------------------------------------------------------------------------------------ source 001's claims, never raising
+def _summary(rows):
+    return pd.DataFrame(rows, columns=["setup", "estimator", "algorithm", "removable_fraction", "shortfall_fraction"])
+
+
+def test_claims_001_follow_the_numbers():
+    rows = [("a", "brute_force", "II", 0.5, 0.0), ("b", "brute_force", "II", 0.3, 0.0),
+            ("c", "brute_force", "II", 0.65, 0.0)]
+    rows += [(s, e, a, 0.1, 0.3) for s in "abc" for e in ("first_order", "second_order") for a in ("I", "II")]
+    t = SH.claims_table(_summary(rows))
+    assert list(t["verdict"]) == ["holds", "holds"]                 # median 50% in [40%, 70%]; shortfalls 30%
+    assert "30% to 65%" in t["measured"].iloc[0] and "median 50%" in t["measured"].iloc[0]
+    assert SH.claims_table(_summary(rows), min_shortfall=0.35)["verdict"].iloc[1] == "does not hold"  # 30% < 35%
+    close = [r if (r[1], r[2]) != ("second_order", "II") else (*r[:4], 0.05) for r in rows]
+    t = SH.claims_table(_summary(close))                               # second order / II only 5% short on average
+    assert t["verdict"].iloc[1] == "does not hold" and "second order, Algorithm II: 5%" in t["measured"].iloc[1]
+    assert SH.claims_table(_summary(rows[:3]), brute_force_range=(0.6, 0.9))["verdict"].iloc[0] == "does not hold"
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([], ["not measured here", "not measured here"]),
+    ([("a", "brute_force", "I", 0.5, 0.0)], ["not measured here", "not measured here"]),     # no Algorithm II
+    ([("a", "brute_force", "II", 0.5, 0.0), ("a", "first_order", "II", 0.1, 0.4)],            # one algorithm only
+     ["holds", "not measured here"]),
+])
+def test_claims_001_never_raise(rows, expected):
+    t = SH.claims_table(_summary(rows))
+    assert list(t["verdict"]) == expected
+    assert all(t.loc[t.verdict == "not measured here", "measured"].str.startswith("Not measured here: "))
+    assert list(SH.claims_table(_summary(rows).drop(columns="algorithm"))["verdict"]) == ["not measured here"] * 2

@@ -64,6 +64,7 @@ def test_run_point_measures_what_it_says(tmp_path):
     assert json.loads((tmp_path / "p" / files[0]).read_text()) == row
     assert point_key(cfg) != point_key(cfg, tolerance=0.1) != point_key(cfg, scope="layerwise")
     assert point_key(cfg, scope="layer") == point_key(cfg, scope="layerwise")
+    assert point_key(cfg, step=0.01, resolution=1e-3) == point_key(cfg) != point_key(cfg, step=0.02)
 
 
 def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from prunekit import imbalance as IM
+from prunekit import mechanism as MX
 from prunekit import utility as U
 from prunekit.config import ModelConfig
 from prunekit.models import MLP, build_model, prunable_parameters
@@ -197,18 +199,18 @@ def test_gini_and_cv_against_definitions():
     rng = np.random.default_rng(0)
     u = rng.exponential(size=37)
     brute = np.abs(u[:, None] - u[None, :]).sum() / (2 * len(u) ** 2 * u.mean())
-    assert U.gini(u) == pytest.approx(brute, rel=1e-12)
-    assert U.gini(np.full(10, 3.0)) == pytest.approx(0.0, abs=1e-12)
-    assert U.gini([0, 0, 0, 5.0]) == pytest.approx(0.75)
-    assert U.gini(np.zeros(4)) == 0.0
-    assert U.coefficient_of_variation(u) == pytest.approx(u.std() / u.mean())
-    assert U.utility_imbalance(u, "cv") == pytest.approx(u.std() / u.mean())
-    assert U.utility_imbalance(u) == U.gini(u)
+    assert IM.gini(u) == pytest.approx(brute, rel=1e-12)
+    assert IM.gini(np.full(10, 3.0)) == pytest.approx(0.0, abs=1e-12)
+    assert IM.gini([0, 0, 0, 5.0]) == pytest.approx(0.75)
+    assert IM.gini(np.zeros(4)) == 0.0
+    assert IM.coefficient_of_variation(u) == pytest.approx(u.std() / u.mean())
+    assert IM.utility_imbalance(u, "cv") == pytest.approx(u.std() / u.mean())
+    assert IM.utility_imbalance(u) == IM.gini(u)
     with pytest.raises(ValueError):
-        U.utility_imbalance(u, "spread")
+        IM.utility_imbalance(u, "spread")
     with pytest.raises(ValueError):
-        U.gini([-1.0, 2.0])
-    t = U.imbalance_table(pd.DataFrame({"g": [0, 0, 1, 1], "utility": [1.0, 1.0, 0.0, 2.0],
+        IM.gini([-1.0, 2.0])
+    t = IM.imbalance_table(pd.DataFrame({"g": [0, 0, 1, 1], "utility": [1.0, 1.0, 0.0, 2.0],
                                         "accuracy": [1, 1, 1, 1]}), "g")
     assert list(t["gini"]) == pytest.approx([0.0, 0.5])
 
@@ -219,13 +221,13 @@ def test_ablation_at_checkpoints_restores_model():
            3: {k: v.clone() for k, v in model.state_dict().items()}}
     w = model[1].weight.clone()
     x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
-    df = U.ablation_at_checkpoints(model, cps, x, y, ratios=(0.2,), n_subsets=4)
+    df = MX.ablation_at_checkpoints(model, cps, x, y, ratios=(0.2,), n_subsets=4)
     assert torch.equal(model[1].weight, w)
     assert sorted(df["epoch"].unique()) == [0, 3]
     assert (df.loc[df.epoch == 0, "utility"] == 0).all()  # all-zero weights: ablation changes nothing
     assert (df.loc[df.epoch == 3, "utility"] > 0).any()
     with pytest.raises(ValueError):
-        U.ablation_at_checkpoints(model, {}, x, y)
+        MX.ablation_at_checkpoints(model, {}, x, y)
 
 
 def test_invalid_arguments():
@@ -269,10 +271,10 @@ def test_mlp_fast_path_equals_vmap(bias):
 
 def test_critical_ratio_interpolates():
     df = pd.DataFrame({"ratio": [0.1, 0.1, 0.3, 0.3, 0.5], "accuracy": [0.9, 0.8, 0.6, 0.6, 0.2], "w": 1})
-    assert U.critical_ratio(df, 0.7) == pytest.approx(0.1 + (0.85 - 0.7) / (0.85 - 0.6) * 0.2)
-    assert math.isnan(U.critical_ratio(df, 0.1))
-    assert U.critical_ratio(df, 0.95) == 0.1
-    t = U.critical_ratio(df, 0.4, by="w")
+    assert MX.critical_ratio(df, 0.7) == pytest.approx(0.1 + (0.85 - 0.7) / (0.85 - 0.6) * 0.2)
+    assert math.isnan(MX.critical_ratio(df, 0.1))
+    assert MX.critical_ratio(df, 0.95) == 0.1
+    t = MX.critical_ratio(df, 0.4, by="w")
     assert t["critical_ratio"].iloc[0] == pytest.approx(0.4)
 
 
@@ -281,7 +283,7 @@ def test_width_comparison_against_direct_calls():
     models = {1.0: MLP(4, (5, 3), 3, "relu").eval(), 2.0: MLP(4, (10, 6), 3, "relu").eval()}
     x, y = torch.randn(60, 4), torch.randint(0, 3, (60,))
     ratios = (0.1, 0.3, 0.5, 0.7, 0.9)
-    ablations, summary = U.width_comparison(models, x, y, ratios=ratios, n_subsets=6, imbalance_ratio=0.3,
+    ablations, summary = MX.width_comparison(models, x, y, ratios=ratios, n_subsets=6, imbalance_ratio=0.3,
                                             chance=1 / 3, seed=1)
     assert list(summary["width_mult"]) == [1.0, 2.0] and len(ablations) == 2 * len(ratios) * 6
     for w, model in models.items():
@@ -292,7 +294,7 @@ def test_width_comparison_against_direct_calls():
         dense = float((model(x).argmax(1) == y).float().mean())
         assert row.dense_accuracy == pytest.approx(dense)
         assert row.prunable_weights == sum(m.weight.numel() for m, _ in prunable_parameters(model))
-        nan_or_equal = U.critical_ratio(own, 0.5 * (dense + 1 / 3))
+        nan_or_equal = MX.critical_ratio(own, 0.5 * (dense + 1 / 3))
         assert (math.isnan(row.critical_ratio) and math.isnan(nan_or_equal)) or row.critical_ratio == nan_or_equal
-        assert row.gini == pytest.approx(U.gini(own.loc[np.isclose(own.ratio, 0.3), "utility"]))
+        assert row.gini == pytest.approx(IM.gini(own.loc[np.isclose(own.ratio, 0.3), "utility"]))
         assert row.critical_count == pytest.approx(row.critical_ratio * row.prunable_weights, nan_ok=True)

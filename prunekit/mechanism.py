@@ -1,0 +1,245 @@
+"""Source 002, "An Empirical Study of a Pruning Mechanism" (ICLR 2021 submission, OpenReview doeyA2PBjdy): the study.
+
+Presets shared by notebooks 04 (the loss-surface plane) and 05 (weight utility), so that both use the same cached
+pretrained model by construction (:func:`pretrain_config`); the tidy table of notebook 05 (:func:`ablation_table`);
+and the source's claims as ``prunekit.claims`` tables: :func:`utility_claims` (notebook 05) and :func:`basin_claims`
+(notebook 04). The mechanisms live in ``prunekit.utility``, ``prunekit.retrain`` and ``prunekit.surface``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import claims as C
+from .config import DataConfig, ModelConfig, TrainConfig
+from .imbalance import imbalance_table
+from .reporting import check_profile
+from .utility import flat_weights, random_ablation
+
+__all__ = ["SOURCE", "PROFILES", "pretrain_config", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
+           "ablation_table", "utility_claims", "basin_claims"]
+
+SOURCE = "002 An Empirical Study of a Pruning Mechanism"
+
+# this project's variant of the source's setups (the source trains a CNN and ResNet20 on CIFAR-10): the pretrained
+# network of both notebooks, with the checkpoints the imbalance-during-training curve and weight rewinding need
+# retrain_epochs: t of notebook 04 (<= T - rewind epoch 1); eval_subset: training samples the ablations and the train
+# split of the plane are measured on (None: all); width_subsets: random subsets per ratio in notebook 05's widths
+PROFILES = {
+    "quick": dict(dataset="digits", arch="mlp", epochs=20, checkpoints=(0, 1, 2, 4, 8, 12, 16, 20),
+                  retrain_epochs=10, eval_subset=None, width_subsets=50),
+    "paper": dict(dataset="mnist", arch="lenet300", epochs=10, checkpoints=(0, 1, 2, 3, 5, 7, 10),
+                  retrain_epochs=9, eval_subset=10_000, width_subsets=100),
+}
+
+
+def pretrain_config(profile: str, seed: int = 0, width_mult: float = 1.0) -> TrainConfig:
+    """The pretrained network of notebooks 04 and 05 for ``profile`` (Adam, lr 1e-3, the profile's epochs)."""
+    p = PROFILES[check_profile(profile)]
+    return TrainConfig(data=DataConfig(name=p["dataset"]), model=ModelConfig(arch=p["arch"], width_mult=width_mult),
+                       optimizer="adam", lr=1e-3, epochs=p["epochs"], seed=seed, checkpoints=p["checkpoints"])
+
+
+def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: torch.Tensor, y: torch.Tensor | None,
+                            ratios: Iterable[float] = (0.1,), n_subsets: int = 500, seed: int = 0,
+                            method: str = "auto") -> pd.DataFrame:
+    """Random ablation of the model at each checkpoint (``{epoch: state_dict}``); rows gain an ``epoch`` column.
+
+    The same subsets (same ``seed``) are drawn at every epoch, so the comparison across epochs is paired. The model's
+    own weights are restored afterwards.
+    """
+    if not checkpoints:
+        raise ValueError("checkpoints is empty: train with TrainConfig(checkpoints=(0, 1, ...))")
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    frames = []
+    try:
+        for epoch in sorted(checkpoints):
+            model.load_state_dict(checkpoints[epoch])
+            df = random_ablation(model, x, y, tuple(ratios), n_subsets, seed, method=method)
+            df.insert(0, "epoch", int(epoch))
+            frames.append(df)
+    finally:
+        model.load_state_dict(saved)
+    return pd.concat(frames, ignore_index=True)
+
+
+def critical_ratio(df: pd.DataFrame, level: float, by: str | Sequence[str] | None = None) -> pd.DataFrame | float:
+    """The ablation ratio at which the mean accuracy (over subsets) first falls below ``level``.
+
+    Linear interpolation between the last ratio above and the first below ``level``; NaN if it never falls below
+    (and the smallest ratio if it starts below). With ``by``, one row per group (``by`` columns, ``critical_ratio``).
+    """
+    def one(g: pd.DataFrame) -> float:
+        m = g.groupby("ratio")["accuracy"].mean().sort_index()
+        r, a = m.index.to_numpy(dtype=float), m.to_numpy(dtype=float)
+        below = np.nonzero(a < level)[0]
+        if below.size == 0:
+            return float("nan")
+        i = int(below[0])
+        if i == 0:
+            return float(r[0])
+        return float(r[i - 1] + (a[i - 1] - level) / (a[i - 1] - a[i]) * (r[i] - r[i - 1]))
+
+    if by is None:
+        return one(df)
+    by = [by] if isinstance(by, str) else list(by)
+    rows = []
+    for key, g in df.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), "critical_ratio": one(g)})
+    return pd.DataFrame(rows)
+
+
+def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch.Tensor,
+                     ratios: Iterable[float], n_subsets: int, imbalance_ratio: float, chance: float,
+                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random ablation of the same task's models at several widths (``{width_mult: model}``).
+
+    Returns ``(ablations, summary)``. ablations: the :func:`random_ablation` rows with ``width_mult`` and the model's
+    ``dense_accuracy``. summary, one row per width: ``prunable_weights``, ``dense_accuracy``, ``critical_ratio`` (the
+    ratio where mean accuracy falls halfway from dense to ``chance``), ``gini`` and ``cv`` of the utilities at
+    ``imbalance_ratio``, and ``critical_count = critical_ratio * prunable_weights``.
+    """
+    frames = []
+    for w, model in models.items():
+        df = random_ablation(model, x, y, ratios=ratios, n_subsets=n_subsets, seed=seed)
+        df.insert(0, "width_mult", float(w))
+        df["dense_accuracy"] = float(random_ablation(model, x, y, ratios=[0.0], n_subsets=1)["accuracy"].iloc[0])
+        frames.append(df)
+    ablations = pd.concat(frames, ignore_index=True)
+    imbalance = imbalance_table(ablations[np.isclose(ablations.ratio, imbalance_ratio)], "width_mult")
+    rows = []
+    for w, g in ablations.groupby("width_mult"):
+        dense = g["dense_accuracy"].iloc[0]
+        rows.append({"width_mult": w, "prunable_weights": flat_weights(models[w]).numel(), "dense_accuracy": dense,
+                     "critical_ratio": critical_ratio(g, 0.5 * (dense + chance))})
+    summary = pd.DataFrame(rows).merge(imbalance[["width_mult", "gini", "cv"]], on="width_mult")
+    summary["critical_count"] = summary["critical_ratio"] * summary["prunable_weights"]
+    return ablations, summary
+
+
+def ablation_table(experiments: dict[str, pd.DataFrame], epochs: int, seed: int) -> pd.DataFrame:
+    """One row per ablated subset of every experiment of notebook 05 (``{name: utility frame}``): experiment, ratio,
+    band, subset, accuracy, utility, epoch (the final one unless the frame has its own), width_mult, seed."""
+    frames = []
+    for name, df in experiments.items():
+        frames.append(pd.DataFrame({
+            "experiment": name, "ratio": df["ratio"], "band": df["band"] if "band" in df else np.nan,
+            "subset": df["subset"], "accuracy": df["accuracy"], "utility": df["utility"],
+            "epoch": df["epoch"] if "epoch" in df else epochs,
+            "width_mult": df["width_mult"] if "width_mult" in df else 1.0, "seed": seed}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary: pd.DataFrame | None = None,
+                   dense_accuracy: float | None = None, imbalance_by_epoch: pd.DataFrame | None = None,
+                   critical: pd.DataFrame | None = None, *, spread_ratio: float = 0.1, min_spread: float = 0.10,
+                   lower_band_max_drop: float = 0.01, top_band_factor: float = 5.0,
+                   proportional_within: float = 1.25, imbalance: str = "gini") -> pd.DataFrame:
+    """The weight-utility claims of source 002 (``prunekit.claims`` format), from notebook 05's tables.
+
+    - equal-size random subsets differ widely (the source: ~60 points of training accuracy at ratio 0.1): at the
+      ratio of ``random_summary`` nearest ``spread_ratio``, accuracy max - min >= ``min_spread`` (a fraction);
+    - accuracy drops only when large-magnitude weights go: ablating the largest ``magnitude_summary`` ratio of each
+      band, the top band costs the most, every band of the lower half at most ``lower_band_max_drop``, and the top
+      band more than ``top_band_factor`` times the worst lower band (at least 0.002);
+    - utility imbalance grows during training: the last epoch's ``imbalance`` exceeds the first's and its Spearman
+      correlation with the epoch is positive;
+    - networks use weights in proportion to their size: the critical ablation ratios of the widths in ``critical``
+      are all reached and the largest is at most ``proportional_within`` times the smallest.
+    A missing table (None) or one that cannot decide its claim gives "not measured here", with the reason.
+    """
+    from scipy.stats import spearmanr  # scipy.stats is slow to import: only here
+
+    names = ("Equal-size random subsets differ widely in how much they matter",
+             "Accuracy drops only when large-magnitude weights are ablated",
+             "Utility imbalance grows during training",
+             "Networks use their weights in proportion to their size")
+    reports = ("about 60 points of training accuracy between 500 random subsets at ablation ratio 0.1",
+               "ablating small weights costs nothing, large ones cost accuracy",
+               "the imbalance of the utilities rises during training",
+               "similar ablation curves by ratio across network sizes")
+    rules = (f"accuracy max - min >= {min_spread:.0%} at the ratio nearest {spread_ratio:g}",
+             f"top band costs most, lower-half bands <= {lower_band_max_drop:.0%} each, top band > "
+             f"{top_band_factor:g}x the worst lower band",
+             f"{imbalance} at the last epoch > at the first, Spearman rho with epoch > 0",
+             f"critical ratios reached at every width, largest / smallest <= {proportional_within:g}")
+    rows = []
+
+    def nm(i: int, why: str) -> dict:
+        return C.not_measured(SOURCE, names[i], reports[i], why, rules[i])
+
+    if random_summary is None or C.missing_columns(random_summary, ["ratio", "accuracy_min", "accuracy_max"]) \
+            or random_summary.empty:
+        rows.append(nm(0, "no random-ablation summary with ratio, accuracy_min and accuracy_max"))
+    else:
+        at = random_summary.set_index("ratio")
+        r0 = min(at.index, key=lambda r: abs(r - spread_ratio))
+        spread = float(at.loc[r0, "accuracy_max"] - at.loc[r0, "accuracy_min"])
+        measured = (f"at ratio {r0:g} training accuracy over the random subsets ranges from "
+                    f"{at.loc[r0, 'accuracy_min']:.1%} to {at.loc[r0, 'accuracy_max']:.1%}, a spread of "
+                    f"{100 * spread:.1f} points.")
+        rows.append(C.claim(SOURCE, names[0], reports[0], measured, spread >= min_spread, rules[0]))
+
+    cols = ["ratio", "band", "accuracy_mean"]
+    if magnitude_summary is None or dense_accuracy is None or C.missing_columns(magnitude_summary, cols) \
+            or magnitude_summary["band"].nunique() < 2:
+        rows.append(nm(1, "no magnitude-band summary with at least two bands and the unablated accuracy"))
+    else:
+        whole = magnitude_summary[magnitude_summary.ratio == magnitude_summary.ratio.max()].set_index("band")
+        drop = (dense_accuracy - whole["accuracy_mean"]).sort_index()
+        lower, top = drop.iloc[: len(drop) // 2], float(drop.iloc[-1])
+        holds = bool(top == drop.max() and lower.max() <= lower_band_max_drop
+                     and top > top_band_factor * max(float(lower.max()), 0.002))
+        measured = (f"ablating {magnitude_summary.ratio.max():.0%} of each band, the band of largest weights costs "
+                    f"{100 * top:.1f} points; the lower half of the bands at most {100 * lower.max():.1f} points each "
+                    "(band by band: " + ", ".join(f"{100 * d:.1f}" for d in drop) + ").")
+        rows.append(C.claim(SOURCE, names[1], reports[1], measured, holds, rules[1]))
+
+    if imbalance_by_epoch is None or C.missing_columns(imbalance_by_epoch, ["epoch", imbalance]) \
+            or imbalance_by_epoch["epoch"].nunique() < 2:
+        rows.append(nm(2, f"no {imbalance} at two or more epochs"))
+    else:
+        t = imbalance_by_epoch.sort_values("epoch")
+        first, last = float(t[imbalance].iloc[0]), float(t[imbalance].iloc[-1])
+        rho = float(spearmanr(t["epoch"], t[imbalance]).correlation) if t[imbalance].nunique() > 1 else 0.0
+        low = int(t[imbalance].to_numpy().argmin())
+        measured = (f"{imbalance} {first:.3f} at epoch {int(t.epoch.iloc[0])} and {last:.3f} at epoch "
+                    f"{int(t.epoch.iloc[-1])} (lowest {t[imbalance].iloc[low]:.3f} at epoch {int(t.epoch.iloc[low])}; "
+                    f"Spearman rho with epoch {rho:+.2f}).")
+        rows.append(C.claim(SOURCE, names[2], reports[2], measured, last > first and rho > 0, rules[2]))
+
+    if critical is None or C.missing_columns(critical, ["width_mult", "critical_ratio"]) or len(critical) < 2:
+        rows.append(nm(3, "fewer than two widths with a critical ratio"))
+    elif critical["critical_ratio"].isna().any():
+        rows.append(nm(3, "at some width accuracy never fell to the critical level within the ratios tried "
+                          "(extend the ratios)"))
+    else:
+        cr = critical.set_index("width_mult")["critical_ratio"].sort_index()
+        fold = float(cr.max() / cr.min())
+        measured = ("critical ablation ratio " + ", ".join(f"{v:.3f} at x{w:g}" for w, v in cr.items())
+                    + f"; largest / smallest {fold:.2f}"
+                    + (", wider nets tolerate a larger fraction." if cr.iloc[-1] > cr.iloc[0] else "."))
+        rows.append(C.claim(SOURCE, names[3], reports[3], measured, fold <= proportional_within, rules[3]))
+    return C.claims_frame(rows)
+
+
+def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split: str = "train") -> pd.DataFrame:
+    """Source 002's basin claim (``prunekit.claims`` format) from notebook 04's ``prunekit.surface.barrier_table``
+    rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
+    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``."""
+    name = "Weight pruning with retraining stays in the pretrained basin"
+    reports = "the pruned-and-retrained network shares the pretrained network's basin"
+    rule = f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every retraining method"
+    cols = ["method", "split", "loss_barrier_linear"]
+    if barriers is None or C.missing_columns(barriers, cols) or barriers[barriers["split"] == split].empty:
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, f"no {split}-split loss barriers", rule)])
+    b = barriers[barriers["split"] == split].set_index("method")["loss_barrier_linear"]
+    measured = ("height above the chord: " + ", ".join(f"{m} {v:+.4f} nats" for m, v in b.items()) + "; "
+                f"{int((b <= barrier_tol).sum())} of {len(b)} retraining methods stay in the basin.")
+    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((b <= barrier_tol).all()), rule)])

@@ -1,0 +1,151 @@
+"""Source 003, "Sparsifying Neural Networks" (a blog post answering the FOR.ai pruning challenge): the plateau of a
+pruning curve and the source's claims checked against it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from . import claims as C
+from .config import DataConfig, ModelConfig, TrainConfig
+from .reporting import check_profile
+
+__all__ = ["SOURCE", "PROFILES", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
+           "claims_table"]
+
+# quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds
+PROFILES = {
+    "quick": dict(datasets=["digits"], width_mult=0.25, epochs=10, seeds=[0, 1], timing_repeat=3),
+    "paper": dict(datasets=["mnist", "fashion_mnist"], width_mult=1.0, epochs=5, seeds=[0, 1, 2], timing_repeat=20),
+}
+
+
+def challenge_config(profile: str, dataset: str, seed: int) -> TrainConfig:
+    """The FOR.ai challenge net (1000-1000-500-200, ReLU, no biases) as the blog's code trains it: Adam, lr 1e-3,
+    batch 32, the profile's epochs and width (inputs standardised; the blog fed raw 0-255 pixels)."""
+    p = PROFILES[check_profile(profile)]
+    return TrainConfig(data=DataConfig(name=dataset), model=ModelConfig(arch="forai", width_mult=p["width_mult"]),
+                       optimizer="adam", lr=1e-3, epochs=p["epochs"], batch_size=32, seed=seed)
+
+SOURCE = "003 Sparsifying Neural Networks"
+
+# ----------------------------------------------------------------------------------------------------------------
+# summaries against the source's claims
+# ----------------------------------------------------------------------------------------------------------------
+
+# source 003: "This threshold value was around 70-75% sparsity in weight pruning and just under 50% sparsity in the
+# unit pruning" (k up to which accuracy holds, in %)
+SOURCE_PLATEAU = {"weight": (70.0, 75.0), "unit": (40.0, 50.0)}
+
+
+def plateau_summary(curve, tolerance: float = 0.01, by: Sequence[str] = ("dataset", "method", "scope")):
+    """Per group, the largest k up to which accuracy holds: the mean accuracy (over seeds) stays within
+    ``tolerance`` (a fraction: 0.01 = 1 point) of the dense (k = 0) accuracy at this k *and every smaller k*.
+
+    Returns a DataFrame with the ``by`` columns, dense_accuracy, holds_to_k, accuracy_there, sparsity_there,
+    next_k (the first k where it fails, NaN if none) and accuracy_next.
+    """
+    import pandas as pd
+
+    if not 0 <= tolerance <= 1:
+        raise ValueError(f"tolerance must be a fraction in [0, 1], got {tolerance!r}")
+    by = [c for c in by if c in curve.columns]
+    mean = curve.groupby(by + ["k"], as_index=False)[["accuracy", "sparsity"]].mean()
+    rows = []
+    for key, g in mean.groupby(by):
+        g = g.sort_values("k")
+        if not (g["k"] == 0).any():
+            raise ValueError("the curve needs a k = 0 (dense) point for each group to measure the plateau")
+        dense = float(g.loc[g["k"] == 0, "accuracy"].iloc[0])
+        ok = (g["accuracy"] >= dense - tolerance).to_numpy()
+        n_ok = len(ok) if ok.all() else int(ok.argmin())
+        last, nxt = g.iloc[n_ok - 1], (g.iloc[n_ok] if n_ok < len(g) else None)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), "dense_accuracy": dense, "holds_to_k": float(last["k"]),
+                     "accuracy_there": float(last["accuracy"]), "sparsity_there": float(last["sparsity"]),
+                     "next_k": float(nxt["k"]) if nxt is not None else math.nan,
+                     "accuracy_next": float(nxt["accuracy"]) if nxt is not None else math.nan})
+    return pd.DataFrame(rows)
+
+
+def plateau_report(summary, tolerance: float = 0.01) -> str:
+    """Sentences comparing ``plateau_summary`` (magnitude methods) with the source's claims, from the numbers."""
+    lines = []
+    if not {"method", "holds_to_k", "next_k", "accuracy_next", "dense_accuracy", "accuracy_there"} <= set(summary):
+        return "Not measured here: the summary lacks the plateau columns of plateau_summary."
+    for _, r in summary.iterrows():
+        method = r["method"]
+        if method not in SOURCE_PLATEAU:
+            continue
+        lo, hi = SOURCE_PLATEAU[method]
+        k = r["holds_to_k"]
+        verdict = ("agrees with" if lo <= k <= hi else "goes further than" if k > hi else "falls short of")
+        where = f"{r.get('dataset', '?')}, {method} pruning, {r.get('scope', '?')} ranking"
+        after = (f"; at k = {r['next_k']:.0f}% it falls to {100 * r['accuracy_next']:.1f}%"
+                 if not math.isnan(r["next_k"]) else "")
+        lines.append(f"{where}: accuracy stays within {100 * tolerance:.0f} point(s) of the dense "
+                     f"{100 * r['dense_accuracy']:.1f}% up to k = {k:.0f}% "
+                     f"({100 * r['accuracy_there']:.1f}%){after}. This {verdict} the source's "
+                     f"{lo:.0f}-{hi:.0f}% for {method} pruning.")
+    return "\n".join(lines) if lines else "Not measured here: no weight or unit (magnitude) pruning in the summary."
+
+
+
+def claims_table(summary, weight_min_k: float = 70.0, unit_range: tuple[float, float] = (25.0, 50.0),
+                 tolerance: float = 0.01):
+    """The claims of source 003 checked on a :func:`plateau_summary` table (``prunekit.claims`` format).
+
+    - weight pruning keeps accuracy to about 70-75% sparsity: the weight-magnitude plateau (largest k with mean
+      accuracy within ``tolerance`` of dense at that k and every smaller one) reaches ``weight_min_k`` in every
+      (dataset, scope) group;
+    - unit pruning keeps it to just under 50%: the unit-L2 plateau lies in ``[unit_range[0], unit_range[1])`` in
+      every group (with the source's k grid 0, 25, 50, ...: holds at 25%, fails at 50%);
+    - weight pruning keeps accuracy longer than unit pruning: a higher plateau in every group with both.
+    A claim the summary cannot decide is "not measured here", with the reason.
+    """
+    names = ("Weight pruning keeps accuracy to about 70-75% sparsity",
+             "Unit pruning keeps accuracy to just under 50% sparsity",
+             "Weight pruning keeps accuracy longer than unit pruning")
+    reports = ("accuracy holds to about 70-75% weight sparsity", "accuracy holds to just under 50% unit sparsity",
+               "weight pruning is the more effective")
+    points = 100 * tolerance
+    tol = f"mean accuracy within {points:g} point{'' if points == 1 else 's'} of dense"
+    rules = (f"{tol} up to k >= {weight_min_k:g}% in every (dataset, scope) group",
+             f"{tol} up to a k in [{unit_range[0]:g}%, {unit_range[1]:g}%) in every group",
+             "the weight plateau is higher than the unit plateau in every group with both")
+    missing = C.missing_columns(summary, ["method", "holds_to_k"])
+    if missing or summary.empty:
+        why = f"the summary lacks the column(s) {', '.join(missing)}" if missing else "the summary is empty"
+        return C.claims_frame(C.not_measured(SOURCE, n, r, why, u) for n, r, u in zip(names, reports, rules))
+    keys = [c for c in ("dataset", "scope") if c in summary.columns]
+    groups = {}
+    for key, g in (summary.groupby(keys) if keys else [((), summary)]):
+        key = key if isinstance(key, tuple) else (key,)
+        groups[", ".join(f"{k}" for k in key) or "all"] = g.set_index("method")["holds_to_k"]
+
+    def per_group(method: str) -> dict[str, float]:
+        return {name: float(g[method]) for name, g in groups.items() if method in g.index}
+
+    rows = []
+    for i, (method, test) in enumerate((("weight", lambda k: k >= weight_min_k),
+                                        ("unit", lambda k: unit_range[0] <= k < unit_range[1]))):
+        found = per_group(method)
+        if not found:
+            rows.append(C.not_measured(SOURCE, names[i], reports[i], f"no {method} pruning curve in the summary",
+                                       rules[i]))
+            continue
+        measured = f"{method} pruning holds to " + "; ".join(f"k = {k:.0f}% ({g})" for g, k in found.items()) + "."
+        rows.append(C.claim(SOURCE, names[i], reports[i], measured, all(test(k) for k in found.values()),
+                            rules[i]))
+    weight, unit = per_group("weight"), per_group("unit")
+    both = [g for g in weight if g in unit]
+    if not both:
+        rows.append(C.not_measured(SOURCE, names[2], reports[2], "no group has both weight and unit pruning",
+                                   rules[2]))
+    else:
+        measured = "; ".join(f"{g}: weight to k = {weight[g]:.0f}%, unit to k = {unit[g]:.0f}%" for g in both) + "."
+        rows.append(C.claim(SOURCE, names[2], reports[2], measured, all(weight[g] > unit[g] for g in both),
+                            rules[2]))
+    return C.claims_frame(rows)
+
