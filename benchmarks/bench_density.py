@@ -74,6 +74,7 @@ def bench_search(quick: bool) -> None:
     from prunekit.data import DatasetUnavailable, load_dataset
 
     name = "density_search"
+    record(name, "matmul throughput (all threads)", matmul_gflops(512), "GFLOP/s")
     cfgs = [TrainConfig(epochs=5, lr=1e-2, batch_size=32).replace(arch="lenet300")]
     if not quick:
         cfgs.append(TrainConfig(data=DataConfig(name="mnist", subset=10000), epochs=2).replace(arch="lenet300"))

@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable, NamedTuple
 
@@ -252,7 +253,7 @@ class _IncrementalMLP(_Pruner):
 
     Pruning only zeroes weights, and the pruned set grows with ``k`` (a prefix of the magnitude order), so the first
     layer's pre-activations at level ``k`` are those of a lower, committed level ``b`` minus the contribution of the
-    first-layer weights pruned between ``b`` and ``k``: ``Z_k^T = Z_b^T - D X^T`` with the sparse ``D`` holding just
+    first-layer weights pruned between ``b`` and ``k``: ``Z_k^T = Z_b^T - D X^T`` with the sparse (CSR) ``D`` holding just
     those weights (``N x |D|`` multiply-adds instead of ``N x d_in x d_out``). The layers above are recomputed, their
     weights pruned in place: those pruned up to ``b`` stay zeroed, those pruned between ``b`` and ``k`` are zeroed for
     the evaluation only. ``commit(k)`` makes a passing level the new ``b``. Use as a context manager: on exit every
@@ -308,12 +309,16 @@ class _IncrementalMLP(_Pruner):
         if k < self.base:
             raise ValueError(f"level {k} is below the committed level {self.base}: levels only go up")
         pruned = self._pruned_between(self.base, k)
-        idx, zt = pruned[0], self.zt
+        idx, zt = pruned[0].sort().values, self.zt  # sorted flat indices: rows, then columns, ascending
         if idx.numel():
             d_out, d_in = self.w1.shape
-            delta = torch.sparse_coo_tensor(torch.stack([idx // d_in, idx % d_in]), self.w1.reshape(-1)[idx],
-                                            (d_out, d_in), is_coalesced=True, check_invariants=False)
-            zt = zt - torch.sparse.mm(delta, self.xt)
+            rows = torch.bincount(idx // d_in, minlength=d_out)
+            crow = torch.cat([rows.new_zeros(1), rows.cumsum(0)])
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+                warnings.simplefilter("ignore", UserWarning)
+                delta = torch.sparse_csr_tensor(crow, idx % d_in, self.w1.reshape(-1)[idx], (d_out, d_in),
+                                                check_invariants=False)
+            zt = zt - delta @ self.xt
         self._zero_upper(pruned)
         try:
             acc = _accuracy(self.upper, zt.T, self.split.y, self.batch_size)
