@@ -60,7 +60,7 @@ class Run:
 
 def versions() -> dict[str, str]:
     import numpy
-    import torchvision
+    import torchvision  # imported here, not at the top: only this report needs it, and it is slow to import
 
     return {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}

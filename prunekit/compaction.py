@@ -10,7 +10,7 @@ import warnings
 import torch
 from torch import nn
 
-from .masks import Params, UnitMasks, _check_masks, _check_params, _unit_keeps, _weight
+from .masks import Params, UnitMasks, _check_params, _unit_keeps, _weight, resolve
 from .models import prunable_parameters
 
 __all__ = ["compact_mlp", "CSRLinear", "to_sparse_csr", "flop_count"]
@@ -78,7 +78,7 @@ def compact_mlp(model: nn.Module, masks, params: Params | None = None) -> nn.Mod
     if params is None:
         params = [(lin, "weight") for lin in hidden]
     params = _check_params(params)
-    mask_list = _check_masks(params, masks)
+    masks = mask_list = resolve(params, masks, model)  # a list, or a Masks keyed by name
     unit = isinstance(masks, UnitMasks)
     by_module = {id(m): mk for (m, n), mk in zip(params, mask_list)}
     allowed = {id(l) for l in hidden} | {id(output)}
@@ -177,7 +177,8 @@ def to_sparse_csr(model: nn.Module, masks=None, params: Params | None = None) ->
     if params is None:
         params = _default_params(model)
     params = _check_params(params)
-    mask_list = _check_masks(params, masks) if masks is not None else [None] * len(params)
+    masks = resolve(params, masks, model) if masks is not None else None  # a list, or a Masks keyed by name
+    mask_list = masks if masks is not None else [None] * len(params)
     unit = _unit_keeps(masks) if masks is not None else None
     replace: dict[int, nn.Module] = {}
     for i, ((m, n), mk) in enumerate(zip(params, mask_list)):

@@ -5,8 +5,9 @@ exact form; the per-layer sparsity reached; and measured inference speed-ups of 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -30,6 +31,7 @@ from .pruning import (
     _unit_ranking,
     _weight_masks_from_keeps,
     _weight_ranking,
+    scores_ranking,
 )
 from .train import evaluate
 
@@ -41,19 +43,25 @@ __all__ = ["pruning_curve", "layer_sparsity_table", "inference_speedups"]
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _ranking_for(params, method: str, scope: str, seed: int) -> _Ranking:
-    _check_choice("method", method, tuple(METHODS))
+def _ranking_for(params, method: str, scope: str, seed: int,
+                 scores: Mapping[str, list]) -> tuple[_Ranking, str]:
+    """The ranking of one method and scope, and its granularity ("weight" or "unit"); ``scores`` holds the scores
+    of the user's scorers, computed once per method."""
     _check_choice("scope", scope, SCOPES)
+    if method in scores:
+        ranking, units = scores_ranking(params, scores[method], scope)
+        return ranking, "unit" if units else "weight"
+    _check_choice("method", method, tuple(METHODS))
     granularity, criterion = METHODS[method]
     g = torch.Generator().manual_seed(int(seed)) if criterion == "random" else None
     if granularity == "weight":
-        return _weight_ranking(params, scope, criterion, g)
-    return _unit_ranking(params, scope, criterion, g)
+        return _weight_ranking(params, scope, criterion, g), granularity
+    return _unit_ranking(params, scope, criterion, g), granularity
 
 
-def _masks_for(params, method: str, ranking: _Ranking, k: float):
+def _masks_for(params, granularity: str, ranking: _Ranking, k: float):
     keeps = ranking.keeps(k)
-    if METHODS[method][0] == "weight":
+    if granularity == "weight":
         return _weight_masks_from_keeps(params, keeps)
     return _unit_masks_from_keeps(params, keeps)
 
@@ -71,7 +79,7 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
                   methods: Sequence[str] = ("weight", "unit", "random_weight", "random_unit"),
                   scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0, *,
                   loss: str = "cross_entropy", batch_size: int = 4096, form: str = "cheapest",
-                  labels: dict | None = None):
+                  labels: dict | None = None, scorers: Mapping[str, Callable] | None = None):
     """Accuracy and loss of ``model`` on ``split`` pruned to each k% (no retraining), as a tidy DataFrame.
 
     Each (method, scope) is ranked once (one sort); the masks for every k are prefixes of that order.  Each point is
@@ -81,19 +89,27 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     ``form="dense"`` every point is evaluated as the masked dense net.
 
     ``methods`` from {"weight", "unit", "random_weight", "random_unit"}; ``scopes`` from {"layerwise", "global"};
-    ``seed`` seeds the random baselines.  Columns: the ``labels`` (e.g. dataset, arch, seed), method, scope, k,
+    ``seed`` seeds the random baselines.  ``scorers`` adds methods of your own: ``{name: scorer}`` where
+    ``scorer(params)`` returns one score tensor per entry of ``params``, weight-shaped or one per unit (low scores
+    pruned first, as in ``prunekit.pruning.masks_from_scores``), e.g. ``{"taylor2": lambda p:
+    prunekit.scorers.saliency_scores(model, x, y)}``; each is scored once, on the unpruned model.
+    Columns: the ``labels`` (e.g. dataset, arch, seed), method, scope, k,
     sparsity (measured fraction of zero prunable weights of the masked net), unit_sparsity (fraction of units
     pruned; whole zero rows for weight methods), effective_sparsity (fraction of prunable weights removed or dead:
     for unit pruning it also counts the next layer's columns of pruned units), accuracy (fraction), loss, form,
     seconds (evaluation time of the point).
     """
-    import pandas as pd
-
     params = _check_params(params)
     _check_choice("form", form, ("cheapest", "dense"))
     ks = [_check_k(k) for k in ks]
+    scorers = dict(scorers or {})
+    for name, scorer in scorers.items():
+        if name in METHODS or not callable(scorer):
+            raise ValueError(f"scorers[{name!r}] must be a callable under a name other than the built-in methods "
+                             f"{', '.join(METHODS)}")
     for m in methods:
         _check_choice("method", m, tuple(METHODS))
+    methods = list(methods) + list(scorers)
     for s in scopes:
         _check_choice("scope", s, SCOPES)
     compactable = _is_compactable(model, params)
@@ -101,12 +117,14 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     base_zero = [(_weight(m, n) == 0) for m, n in params]
     dense_result = None
     rows = []
+    scores = {}
     for method in methods:
-        granularity = METHODS[method][0]
+        if method in scorers:
+            scores[method] = list(scorers[method](params))  # scored once, whatever the scopes
         for scope in scopes:
-            ranking = _ranking_for(params, method, scope, seed)
+            ranking, granularity = _ranking_for(params, method, scope, seed, scores)
             for k in ks:
-                masks = _masks_for(params, method, ranking, k)
+                masks = _masks_for(params, granularity, ranking, k)
                 pruned_any = any(not bool(mk.all()) for mk in masks)
                 zeros = sum(int(((~mk) | z).sum()) for mk, z in zip(masks, base_zero))
                 rows_zero = [~mk.reshape(mk.shape[0], -1).any(dim=1) for mk in masks]
@@ -159,8 +177,6 @@ def layer_sparsity_table(params: Params, ks: Sequence[float],
                          layer_names: Sequence[str] | None = None, labels: dict | None = None):
     """Per-layer sparsity actually reached (fraction of zero weights with the masks applied), tidy DataFrame with
     columns labels..., method, scope, k, layer (index), layer_name, size, sparsity.  No evaluation, cheap."""
-    import pandas as pd
-
     params = _check_params(params)
     ks = [_check_k(k) for k in ks]
     names = list(layer_names) if layer_names is not None else [f"layer{i}" for i in range(len(params))]
@@ -169,9 +185,9 @@ def layer_sparsity_table(params: Params, ks: Sequence[float],
     rows = []
     for method in methods:
         for scope in scopes:
-            ranking = _ranking_for(params, method, scope, seed)
+            ranking, granularity = _ranking_for(params, method, scope, seed, {})
             for k in ks:
-                masks = _masks_for(params, method, ranking, k)
+                masks = _masks_for(params, granularity, ranking, k)
                 _, per_layer = mask_sparsity(params, masks)
                 for i, (sp, mk) in enumerate(zip(per_layer, masks)):
                     rows.append({**(labels or {}), "method": method, "scope": scope, "k": k, "layer": i,
@@ -189,8 +205,6 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     seconds (median), dense_seconds, speedup (dense / form), flop_ratio (dense MACs / MACs of the form: the ideal
     speed-up).  Uses ``prunekit.benchmarking.timeit``.  A form slower than dense shows as speedup < 1.
     """
-    import pandas as pd
-
     params = _check_params(params)
     ks = [_check_k(k) for k in ks]
     model.eval()

@@ -18,8 +18,8 @@ from torch.nn.utils import prune as torch_prune
 
 from .paths import atomic_write
 
-__all__ = ["Params", "UnitMasks", "Masks", "masks_applied", "apply_masks_", "to_torch_prune", "masks_from_torch_prune",
-           "sparsity", "layer_sparsity", "mask_sparsity", "following_batchnorms"]
+__all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
+           "masks_from_torch_prune", "sparsity", "layer_sparsity", "mask_sparsity", "following_batchnorms"]
 
 Params = Sequence[tuple[nn.Module, str]]
 
@@ -41,11 +41,21 @@ class UnitMasks(list):
 class Masks(dict):
     """Masks keyed by parameter name (``"<module path>.weight"``, as ``model.named_parameters()`` names it), bool,
     True = keep: the form masks are stored, reported and exchanged in (OpenLTH keys its masks the same way).
+    ``units=True`` marks unit masks (whole rows; applying them also zeroes biases and the following BatchNorm).
 
-    ``Masks.from_params(model, params, masks)`` names a positional list; ``masks.for_params(model, params)`` gives it
-    back in ``params`` order for the functions of this module; ``save`` / ``load`` write and read them atomically
-    (``torch.load(weights_only=True)``); ``report()`` is a tidy table of what is pruned where.
+    Every function of this module that applies masks takes a ``Masks`` as well as a positional list (then with
+    ``model=``, which resolves the names). ``Masks.from_params(model, params, masks)`` names a positional list;
+    ``masks.for_params(model, params)`` gives it back in ``params`` order (a :class:`UnitMasks` for unit masks);
+    ``save`` / ``load`` write and read them atomically (``torch.load(weights_only=True)``; a file without the unit
+    flag loads as weight masks); ``report()`` is a tidy table of what is pruned where.
     """
+
+    def __init__(self, masks=(), units: bool | None = None):
+        super().__init__(masks)
+        self.units = bool(masks.units if units is None and isinstance(masks, Masks) else units)
+
+    def copy(self) -> "Masks":
+        return Masks(self)
 
     @staticmethod
     def names(model: nn.Module, params: Params) -> list[str]:
@@ -59,15 +69,43 @@ class Masks(dict):
 
     @classmethod
     def from_params(cls, model: nn.Module, params: Params, masks) -> "Masks":
+        if isinstance(masks, Masks):
+            masks = masks.for_params(model, params)
+        units = isinstance(masks, UnitMasks)
         masks = _check_masks(_check_params(params), masks)
-        return cls({name: m.detach().bool().cpu().clone() for name, m in zip(cls.names(model, params), masks)})
+        return cls({name: m.detach().bool().cpu().clone() for name, m in zip(cls.names(model, params), masks)},
+                   units=units)
+
+    @classmethod
+    def from_units(cls, model: nn.Module, params: Params, removed) -> "Masks":
+        """Unit masks with the units ``removed`` pruned: ``(i, j)`` = row ``j`` of ``params[i]`` (e.g. the first m
+        entries of ``prunekit.saliency.PruneResult.order`` for an MLP, whose hidden layers are its params)."""
+        params = _check_params(params)
+        keeps = [torch.ones(_weight(m, n).shape[0], dtype=torch.bool) for m, n in params]
+        for item in removed:
+            i, j = item
+            if not (0 <= i < len(keeps) and 0 <= j < keeps[i].numel()):
+                raise ValueError(f"removed unit {item!r} is not a (layer, unit) of params: layers have "
+                                 f"{[k.numel() for k in keeps]} units")
+            keeps[i][j] = False
+        masks = [kp.view(-1, *([1] * (_weight(m, n).dim() - 1))).expand(_weight(m, n).shape).clone()
+                 for kp, (m, n) in zip(keeps, params)]
+        return cls.from_params(model, params, UnitMasks(masks, keeps))
 
     def for_params(self, model: nn.Module, params: Params) -> list[torch.Tensor]:
+        params = _check_params(params)
         names = self.names(model, params)
         missing = [n for n in names if n not in self]
         if missing:
             raise ValueError(f"no mask for {', '.join(missing)}; have {', '.join(self) or 'none'}")
-        return _check_masks(_check_params(params), [self[n] for n in names])
+        masks = [self[n].to(_weight(m, a).device) for n, (m, a) in zip(names, params)]
+        masks = _check_masks(params, masks)
+        if not self.units:
+            return masks
+        keeps = [mk.reshape(mk.shape[0], -1).all(1) for mk in masks]
+        if any(not torch.equal(mk.reshape(mk.shape[0], -1).any(1), kp) for mk, kp in zip(masks, keeps)):
+            raise ValueError("Masks(units=True) must keep or prune whole rows")
+        return UnitMasks(masks, keeps)
 
     def report(self):
         """One row per parameter: parameter, weights, kept, pruned, sparsity (fraction pruned)."""
@@ -77,6 +115,7 @@ class Masks(dict):
 
     def save(self, path) -> None:
         state = {n: m.clone() for n, m in self.items()}
+        state[_UNITS_KEY] = torch.tensor(self.units)
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     @classmethod
@@ -85,7 +124,23 @@ class Masks(dict):
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) and v.dtype == torch.bool
                                                   for v in state.values()):
             raise ValueError(f"{path} does not hold masks (a dict of bool tensors)")
-        return cls(state)
+        units = state.pop(_UNITS_KEY, torch.tensor(False))
+        return cls(state, units=bool(units))
+
+
+_UNITS_KEY = "__units__"  # the unit flag's entry in a saved file (not a parameter name: those hold a dot)
+
+
+def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch.Tensor]:
+    """Positional masks for ``params``: a list as given (checked), or a :class:`Masks` looked up by name in
+    ``model``. Unit masks stay :class:`UnitMasks`."""
+    params = _check_params(params)
+    if isinstance(masks, Masks):
+        if model is None:
+            raise ValueError("masks keyed by parameter name (Masks) need model= to find the parameters' names")
+        return masks.for_params(model, params)
+    checked = _check_masks(params, masks)
+    return masks if isinstance(masks, UnitMasks) else checked
 
 
 def _weight(module: nn.Module, name: str) -> torch.Tensor:
@@ -211,7 +266,7 @@ def masks_applied(params: Params, masks, model: nn.Module | None = None) -> Iter
     weight and bias (see ``UnitMasks``).  Do not train inside the block (use ``to_torch_prune`` for that).
     """
     params = _check_params(params)
-    mask_list = _check_masks(params, masks)
+    masks = mask_list = resolve(params, masks, model)
     targets = [(_storage(m, n), ~mk) for (m, n), mk in zip(params, mask_list)]
     targets += [(t, ~kp) for t, kp in _unit_companions(params, masks, model)]
     saved = []
@@ -230,7 +285,7 @@ def masks_applied(params: Params, masks, model: nn.Module | None = None) -> Iter
 def apply_masks_(params: Params, masks, model: nn.Module | None = None) -> None:
     """Zero the masked weights in place, permanently (unit masks: biases and following BatchNorm too)."""
     params = _check_params(params)
-    mask_list = _check_masks(params, masks)
+    masks = mask_list = resolve(params, masks, model)
     for (m, n), mk in zip(params, mask_list):
         _storage(m, n).masked_fill_(~mk, 0.0)
     for t, kp in _unit_companions(params, masks, model):
@@ -242,7 +297,7 @@ def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> Non
     weight_mask, forward pre-hook).  Unit masks also mask the bias and the following BatchNorm (given ``model``).
     Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent)."""
     params = _check_params(params)
-    mask_list = _check_masks(params, masks)
+    masks = mask_list = resolve(params, masks, model)
     for (m, n), mk in zip(params, mask_list):
         torch_prune.custom_from_mask(m, n, mk.to(_weight(m, n).device))
     if _unit_keeps(masks) is not None:
@@ -285,11 +340,11 @@ def layer_sparsity(params: Params) -> list[float]:
 
 
 @torch.no_grad()
-def mask_sparsity(params: Params, masks) -> tuple[float, list[float]]:
+def mask_sparsity(params: Params, masks, model: nn.Module | None = None) -> tuple[float, list[float]]:
     """(overall, per-layer) fraction of zeros the weights would have with ``masks`` applied, without applying them
-    (counts pruned entries and entries that are already 0)."""
+    (counts pruned entries and entries that are already 0); ``model`` resolves a :class:`Masks`."""
     params = _check_params(params)
-    mask_list = _check_masks(params, masks)
+    mask_list = resolve(params, masks, model)
     zeros = [int(((~mk) | (_weight(m, n) == 0)).sum()) for (m, n), mk in zip(params, mask_list)]
     sizes = [mk.numel() for mk in mask_list]
     return sum(zeros) / sum(sizes), [z / s for z, s in zip(zeros, sizes)]

@@ -34,9 +34,11 @@ import torch
 
 from .checks import choice, number
 from .masks import Params, UnitMasks, _check_params, _weight
+from .scorers import l2_scores, magnitude_scores
 
 __all__ = ["SCOPES", "WEIGHT_CRITERIA", "UNIT_CRITERIA", "METHODS", "magnitude_scores", "l2_scores",
-           "masks_from_scores", "weight_masks", "unit_masks", "global_magnitude_order", "masks_from_order"]
+           "masks_from_scores", "scores_ranking", "weight_masks", "unit_masks", "global_magnitude_order",
+           "masks_from_order"]
 
 SCOPES = ("layerwise", "global")
 WEIGHT_CRITERIA = ("magnitude", "random")
@@ -48,8 +50,6 @@ METHODS = {
     "random_weight": ("weight", "random"),
     "random_unit": ("unit", "random"),
 }
-
-
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -158,20 +158,8 @@ def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> _R
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# scorers: one score per weight (weight-shaped) or per unit (one per row); low scores are pruned first
+# scores to masks (the scorers live in prunekit.scorers; low scores are pruned first)
 # ----------------------------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def magnitude_scores(params: Params) -> list[torch.Tensor]:
-    """``|w|`` of every weight, weight-shaped (source 003's weight pruning)."""
-    return [_weight(m, n).detach().abs().float().cpu() for m, n in _check_params(params)]
-
-
-@torch.no_grad()
-def l2_scores(params: Params) -> list[torch.Tensor]:
-    """``||W[j]||_2`` of every unit (row / output channel), one per unit (source 003's unit pruning)."""
-    return [_weight(m, n).detach().flatten(1).float().cpu().norm(p=2, dim=1) for m, n in _check_params(params)]
 
 
 def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise") -> list[torch.Tensor]:
@@ -179,16 +167,27 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
 
     ``scores``: one tensor per entry of ``params``, either weight-shaped (weight pruning: list of bool masks) or one
     score per unit (unit pruning: a :class:`UnitMasks`). Exactly ``round(k * n / 100)`` elements per layer
-    ("layerwise") or over all layers ("global"); ties by (score, flat index), the lower index pruned first. Any
-    scorer plugs in: magnitude (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), Taylor estimates, your own.
+    ("layerwise") or over all layers ("global"); ties by (score, flat index), the lower index pruned first; scores
+    are ranked in float64. Any scorer plugs in: magnitude (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`),
+    the Taylor and brute-force saliencies (``prunekit.scorers``), your own.
     """
     params = _check_params(params)
+    ranking, units = scores_ranking(params, scores, scope)
+    keeps = ranking.keeps(k)
+    return _unit_masks_from_keeps(params, keeps) if units else _weight_masks_from_keeps(params, keeps)
+
+
+def scores_ranking(params: Params, scores, scope: str) -> tuple[_Ranking, bool]:
+    """Validate ``scores`` against ``params`` and rank them once: ``(ranking, True if the scores are per unit)``."""
+    params = _check_params(params)
     _check_choice("scope", scope, SCOPES)
+    if isinstance(scores, torch.Tensor):
+        raise ValueError("scores must be a list of tensors, one per entry of params, not one tensor")
     scores = list(scores)
     if len(scores) != len(params):
         raise ValueError(f"scores has {len(scores)} entries for {len(params)} params: need one per parameter")
     weights = [_weight(m, n) for m, n in params]
-    units = [tuple(s.shape) == (w.shape[0],) and w.dim() > 1 and tuple(s.shape) != tuple(w.shape)
+    units = [isinstance(s, torch.Tensor) and tuple(s.shape) == (w.shape[0],) and tuple(s.shape) != tuple(w.shape)
              for s, w in zip(scores, weights)]
     for i, (s, w) in enumerate(zip(scores, weights)):
         if not isinstance(s, torch.Tensor) or not (tuple(s.shape) == tuple(w.shape) or units[i]):
@@ -198,9 +197,8 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
             raise ValueError(f"scores[{i}] contains NaN")
     if len(set(units)) != 1:
         raise ValueError("scores must be all weight-shaped or all per-unit, not a mix")
-    ranking = _rank([s.detach().reshape(-1).float().cpu() for s in scores], scope, False, None)
-    keeps = ranking.keeps(k)
-    return _unit_masks_from_keeps(params, keeps) if units[0] else _weight_masks_from_keeps(params, keeps)
+    flat = [s.detach().reshape(-1).to(device="cpu", dtype=torch.float64) for s in scores]
+    return _rank(flat, scope, False, None), units[0]
 
 
 @torch.no_grad()

@@ -1,8 +1,9 @@
 """Prune, then retrain with the mask held (source 002, section 3: the pruning-and-retraining phase).
 
-A pretrained model is pruned by global magnitude (``prunekit.pruning.weight_masks(..., scope="global")``) to a target
-sparsity, then retrained with ``torch.nn.utils.prune`` masks attached (``prunekit.masks.to_torch_prune``: the
-pruned weights stay exactly 0 through every step), in one of the three ways compared by Renda, Frankle & Carbin,
+A pretrained model is pruned by global magnitude (``prunekit.pruning.weight_masks(..., scope="global")``): k% of its
+prunable weights, as everywhere in prunekit; the held masks are ``prunekit.masks.Masks`` (keyed by name). It is then
+retrained with ``torch.nn.utils.prune`` masks attached (``prunekit.masks.to_torch_prune``: the pruned weights stay
+exactly 0 through every step), in one of the three ways compared by Renda, Frankle & Carbin,
 "Comparing Rewinding and Fine-tuning in Neural Network Pruning" (ICLR 2020, arXiv:2003.02389). With ``T`` the
 original run's epochs, ``lr(e)`` the learning rate of its epoch ``e`` (1-based, :func:`prunekit.train.schedule_lrs`)
 and ``t`` the retraining epochs:
@@ -29,16 +30,16 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from .checks import fraction
+from .checks import number
 from .config import TrainConfig
 from .data import Dataset
-from .masks import apply_masks_, to_torch_prune
+from .masks import Masks, apply_masks_, resolve, to_torch_prune
 from .models import prunable_parameters
 from .pruning import weight_masks
 from .train import evaluate, schedule_lrs, train
 
-__all__ = ["RETRAIN_METHODS", "Retrained", "retraining_lrs", "magnitude_masks", "pruned_model", "plain_state_dict", "retrain",
-           "prune_and_retrain", "retrain_table"]
+__all__ = ["RETRAIN_METHODS", "Retrained", "retraining_lrs", "magnitude_masks", "pruned_model", "plain_state_dict",
+           "retrain", "prune_and_retrain", "retrain_table"]
 
 RETRAIN_METHODS = ("finetune", "lr_rewind", "weight_rewind")
 
@@ -49,7 +50,7 @@ class Retrained:
 
     method: str
     model: nn.Module  # plain module (the mask made permanent: pruned weights are exactly 0)
-    masks: list[torch.Tensor]  # True = kept, aligned with prunable_parameters(model)
+    masks: Masks  # the held masks, keyed by parameter name, True = kept
     config: TrainConfig  # the retraining config
     history: pd.DataFrame  # one row per retraining epoch (prunekit.train.train); its "lr" column is lrs
     trajectory: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # epoch -> plain state_dict
@@ -58,20 +59,18 @@ class Retrained:
     lrs: list[float] = field(default_factory=list)  # the learning rate of each retraining epoch
 
 
-def _check_sparsity(sparsity: float) -> float:
-    return fraction("sparsity", sparsity, high_open=True)
-
-
-def magnitude_masks(model: nn.Module, sparsity: float) -> list[torch.Tensor]:
-    """Global magnitude masks (True = keep) pruning the fraction ``sparsity`` of the prunable weights."""
-    return weight_masks(prunable_parameters(model), 100.0 * _check_sparsity(sparsity), scope="global",
-                        criterion="magnitude")
+def magnitude_masks(model: nn.Module, k: float) -> Masks:
+    """Global magnitude masks (``Masks``, keyed by name, True = keep) pruning k% of the prunable weights
+    (``round(k * n / 100)`` of them, ``prunekit.pruning.weight_masks(..., scope="global")``); 0 <= k < 100."""
+    number("k", k, low=0.0, high=100.0, high_open=True)
+    params = prunable_parameters(model)
+    return Masks.from_params(model, params, weight_masks(params, k, scope="global", criterion="magnitude"))
 
 
 def pruned_model(model: nn.Module, masks) -> nn.Module:
     """A copy of ``model`` with the masks applied permanently (the original is not touched)."""
     out = copy.deepcopy(model)
-    apply_masks_(prunable_parameters(out), masks, model=out)
+    apply_masks_(prunable_parameters(out), masks, model=out)  # a Masks resolves by name in the copy
     return out
 
 
@@ -145,6 +144,7 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
     rcfg = cfg.replace(**overrides)
 
     params = prunable_parameters(net)
+    masks = Masks.from_params(net, params, resolve(params, masks, net))  # a list or a Masks; checked before compute
     apply_masks_(params, masks, model=net)  # pruned entries of weight_orig start at 0 too
     to_torch_prune(params, masks, model=net)
     trajectory = {0: plain_state_dict(net.state_dict())}
@@ -162,20 +162,20 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
     net = out.eval()
     loss, acc = evaluate(net, ds.test, cfg.loss)
     history.insert(0, "method", method)
-    return Retrained(method, net, [m.clone() for m in masks], rcfg, history, trajectory, loss, acc, lrs)
+    return Retrained(method, net, masks, rcfg, history, trajectory, loss, acc, lrs)
 
 
-def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, sparsity: float,
+def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
                       checkpoints: dict[int, dict] | None = None, methods=RETRAIN_METHODS,
                       epochs: int | None = None, finetune_lr: float | None = None, rewind_epoch: int = 1,
-                      quiet: bool = True) -> tuple[nn.Module, list[torch.Tensor], dict[str, Retrained]]:
-    """Prune ``model`` by global magnitude to ``sparsity``, then retrain it each way in ``methods``.
+                      quiet: bool = True) -> tuple[nn.Module, Masks, dict[str, Retrained]]:
+    """Prune k% of ``model``'s prunable weights by global magnitude, then retrain it each way in ``methods``.
 
     checkpoints: the pretraining run's ``{epoch: state_dict}`` (``run.checkpoints``), needed for "weight_rewind",
     which resets to ``checkpoints[rewind_epoch]``. epochs: ``t`` for every method (None: each method's default, see
     :func:`retraining_lrs`). Returns ``(pruned model, masks, {method: Retrained})``.
     """
-    masks = magnitude_masks(model, sparsity)
+    masks = magnitude_masks(model, k)
     pruned = pruned_model(model, masks)
     out = {}
     for method in methods:

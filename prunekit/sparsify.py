@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import pandas as pd
+
 from . import claims as C
 from .config import DataConfig, ModelConfig, TrainConfig
 from .reporting import check_profile
@@ -46,8 +48,6 @@ def plateau_summary(curve, tolerance: float = 0.01, by: Sequence[str] = ("datase
     Returns a DataFrame with the ``by`` columns, dense_accuracy, holds_to_k, accuracy_there, sparsity_there,
     next_k (the first k where it fails, NaN if none) and accuracy_next.
     """
-    import pandas as pd
-
     if not 0 <= tolerance <= 1:
         raise ValueError(f"tolerance must be a fraction in [0, 1], got {tolerance!r}")
     by = [c for c in by if c in curve.columns]

@@ -36,6 +36,7 @@ kept. A tqdm bar counts finished points.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
+import torch
 
 # cache is called as cache.train_or_load / cache.build, so that tests and users can patch them
 from . import cache
@@ -195,8 +197,6 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
 
     Hoyer at init uses checkpoint 0 when ``cfg.checkpoints`` has it, else the same seeded re-initialisation.
     """
-    import torch
-
 
     pkey = point_key(cfg, tolerance, relative, scope, include_output, eval_subset, step, resolution)
     path = _points_dir(points_root) / f"{pkey}.json"
@@ -391,8 +391,6 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
 
 
 def _accepts_n_workers(client) -> bool:
-    import inspect
-
     try:
         return "n_workers" in inspect.signature(client.scheduler_info).parameters
     except (TypeError, ValueError):

@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import fraction
-from .masks import masks_applied
+from .masks import Masks, masks_applied, resolve
 from .models import prunable_parameters
 
 __all__ = [
-    "DEFAULT_RATIOS", "kl_divergence", "log_probs", "utility", "flat_weights",
+    "DEFAULT_RATIOS", "kl_divergence", "log_probs", "utility", "ablation_masks", "flat_weights",
     "random_subsets", "evaluate_subsets", "random_ablation", "magnitude_bands", "magnitude_ablation", "summarize",
 ]
 
@@ -94,8 +94,26 @@ def flat_weights(model: nn.Module, params=None) -> torch.Tensor:
     return torch.cat([getattr(m, n).detach().reshape(-1) for m, n in _params(model, params)])
 
 
-def _as_flat_subset(subset, params) -> torch.Tensor:
-    """A subset given per layer (list of bool tensors shaped like the weights) or flat, as one flat bool vector."""
+def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
+    """The keep-masks (``prunekit.masks.Masks``, keyed by name, True = keep) of an ablation ``subset`` (flat over the
+    prunable weights or one tensor per weight, True = ablated): ``keep = ~subset``."""
+    params = _params(model, params)
+    flat = _as_flat_subset(subset, params)
+    sizes = [getattr(m, n).numel() for m, n in params]
+    if flat.numel() != sum(sizes):
+        raise ValueError(f"subset has {flat.numel()} entries for {sum(sizes)} prunable weights")
+    keep = [~s.view_as(getattr(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
+    return Masks.from_params(model, params, keep)
+
+
+def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
+    """A subset given per layer (list of bool tensors shaped like the weights) or flat, as one flat bool vector;
+    a ``Masks`` (True = keep) gives its complement."""
+    if isinstance(subset, Masks):
+        if subset.units:
+            raise ValueError("subset: unit masks (Masks(units=True)) also silence biases; the utility ablates weights "
+                             "only: pass weight masks, or evaluate units with prunekit.masks.masks_applied(model=)")
+        return ~torch.cat([m.reshape(-1) for m in resolve(params, subset, model)]).cpu()
     if isinstance(subset, torch.Tensor):
         return subset.reshape(-1).bool()
     subset = list(subset)
@@ -309,13 +327,14 @@ class _Scorer:
 def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: int = 4096) -> float:
     """``U(W_s) = mean_x KL(f_W(x) || f_{W \\ W_s}(x))`` for one subset (the model is left unchanged).
 
-    subset: a flat boolean vector over the prunable weights, or one boolean tensor per weight (True = ablated).
+    subset: a flat boolean vector over the prunable weights, or one boolean tensor per weight (True = ablated), or
+    the keep-masks of the weights left (``prunekit.masks.Masks``, True = keep; see :func:`ablation_masks`).
     The straightforward path (``prunekit.masks.masks_applied`` + ``log_probs`` + ``kl_divergence``), independent of
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
 
     params = _params(model, params)
-    flat = _as_flat_subset(subset, params)
+    flat = _as_flat_subset(subset, params, model)
     if not bool(flat.any()):
         return 0.0
     sizes = [getattr(m, n).numel() for m, n in params]

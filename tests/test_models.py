@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from prunekit.config import ModelConfig
-from prunekit.models import MLP, ConvNet, ResNet, as_nchw, build_model, count_parameters, prunable_parameters
+from prunekit.models import MLP, as_nchw, build_model, count_parameters, prunable_parameters
 
 SHAPES = [((1, 8, 8), 10), ((1, 20, 20), 10), ((1, 28, 28), 2), ((3, 32, 32), 10)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -529,3 +530,41 @@ def test_named_masks_round_trip_and_report(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a torch file")
     with pytest.raises(Exception):
         M.Masks.load(tmp_path / "bad.pt")
+
+
+def test_named_unit_masks_keep_their_meaning(tmp_path):
+    model, params = mlp(seed=5)
+    x = torch.randn(20, 1, 4, 4)
+    removed = [(0, 3), (1, 0), (1, 8), (2, 6)]
+    named = M.Masks.from_units(model, params, removed)
+    assert named.units and list(named) == M.Masks.names(model, params)
+    named.save(tmp_path / "units.pt")
+    back = M.Masks.load(tmp_path / "units.pt")
+    assert back.units and all(torch.equal(back[n], named[n]) for n in named)
+    with M.masks_applied(params, back, model=model):  # by name: rows, and the biases of the removed units
+        got = model(x)
+        hidden = [mod for mod, _ in params]
+        for i, j in removed:
+            assert hidden[i].weight[j].eq(0).all() and hidden[i].bias[j] == 0
+    by_hand = copy.deepcopy(model)  # my own removal: zero each removed unit's row and bias
+    with torch.no_grad():
+        for i, j in removed:
+            layer = [mod for mod, _ in prunable_parameters(by_hand)][i]
+            layer.weight[j] = 0
+            layer.bias[j] = 0
+    torch.testing.assert_close(got, by_hand(x), rtol=0, atol=0)
+    overall, per_layer = M.mask_sparsity(params, named, model=model)  # my own count: removed rows / rows
+    widths = [mod.weight.shape[0] for mod, _ in params]
+    gone = [sum(1 for i, _ in removed if i == layer) for layer in range(len(params))]
+    assert per_layer == pytest.approx([g / w for g, w in zip(gone, widths)])
+    assert overall == pytest.approx(sum(g * mod.weight.shape[1] for g, (mod, _) in zip(gone, params))
+                                    / sum(mod.weight.numel() for mod, _ in params))
+    with pytest.raises(ValueError, match="need model="):
+        M.apply_masks_(params, named)
+    with pytest.raises(ValueError, match="not a \\(layer, unit\\)"):
+        M.Masks.from_units(model, params, [(3, 0)])
+    rows = M.Masks({n: m.clone() for n, m in named.items()}, units=True)
+    rows[next(iter(rows))][0, 0] = False  # a single weight: not a whole row
+    rows[next(iter(rows))][0, 1:] = True
+    with pytest.raises(ValueError, match="whole rows"):
+        rows.for_params(model, params)

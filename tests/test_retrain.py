@@ -12,6 +12,11 @@ from prunekit.config import TrainConfig
 from prunekit.models import prunable_parameters
 
 
+def magnitude_masks(model, fraction):
+    """The held masks in ``prunable_parameters`` order (``R.magnitude_masks`` takes k% and keys them by name)."""
+    return R.magnitude_masks(model, 100 * fraction).for_params(model, prunable_parameters(model))
+
+
 @pytest.fixture(scope="module")
 def pretrained():
     cfg = TrainConfig(epochs=3, checkpoints=(0, 1), lr=3e-3).replace(hidden=(16,))
@@ -21,7 +26,7 @@ def pretrained():
 
 def test_magnitude_masks_and_pruned_copy(pretrained):
     run, _ = pretrained
-    masks = R.magnitude_masks(run.model, 0.75)
+    masks = magnitude_masks(run.model, 0.75)
     n = sum(m.numel() for m in masks)
     assert sum(int((~m).sum()) for m in masks) == round(0.75 * n)
     before = S.flatten(run.model)
@@ -30,13 +35,13 @@ def test_magnitude_masks_and_pruned_copy(pretrained):
     for (mod, _), mk in zip(prunable_parameters(pruned), masks):
         assert (mod.weight[~mk] == 0).all()
     with pytest.raises(ValueError):
-        R.magnitude_masks(run.model, 1.0)
+        R.magnitude_masks(run.model, 100.0)
 
 
 @pytest.mark.parametrize("method", R.RETRAIN_METHODS)
 def test_retrain_holds_mask_and_keeps_trajectory(pretrained, method):
     run, ds = pretrained
-    masks = R.magnitude_masks(run.model, 0.8)
+    masks = magnitude_masks(run.model, 0.8)
     before = S.flatten(run.model)
     rewind = run.checkpoints[1] if method == "weight_rewind" else None
     res = R.retrain(run.model, masks, ds, run.config, method, epochs=2, rewind_state=rewind,
@@ -67,14 +72,33 @@ def test_retrain_holds_mask_and_keeps_trajectory(pretrained, method):
 
 def test_prune_and_retrain_all_methods(pretrained):
     run, ds = pretrained
-    pruned, masks, results = R.prune_and_retrain(run.model, ds, run.config, 0.5, run.checkpoints, epochs=1)
+    pruned, masks, results = R.prune_and_retrain(run.model, ds, run.config, 50, run.checkpoints, epochs=1)
     assert set(results) == set(R.RETRAIN_METHODS)
     table = R.retrain_table(run.model, pruned, results, ds)
     assert list(table["model"]) == ["pretrained", "pruned", *R.RETRAIN_METHODS]
     with pytest.raises(ValueError, match="checkpoints"):
-        R.prune_and_retrain(run.model, ds, run.config, 0.5, None, methods=("weight_rewind",), epochs=1)
+        R.prune_and_retrain(run.model, ds, run.config, 50, None, methods=("weight_rewind",), epochs=1)
     with pytest.raises(ValueError, match="method"):
         R.retrain(run.model, masks, ds, run.config, "rewind")
+
+
+def test_held_masks_are_keyed_by_name_and_equal_the_positional_ones(pretrained):
+    run, ds = pretrained
+    named = R.magnitude_masks(run.model, 70)
+    assert set(named) == {"1.weight"} and not named.units
+    params = prunable_parameters(run.model)
+    weights = torch.cat([m.weight.detach().abs().reshape(-1) for m, _ in params])
+    pruned = torch.argsort(weights, stable=True)[:round(0.7 * weights.numel())]  # my own global magnitude ranking
+    want = torch.ones_like(weights, dtype=torch.bool)
+    want[pruned] = False
+    assert torch.equal(named["1.weight"].reshape(-1), want)
+    by_name = R.retrain(run.model, named, ds, run.config, "finetune", epochs=1)
+    assert isinstance(by_name.masks, type(named)) and torch.equal(by_name.masks["1.weight"], named["1.weight"])
+    for state in by_name.trajectory.values():  # held by name: the pruned weights stay 0, the others train
+        assert state["1.weight"][~named["1.weight"]].eq(0).all()
+    assert (by_name.model[1].weight[named["1.weight"]] != run.model[1].weight[named["1.weight"]]).float().mean() > 0.9
+    with pytest.raises(ValueError, match="k="):
+        R.magnitude_masks(run.model, -1)
 
 
 def test_plain_state_dict_folds_prune_reparametrisation():
@@ -112,7 +136,7 @@ def test_schedule_hand_worked():
 ])
 def test_retraining_replays_the_original_schedule(scheduled, method, epochs, original_epochs):
     run, ds, original = scheduled  # original[e - 1]: the rate the trainer recorded for epoch e of the original run
-    masks = R.magnitude_masks(run.model, 0.6)
+    masks = magnitude_masks(run.model, 0.6)
     res = R.retrain(run.model, masks, ds, run.config, method, epochs=epochs,
                     rewind_state=run.checkpoints[2] if method == "weight_rewind" else None,
                     rewind_epoch=2 if method == "weight_rewind" else None)
@@ -130,7 +154,7 @@ def test_retraining_replays_the_original_schedule(scheduled, method, epochs, ori
 
 def test_retraining_lengths_are_checked_before_training(scheduled):
     run, ds, _ = scheduled
-    masks = R.magnitude_masks(run.model, 0.5)
+    masks = magnitude_masks(run.model, 0.5)
     for kwargs, match in [(dict(method="lr_rewind", epochs=9), "lr_rewind"),
                           (dict(method="weight_rewind", epochs=7, rewind_epoch=2,
                                 rewind_state=run.checkpoints[2]), "weight_rewind"),

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from prunekit import imbalance as IM
+from prunekit import masks as M
 from prunekit import mechanism as MX
 from prunekit import utility as U
 from prunekit.config import ModelConfig
@@ -96,6 +97,15 @@ def test_utility_matches_hand_computation_on_tiny_net():
     for method in ("batched", "loop"):
         df = U.evaluate_subsets(model, x, None, ablate.unsqueeze(0), method=method)
         assert df["utility"].iloc[0] == pytest.approx(want, rel=1e-5)
+    keep = U.ablation_masks(model, ablate)  # the same subset as name-keyed keep-masks
+    assert list(keep) == [f"{name}.weight" for name, m in model.named_modules() if any(m is p for p, _ in params)]
+    assert torch.equal(~torch.cat([keep[n].reshape(-1) for n in keep]), ablate)
+    assert U.utility(model, x, keep) == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="35 prunable weights"):
+        U.ablation_masks(model, torch.zeros(34, dtype=torch.bool))
+    units = M.Masks.from_units(model, params, [(0, 1)])  # a unit also loses its bias: not a weight ablation
+    with pytest.raises(ValueError, match="unit masks"):
+        U.utility(model, x, units)
 
 
 def test_empty_subset_is_exactly_zero_and_model_unchanged():
