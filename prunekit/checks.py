@@ -10,12 +10,23 @@ import math
 import numbers
 from typing import Iterable
 
-__all__ = ["choice", "choice_message", "number", "fraction"]
+import torch
+
+__all__ = ["choice", "choice_message", "number", "fraction", "generator"]
 
 
 def choice_message(name: str, value, allowed: Iterable) -> str:
     """The message of a value that is not one of ``allowed``."""
     return f"{name}={value!r} is not supported; allowed values: {', '.join(map(repr, tuple(allowed)))}"
+
+
+def generator(value, seed: int = 0):
+    """A ``torch.Generator`` as given, or one seeded with ``seed`` for None (the package's random baselines)."""
+    if value is None:
+        return torch.Generator().manual_seed(seed)
+    if not isinstance(value, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(value).__name__}")
+    return value
 
 
 def choice(name: str, value, allowed: Iterable):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .benchmarking import timeit
+from .checks import choice
 from .compaction import _mlp_layout, compact_mlp, flop_count, to_sparse_csr
 from .masks import (
     Params,
@@ -24,10 +25,8 @@ from .masks import (
 from .pruning import (
     METHODS,
     SCOPES,
-    _check_choice,
     _check_k,
     _Ranking,
-    _unit_masks_from_keeps,
     _unit_ranking,
     _weight_masks_from_keeps,
     _weight_ranking,
@@ -47,11 +46,11 @@ def _ranking_for(params, method: str, scope: str, seed: int,
                  scores: Mapping[str, list]) -> tuple[_Ranking, str]:
     """The ranking of one method and scope, and its granularity ("weight" or "unit"); ``scores`` holds the scores
     of the user's scorers, computed once per method."""
-    _check_choice("scope", scope, SCOPES)
+    choice("scope", scope, SCOPES)
     if method in scores:
         ranking, units = scores_ranking(params, scores[method], scope)
         return ranking, "unit" if units else "weight"
-    _check_choice("method", method, tuple(METHODS))
+    choice("method", method, tuple(METHODS))
     granularity, criterion = METHODS[method]
     g = torch.Generator().manual_seed(int(seed)) if criterion == "random" else None
     if granularity == "weight":
@@ -63,7 +62,7 @@ def _masks_for(params, granularity: str, ranking: _Ranking, k: float):
     keeps = ranking.keeps(k)
     if granularity == "weight":
         return _weight_masks_from_keeps(params, keeps)
-    return _unit_masks_from_keeps(params, keeps)
+    return UnitMasks.from_keeps(params, keeps)
 
 
 def _is_compactable(model: nn.Module, params) -> bool:
@@ -100,7 +99,7 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     seconds (evaluation time of the point).
     """
     params = _check_params(params)
-    _check_choice("form", form, ("cheapest", "dense"))
+    choice("form", form, ("cheapest", "dense"))
     ks = [_check_k(k) for k in ks]
     scorers = dict(scorers or {})
     for name, scorer in scorers.items():
@@ -108,10 +107,10 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
             raise ValueError(f"scorers[{name!r}] must be a callable under a name other than the built-in methods "
                              f"{', '.join(METHODS)}")
     for m in methods:
-        _check_choice("method", m, tuple(METHODS))
+        choice("method", m, tuple(METHODS))
     methods = list(methods) + list(scorers)
     for s in scopes:
-        _check_choice("scope", s, SCOPES)
+        choice("scope", s, SCOPES)
     compactable = _is_compactable(model, params)
     n_total = sum(_weight(m, n).numel() for m, n in params)
     base_zero = [(_weight(m, n) == 0) for m, n in params]
@@ -220,11 +219,11 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     rows = []
     for k in ks:
         for form in forms:
-            _check_choice("form", form, ("masked_dense", "compacted", "csr"))
+            choice("form", form, ("masked_dense", "compacted", "csr"))
             if form == "compacted":
                 if not _is_compactable(model, params):
                     continue
-                masks = _unit_masks_from_keeps(params, u_rank.keeps(k))
+                masks = UnitMasks.from_keeps(params, u_rank.keeps(k))
                 net = compact_mlp(model, masks, params)
                 method = "unit"
                 flops = flop_count(net)

@@ -37,6 +37,17 @@ class UnitMasks(list):
         super().__init__(masks)
         self.units = list(units)
 
+    @classmethod
+    def from_keeps(cls, params: "Params", keeps) -> "UnitMasks":
+        """Weight-shaped masks from one 1-D keep vector per entry of ``params`` (whole rows kept or pruned)."""
+        masks, units = [], []
+        for (m, n), kp in zip(params, keeps):
+            w = _weight(m, n)
+            kp = kp.to(w.device)
+            units.append(kp)
+            masks.append(kp.view(-1, *([1] * (w.dim() - 1))).expand(w.shape).clone())
+        return cls(masks, units)
+
 
 class Masks(dict):
     """Masks keyed by parameter name (``"<module path>.weight"``, as ``model.named_parameters()`` names it), bool,
@@ -88,9 +99,7 @@ class Masks(dict):
                 raise ValueError(f"removed unit {item!r} is not a (layer, unit) of params: layers have "
                                  f"{[k.numel() for k in keeps]} units")
             keeps[i][j] = False
-        masks = [kp.view(-1, *([1] * (_weight(m, n).dim() - 1))).expand(_weight(m, n).shape).clone()
-                 for kp, (m, n) in zip(keeps, params)]
-        return cls.from_params(model, params, UnitMasks(masks, keeps))
+        return cls.from_params(model, params, UnitMasks.from_keeps(params, keeps))
 
     def for_params(self, model: nn.Module, params: Params) -> list[torch.Tensor]:
         params = _check_params(params)

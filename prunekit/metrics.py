@@ -51,9 +51,10 @@ import torch
 from torch import nn
 
 from .checks import choice, fraction, number
-from .masks import _storage, masks_applied
+from .masks import Masks, _storage, masks_applied
 from .models import count_parameters, prunable_parameters
 from .pruning import global_magnitude_order, masks_from_order
+from .train import _correct, predict
 
 __all__ = [
     "hoyer_sparsity",
@@ -98,19 +99,13 @@ def hoyer_sparsity(x) -> float:
 
 
 def _prunable(model: nn.Module, include_output: bool):
-
     return prunable_parameters(model, include_output=include_output)
-
-
-def _param_names(model: nn.Module, params) -> list[str]:
-    names = {id(m): n for n, m in model.named_modules()}
-    return [f"{names.get(id(m), type(m).__name__)}.{attr}".lstrip(".") for m, attr in params]
 
 
 def hoyer_by_layer(model: nn.Module, include_output: bool = False) -> dict[str, float]:
     """Hoyer sparsity of each prunable weight tensor: ``{"<module name>.weight": H}`` in model order."""
     params = _prunable(model, include_output)
-    return {name: hoyer_sparsity(getattr(m, attr)) for name, (m, attr) in zip(_param_names(model, params), params)}
+    return {name: hoyer_sparsity(getattr(m, attr)) for name, (m, attr) in zip(Masks.names(model, params), params)}
 
 
 def model_hoyer_sparsity(model: nn.Module, include_output: bool = False) -> float:
@@ -242,11 +237,9 @@ class _Pruner:
         """Level ``k`` passed; the next evaluations are at higher levels (a no-op here, see _IncrementalMLP)."""
 
 
-@torch.inference_mode()
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                  for i in range(0, x.shape[0], batch_size))
-    return correct / max(1, x.shape[0])
+    """Accuracy only (no loss): ``prunekit.train``'s batched ``predict`` and its ``_correct`` count."""
+    return float(_correct(predict(model, x, batch_size), y)) / max(1, x.shape[0])
 
 
 class _IncrementalMLP(_Pruner):
@@ -254,10 +247,10 @@ class _IncrementalMLP(_Pruner):
 
     Pruning only zeroes weights, and the pruned set grows with ``k`` (a prefix of the magnitude order), so the first
     layer's pre-activations at level ``k`` are those of a lower, committed level ``b`` minus the contribution of the
-    first-layer weights pruned between ``b`` and ``k``: ``Z_k^T = Z_b^T - D X^T`` with the sparse (CSR) ``D`` holding just
-    those weights (``N x |D|`` multiply-adds instead of ``N x d_in x d_out``). The layers above are recomputed, their
-    weights pruned in place: those pruned up to ``b`` stay zeroed, those pruned between ``b`` and ``k`` are zeroed for
-    the evaluation only. ``commit(k)`` makes a passing level the new ``b``. Use as a context manager: on exit every
+    first-layer weights pruned between ``b`` and ``k``: ``Z_k^T = Z_b^T - D X^T`` with the sparse (CSR) ``D`` holding
+    just those weights (``N x |D|`` multiply-adds instead of ``N x d_in x d_out``). The layers above are recomputed,
+    their weights pruned in place: those pruned up to ``b`` stay zeroed, those pruned between ``b`` and ``k`` are
+    zeroed for the evaluation only. ``commit(k)`` makes a passing level the new ``b``. Use as a context manager: on exit every
     weight is restored bitwise. ``Z`` is float32, as the plain forward pass computes it; its rounding differs from a
     full matrix product by the order of the product's own rounding error (the search confirms its bracket the plain
     way, see :func:`effective_density`).
@@ -297,8 +290,7 @@ class _IncrementalMLP(_Pruner):
             cut = self.order[lo:hi]
             layer = torch.bucketize(cut, torch.tensor(self.offsets[1:-1]), right=True)
             return [cut[layer == i] - off for i, off in enumerate(self.offsets[:-1])]
-        return [order[round(lo * size / self.n):round(hi * size / self.n)]
-                for order, size in zip(self.order, self.sizes)]
+        return [order[a:b] for order, a, b in zip(self.order, self.layer_counts(lo), self.layer_counts(hi))]
 
     def _zero_upper(self, pruned: list[torch.Tensor], restore: bool = False) -> None:
         with torch.no_grad():

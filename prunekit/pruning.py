@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from .checks import choice, number
+from .checks import generator as checked_generator
 from .masks import Params, UnitMasks, _check_params, _weight
 from .scorers import l2_scores, magnitude_scores
 
@@ -69,10 +70,6 @@ def _count(k: float, n: int) -> int:
     return min(n, int(round(k * n / 100.0)))
 
 
-_check_choice = choice
-
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # rankings: sort once, masks for any k cheaply
 # ----------------------------------------------------------------------------------------------------------------
@@ -88,14 +85,6 @@ def _stable_order(scores: torch.Tensor) -> torch.Tensor:
         key = (scores.view(torch.int32).to(torch.int64) << 32) | torch.arange(scores.numel())
         return torch.sort(key).indices
     return torch.sort(scores, stable=True).indices
-
-
-def _generator(generator: torch.Generator | None) -> torch.Generator:
-    if generator is None:
-        return torch.Generator().manual_seed(0)
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
 
 
 @dataclass
@@ -145,7 +134,7 @@ class _Ranking:
 def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> _Ranking:
     sizes = [int(s.numel()) for s in scores]
     if random:
-        g = _generator(generator)
+        g = checked_generator(generator)
         if scope == "layerwise":
             orders = [torch.randperm(n, generator=g) for n in sizes]
         else:
@@ -168,19 +157,20 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
     ``scores``: one tensor per entry of ``params``, either weight-shaped (weight pruning: list of bool masks) or one
     score per unit (unit pruning: a :class:`UnitMasks`). Exactly ``round(k * n / 100)`` elements per layer
     ("layerwise") or over all layers ("global"); ties by (score, flat index), the lower index pruned first; scores
-    are ranked in float64. Any scorer plugs in: magnitude (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`),
-    the Taylor and brute-force saliencies (``prunekit.scorers``), your own.
+    are ranked in float32 when they all are, else in float64. Any scorer plugs in: magnitude
+    (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), the Taylor and brute-force saliencies
+    (``prunekit.scorers``), your own.
     """
     params = _check_params(params)
     ranking, units = scores_ranking(params, scores, scope)
     keeps = ranking.keeps(k)
-    return _unit_masks_from_keeps(params, keeps) if units else _weight_masks_from_keeps(params, keeps)
+    return UnitMasks.from_keeps(params, keeps) if units else _weight_masks_from_keeps(params, keeps)
 
 
 def scores_ranking(params: Params, scores, scope: str) -> tuple[_Ranking, bool]:
     """Validate ``scores`` against ``params`` and rank them once: ``(ranking, True if the scores are per unit)``."""
     params = _check_params(params)
-    _check_choice("scope", scope, SCOPES)
+    choice("scope", scope, SCOPES)
     if isinstance(scores, torch.Tensor):
         raise ValueError("scores must be a list of tensors, one per entry of params, not one tensor")
     scores = list(scores)
@@ -197,39 +187,30 @@ def scores_ranking(params: Params, scores, scope: str) -> tuple[_Ranking, bool]:
             raise ValueError(f"scores[{i}] contains NaN")
     if len(set(units)) != 1:
         raise ValueError("scores must be all weight-shaped or all per-unit, not a mix")
-    flat = [s.detach().reshape(-1).to(device="cpu", dtype=torch.float64) for s in scores]
+    # float32 scores keep float32 (and _stable_order's fast path); any other dtype is ranked in float64
+    dtype = torch.float32 if all(s.dtype == torch.float32 for s in scores) else torch.float64
+    flat = [s.detach().reshape(-1).to(device="cpu", dtype=dtype) for s in scores]
     return _rank(flat, scope, False, None), units[0]
 
 
 @torch.no_grad()
 def _weight_ranking(params, scope: str, criterion: str, generator=None) -> _Ranking:
     params = _check_params(params)
-    _check_choice("scope", scope, SCOPES)
-    _check_choice("criterion", criterion, WEIGHT_CRITERIA)
+    choice("scope", scope, SCOPES)
+    choice("criterion", criterion, WEIGHT_CRITERIA)
     return _rank([s.reshape(-1) for s in magnitude_scores(params)], scope, criterion == "random", generator)
 
 
 @torch.no_grad()
 def _unit_ranking(params, scope: str, criterion: str, generator=None) -> _Ranking:
     params = _check_params(params)
-    _check_choice("scope", scope, SCOPES)
-    _check_choice("criterion", criterion, UNIT_CRITERIA)
+    choice("scope", scope, SCOPES)
+    choice("criterion", criterion, UNIT_CRITERIA)
     return _rank(l2_scores(params), scope, criterion == "random", generator)
 
 
 def _weight_masks_from_keeps(params, keeps) -> list[torch.Tensor]:
     return [kp.view(_weight(m, n).shape).to(_weight(m, n).device) for (m, n), kp in zip(params, keeps)]
-
-
-def _unit_masks_from_keeps(params, keeps) -> UnitMasks:
-    masks = []
-    units = []
-    for (m, n), kp in zip(params, keeps):
-        w = _weight(m, n)
-        kp = kp.to(w.device)
-        units.append(kp)
-        masks.append(kp.view(-1, *([1] * (w.dim() - 1))).expand(w.shape).clone())
-    return UnitMasks(masks, units)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -262,7 +243,7 @@ def unit_masks(params: Params, k: float, scope: str = "layerwise", criterion: st
     """
     ranking = _unit_ranking(params, scope, criterion, generator)
     params = _check_params(params)
-    return _unit_masks_from_keeps(params, ranking.keeps(k))
+    return UnitMasks.from_keeps(params, ranking.keeps(k))
 
 
 def global_magnitude_order(params: Params) -> torch.Tensor:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import choice
+from .checks import generator as checked_generator
 from .masks import Params, _check_params, _weight
 from .models import prunable_parameters
 from .saliency import ESTIMATORS, OUTPUT_HESSIANS, from_model, saliencies
@@ -39,7 +41,7 @@ def random_scores(params: Params, per_unit: bool = False, generator: torch.Gener
                   ) -> list[torch.Tensor]:
     """I.i.d. uniform scores in [0, 1), weight-shaped or one per unit (``per_unit=True``); seed 0 without a
     ``generator``. (The built-in "random_weight"/"random_unit" methods draw one permutation instead: other masks.)"""
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    g = checked_generator(generator)
     shapes = [(_weight(m, n).shape[0],) if per_unit else tuple(_weight(m, n).shape) for m, n in _check_params(params)]
     return [torch.rand(shape, generator=g, dtype=torch.float64) for shape in shapes]
 
@@ -57,10 +59,8 @@ def saliency_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, estimato
     scores rank exactly the removals that ``masks_from_scores`` then applies. A sigmoid unit with zeroed row and bias
     still outputs 0.5, so sigmoid nets are refused (use ``prunekit.saliency.serial_prune``, which removes outputs).
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={estimator!r} must be one of {', '.join(map(repr, ESTIMATORS))}")
-    if output_hessian not in OUTPUT_HESSIANS:
-        raise ValueError(f"output_hessian={output_hessian!r} must be one of {', '.join(map(repr, OUTPUT_HESSIANS))}")
+    choice("estimator", estimator, ESTIMATORS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     allowed = (nn.Sequential, nn.Flatten, nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.ModuleList)
     odd = sorted({type(m).__name__ for m in model.modules() if not isinstance(m, allowed)
                   and not (hasattr(m, "hidden_layers") and hasattr(m, "output"))})

@@ -98,12 +98,15 @@ def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
     """The keep-masks (``prunekit.masks.Masks``, keyed by name, True = keep) of an ablation ``subset`` (flat over the
     prunable weights or one tensor per weight, True = ablated): ``keep = ~subset``."""
     params = _params(model, params)
-    flat = _as_flat_subset(subset, params)
+    return Masks.from_params(model, params, _keep_masks(_as_flat_subset(subset, params), params))
+
+
+def _keep_masks(flat: torch.Tensor, params) -> list[torch.Tensor]:
+    """Weight-shaped keep-masks (True = keep) of a flat ablation subset (True = ablated)."""
     sizes = [getattr(m, n).numel() for m, n in params]
     if flat.numel() != sum(sizes):
         raise ValueError(f"subset has {flat.numel()} entries for {sum(sizes)} prunable weights")
-    keep = [~s.view_as(getattr(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
-    return Masks.from_params(model, params, keep)
+    return [~s.view_as(getattr(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
 
 
 def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
@@ -337,8 +340,7 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     flat = _as_flat_subset(subset, params, model)
     if not bool(flat.any()):
         return 0.0
-    sizes = [getattr(m, n).numel() for m, n in params]
-    keep = [~s.view_as(getattr(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
+    keep = _keep_masks(flat, params)
     log_p = log_probs(model, x, batch_size)
     with masks_applied(params, keep):
         log_q = log_probs(model, x, batch_size)
@@ -414,7 +416,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
 
 
 def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None) -> list[torch.Tensor]:
-    """Flat indices of the prunable weights split into ``n_bands`` equal-size bands by rank of ``|w|`` (0 = smallest)."""
+    """Flat indices of the prunable weights in ``n_bands`` equal-size bands by rank of ``|w|`` (0 = smallest)."""
     if n_bands < 1:
         raise ValueError(f"n_bands={n_bands} must be >= 1")
     order = torch.argsort(flat_weights(model, params).abs(), stable=True)
