@@ -32,7 +32,7 @@ from .pruning import (
     _weight_ranking,
     scores_ranking,
 )
-from .train import evaluate
+from .train import eval_mode, evaluate
 
 __all__ = ["pruning_curve", "layer_sparsity_table", "inference_speedups"]
 
@@ -206,43 +206,43 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     """
     params = _check_params(params)
     ks = [_check_k(k) for k in ks]
-    model.eval()
-    dense_flops = flop_count(model)
+    with eval_mode(model):  # the model's train/eval mode is restored afterwards
+        dense_flops = flop_count(model)
 
-    def run(m):
-        with torch.inference_mode():
-            m(x)
+        def run(m):
+            with torch.inference_mode():
+                m(x)
 
-    dense_s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
-    w_rank = _weight_ranking(params, scope, "magnitude")
-    u_rank = _unit_ranking(params, scope, "l2")
-    rows = []
-    for k in ks:
-        for form in forms:
-            choice("form", form, ("masked_dense", "compacted", "csr"))
-            if form == "compacted":
-                if not _is_compactable(model, params):
-                    continue
-                masks = UnitMasks.from_keeps(params, u_rank.keeps(k))
-                net = compact_mlp(model, masks, params)
-                method = "unit"
-                flops = flop_count(net)
-                s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
-            elif form == "csr":
-                masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
-                net = to_sparse_csr(model, masks, params)
-                method = "weight"
-                flops = flop_count(net)
-                s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
-            else:
-                masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
-                method = "weight"
-                with masks_applied(params, masks, model=model):
-                    flops = flop_count(model)
-                    s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
-            rows.append({**(labels or {}), "form": form, "method": method, "scope": scope, "k": k,
-                         "batch_size": int(x.shape[0]), "seconds": s, "dense_seconds": dense_s,
-                         "speedup": dense_s / s, "flop_ratio": dense_flops / max(flops, 1)})
+        dense_s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
+        w_rank = _weight_ranking(params, scope, "magnitude")
+        u_rank = _unit_ranking(params, scope, "l2")
+        rows = []
+        for k in ks:
+            for form in forms:
+                choice("form", form, ("masked_dense", "compacted", "csr"))
+                if form == "compacted":
+                    if not _is_compactable(model, params):
+                        continue
+                    masks = UnitMasks.from_keeps(params, u_rank.keeps(k))
+                    net = compact_mlp(model, masks, params)
+                    method = "unit"
+                    flops = flop_count(net)
+                    s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
+                elif form == "csr":
+                    masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
+                    net = to_sparse_csr(model, masks, params)
+                    method = "weight"
+                    flops = flop_count(net)
+                    s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
+                else:
+                    masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
+                    method = "weight"
+                    with masks_applied(params, masks, model=model):
+                        flops = flop_count(model)
+                        s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
+                rows.append({**(labels or {}), "form": form, "method": method, "scope": scope, "k": k,
+                             "batch_size": int(x.shape[0]), "seconds": s, "dense_seconds": dense_s,
+                             "speedup": dense_s / s, "flop_ratio": dense_flops / max(flops, 1)})
     return pd.DataFrame(rows)
 
 

@@ -19,6 +19,7 @@ from . import claims as C
 from .config import DataConfig, ModelConfig, TrainConfig
 from .imbalance import imbalance_table
 from .reporting import check_profile
+from .train import state_restored
 from .utility import flat_weights, random_ablation
 
 __all__ = ["SOURCE", "PROFILES", "pretrain_config", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
@@ -55,16 +56,13 @@ def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: t
     """
     if not checkpoints:
         raise ValueError("checkpoints is empty: train with TrainConfig(checkpoints=(0, 1, ...))")
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     frames = []
-    try:
+    with state_restored(model):
         for epoch in sorted(checkpoints):
             model.load_state_dict(checkpoints[epoch])
             df = random_ablation(model, x, y, tuple(ratios), n_subsets, seed, method=method)
             df.insert(0, "epoch", int(epoch))
             frames.append(df)
-    finally:
-        model.load_state_dict(saved)
     return pd.concat(frames, ignore_index=True)
 
 

@@ -54,7 +54,7 @@ from .checks import choice, fraction, number
 from .masks import Masks, _storage, masks_applied
 from .models import count_parameters, prunable_parameters
 from .pruning import global_magnitude_order, masks_from_order
-from .train import _correct, predict
+from .train import _correct, eval_mode, predict
 
 __all__ = [
     "hoyer_sparsity",
@@ -408,9 +408,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     t0 = time.perf_counter()
     split = _eval_split(data)
     scope = _check_scope(scope)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         plain = _Pruner(model, split, include_output=include_output, scope=scope)
         use_fast = _IncrementalMLP.applies(model, plain.params) if incremental is None else bool(incremental)
         if use_fast and not _IncrementalMLP.applies(model, plain.params):
@@ -447,8 +445,6 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
                                                 and accs[crossing.failed_at] >= threshold):
                 crossing, accs = search(plain)
                 evaluations += crossing.evaluations
-    finally:
-        model.train(was_training)
     pruned = plain.pruned_count(crossing.k)
     core = plain.n - pruned
     failed_at = None if crossing.failed_at is None else plain.pruned_count(crossing.failed_at)

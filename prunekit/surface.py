@@ -40,7 +40,7 @@ from torch import nn
 
 from .checks import number
 from .data import Split
-from .train import evaluate
+from .train import evaluate, state_restored
 
 __all__ = ["flatten", "state_vector", "write_vector_", "has_batchnorm", "recalibrate_bn", "Plane", "evaluate_point",
            "plane_surface", "linear_path", "loss_barrier", "barrier_table"]
@@ -174,23 +174,6 @@ def evaluate_point(model: nn.Module, vec: torch.Tensor, splits, loss: str = "cro
     return {name: evaluate(model, s, loss, batch_size) for name, s in _splits(splits).items()}
 
 
-class _Restore:
-    """Save the model's state once; restore it (weights and buffers) on exit."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.training = self.model.training
-        return self
-
-    def __exit__(self, *exc):
-        self.model.load_state_dict(self.state)
-        self.model.train(self.training)
-        return False
-
-
 def _bn_x(model, splits, bn_data):
     if not has_batchnorm(model):
         return None
@@ -215,7 +198,7 @@ def plane_surface(model: nn.Module, plane: Plane, splits, n: int = 21, margin: f
     splits = _splits(splits)
     alphas, betas = plane.grid(n, margin)
     rows, anchor_rows = [], []
-    with _Restore(model):
+    with state_restored(model):
         bn_x = _bn_x(model, splits, bn_data)
         for i, a in enumerate(alphas):
             for j, b in enumerate(betas):
@@ -242,7 +225,7 @@ def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, 
     splits = _splits(splits)
     a64, b64 = w_a.detach().reshape(-1).double(), w_b.detach().reshape(-1).double()
     rows = []
-    with _Restore(model):
+    with state_restored(model):
         bn_x = _bn_x(model, splits, bn_data)
         for t in np.linspace(0.0, 1.0, n):
             vec = ((1.0 - t) * a64 + t * b64).float()

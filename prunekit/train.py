@@ -12,11 +12,12 @@ Losses:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -92,15 +93,34 @@ def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (out.argmax(1) == y).sum()
 
 
-@torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Model outputs for ``x`` in eval mode (the model's previous mode is restored)."""
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode for the block; its previous train/eval mode is restored on exit."""
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+        yield model
     finally:
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def state_restored(model: nn.Module) -> Iterator[nn.Module]:
+    """Save the model's state (weights, buffers, train/eval mode) once; restore it bitwise on exit."""
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    try:
+        yield model
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Model outputs for ``x`` in eval mode (the model's previous mode is restored)."""
+    with eval_mode(model):
+        return torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
 def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_size: int = 4096) -> tuple[float, float]:

@@ -46,6 +46,7 @@ from torch import nn
 from .checks import fraction
 from .masks import Masks, masks_applied, resolve
 from .models import prunable_parameters
+from .train import eval_mode
 
 __all__ = [
     "DEFAULT_RATIOS", "kl_divergence", "log_probs", "utility", "ablation_masks", "flat_weights",
@@ -74,12 +75,8 @@ def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def log_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``log_softmax`` of the model's outputs on ``x`` (eval mode; the model's mode is restored)."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([F.log_softmax(model(x[i:i + batch_size]), -1) for i in range(0, x.shape[0], batch_size)])
-    finally:
-        model.train(was)
 
 
 def _params(model: nn.Module, params=None) -> list[tuple[nn.Module, str]]:

@@ -134,3 +134,33 @@ def test_interrupted_training_resumes_bitwise(tmp_path):
 def test_bad_config_fails_before_training():
     with pytest.raises(ValueError, match="width_mult"):
         train_or_load(SMALL.replace(width_mult=0))
+
+
+def test_state_restored_and_eval_mode_restore_even_after_an_error():
+    from prunekit.train import eval_mode, state_restored
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
+    before = _weights(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with state_restored(model):
+            model.eval()
+            with torch.no_grad():
+                model[0].weight.add_(1.0)
+                model[1].running_mean.fill_(7.0)
+            raise RuntimeError("boom")
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(RuntimeError, match="boom"):
+        with eval_mode(model):
+            assert not model.training and not model[1].training
+            raise RuntimeError("boom")
+    assert model.training and model[1].training
+
+
+def test_inference_speedups_leave_the_model_in_its_mode():
+    from prunekit.curves import inference_speedups
+    from prunekit.models import MLP, prunable_parameters
+    model = MLP(8, (6,), 3).train()
+    inference_speedups(model, prunable_parameters(model), torch.randn(5, 8), ks=[50], forms=("masked_dense",),
+                       repeat=1, warmup=0)
+    assert model.training
