@@ -14,11 +14,12 @@ LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 
-.PHONY: help install reproduce test unit nbval bench lab clean
+.PHONY: help install reproduce test test-gpu unit nbval bench lab clean
 
 help:
 	@echo "make reproduce [PROFILE=quick|paper]  install, then execute every notebook into $(EXECUTED)/"
 	@echo "make test                            install, then unit tests and nbval over every notebook"
+	@echo "make test-gpu                        on a GPU machine: each study function on CUDA against the CPU"
 	@echo "make bench                           benchmarks (rows into data/results/benchmarks.csv)"
 	@echo "make lab [LAB_IP=127.0.0.1 LAB_PORT=8888]  JupyterLab on notebooks/ (as root too)"
 
@@ -45,6 +46,9 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
+
+test-gpu: $(STAMP)
+	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests/test_cuda.py tests/test_device.py tests/test_train.py -rs $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)

@@ -3,12 +3,15 @@
 Layout (``$PRUNEKIT_CACHE``, default ``data/models``)::
 
     <key>/model.pt     {"state_dict": ..., "checkpoints": {epoch: state_dict}}   (torch.save)
-    <key>/meta.json    config, history, library versions, sha256 of model.pt      (written last)
+    <key>/meta.json    config, history, library versions, device, sha256 of model.pt   (written last)
     <key>/progress.pt  training state of an interrupted run (removed when done)
 
 Both files are written atomically (temp file, then ``os.replace``); ``meta.json`` is written after ``model.pt``, so an
 entry without it is incomplete. Loading verifies the checksum and the stored config and uses
 ``torch.load(weights_only=True)``; a corrupt or mismatching entry is retrained with a warning, never used.
+
+A model trained on CUDA (``TrainConfig.device``) has its own entry (the device type is part of the key) and is loaded
+onto the CPU on a machine without a GPU (``map_location``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
+from .device import dataset_to, device_type, model_device, resolve_device
 from .models import build_model
 from .paths import atomic_write, cache_dir
 from .train import train
@@ -47,13 +51,14 @@ class Run:
     cached: bool = False  # True when loaded from the cache rather than trained now
 
     def dataset(self) -> Dataset:
-        return load_dataset(self.config.data)
+        """The run's data set, on the model's device."""
+        return dataset_to(load_dataset(self.config.data), model_device(self.model))
 
     def model_at(self, epoch: int) -> nn.Module:
         """A fresh model holding the weights saved at ``epoch`` (one of ``config.checkpoints``)."""
         if epoch not in self.checkpoints:
             raise ValueError(f"epoch={epoch} has no checkpoint; available: {sorted(self.checkpoints)}")
-        model = build(self.config)
+        model = build(self.config).to(model_device(self.model))
         model.load_state_dict(self.checkpoints[epoch])
         return model
 
@@ -64,6 +69,17 @@ def versions() -> dict[str, str]:
 
     return {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}
+
+
+def describe_device(device: str) -> dict[str, str]:
+    """The device a model was trained on, as stored with it: its type and, on CUDA, the GPU's name."""
+    kind = device_type(device)
+    out = {"type": kind}
+    if kind == "cuda" and torch.cuda.is_available():
+        out["name"] = torch.cuda.get_device_name(torch.device(device))
+    else:
+        out["name"] = platform.processor() or platform.machine()
+    return out
 
 
 def sha256_file(path: Path) -> str:
@@ -91,21 +107,31 @@ def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
 
 
 def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = None) -> Run:
-    """Train ``cfg`` now, without the cache."""
+    """Train ``cfg`` now, without the cache, on ``cfg.device`` (initialised on the CPU, so every device starts from
+    the same weights)."""
+    device = resolve_device(cfg.device, "TrainConfig.device")
     ds = load_dataset(cfg.data)
-    model = build(cfg, ds)
-    history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)
+    model = build(cfg, ds).to(device)
+    history, checkpoints = train(model, dataset_to(ds, device), cfg, quiet=quiet, resume_path=resume_path)
     return Run(model, cfg, history, checkpoints, cfg.key())
+
+
+def _load_device(cfg: TrainConfig) -> torch.device:
+    """Where a cached model is loaded: its own device when this machine has it, else the CPU (``map_location``)."""
+    if device_type(cfg.device) == "cuda" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return resolve_device(cfg.device, "TrainConfig.device")
 
 
 def _load(cfg: TrainConfig, path: Path) -> Run:
     meta = json.loads((path / "meta.json").read_text())
-    if meta.get("config") != json.loads(json.dumps(cfg.to_dict())):
+    if TrainConfig.from_dict(meta.get("config", {})).key() != cfg.key():
         raise ValueError("stored config differs from the requested one")
     if sha256_file(path / "model.pt") != meta.get("sha256"):
         raise ValueError("checksum mismatch in model.pt")
-    blob = torch.load(path / "model.pt", weights_only=True)
-    model = build(cfg)
+    device = _load_device(cfg)
+    blob = torch.load(path / "model.pt", weights_only=True, map_location=device)
+    model = build(cfg).to(device)
     model.load_state_dict(blob["state_dict"])
     checkpoints = {int(k): v for k, v in blob["checkpoints"].items()}
     return Run(model, cfg, pd.DataFrame(meta["history"]), checkpoints, cfg.key(), path, cached=True)
@@ -116,6 +142,9 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
     path = entry_path(cfg, root)
+    if device_type(cfg.device) == "cuda" and not torch.cuda.is_available() and not (path / "meta.json").exists():
+        raise ValueError(f"TrainConfig.device={cfg.device!r}: this model is not in the cache and torch sees no CUDA "
+                         "device here to train it; use device='auto' or 'cpu'")
     if (path / "meta.json").exists():
         try:
             return _load(cfg, path)
@@ -128,7 +157,8 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
     atomic_write(path / "model.pt", lambda tmp: torch.save(state, tmp))
     meta = {"config": cfg.to_dict(), "key": cfg.key(), "sha256": sha256_file(path / "model.pt"),
-            "history": run.history.to_dict(orient="records"), "versions": versions()}
+            "history": run.history.to_dict(orient="records"), "versions": versions(),
+            "device": describe_device(cfg.device)}
     atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
     run.path = path
     return run

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field, fields
 
 from .checks import choice, number
+from .device import device_name, device_type
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine")
 ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet")
@@ -148,6 +149,9 @@ class TrainConfig(_Config):
     schedule: "none", "cosine" (cosine annealing to 0 over the epochs) or "step" (x0.1 at 50% and 75% of the epochs).
     loss: "cross_entropy" (softmax) or "sse" (sigmoid outputs, E = 1/2 sum_k (sigma(z_k) - t_k)^2, per sample).
     checkpoints: epochs whose weights are kept with the model (0 = at initialisation).
+    device: where the model is trained: "cpu", "cuda", "cuda:<index>", or "auto" (CUDA when torch sees a GPU, else
+      the CPU; resolved when the config is made). Its type ("cpu" / "cuda") is part of the key: a GPU-trained model is
+      not the CPU's. A config naming CUDA can be made anywhere (to load a GPU-trained model on a CPU-only machine).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -162,6 +166,7 @@ class TrainConfig(_Config):
     loss: str = "cross_entropy"
     seed: int = 0
     checkpoints: tuple[int, ...] = ()
+    device: str = "cpu"
 
     def __post_init__(self):
         if not isinstance(self.data, DataConfig):
@@ -182,8 +187,17 @@ class TrainConfig(_Config):
         for c in cps:
             number("checkpoints", c, low=0, high=self.epochs, integer=True)
         object.__setattr__(self, "checkpoints", cps)
+        object.__setattr__(self, "device", device_name(self.device))
         if self.data.name == "cosine" and self.loss != "sse":
             raise ValueError("dataset='cosine' is a regression task: use loss='sse'")
+
+    def identity(self) -> dict:
+        """As :meth:`_Config.identity`, with the device reduced to its type (which GPU of a machine is not identity)."""
+        out = super().identity()
+        out.pop("device", None)
+        if device_type(self.device) != "cpu":
+            out["device"] = device_type(self.device)
+        return out
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with fields changed; each key goes to the data, model or train fields by name.

@@ -32,6 +32,7 @@ from .pruning import (
     _weight_ranking,
     scores_ranking,
 )
+from .device import model_device
 from .train import eval_mode, evaluate
 
 __all__ = ["pruning_curve", "layer_sparsity_table", "inference_speedups"]
@@ -206,12 +207,15 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     """
     params = _check_params(params)
     ks = [_check_k(k) for k in ks]
+    x = x.to(model_device(model))
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)  # time the kernels, not only their launch
     with eval_mode(model):  # the model's train/eval mode is restored afterwards
         dense_flops = flop_count(model)
 
         def run(m):
             with torch.inference_mode():
                 m(x)
+            sync()
 
         dense_s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
         w_rank = _weight_ranking(params, scope, "magnitude")

@@ -234,7 +234,7 @@ def iterate_batches(split: Split, batch_size: int, shuffle: bool = False,
         for i in range(0, n, batch_size):
             yield split.x[i:i + batch_size], split.y[i:i + batch_size]
         return
-    perm = torch.randperm(n, generator=generator)
+    perm = torch.randperm(n, generator=generator).to(split.x.device)  # CPU draw: the same batches on every device
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
         yield split.x[idx], split.y[idx]

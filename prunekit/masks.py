@@ -92,7 +92,7 @@ class Masks(dict):
         """Unit masks with the units ``removed`` pruned: ``(i, j)`` = row ``j`` of ``params[i]`` (e.g. the first m
         entries of ``prunekit.saliency.PruneResult.order`` for an MLP, whose hidden layers are its params)."""
         params = _check_params(params)
-        keeps = [torch.ones(_weight(m, n).shape[0], dtype=torch.bool) for m, n in params]
+        keeps = [torch.ones(_weight(m, n).shape[0], dtype=torch.bool, device=_weight(m, n).device) for m, n in params]
         for item in removed:
             i, j = item
             if not (0 <= i < len(keeps) and 0 <= j < keeps[i].numel()):
@@ -123,13 +123,13 @@ class Masks(dict):
         return pd.DataFrame(rows, columns=["parameter", "weights", "kept", "pruned", "sparsity"])
 
     def save(self, path) -> None:
-        state = {n: m.clone() for n, m in self.items()}
+        state = {n: m.detach().cpu().clone() for n, m in self.items()}  # stored on the CPU: loadable anywhere
         state[_UNITS_KEY] = torch.tensor(self.units)
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     @classmethod
     def load(cls, path) -> "Masks":
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) and v.dtype == torch.bool
                                                   for v in state.values()):
             raise ValueError(f"{path} does not hold masks (a dict of bool tensors)")
@@ -148,8 +148,10 @@ def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch
         if model is None:
             raise ValueError("masks keyed by parameter name (Masks) need model= to find the parameters' names")
         return masks.for_params(model, params)
-    checked = _check_masks(params, masks)
-    return masks if isinstance(masks, UnitMasks) else checked
+    checked = _check_masks(params, masks)  # on the weights' devices
+    if isinstance(masks, UnitMasks):
+        return UnitMasks(checked, [u.to(m.device) for u, m in zip(masks.units, checked)])
+    return checked
 
 
 def _weight(module: nn.Module, name: str) -> torch.Tensor:
@@ -209,7 +211,7 @@ def _check_masks(params, masks) -> list[torch.Tensor]:
         if tuple(m.shape) != tuple(w.shape):
             raise ValueError(f"masks[{i}] has shape {tuple(m.shape)} but {type(module).__name__}.{name} has shape "
                              f"{tuple(w.shape)}: a mask must have the shape of its weight")
-    return masks
+    return [m.to(_weight(module, name).device) for (module, name), m in zip(params, masks)]
 
 
 def _unit_keeps(masks) -> list[torch.Tensor] | None:

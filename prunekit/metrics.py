@@ -51,6 +51,8 @@ import torch
 from torch import nn
 
 from .checks import choice, fraction, number
+from .data import Split
+from .device import model_device
 from .masks import Masks, _storage, masks_applied
 from .models import count_parameters, prunable_parameters
 from .pruning import global_magnitude_order, masks_from_order
@@ -288,7 +290,7 @@ class _IncrementalMLP(_Pruner):
         """For each prunable layer, flat indices of the weights pruned at level ``hi`` but not at ``lo``."""
         if self.scope == "global":
             cut = self.order[lo:hi]
-            layer = torch.bucketize(cut, torch.tensor(self.offsets[1:-1]), right=True)
+            layer = torch.bucketize(cut, torch.tensor(self.offsets[1:-1], device=cut.device), right=True)
             return [cut[layer == i] - off for i, off in enumerate(self.offsets[:-1])]
         return [order[a:b] for order, a, b in zip(self.order, self.layer_counts(lo), self.layer_counts(hi))]
 
@@ -333,22 +335,22 @@ def _check_scope(scope: str) -> str:
     return choice("scope", {"layer": "layerwise"}.get(scope, scope), ("global", "layerwise"))
 
 
-def _eval_split(data):
-    """Accepts a Split (x, y), a Dataset (uses its test split) or an (x, y) tuple."""
+def _eval_split(data, device: torch.device | None = None) -> Split:
+    """Accepts a Split (x, y), a Dataset (uses its test split) or an (x, y) tuple; on ``device`` when given."""
     if hasattr(data, "x") and hasattr(data, "y"):
-        return data
-    if hasattr(data, "test"):
-        return data.test
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        from types import SimpleNamespace
-
-        return SimpleNamespace(x=data[0], y=data[1])
-    raise ValueError("data must be a prunekit Dataset (its test split is used), a Split or an (x, y) pair")
+        split = Split(data.x, data.y)
+    elif hasattr(data, "test"):
+        split = data.test
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        split = Split(data[0], data[1])
+    else:
+        raise ValueError("data must be a prunekit Dataset (its test split is used), a Split or an (x, y) pair")
+    return split if device is None else Split(split.x.to(device), split.y.to(device))
 
 
 def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool = False, scope: str = "global"):
     """Accuracy after pruning each fraction of the prunable weights (no retraining): list of floats."""
-    pruner = _Pruner(model, _eval_split(data), include_output=include_output, scope=scope)
+    pruner = _Pruner(model, _eval_split(data, model_device(model)), include_output=include_output, scope=scope)
     return [pruner.accuracy(round(f * pruner.n)) for f in fractions]
 
 
@@ -406,7 +408,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
 
     search_steps(1, step, resolution)  # validates step and resolution before any compute
     t0 = time.perf_counter()
-    split = _eval_split(data)
+    split = _eval_split(data, model_device(model))  # moved to the model's device once
     scope = _check_scope(scope)
     with eval_mode(model):
         plain = _Pruner(model, split, include_output=include_output, scope=scope)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .checks import choice
+from .device import device_type
 from .models import prunable_parameters
 from .paths import atomic_write, figures_dir, results_root
 
@@ -27,8 +28,11 @@ def results_dir(profile: str) -> Path:
     return path
 
 
-def save_table(df: pd.DataFrame, profile: str, name: str) -> Path:
-    """Write ``df`` (one row per measurement) to ``data/results/<profile>/<name>.csv`` atomically."""
+def save_table(df: pd.DataFrame, profile: str, name: str, device: str | None = None) -> Path:
+    """Write ``df`` (one row per measurement) to ``data/results/<profile>/<name>.csv`` atomically, with a ``device``
+    column: the type of ``device`` ("cpu" / "cuda"; None: "auto" on this machine) unless ``df`` has one already."""
+    if "device" not in df.columns:
+        df = df.assign(device=device_type("auto" if device is None else device))
     return atomic_write(results_dir(profile) / f"{name}.csv", lambda tmp: df.to_csv(tmp, index=False))
 
 

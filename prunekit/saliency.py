@@ -137,7 +137,7 @@ class UnitNet:
         return [(l, j) for l, h in enumerate(self.widths) for j in range(h)]
 
     def full_masks(self) -> list[torch.Tensor]:
-        return [torch.ones(h, dtype=self.weights[0].dtype) for h in self.widths]
+        return [torch.ones(h, dtype=self.weights[0].dtype, device=self.weights[0].device) for h in self.widths]
 
 
 def from_model(model: nn.Module, loss: str = "sse", dtype: torch.dtype = torch.float64) -> UnitNet:
@@ -167,8 +167,8 @@ def from_model(model: nn.Module, loss: str = "sse", dtype: torch.dtype = torch.f
 
 def prepare_data(net: UnitNet, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flatten inputs to [N, D] and turn labels into targets: one-hot [N, K] for int labels, floats [N, K] as given."""
-    dtype = net.weights[0].dtype
-    x = x.reshape(x.shape[0], -1).to(dtype)
+    dtype, device = net.weights[0].dtype, net.weights[0].device  # the net's device (the model's, see from_model)
+    x, y = x.reshape(x.shape[0], -1).to(device, dtype), y.to(device)
     k = net.weights[-1].shape[0]
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
         t = torch.nn.functional.one_hot(y.long().reshape(-1), k).to(dtype)
@@ -327,7 +327,7 @@ def _brute_force(net: UnitNet, fw: _Forward, t: torch.Tensor, chunk_elements: in
     """Exact ΔE (summed over samples) of removing each remaining unit, all candidates of a layer batched."""
     chunk_elements = _CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     base = _per_sample_loss(net.loss, fw.logits, t)
-    out = torch.full((net.num_units,), math.inf, dtype=fw.logits.dtype)
+    out = torch.full((net.num_units,), math.inf, dtype=fw.logits.dtype, device=fw.logits.device)
     offset = 0
     n = t.shape[0]
     for l, h in enumerate(net.widths):
@@ -358,7 +358,7 @@ def _scores(net: UnitNet, fw: _Forward, t: torch.Tensor, estimator: str, generat
     if estimator == "l2_norm":
         s = torch.cat([w.norm(dim=1) for w in net.weights[:-1]])
     elif estimator == "random":
-        s = torch.rand(net.num_units, generator=generator, dtype=torch.float64).to(net.weights[0].dtype)
+        s = torch.rand(net.num_units, generator=generator, dtype=torch.float64).to(net.weights[0])  # CPU draw
     else:
         grads, hess = _backward(net, fw, t, estimator == "second_order", output_hessian)
         parts = []

@@ -40,6 +40,7 @@ from torch import nn
 
 from .checks import number
 from .data import Split
+from .device import model_device
 from .train import evaluate, state_restored
 
 __all__ = ["flatten", "state_vector", "write_vector_", "has_batchnorm", "recalibrate_bn", "Plane", "evaluate_point",
@@ -83,7 +84,9 @@ def has_batchnorm(model: nn.Module) -> bool:
 def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> None:
     """Recompute batch-norm running statistics on ``x`` (``torch.optim.swa_utils.update_bn``; no-op without BN)."""
     if has_batchnorm(model):
-        torch.optim.swa_utils.update_bn([x[i:i + batch_size] for i in range(0, x.shape[0], batch_size)], model)
+        device = model_device(model)
+        torch.optim.swa_utils.update_bn([x[i:i + batch_size].to(device) for i in range(0, x.shape[0], batch_size)],
+                                        model)
 
 
 # ----------------------------------------------------------------------------------------------------------- plane
@@ -137,7 +140,7 @@ class Plane:
 
     def project(self, vec: torch.Tensor) -> tuple[float, float, float]:
         """``(alpha, beta, distance)``: the coordinates of ``vec``'s orthogonal projection and its distance to the plane."""
-        d = vec.detach().reshape(-1).double() - self.origin
+        d = vec.detach().reshape(-1).to(self.origin) - self.origin
         a, b = float(d @ self.u), float(d @ self.v)
         return a, b, float((d - a * self.u - b * self.v).norm())
 

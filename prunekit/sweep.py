@@ -56,6 +56,7 @@ from . import cache
 from .checks import number
 from .config import TrainConfig
 from .data import load_dataset, random_subset
+from .device import device_name, device_type
 from .metrics import (
     _check_scope,
     accuracy_threshold,
@@ -76,7 +77,7 @@ POINT_VERSION = 2  # bump when run_point's measurements change: old cached point
 RESULT_COLUMNS = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "lr", "epochs", "params",
                   "core_params", "density", "dense_accuracy", "core_accuracy", "hoyer_init", "hoyer_trained",
                   "total_params", "pruned", "evaluations", "step", "resolution", "threshold", "tolerance", "relative", "scope",
-                  "train_seconds", "measure_seconds", "threads", "key", "point_key"]
+                  "train_seconds", "measure_seconds", "threads", "device", "key", "point_key"]
 
 
 # ---------------------------------------------------------------------------------------------------- grid
@@ -227,7 +228,8 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
            "evaluations": ed.evaluations, "step": ed.step, "resolution": ed.resolution, "threshold": ed.threshold,
            "tolerance": ed.tolerance,
            "relative": ed.relative, "scope": ed.scope, "train_seconds": train_seconds,
-           "measure_seconds": measure_seconds, "threads": used_threads, "key": cfg.key(), "point_key": pkey}
+           "measure_seconds": measure_seconds, "threads": used_threads, "device": device_type(cfg.device),
+           "key": cfg.key(), "point_key": pkey}
     if use_point_cache:
         _write_point(path, row)
     return row
@@ -300,7 +302,7 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
               tolerance: float = 0.05, relative: bool = False, scope: str = "global", include_output: bool = False,
               eval_subset: int | None = None, step: float = 0.01, resolution: float = 1e-3, model_root=None,
               points_root=None, use_point_cache: bool = True, progress: bool = True,
-              desc: str = "sweep") -> SweepResult:
+              desc: str = "sweep", device: str | None = None) -> SweepResult:
     """Run every config; returns a :class:`SweepResult` whose ``results`` rows follow the order of ``configs``.
 
     workers: 1 -> in-process; > 1 -> a Dask LocalCluster with that many worker processes (1 thread each), closed at
@@ -312,6 +314,8 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
     threads: torch threads per point (default: in-process, torch's current setting; on Dask, the worker's cores).
     model_root / points_root: model cache and point-result folders (defaults: ``$PRUNEKIT_CACHE`` and
       ``$PRUNEKIT_CACHE/sweep_points``). use_point_cache=False recomputes (and does not store) every point.
+    device: train and measure every point there ("auto", "cpu", "cuda", "cuda:<index>"; ``TrainConfig.device``);
+      None keeps each config's own. Rows carry a ``device`` column (the device type: part of the point's identity).
     """
     from tqdm import tqdm
 
@@ -323,6 +327,8 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
     for c in configs:
         if not isinstance(c, TrainConfig):
             raise ValueError(f"configs must be TrainConfig objects, got {type(c).__name__}")
+    if device is not None:
+        configs = [c.replace(device=device_name(device)) for c in configs]
     if eval_subset is not None:
         number("eval_subset", eval_subset, low=1, integer=True)
     options = dict(tolerance=tolerance, relative=relative, scope=scope, include_output=include_output,
@@ -378,7 +384,7 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
         if out is None:
             continue
         if "ok" in out:
-            rows.append(out["ok"])
+            rows.append({"device": device_type(cfg.device), **out["ok"]})  # points stored before the column: cfg's
         else:
             failures.append({**config_columns(cfg), "key": cfg.key(), "config": json.dumps(cfg.to_dict()),
                              "error": out["error"], "traceback": out["traceback"]})

@@ -27,6 +27,7 @@ from torch import nn
 from .checks import choice_message
 from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
+from .device import dataset_to, deterministic, model_device
 from .paths import atomic_write
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
@@ -88,8 +89,9 @@ def schedule_lrs(cfg: TrainConfig) -> list[float]:
 
 
 def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of rows whose argmax is the label, as a tensor on the outputs' device (0 for regression targets)."""
     if y.dtype != torch.long:
-        return torch.zeros((), dtype=torch.long)
+        return out.new_zeros((), dtype=torch.long)
     return (out.argmax(1) == y).sum()
 
 
@@ -118,17 +120,20 @@ def state_restored(model: nn.Module) -> Iterator[nn.Module]:
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Model outputs for ``x`` in eval mode (the model's previous mode is restored)."""
+    """Model outputs for ``x`` in eval mode (the model's previous mode is restored), on the model's device (``x`` is
+    moved there batch by batch if it is elsewhere)."""
+    device = model_device(model)
     with eval_mode(model):
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+        return torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)])
 
 
 def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_size: int = 4096) -> tuple[float, float]:
     """``(mean loss, accuracy)`` of ``model`` on ``split``; accuracy is a fraction in [0, 1] (NaN for regression)."""
     out = predict(model, split.x, batch_size)
     with torch.inference_mode():
-        value = float(make_loss(loss)(out, split.y))
-        acc = float(_correct(out, split.y)) / len(split) if split.y.dtype == torch.long else math.nan
+        y = split.y.to(out.device)
+        value = float(make_loss(loss)(out, y))
+        acc = float(_correct(out, y)) / len(split) if y.dtype == torch.long else math.nan
     return value, acc
 
 
@@ -152,7 +157,17 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
       ``cfg.lr`` and ``cfg.schedule`` (retraining replays part of another run's schedule, ``prunekit.retrain``).
 
     The model is trained with whatever forward hooks it carries, so a ``torch.nn.utils.prune`` mask is held.
+    It is trained where it is (``prunekit.device.model_device``): the data set is moved there once, the epoch's
+    running loss and accuracy stay there (one synchronisation per epoch), and on CUDA the kernels are deterministic
+    (``prunekit.device.deterministic``). The shuffle generator is the CPU's, so every device sees the same batches.
     """
+    device = model_device(model)
+    ds = dataset_to(ds, device)
+    with deterministic(device):
+        return _train(model, ds, cfg, quiet, resume_path, callback, lrs, device)
+
+
+def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
     quiet = quiet_default() if quiet is None else quiet
     loss_fn = make_loss(cfg.loss)
     optimizer = make_optimizer(model.parameters(), cfg)
@@ -168,12 +183,12 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     resume_path = Path(resume_path) if resume_path is not None else None
     if resume_path is not None and resume_path.exists():
         try:
-            state = torch.load(resume_path, weights_only=True)
+            state = torch.load(resume_path, weights_only=True, map_location=device)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
+            gen.set_state(state["generator"].cpu())
             rows, checkpoints, start = list(state["history"]), dict(state["checkpoints"]), int(state["epoch"]) + 1
         except Exception as err:  # a corrupt progress file is not used
             import warnings
@@ -194,8 +209,8 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
             for group in optimizer.param_groups:
                 group["lr"] = lrs[epoch - 1]
         lr = optimizer.param_groups[0]["lr"]
-        total_loss = torch.zeros(())
-        total_correct = torch.zeros((), dtype=torch.long)
+        total_loss = torch.zeros((), device=device)
+        total_correct = torch.zeros((), dtype=torch.long, device=device)
         batches = iterate_batches(ds.train, cfg.batch_size, shuffle=True, generator=gen)
         if not quiet and n_batches > 200:
             batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False)

@@ -46,6 +46,7 @@ from torch import nn
 from .checks import fraction
 from .masks import Masks, masks_applied, resolve
 from .models import prunable_parameters
+from .device import model_device
 from .train import eval_mode
 
 __all__ = [
@@ -68,15 +69,17 @@ def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"log_p and log_q must have the same number of classes, got {tuple(log_p.shape)} and "
                          f"{tuple(log_q.shape)}")
     p = log_p.exp()
-    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros((), dtype=log_p.dtype))
+    terms = torch.where(p > 0, p * (log_p - log_q), 0.0)
     return terms.sum(-1).clamp_min(0.0)
 
 
 @torch.no_grad()
 def log_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``log_softmax`` of the model's outputs on ``x`` (eval mode; the model's mode is restored)."""
+    device = model_device(model)
     with eval_mode(model):
-        return torch.cat([F.log_softmax(model(x[i:i + batch_size]), -1) for i in range(0, x.shape[0], batch_size)])
+        return torch.cat([F.log_softmax(model(x[i:i + batch_size].to(device)), -1)
+                          for i in range(0, x.shape[0], batch_size)])
 
 
 def _params(model: nn.Module, params=None) -> list[tuple[nn.Module, str]]:
@@ -243,6 +246,8 @@ class _Scorer:
     """Accuracy and utility of subsets of one model on fixed data (reference outputs computed once)."""
 
     def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096):
+        device = model_device(model)  # computed where the model is; subsets and results stay on the CPU
+        x, y = x.to(device), (y.to(device) if y is not None else None)
         self.model, self.x, self.y = model, x, y
         self.params = _params(model, params)
         self.n_weights = sum(getattr(m, n).numel() for m, n in self.params)
@@ -258,15 +263,15 @@ class _Scorer:
         # reference, class-major [C, N]: p, and A = sum_c p_c log p_c (terms with p_c = 0 are 0)
         logp = F.log_softmax(ref, -1).T.contiguous()
         self.p = logp.exp()
-        self.a = torch.where(self.p > 0, self.p * logp, torch.zeros(())).sum(0)
+        self.a = torch.where(self.p > 0, self.p * logp, 0.0).sum(0)
         if y is not None and y.dtype == torch.long:
-            classes = torch.arange(ref.shape[1])[:, None]
+            classes = torch.arange(ref.shape[1], device=ref.device)[:, None]
             self.before = classes < y  # [C, N]: classes an argmax would pick before the label
             self.after = classes > y
             self.y_row = y.view(1, -1)
         else:
             self.y_row = None
-        self.ref_acc = self._scores(ref.T.unsqueeze(1), "csn")[0][0]
+        self.ref_acc = float(self._scores(ref.T.unsqueeze(1), "csn")[0][0])
 
     def _scores(self, zt: torch.Tensor, layout: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(accuracy [S], utility [S])`` from class-major logits: ``[C, S, N]`` ("csn") or ``[C, N, S]`` ("cns").
@@ -286,11 +291,11 @@ class _Scorer:
         a = self.a.unsqueeze(0) if layout == "csn" else self.a.unsqueeze(1)
         kl = (a - (ex(self.p) * zt).sum(0) + lse).clamp_min_(0.0)
         if self.y_row is None:
-            acc = torch.full(kl.shape[1 - n_dim:2 - n_dim], float("nan"))
+            acc = torch.full(kl.shape[1 - n_dim:2 - n_dim], float("nan"), device=kl.device)
         else:
             idx = ex(self.y_row).expand(1, *zt.shape[1:])
             zy = zt.gather(0, idx)[0]
-            neg = torch.full((), -math.inf)
+            neg = -math.inf
             ok = (zy > torch.where(ex(self.before), zt, neg).amax(0)) & (zy >= torch.where(ex(self.after), zt, neg)
                                                                          .amax(0))
             acc = ok.float().mean(n_dim)
@@ -309,7 +314,7 @@ class _Scorer:
         todo = torch.nonzero(~empty).flatten()
         for start in range(0, len(todo), self.chunk_size):
             idx = todo[start:start + self.chunk_size]
-            keep = ~ablate[idx]
+            keep = (~ablate[idx]).to(self.x.device)
             if self.method == "batched" and self.mlp:
                 zt, layout = _outputs_mlp(self.model, self.x, keep, self.params)
             elif self.method == "batched":
@@ -317,7 +322,8 @@ class _Scorer:
             else:
                 zt = _outputs_loop(self.model, self.x, keep, self.params, self.batch_size).permute(2, 0, 1)
                 layout = "csn"
-            acc[idx], util[idx] = self._scores(zt, layout)
+            a, u = self._scores(zt, layout)
+            acc[idx], util[idx] = a.cpu(), u.cpu()
         return acc, util
 
     def close(self):
