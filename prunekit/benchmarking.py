@@ -14,23 +14,34 @@ from typing import Callable
 
 import torch
 
-from .paths import results_root
+from .device import device_type
+from .paths import atomic_write, results_root
 
 __all__ = ["record", "matmul_gflops", "timeit", "benchmarks_csv"]
 
-COLUMNS = ("benchmark", "quantity", "value", "unit", "threads", "timestamp")
+COLUMNS = ("benchmark", "quantity", "value", "unit", "threads", "device", "timestamp")
 
 
 def benchmarks_csv():
+    """The benchmarks table; a table written before the ``device`` column gains it (its rows were CPU runs)."""
     path = results_root() / "benchmarks.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if "device" not in header:
+            import pandas as pd
+
+            old = pd.read_csv(path).assign(device="cpu").reindex(columns=list(COLUMNS))
+            atomic_write(path, lambda tmp: old.to_csv(tmp, index=False))
     return path
 
 
-def record(benchmark: str, quantity: str, value: float, unit: str) -> dict:
-    """Append one tidy row (benchmark, quantity, value, unit) and print it."""
+def record(benchmark: str, quantity: str, value: float, unit: str, device: str = "cpu") -> dict:
+    """Append one tidy row (benchmark, quantity, value, unit, the device it ran on) and print it."""
     row = {"benchmark": benchmark, "quantity": quantity, "value": float(value), "unit": unit,
-           "threads": torch.get_num_threads(), "timestamp": _dt.datetime.now().isoformat(timespec="seconds")}
+           "threads": torch.get_num_threads(), "device": device_type(device),
+           "timestamp": _dt.datetime.now().isoformat(timespec="seconds")}
     path = benchmarks_csv()
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as f:

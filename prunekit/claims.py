@@ -14,11 +14,26 @@ from typing import Iterable
 import pandas as pd
 
 __all__ = ["COLUMNS", "VERDICTS", "HOLDS", "DOES_NOT_HOLD", "NOT_MEASURED", "claim", "not_measured", "claims_frame",
-           "sentences", "missing_columns"]
+           "sentences", "missing_columns", "lacking", "plural", "listing"]
 
 HOLDS, DOES_NOT_HOLD, NOT_MEASURED = "holds", "does not hold", "not measured here"
 VERDICTS = (HOLDS, DOES_NOT_HOLD, NOT_MEASURED)
 COLUMNS = ["source", "claim", "source_reports", "measured", "verdict", "rule"]
+
+
+def plural(count: float, singular: str, plural_form: str | None = None, digits: int = 0) -> str:
+    """``count`` with its noun in the right number: "1 point", "2 points", "0.5 points", "1 optimizer"."""
+    text = f"{count:.{digits}f}" if digits else f"{count:g}"
+    word = singular if float(text) == 1 else (plural_form or singular + "s")
+    return f"{text} {word}"
+
+
+def listing(items: Iterable, none: str = "none") -> str:
+    """Items as prose: "a", "a and b", "a, b and c" (``none`` when empty)."""
+    items = [str(i) for i in items]
+    if not items:
+        return none
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def claim(source: str, name: str, source_reports: str, measured: str, holds: bool | None, rule: str) -> dict:
@@ -51,3 +66,10 @@ def sentences(table: pd.DataFrame) -> list[str]:
 def missing_columns(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     """The ``columns`` that ``df`` lacks, in order (an empty list when it has them all)."""
     return [c for c in columns if c not in df.columns]
+
+
+def lacking(missing: list[str], what: str = "table") -> str:
+    """Why a claim is not measured: "the table lacks the column x" / "the columns x and y", or "the table is empty"."""
+    if not missing:
+        return f"the {what} is empty"
+    return f"the {what} lacks the {'column' if len(missing) == 1 else 'columns'} {listing(missing)}"

@@ -75,6 +75,11 @@ def _is_compactable(model: nn.Module, params) -> bool:
     return all(id(m) in ids and n == "weight" for m, n in params)
 
 
+def _k_value(k: float) -> int | float:
+    """k as tables show it: an integer percentage when it is one (50, not 50.0)."""
+    return int(k) if float(k).is_integer() else float(k)
+
+
 def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
                   methods: Sequence[str] = ("weight", "unit", "random_weight", "random_unit"),
                   scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0, *,
@@ -145,7 +150,7 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
                 seconds = time.perf_counter() - t0
                 eff = _effective_sparsity(model, params, masks, compactable) if granularity == "unit" \
                     else zeros / n_total
-                rows.append({**(labels or {}), "method": method, "scope": scope, "k": k,
+                rows.append({**(labels or {}), "method": method, "scope": scope, "k": _k_value(k),
                              "sparsity": zeros / n_total, "unit_sparsity": unit_sp, "effective_sparsity": eff,
                              "accuracy": float(acc), "loss": float(lo), "form": how, "seconds": seconds})
     return pd.DataFrame(rows)
@@ -190,7 +195,7 @@ def layer_sparsity_table(params: Params, ks: Sequence[float],
                 masks = _masks_for(params, granularity, ranking, k)
                 _, per_layer = mask_sparsity(params, masks)
                 for i, (sp, mk) in enumerate(zip(per_layer, masks)):
-                    rows.append({**(labels or {}), "method": method, "scope": scope, "k": k, "layer": i,
+                    rows.append({**(labels or {}), "method": method, "scope": scope, "k": _k_value(k), "layer": i,
                                  "layer_name": names[i], "size": mk.numel(), "sparsity": sp})
     return pd.DataFrame(rows)
 
@@ -244,7 +249,7 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
                     with masks_applied(params, masks, model=model):
                         flops = flop_count(model)
                         s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
-                rows.append({**(labels or {}), "form": form, "method": method, "scope": scope, "k": k,
+                rows.append({**(labels or {}), "form": form, "method": method, "scope": scope, "k": _k_value(k),
                              "batch_size": int(x.shape[0]), "seconds": s, "dense_seconds": dense_s,
                              "speedup": dense_s / s, "flop_ratio": dense_flops / max(flops, 1)})
     return pd.DataFrame(rows)

@@ -58,8 +58,8 @@ def resolve_device(device: str | torch.device = "auto", name: str = "device") ->
         raise ValueError(f"{name}={device!r}: torch sees no CUDA device on this machine; use {name}='auto' or 'cpu'")
     index = torch.device(text).index
     if index is not None and index >= torch.cuda.device_count():
-        raise ValueError(f"{name}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                         f"indices 0..{torch.cuda.device_count() - 1}")
+        raise ValueError(f"{name}={device!r} is out of range; allowed CUDA indices on this machine: "
+                         f"0..{torch.cuda.device_count() - 1}")
     return torch.device(text)
 
 

@@ -246,7 +246,7 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
     needed = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "params", "core_params", "density"]
     missing = C.missing_columns(df, needed + (["dense_accuracy"] if min_dense_accuracy > 0 else []))
     if missing or df.empty:
-        why = f"the table lacks the column(s) {', '.join(missing)}" if missing else "the table is empty"
+        why = C.lacking(missing, "table")
         return C.claims_frame(nm(k, why) for k in names)
     notes = []
     df, untrained = split_untrained(df, min_dense_accuracy)
@@ -288,8 +288,9 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
         if g.empty:
             rows.append(nm(key, f"no {label} models in the table"))
         elif len(means) < 2 or optimizer not in means.index:
-            rows.append(nm(key, f"the {label} models were trained with {', '.join(means.index) or 'no'} optimizer(s) "
-                                f"only; need {optimizer} and at least one other"))
+            rows.append(nm(key, f"the {label} models have densities for "
+                                f"{C.listing(means.index, none='no optimizer')} only; need {optimizer} and at least "
+                                "one other"))
         else:
             top = getattr(means, pick)()
             short = "conv/residual" if kind == "conv" else "FC"
@@ -300,7 +301,7 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
     inits = sorted(df["init"].dropna().unique())
     glorot, he = [i for i in inits if i.startswith("glorot")], [i for i in inits if i.startswith("he")]
     if not (glorot and he):
-        rows.append(nm("init", f"the table has init(s) {', '.join(inits) or 'none'}; need both Glorot and He"))
+        rows.append(nm("init", f"the table's inits are {C.listing(inits)}; need both Glorot and He"))
     else:
         eff = factor_effect(df, "init", reference=he[0], by=())
         eff = eff[eff["init"] == glorot[0]] if not eff.empty else eff

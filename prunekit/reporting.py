@@ -36,12 +36,19 @@ def save_table(df: pd.DataFrame, profile: str, name: str, device: str | None = N
     return atomic_write(results_dir(profile) / f"{name}.csv", lambda tmp: df.to_csv(tmp, index=False))
 
 
-def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 150) -> list[Path]:
+def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 150,
+                alt: str | None = None) -> list[Path]:
     """Save a matplotlib figure as ``figures/<name>.png`` and ``.svg``, as deterministic files: the same figure gives
     the same bytes (no date or software version in the metadata, a fixed salt for the SVG element ids), so a rerun
-    that draws the same data changes nothing in git."""
+    that draws the same data changes nothing in git.
+
+    alt: in a notebook, show the saved PNG with this alternative text (what the figure shows, for readers who cannot
+    see it; HTML exports write it as the image's ``alt``) and close the figure, so it is not shown twice.
+    """
     import matplotlib  # heavy to import: only when a figure is saved
 
+    if alt is not None and (not isinstance(alt, str) or not alt.strip()):
+        raise ValueError(f"alt={alt!r} must be a non-empty description of the figure, or None")
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -50,7 +57,24 @@ def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: 
         with matplotlib.rc_context({"svg.hashsalt": "prunekit", "svg.fonttype": "path"}):
             paths.append(atomic_write(out / f"{name}.{fmt}", lambda tmp, fmt=fmt, md=metadata: fig.savefig(
                 tmp, dpi=dpi, bbox_inches="tight", format=fmt, metadata=md)))
+    if alt is not None:
+        _show_with_alt(fig, alt, dpi)
     return paths
+
+
+def _show_with_alt(fig, alt: str, dpi: int) -> None:
+    """Display the figure as a PNG whose output metadata carries ``alt`` (IPython only), then close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython import get_ipython
+    from IPython.display import Image, display
+
+    if get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
+        display(Image(data=buf.getvalue(), format="png", metadata={"alt": alt}))
+    plt.close(fig)
 
 
 def history_long(history: pd.DataFrame) -> pd.DataFrame:

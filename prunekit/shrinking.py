@@ -199,7 +199,7 @@ def claims_table(summary: pd.DataFrame, brute_force_range: tuple[float, float] =
     missing = C.missing_columns(summary, ["setup", "estimator", "algorithm", "removable_fraction",
                                           "shortfall_fraction"])
     if missing or summary.empty:
-        why = f"the summary lacks the column(s) {', '.join(missing)}" if missing else "the summary is empty"
+        why = C.lacking(missing, "summary")
         return C.claims_frame(C.not_measured(SOURCE, n, r, why, u) for n, r, u in zip(names, reports, rules))
     rows = []
     bf = summary[(summary.estimator == "brute_force") & (summary.algorithm == "II")].set_index("setup")

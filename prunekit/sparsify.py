@@ -82,12 +82,15 @@ def plateau_report(summary, tolerance: float = 0.01) -> str:
         k = r["holds_to_k"]
         verdict = ("agrees with" if lo <= k <= hi else "goes further than" if k > hi else "falls short of")
         where = f"{r.get('dataset', '?')}, {method} pruning, {r.get('scope', '?')} ranking"
-        after = (f"; at k = {r['next_k']:.0f}% it falls to {100 * r['accuracy_next']:.1f}%"
+        points, dense = C.plural(100 * tolerance, "point"), f"{100 * r['dense_accuracy']:.1f}%"
+        after = (f"; at k = {r['next_k']:g}% it falls to {100 * r['accuracy_next']:.1f}%"
                  if not math.isnan(r["next_k"]) else "")
-        lines.append(f"{where}: accuracy stays within {100 * tolerance:.0f} point(s) of the dense "
-                     f"{100 * r['dense_accuracy']:.1f}% up to k = {k:.0f}% "
-                     f"({100 * r['accuracy_there']:.1f}%){after}. This {verdict} the source's "
-                     f"{lo:.0f}-{hi:.0f}% for {method} pruning.")
+        if k == 0:
+            held = f"accuracy falls more than {points} below the dense {dense} at the first level pruned{after}"
+        else:
+            held = (f"accuracy stays within {points} of the dense {dense} up to k = {k:g}% "
+                    f"({100 * r['accuracy_there']:.1f}%){after}")
+        lines.append(f"{where}: {held}. This {verdict} the source's {lo:.0f}-{hi:.0f}% for {method} pruning.")
     return "\n".join(lines) if lines else "Not measured here: no weight or unit (magnitude) pruning in the summary."
 
 
@@ -116,7 +119,7 @@ def claims_table(summary, weight_min_k: float = 70.0, unit_range: tuple[float, f
              "the weight plateau is higher than the unit plateau in every group with both")
     missing = C.missing_columns(summary, ["method", "holds_to_k"])
     if missing or summary.empty:
-        why = f"the summary lacks the column(s) {', '.join(missing)}" if missing else "the summary is empty"
+        why = C.lacking(missing, "summary")
         return C.claims_frame(C.not_measured(SOURCE, n, r, why, u) for n, r, u in zip(names, reports, rules))
     keys = [c for c in ("dataset", "scope") if c in summary.columns]
     groups = {}

@@ -280,7 +280,7 @@ class SweepResult:
     def raise_if_failed(self) -> "SweepResult":
         if not self.ok:
             first = self.failures.iloc[0]
-            raise RuntimeError(f"{len(self.failures)} sweep point(s) failed; first: {first['error']}\n"
+            raise RuntimeError(f"{len(self.failures)} of the sweep's points failed; first: {first['error']}\n"
                                f"{first['traceback']}")
         return self
 

@@ -101,3 +101,14 @@ def test_deterministic_is_a_no_op_on_the_cpu_and_restores_the_setting():
     with D.deterministic("cpu"):
         assert torch.are_deterministic_algorithms_enabled() == before
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_benchmark_rows_carry_the_device_and_an_old_table_gains_the_column(tmp_path, monkeypatch, capsys):
+    from prunekit import benchmarking
+    monkeypatch.setenv("PRUNEKIT_RESULTS", str(tmp_path))
+    (tmp_path / "benchmarks.csv").write_text("benchmark,quantity,value,unit,threads,timestamp\n"
+                                             "b,q,1.0,s,2,2026-01-01T00:00:00\n")
+    benchmarking.record("b", "q", 2.0, "s", device="cuda:0")
+    table = pd.read_csv(tmp_path / "benchmarks.csv")
+    assert list(table["device"]) == ["cpu", "cuda"] and list(table["value"]) == [1.0, 2.0]
+    assert list(table.columns) == list(benchmarking.COLUMNS)

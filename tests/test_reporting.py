@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from prunekit.reporting import save_figure  # noqa: E402
 
@@ -29,3 +30,39 @@ def test_the_same_figure_gives_the_same_bytes(tmp_path, monkeypatch):
     assert first == second
     assert b"<dc:date>" not in first[1]
     plt.close("all")
+
+
+def test_a_figure_shown_with_alt_text_carries_it_in_the_output_metadata(tmp_path, monkeypatch):
+    import base64
+
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # as inside a kernel
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    fig = _figure()
+    paths = save_figure(fig, "g", formats=("png",), alt="y = x squared against x, with a band")
+    data, md = shown[0]._repr_png_()
+    assert md["alt"] == "y = x squared against x, with a band"
+    raw = base64.b64decode(data) if isinstance(data, str) else data  # IPython hands PNGs to the frontend in base64
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].exists()
+    assert not plt.fignum_exists(fig.number)  # closed: the inline backend does not show it a second time
+    with pytest.raises(ValueError, match="alt="):
+        save_figure(_figure(), "h", alt="  ")
+    plt.close("all")
+
+
+def test_every_notebook_figure_has_alt_text():
+    import ast
+    import json
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            src = "".join(cell["source"])
+            if cell["cell_type"] != "code" or "save_figure(" not in src:
+                continue
+            calls = [n for n in ast.walk(ast.parse(src.replace("%matplotlib inline", "")))
+                     if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "save_figure"]
+            assert calls and all(any(k.arg == "alt" for k in c.keywords) for c in calls), path.name

@@ -1,0 +1,56 @@
+"""Text for people: nouns in the right number, lists as prose, whole sentences without '(s)' or 'k = 0%'."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from prunekit.claims import lacking, listing, plural
+
+
+@pytest.mark.parametrize("count, digits, expected", [(1, 0, "1 point"), (0, 0, "0 points"), (2, 0, "2 points"),
+                                                     (0.5, 0, "0.5 points"), (1.0, 0, "1 point"),
+                                                     (1.04, 1, "1.0 point"), (1.25, 2, "1.25 points")])
+def test_plural(count, digits, expected):
+    assert plural(count, "point", digits=digits) == expected
+    assert plural(3, "index", "indices") == "3 indices"
+
+
+def test_listing_and_lacking():
+    assert listing([]) == "none" and listing([], none="no optimizer") == "no optimizer"
+    assert listing(["a"]) == "a" and listing(["a", "b"]) == "a and b" and listing(["a", "b", "c"]) == "a, b and c"
+    assert lacking([]) == "the table is empty"
+    assert lacking(["init"], "summary") == "the summary lacks the column init"
+    assert lacking(["a", "b"]) == "the table lacks the columns a and b"
+
+
+def _plateau(k, next_k, acc_next):
+    return pd.DataFrame([{"dataset": "mnist", "method": "weight", "scope": "global", "dense_accuracy": 0.98,
+                          "holds_to_k": k, "accuracy_there": 0.975, "next_k": next_k, "accuracy_next": acc_next}])
+
+
+def test_plateau_report_is_whole_sentences_with_integer_k():
+    from prunekit.sparsify import plateau_report
+
+    text = plateau_report(_plateau(80.0, 90.0, 0.9), tolerance=0.01)
+    assert "within 1 point of the dense 98.0% up to k = 80% (97.5%); at k = 90% it falls to 90.0%" in text
+    assert "(s)" not in text and "80.0" not in text and text.endswith("for weight pruning.")
+    zero = plateau_report(_plateau(0.0, 25.0, 0.5), tolerance=0.02)
+    assert "up to k = 0%" not in zero
+    assert "falls more than 2 points below the dense 98.0% at the first level pruned; at k = 25% it falls" in zero
+    assert "k = 97.5%" in plateau_report(_plateau(97.5, math.nan, math.nan))
+
+
+def test_curve_tables_show_integer_k(tmp_path):
+    import torch
+
+    from prunekit.curves import pruning_curve
+    from prunekit.data import Split
+    from prunekit.models import MLP, prunable_parameters
+
+    model = MLP(4, (6,), 3)
+    split = Split(torch.randn(20, 4), torch.randint(0, 3, (20,)))
+    df = pruning_curve(model, prunable_parameters(model), split, ks=[0, 50], methods=["weight"], scopes=["global"])
+    assert df["k"].tolist() == [0, 50] and df["k"].dtype.kind == "i"
+    df = pruning_curve(model, prunable_parameters(model), split, ks=[0, 12.5], methods=["weight"], scopes=["global"])
+    assert df["k"].tolist() == [0.0, 12.5]
