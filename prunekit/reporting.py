@@ -63,17 +63,24 @@ def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: 
 
 
 def _show_with_alt(fig, alt: str, dpi: int) -> None:
-    """Display the figure as a PNG whose output metadata carries ``alt`` (IPython only), then close it."""
+    """Display the figure (IPython only) as an HTML ``<img alt=...>`` with the PNG beside it (``alt`` also in the PNG's
+    output metadata), then close it. HTML first: nbconvert's lab template and JupyterLab render it with its alt text,
+    which they do not take from a bare PNG output."""
+    import base64
+    import html
     import io
 
     import matplotlib.pyplot as plt
     from IPython import get_ipython
-    from IPython.display import Image, display
+    from IPython.display import display
 
     if get_ipython() is not None:
         buf = io.BytesIO()
         fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
-        display(Image(data=buf.getvalue(), format="png", metadata={"alt": alt}))
+        png = base64.b64encode(buf.getvalue()).decode("ascii")
+        img = f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt, quote=True)}"/>'
+        display({"text/html": img, "image/png": png, "text/plain": f"<figure: {alt}>"}, raw=True,
+                metadata={"image/png": {"alt": alt}})
     plt.close(fig)
 
 

@@ -22,3 +22,33 @@ def test_notebook_is_committed_as_jupyter_writes_it(path):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0]
     assert "def " not in "".join(c.source for c in code) and "class " not in "".join(c.source for c in code)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TIME_CLAIMS = ("about a minute", "under a minute", "in seconds", "~1 min")
+
+
+def _time_statement(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.startswith("**Time**")]
+    assert len(lines) == 1, f"expected one '**Time**' statement, found {len(lines)}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_one_statement_of_the_profiles_times_everywhere(path):
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    readme = README.read_text()
+    assert _time_statement(nb.cells[0].source) == _time_statement(readme)  # the same words in README and notebook
+    for text in [c.source for c in nb.cells] + [readme]:
+        flat = " ".join(text.split())
+        assert not [t for t in TIME_CLAIMS if t in flat], "a second statement of a profile's time"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_kernel_language_info_is_what_the_kernel_reports(path):
+    """JupyterLab writes the kernel's language_info into the notebook when it connects; committing exactly that keeps
+    a freshly opened notebook from being marked as changed."""
+    info = nbformat.read(path, as_version=nbformat.NO_CONVERT).metadata["language_info"]
+    assert info["name"] == "python" and info["pygments_lexer"] == "ipython3"
+    assert set(info) == {"codemirror_mode", "file_extension", "mimetype", "name", "nbconvert_exporter",
+                         "pygments_lexer", "version"}

@@ -32,7 +32,7 @@ def test_the_same_figure_gives_the_same_bytes(tmp_path, monkeypatch):
     plt.close("all")
 
 
-def test_a_figure_shown_with_alt_text_carries_it_in_the_output_metadata(tmp_path, monkeypatch):
+def test_a_figure_shown_with_alt_text_carries_it_in_the_output(tmp_path, monkeypatch):
     import base64
 
     import IPython
@@ -40,13 +40,15 @@ def test_a_figure_shown_with_alt_text_carries_it_in_the_output_metadata(tmp_path
 
     shown = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # as inside a kernel
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
     fig = _figure()
-    paths = save_figure(fig, "g", formats=("png",), alt="y = x squared against x, with a band")
-    data, md = shown[0]._repr_png_()
-    assert md["alt"] == "y = x squared against x, with a band"
-    raw = base64.b64decode(data) if isinstance(data, str) else data  # IPython hands PNGs to the frontend in base64
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].exists()
+    alt = 'y = x² against x, with a "band"'
+    paths = save_figure(fig, "g", formats=("png",), alt=alt)
+    data, kw = shown[0]
+    assert kw["raw"] and kw["metadata"]["image/png"]["alt"] == alt
+    assert base64.b64decode(data["image/png"])[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].exists()
+    assert 'alt="y = x² against x, with a &quot;band&quot;"' in data["text/html"]  # escaped, whole
+    assert data["image/png"] in data["text/html"]
     assert not plt.fignum_exists(fig.number)  # closed: the inline backend does not show it a second time
     with pytest.raises(ValueError, match="alt="):
         save_figure(_figure(), "h", alt="  ")
