@@ -142,13 +142,19 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
     path = entry_path(cfg, root)
-    if device_type(cfg.device) == "cuda" and not torch.cuda.is_available() and not (path / "meta.json").exists():
+    can_train = device_type(cfg.device) != "cuda" or torch.cuda.is_available()
+    if can_train:
+        resolve_device(cfg.device, "TrainConfig.device")  # a bad GPU index fails here, before the entry is touched
+    if not can_train and not (path / "meta.json").exists():
         raise ValueError(f"TrainConfig.device={cfg.device!r}: this model is not in the cache and torch sees no CUDA "
                          "device here to train it; use device='auto' or 'cpu'")
     if (path / "meta.json").exists():
         try:
             return _load(cfg, path)
         except Exception as err:
+            if not can_train:  # keep the GPU-trained entry: it cannot be retrained on this machine
+                raise ValueError(f"cache entry {path} cannot be loaded ({err}) and torch sees no CUDA device here "
+                                 "to retrain it") from err
             warnings.warn(f"cache entry {path} is corrupt or does not match its config ({err}); retraining",
                           stacklevel=2)
     path.mkdir(parents=True, exist_ok=True)

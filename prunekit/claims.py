@@ -23,8 +23,11 @@ COLUMNS = ["source", "claim", "source_reports", "measured", "verdict", "rule"]
 
 def plural(count: float, singular: str, plural_form: str | None = None, digits: int = 0) -> str:
     """``count`` with its noun in the right number: "1 point", "2 points", "0.5 points", "1 optimizer"."""
-    text = f"{count:.{digits}f}" if digits else f"{count:g}"
-    word = singular if float(text) == 1 else (plural_form or singular + "s")
+    if digits:
+        text = f"{count:,.{digits}f}"
+    else:
+        text = f"{int(count):,}" if float(count).is_integer() else f"{count:g}"
+    word = singular if float(text.replace(",", "")) == 1 else (plural_form or singular + "s")
     return f"{text} {word}"
 
 

@@ -213,7 +213,7 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     params = _check_params(params)
     ks = [_check_k(k) for k in ks]
     x = x.to(model_device(model))
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)  # time the kernels, not only their launch
+    sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)  # time kernels, not launches
     with eval_mode(model):  # the model's train/eval mode is restored afterwards
         dense_flops = flop_count(model)
 

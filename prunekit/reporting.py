@@ -71,9 +71,12 @@ def _show_with_alt(fig, alt: str, dpi: int) -> None:
     import io
 
     import matplotlib.pyplot as plt
-    from IPython import get_ipython
-    from IPython.display import display
 
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # a plain script without IPython: the files are saved, nothing to show
+        get_ipython = lambda: None  # noqa: E731
     if get_ipython() is not None:
         buf = io.BytesIO()
         fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
@@ -98,7 +101,7 @@ def layer_weights_frame(model, include_output: bool = True) -> pd.DataFrame:
     frames = []
     names = {m: n for n, m in model.named_modules()}
     for module, attr in prunable_parameters(model, include_output=include_output):
-        w = getattr(module, attr).detach().abs().flatten().numpy()
+        w = getattr(module, attr).detach().abs().flatten().cpu().numpy()
         label = f"{names[module] or 'model'}: {type(module).__name__} {tuple(getattr(module, attr).shape)}"
         frames.append(pd.DataFrame({"layer": label, "magnitude": w}))
     return pd.concat(frames, ignore_index=True)

@@ -203,7 +203,7 @@ class _Forward:
 
     def __init__(self, net: UnitNet, x: torch.Tensor, masks: list[torch.Tensor] | None = None):
         self.net = net
-        self.masks = [m.clone() for m in (masks if masks is not None else net.full_masks())]
+        self.masks = [m.to(x.device).clone() for m in (masks if masks is not None else net.full_masks())]
         self.pre: list[torch.Tensor] = [self._linear(0, x)]
         self.out: list[torch.Tensor] = []
         self._recompute_from(0)
@@ -312,8 +312,8 @@ def hessian_diagonal_check(net: UnitNet, x: torch.Tensor, y: torch.Tensor, max_s
     for l in range(L):
         exact = exact_hessian_diagonal(net, x, y, l)
         rel = float((hess[l] - exact).norm() / exact.norm().clamp_min(1e-300))
-        a = (outs[l] ** 2 * hess[l]).sum(0).numpy()
-        b = (outs[l] ** 2 * exact).sum(0).numpy()
+        a = (outs[l] ** 2 * hess[l]).sum(0).cpu().numpy()
+        b = (outs[l] ** 2 * exact).sum(0).cpu().numpy()
         rows.append({"layer": l, "depth_from_output": L - l, "relative_error": rel,
                      "spearman": float(stats.spearmanr(a, b).statistic)})
     return pd.DataFrame(rows)

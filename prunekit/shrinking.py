@@ -46,11 +46,11 @@ def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators=ES
     for e in estimators:
         _check("estimator", e, ESTIMATORS)
     gen = torch.Generator().manual_seed(seed)
-    oracle = saliencies(net, x, y, "brute_force").numpy()
+    oracle = saliencies(net, x, y, "brute_force").cpu().numpy()
     rows = []
     for e in estimators:
         s = oracle if e == "brute_force" else saliencies(net, x, y, e, generator=gen,
-                                                          output_hessian=output_hessian).numpy()
+                                                          output_hessian=output_hessian).cpu().numpy()
         rows.append({"estimator": e, "spearman": float(stats.spearmanr(s, oracle).statistic),
                      "kendall": float(stats.kendalltau(s, oracle).statistic)})
     return pd.DataFrame(rows)

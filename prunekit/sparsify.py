@@ -85,7 +85,9 @@ def plateau_report(summary, tolerance: float = 0.01) -> str:
         points, dense = C.plural(100 * tolerance, "point"), f"{100 * r['dense_accuracy']:.1f}%"
         after = (f"; at k = {r['next_k']:g}% it falls to {100 * r['accuracy_next']:.1f}%"
                  if not math.isnan(r["next_k"]) else "")
-        if k == 0:
+        if k == 0 and math.isnan(r["next_k"]):
+            held = "only the dense network was evaluated (no pruned level)"
+        elif k == 0:
             held = f"accuracy falls more than {points} below the dense {dense} at the first level pruned{after}"
         else:
             held = (f"accuracy stays within {points} of the dense {dense} up to k = {k:g}% "

@@ -54,6 +54,7 @@ import torch
 # cache is called as cache.train_or_load / cache.build, so that tests and users can patch them
 from . import cache
 from .checks import number
+from .claims import plural
 from .config import TrainConfig
 from .data import load_dataset, random_subset
 from .device import device_name, device_type
@@ -280,7 +281,7 @@ class SweepResult:
     def raise_if_failed(self) -> "SweepResult":
         if not self.ok:
             first = self.failures.iloc[0]
-            raise RuntimeError(f"{len(self.failures)} of the sweep's points failed; first: {first['error']}\n"
+            raise RuntimeError(f"{plural(len(self.failures), 'sweep point')} failed; first: {first['error']}\n"
                                f"{first['traceback']}")
         return self
 

@@ -306,7 +306,7 @@ class _Scorer:
         """``(accuracy [S], utility [S])`` for the subsets ``ablate [S, P]`` (True = ablated)."""
         if ablate.dim() != 2 or ablate.shape[1] != self.n_weights:
             raise ValueError(f"subsets must be a [S, {self.n_weights}] boolean tensor, got {tuple(ablate.shape)}")
-        ablate = ablate.bool()
+        ablate = ablate.bool().cpu()  # subsets and results on the CPU; each chunk goes to the model's device
         acc = torch.empty(ablate.shape[0])
         util = torch.empty(ablate.shape[0])
         empty = ablate.sum(1) == 0
@@ -362,7 +362,7 @@ def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, 
         acc, util = scorer.score(subsets)
     finally:
         scorer.close()
-    return pd.DataFrame({"subset": np.arange(len(acc)), "n_ablated": subsets.sum(1).numpy(),
+    return pd.DataFrame({"subset": np.arange(len(acc)), "n_ablated": subsets.sum(1).cpu().numpy(),
                          "accuracy": acc.numpy(), "utility": util.numpy()})
 
 
@@ -372,7 +372,7 @@ def random_subsets(n_weights: int, k: int, n_subsets: int, generator: torch.Gene
 
     within: draw only among these flat indices (e.g. a magnitude band).
     """
-    pool = within if within is not None else None
+    pool = within.cpu() if within is not None else None  # subsets are drawn and held on the CPU
     size = n_weights if pool is None else len(pool)
     if not 0 <= k <= size:
         raise ValueError(f"k={k} must be in [0, {size}]")

@@ -14,6 +14,7 @@ from prunekit.claims import lacking, listing, plural
 def test_plural(count, digits, expected):
     assert plural(count, "point", digits=digits) == expected
     assert plural(3, "index", "indices") == "3 indices"
+    assert plural(1_000_000, "weight") == "1,000,000 weights"  # not 1e+06
 
 
 def test_listing_and_lacking():

@@ -73,7 +73,8 @@ def test_masks_and_pruning_curve(pair):
 def test_effective_density(pair):
     cpu, gpu, ds, dsg = pair
     c, g = metrics.effective_density(cpu, ds.test), metrics.effective_density(gpu, dsg.test)
-    assert abs(c.core_params - g.core_params) <= 0.001 * c.params + 1  # one bisection bracket
+    # one sample flipping at a level near the threshold moves the first crossing by up to one scan step (1% of |θ|)
+    assert abs(c.core_params - g.core_params) <= 0.01 * c.params + 1
     assert abs(metrics.model_hoyer_sparsity(cpu) - metrics.model_hoyer_sparsity(gpu)) < 1e-5
 
 
@@ -109,3 +110,25 @@ def test_plane_point_evaluation(pair):
     rc = surface.evaluate_point(copy.deepcopy(cpu), plane_c.point(0.3, 0.2), ds.test)
     rg = surface.evaluate_point(copy.deepcopy(gpu), plane_g.point(0.3, 0.2), dsg.test)
     assert abs(rc["test"][0] - rg["test"][0]) < 1e-4
+
+
+def test_magnitude_ablation_weights_frame_and_rank_agreement(pair):
+    from prunekit import shrinking
+    from prunekit.reporting import layer_weights_frame
+
+    cpu, gpu, ds, dsg = pair
+    c = utility.magnitude_ablation(cpu, ds.test.x, ds.test.y, n_bands=4, ratios=(0.5,), n_subsets=5)
+    g = utility.magnitude_ablation(gpu, dsg.test.x, dsg.test.y, n_bands=4, ratios=(0.5,), n_subsets=5)
+    assert (c["accuracy"] - g["accuracy"]).abs().max() <= 1 / len(ds.test)
+    assert layer_weights_frame(gpu)["magnitude"].sub(layer_weights_frame(cpu)["magnitude"]).abs().max() == 0
+    x, y = ds.train.x[:100], ds.train.y[:100]
+    rc = shrinking.rank_agreement(saliency.from_model(cpu, "cross_entropy"), x, y)
+    rg = shrinking.rank_agreement(saliency.from_model(gpu, "cross_entropy"), x.cuda(), y.cuda())
+    assert (rc["spearman"] - rg["spearman"]).abs().max() < 1e-6
+
+
+def test_a_residual_net_trains_on_cuda():
+    cfg = TrainConfig(data=DataConfig("digits"), model=ModelConfig("resnet", width_mult=0.25), epochs=1,
+                      batch_size=64, device="cuda")
+    run = fit(cfg, quiet=True)  # adaptive pooling has no deterministic CUDA backward: a warning, not an error
+    assert all(p.is_cuda for p in run.model.parameters()) and run.history["train_loss"].notna().all()

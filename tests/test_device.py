@@ -112,3 +112,14 @@ def test_benchmark_rows_carry_the_device_and_an_old_table_gains_the_column(tmp_p
     table = pd.read_csv(tmp_path / "benchmarks.csv")
     assert list(table["device"]) == ["cpu", "cuda"] and list(table["value"]) == [1.0, 2.0]
     assert list(table.columns) == list(benchmarking.COLUMNS)
+
+
+def test_a_corrupt_gpu_entry_is_kept_on_a_machine_that_cannot_retrain_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    train_or_load(SMALL, root=tmp_path)
+    gpu_cfg = SMALL.replace(device="cuda")
+    dst = entry_path(gpu_cfg, tmp_path)
+    shutil.copytree(entry_path(SMALL, tmp_path), dst)  # config still says cpu: a mismatching entry
+    with pytest.raises(ValueError, match="cannot be loaded .* no CUDA device here to retrain it"):
+        train_or_load(gpu_cfg, root=tmp_path)
+    assert (dst / "meta.json").exists() and (dst / "model.pt").exists()  # nothing deleted
