@@ -30,7 +30,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .device import dataset_to, device_type, model_device, resolve_device
+from .device import available_here, dataset_to, device_type, model_device, resolve_device
 from .models import build_model
 from .paths import atomic_write, cache_dir
 from .train import train
@@ -73,13 +73,9 @@ def versions() -> dict[str, str]:
 
 def describe_device(device: str) -> dict[str, str]:
     """The device a model was trained on, as stored with it: its type and, on CUDA, the GPU's name."""
-    kind = device_type(device)
-    out = {"type": kind}
-    if kind == "cuda" and torch.cuda.is_available():
-        out["name"] = torch.cuda.get_device_name(torch.device(device))
-    else:
-        out["name"] = platform.processor() or platform.machine()
-    return out
+    if device_type(device) == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(resolve_device(device))}
+    return {"type": "cpu", "name": platform.processor() or platform.machine()}
 
 
 def sha256_file(path: Path) -> str:
@@ -112,13 +108,13 @@ def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = 
     device = resolve_device(cfg.device, "TrainConfig.device")
     ds = load_dataset(cfg.data)
     model = build(cfg, ds).to(device)
-    history, checkpoints = train(model, dataset_to(ds, device), cfg, quiet=quiet, resume_path=resume_path)
+    history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)  # moves ds to the device
     return Run(model, cfg, history, checkpoints, cfg.key())
 
 
 def _load_device(cfg: TrainConfig) -> torch.device:
     """Where a cached model is loaded: its own device when this machine has it, else the CPU (``map_location``)."""
-    if device_type(cfg.device) == "cuda" and not torch.cuda.is_available():
+    if not available_here(cfg.device):
         return torch.device("cpu")
     return resolve_device(cfg.device, "TrainConfig.device")
 
@@ -142,7 +138,7 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
     path = entry_path(cfg, root)
-    can_train = device_type(cfg.device) != "cuda" or torch.cuda.is_available()
+    can_train = available_here(cfg.device)
     if can_train:
         resolve_device(cfg.device, "TrainConfig.device")  # a bad GPU index fails here, before the entry is touched
     if not can_train and not (path / "meta.json").exists():

@@ -24,7 +24,7 @@ from torch import nn
 from .checks import choice_message
 
 __all__ = ["DEVICES", "device_name", "resolve_device", "device_type", "model_device", "dataset_to", "deterministic",
-           "cuda_available"]
+           "cuda_available", "available_here"]
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>")
 
@@ -34,6 +34,11 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 def cuda_available() -> bool:
     return torch.cuda.is_available()
+
+
+def available_here(device: str | torch.device) -> bool:
+    """Whether this machine has ``device``'s type (the CPU always; CUDA when torch sees a GPU)."""
+    return device_type(device) != "cuda" or cuda_available()
 
 
 def device_name(device: str | torch.device, name: str = "device") -> str:
@@ -96,8 +101,8 @@ def dataset_to(ds, device: str | torch.device):
 def deterministic(device: str | torch.device) -> Iterator[None]:
     """On CUDA: deterministic kernels for the block (``torch.use_deterministic_algorithms(True, warn_only=True)``,
     cuDNN without benchmarking), the previous settings restored after. Where torch has no deterministic kernel (the
-    backward of ``AdaptiveAvgPool2d``, used by the ResNet) it warns: those runs are not bitwise repeatable. On the CPU, nothing changes (its kernels are deterministic
-    for a fixed number of threads)."""
+    backward of ``AdaptiveAvgPool2d``, used by the ResNet) it warns: those runs are not bitwise repeatable. On the
+    CPU, nothing changes (its kernels are deterministic for a fixed number of threads)."""
     if torch.device(device).type != "cuda":
         yield
         return

@@ -301,7 +301,8 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
     inits = sorted(df["init"].dropna().unique())
     glorot, he = [i for i in inits if i.startswith("glorot")], [i for i in inits if i.startswith("he")]
     if not (glorot and he):
-        rows.append(nm("init", f"the table has {C.plural(len(inits), 'init')} ({C.listing(inits)}); need both Glorot and He"))
+        rows.append(nm("init", f"the table has {C.plural(len(inits), 'init')} ({C.listing(inits)}); "
+                               "need both Glorot and He"))
     else:
         eff = factor_effect(df, "init", reference=he[0], by=())
         eff = eff[eff["init"] == glorot[0]] if not eff.empty else eff

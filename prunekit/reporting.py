@@ -58,11 +58,12 @@ def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: 
             paths.append(atomic_write(out / f"{name}.{fmt}", lambda tmp, fmt=fmt, md=metadata: fig.savefig(
                 tmp, dpi=dpi, bbox_inches="tight", format=fmt, metadata=md)))
     if alt is not None:
-        _show_with_alt(fig, alt, dpi)
+        png = next((p for p in paths if p.suffix == ".png"), None)
+        _show_with_alt(fig, alt, dpi, png.read_bytes() if png is not None else None)
     return paths
 
 
-def _show_with_alt(fig, alt: str, dpi: int) -> None:
+def _show_with_alt(fig, alt: str, dpi: int, png_bytes: bytes | None = None) -> None:
     """Display the figure (IPython only) as an HTML ``<img alt=...>`` with the PNG beside it (``alt`` also in the PNG's
     output metadata), then close it. HTML first: nbconvert's lab template and JupyterLab render it with its alt text,
     which they do not take from a bare PNG output."""
@@ -78,9 +79,11 @@ def _show_with_alt(fig, alt: str, dpi: int) -> None:
     except ImportError:  # a plain script without IPython: the files are saved, nothing to show
         get_ipython = lambda: None  # noqa: E731
     if get_ipython() is not None:
-        buf = io.BytesIO()
-        fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
-        png = base64.b64encode(buf.getvalue()).decode("ascii")
+        if png_bytes is None:  # not saved as PNG: render it once for the notebook
+            buf = io.BytesIO()
+            fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png", metadata={"Software": None})
+            png_bytes = buf.getvalue()
+        png = base64.b64encode(png_bytes).decode("ascii")
         img = f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt, quote=True)}"/>'
         display({"text/html": img, "image/png": png, "text/plain": f"<figure: {alt}>"}, raw=True,
                 metadata={"image/png": {"alt": alt}})

@@ -36,7 +36,8 @@ CALLS = _documented_calls()
 
 def test_the_doc_shows_calls_of_every_study_module():
     documented = {m for mods, _ in CALLS for m in mods}
-    for name in ("config", "data", "device", "models", "train", "cache", "claims", "pruning", "scorers", "masks", "compaction", "curves",
+    for name in ("config", "data", "device", "models", "train", "cache", "claims", "pruning", "scorers", "masks",
+                 "compaction", "curves",
                  "metrics", "sweep", "utility", "imbalance", "retrain", "surface", "saliency", "invariance",
                  "shrinking", "mechanism", "sparsify"):
         assert f"prunekit.{name}" in documented
