@@ -35,28 +35,25 @@
   higher level zeroes a known set of first-layer weights, so the first layer's pre-activations are updated by a sparse
   product in float32 (its rounding differs from the full product's at the level of float32 rounding, which is why the
   two levels that bracket the answer are evaluated again the plain way) and only the layers above are recomputed
-  (:class:`_IncrementalMLP`). Other models are evaluated with the masks applied in place (:class:`_Pruner`).
+  (``prunekit.pruned_eval``). Other models are evaluated with the masks applied in place.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
-from .checks import choice, fraction, number
-from .data import Split
+from .checks import fraction, number
 from .device import model_device
-from .masks import Masks, _storage, masks_applied
+from .masks import Masks
 from .models import count_parameters, prunable_parameters
-from .pruning import global_magnitude_order, masks_from_order
-from .train import _correct, eval_mode, predict
+from .pruned_eval import _check_scope, _eval_split, _IncrementalMLP, _Pruner  # noqa: F401  (re-exported for tests)
+from .train import eval_mode
 
 __all__ = [
     "hoyer_sparsity",
@@ -186,168 +183,6 @@ def first_crossing(passes: Callable[[int], bool], n: int, *, step: float = 0.01,
 
 
 # --------------------------------------------------------------------------------------------- pruned accuracy
-class _Pruner:
-    """Evaluates ``model`` with its ``k`` lowest-magnitude prunable weights zeroed (global or per-layer ranking).
-
-    Magnitudes are ranked once (``prunekit.pruning.global_magnitude_order``: ties by index); each evaluation runs
-    under ``prunekit.masks.masks_applied``, which restores the weights bitwise.
-    """
-
-    def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
-                 batch_size: int = 4096):
-        scope = _check_scope(scope)
-        self.model, self.split, self.scope, self.batch_size = model, split, scope, batch_size
-        self.params = _prunable(model, include_output)
-        self.tensors = [getattr(m, a) for m, a in self.params]
-        self.sizes = [t.numel() for t in self.tensors]
-        self.n = sum(self.sizes)
-        if scope == "global":
-            self.order = global_magnitude_order(self.params)
-        else:
-            self.order = [global_magnitude_order([p]) for p in self.params]
-
-    def layer_counts(self, k: int) -> list[int]:
-        """Weights pruned in each layer at level ``k``: the global ranking's split, or ``round(k * n_l / n)``."""
-        if self.scope == "global":
-            cut = self.order[:k]
-            bounds = torch.tensor([0, *itertools.accumulate(self.sizes)], device=cut.device)
-            return torch.bucketize(cut, bounds[1:], right=True).bincount(minlength=len(self.sizes)).tolist()
-        return [round(k * size / self.n) for size in self.sizes]
-
-    def masks(self, k: int) -> list[torch.Tensor]:
-        if not 0 <= k <= self.n:
-            raise ValueError(f"k={k} must be in [0, {self.n}]")
-        if self.scope == "global":
-            return masks_from_order(self.params, self.order, k)
-        chunks = []  # the same fraction k/n in every layer, exactly round(k * n_l / n) weights per layer
-        for order, size, count in zip(self.order, self.sizes, self.layer_counts(k)):
-            flat = torch.ones(size, dtype=torch.bool, device=order.device)
-            flat[order[:count]] = False
-            chunks.append(flat)
-        return [c.reshape(t.shape) for c, t in zip(chunks, self.tensors)]
-
-    def pruned_count(self, k: int) -> int:
-        if self.scope == "global":
-            return k
-        return sum(self.layer_counts(k))
-
-    def accuracy(self, k: int) -> float:
-        with masks_applied(self.params, self.masks(k)):
-            return _accuracy(self.model, self.split.x, self.split.y, self.batch_size)
-
-    def commit(self, k: int) -> None:
-        """Level ``k`` passed; the next evaluations are at higher levels (a no-op here, see _IncrementalMLP)."""
-
-
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Accuracy only (no loss): ``prunekit.train``'s batched ``predict`` and its ``_correct`` count."""
-    return float(_correct(predict(model, x, batch_size), y)) / max(1, x.shape[0])
-
-
-class _IncrementalMLP(_Pruner):
-    """The accuracies of :class:`_Pruner` for an ``MLP`` (``Flatten -> Linear -> ...``), computed incrementally.
-
-    Pruning only zeroes weights, and the pruned set grows with ``k`` (a prefix of the magnitude order), so the first
-    layer's pre-activations at level ``k`` are those of a lower, committed level ``b`` minus the contribution of the
-    first-layer weights pruned between ``b`` and ``k``: ``Z_k^T = Z_b^T - D X^T`` with the sparse (CSR) ``D`` holding
-    just those weights (``N x |D|`` multiply-adds instead of ``N x d_in x d_out``). The layers above are recomputed,
-    their weights pruned in place: those pruned up to ``b`` stay zeroed, those pruned between ``b`` and ``k`` are
-    zeroed for the evaluation only. ``commit(k)`` makes a passing level the new ``b``. Use as a context manager: on exit every
-    weight is restored bitwise. ``Z`` is float32, as the plain forward pass computes it; its rounding differs from a
-    full matrix product by the order of the product's own rounding error (the search confirms its bracket the plain
-    way, see :func:`effective_density`).
-    """
-
-    @staticmethod
-    def applies(model: nn.Module, params) -> bool:
-        return (isinstance(model, nn.Sequential) and len(model) >= 3 and isinstance(model[0], nn.Flatten)
-                and isinstance(model[1], nn.Linear) and bool(params) and params[0][0] is model[1])
-
-    def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
-                 batch_size: int = 4096):
-        super().__init__(model, split, include_output, scope, batch_size)
-        first = model[1]
-        self.w1 = first.weight.detach()
-        self.upper = nn.Sequential(*list(model)[2:])  # the same modules (shared weights), above the first layer
-        with torch.inference_mode():
-            x = model[0](split.x)
-            self.xt = x.T.contiguous()  # [d_in, N]: the sparse product reads rows of it
-            self.zt = first(x).T.contiguous()  # [d_out, N]: pre-activations, transposed like the product's output
-        self.storage = [_storage(m, a).detach() for m, a in self.params[1:]]
-        self.saved = [t.clone() for t in self.storage]
-        self.offsets = list(itertools.accumulate(self.sizes, initial=0))
-        self.base, self.pending = 0, None
-
-    def __enter__(self) -> "_IncrementalMLP":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with torch.no_grad():
-            for t, saved in zip(self.storage, self.saved):
-                t.copy_(saved)
-
-    def _pruned_between(self, lo: int, hi: int) -> list[torch.Tensor]:
-        """For each prunable layer, flat indices of the weights pruned at level ``hi`` but not at ``lo``."""
-        if self.scope == "global":
-            cut = self.order[lo:hi]
-            layer = torch.bucketize(cut, torch.tensor(self.offsets[1:-1], device=cut.device), right=True)
-            return [cut[layer == i] - off for i, off in enumerate(self.offsets[:-1])]
-        return [order[a:b] for order, a, b in zip(self.order, self.layer_counts(lo), self.layer_counts(hi))]
-
-    def _zero_upper(self, pruned: list[torch.Tensor], restore: bool = False) -> None:
-        with torch.no_grad():
-            for t, saved, idx in zip(self.storage, self.saved, pruned[1:]):
-                t.view(-1)[idx] = saved.view(-1)[idx] if restore else 0
-
-    @torch.inference_mode()
-    def accuracy(self, k: int) -> float:
-        if k < self.base:
-            raise ValueError(f"level {k} is below the committed level {self.base}: levels only go up")
-        pruned = self._pruned_between(self.base, k)
-        idx, zt = pruned[0].sort().values, self.zt  # sorted flat indices: rows, then columns, ascending
-        if idx.numel():
-            d_out, d_in = self.w1.shape
-            rows = torch.bincount(idx // d_in, minlength=d_out)
-            crow = torch.cat([rows.new_zeros(1), rows.cumsum(0)])
-            with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
-                warnings.simplefilter("ignore", UserWarning)
-                delta = torch.sparse_csr_tensor(crow, idx % d_in, self.w1.reshape(-1)[idx], (d_out, d_in),
-                                                check_invariants=False)
-            zt = torch.addmm(zt, delta, self.xt, alpha=-1)  # one fused kernel: 3x faster than zt - delta @ xt
-        self._zero_upper(pruned)
-        try:  # the upper layers are small: one pass over the split (up to 65,536 rows) beats batches of 4,096
-            acc = _accuracy(self.upper, zt.T, self.split.y, max(self.batch_size, 65536))
-        finally:
-            self._zero_upper(pruned, restore=True)
-        self.pending = (k, zt, pruned)
-        return acc
-
-    def commit(self, k: int) -> None:
-        if self.pending is None or self.pending[0] != k:
-            self.accuracy(k)
-        _, self.zt, pruned = self.pending
-        self._zero_upper(pruned)
-        self.base = k
-
-
-def _check_scope(scope: str) -> str:
-    """"global" or "layerwise" (alias "layer"), the scopes of prunekit.pruning."""
-    return choice("scope", {"layer": "layerwise"}.get(scope, scope), ("global", "layerwise"))
-
-
-def _eval_split(data, device: torch.device | None = None) -> Split:
-    """Accepts a Split (x, y), a Dataset (uses its test split) or an (x, y) tuple; on ``device`` when given."""
-    if hasattr(data, "x") and hasattr(data, "y"):
-        split = Split(data.x, data.y)
-    elif hasattr(data, "test"):
-        split = data.test
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        split = Split(data[0], data[1])
-    else:
-        raise ValueError("data must be a prunekit Dataset (its test split is used), a Split or an (x, y) pair")
-    return split if device is None else Split(split.x.to(device), split.y.to(device))
-
-
 def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool = False, scope: str = "global"):
     """Accuracy after pruning each fraction of the prunable weights (no retraining): list of floats."""
     pruner = _Pruner(model, _eval_split(data, model_device(model)), include_output=include_output, scope=scope)
@@ -416,7 +251,8 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
         if use_fast and not _IncrementalMLP.applies(model, plain.params):
             raise ValueError("incremental=True needs a prunekit MLP (Flatten -> Linear -> ...) whose first Linear is "
                              "prunable; use incremental=None or False for other models")
-        dense = plain.accuracy(0)
+        fast = _IncrementalMLP(model, split, include_output, scope, order=plain.order) if use_fast else None
+        dense = fast.dense_accuracy if use_fast else plain.accuracy(0)  # bitwise the same (see _IncrementalMLP)
         threshold = accuracy_threshold(dense, tolerance, relative)
         evaluations = 1
 
@@ -425,15 +261,12 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
 
             def passes(k: int) -> bool:
                 accs[k] = pruner.accuracy(k)
-                ok = accs[k] >= threshold
-                if ok:
-                    pruner.commit(k)
-                return ok
+                return accs[k] >= threshold
 
             return first_crossing(passes, plain.n, step=step, resolution=resolution), accs
 
         if use_fast:
-            with _IncrementalMLP(model, split, include_output, scope) as fast:
+            with fast:
                 crossing, accs = search(fast)
         else:
             crossing, accs = search(plain)

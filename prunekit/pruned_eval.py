@@ -1,0 +1,213 @@
+"""Accuracy of a model with its ``k`` lowest-magnitude prunable weights zeroed, at many levels ``k`` (source 000's
+effective-density search, :func:`prunekit.metrics.effective_density`).
+
+* :class:`_Pruner`, the plain way: rank the magnitudes once, then for each level apply the masks in place
+  (``prunekit.masks.masks_applied``, which restores the weights bitwise) and run the model on the split.
+* :class:`_IncrementalMLP`, the same accuracies for a fully connected net whose first layer reads the input
+  (prunekit's ``MLP``): pruning only zeroes weights and the pruned set grows with ``k``, so the first layer's
+  pre-activations at a higher level are those of the last passing level minus a sparse product, and only the layers
+  above are recomputed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import torch
+from torch import nn
+
+from .checks import choice
+from .data import Split
+from .masks import _storage, masks_applied
+from .models import prunable_parameters
+from .pruning import global_magnitude_order, masks_from_order
+from .train import _correct, predict
+
+__all__: list[str] = []  # internal: the public entry points are prunekit.metrics' pruned_accuracy and effective_density
+
+
+def _check_scope(scope: str) -> str:
+    """"global" or "layerwise" (alias "layer"), the scopes of prunekit.pruning."""
+    return choice("scope", {"layer": "layerwise"}.get(scope, scope), ("global", "layerwise"))
+
+
+def _eval_split(data, device: torch.device | None = None) -> Split:
+    """Accepts a Split (x, y), a Dataset (uses its test split) or an (x, y) tuple; on ``device`` when given."""
+    if hasattr(data, "x") and hasattr(data, "y"):
+        split = Split(data.x, data.y)
+    elif hasattr(data, "test"):
+        split = data.test
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        split = Split(data[0], data[1])
+    else:
+        raise ValueError("data must be a prunekit Dataset (its test split is used), a Split or an (x, y) pair")
+    return split if device is None else Split(split.x.to(device), split.y.to(device))
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Accuracy only (no loss): ``prunekit.train``'s batched ``predict`` and its ``_correct`` count."""
+    return float(_correct(predict(model, x, batch_size), y)) / max(1, x.shape[0])
+
+
+class _Pruner:
+    """Evaluates ``model`` with its ``k`` lowest-magnitude prunable weights zeroed (global or per-layer ranking).
+
+    Magnitudes are ranked once (``prunekit.pruning.global_magnitude_order``: ties by index); each evaluation runs
+    under ``prunekit.masks.masks_applied``, which restores the weights bitwise.
+    """
+
+    def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
+                 batch_size: int = 4096, order=None):
+        scope = _check_scope(scope)
+        self.model, self.split, self.scope, self.batch_size = model, split, scope, batch_size
+        self.params = prunable_parameters(model, include_output=include_output)
+        self.tensors = [getattr(m, a) for m, a in self.params]
+        self.sizes = [t.numel() for t in self.tensors]
+        self.n = sum(self.sizes)
+        if order is not None:  # another evaluator's ranking of the same weights
+            self.order = order
+        elif scope == "global":
+            self.order = global_magnitude_order(self.params)
+        else:
+            self.order = [global_magnitude_order([p]) for p in self.params]
+
+    def layer_counts(self, k: int) -> list[int]:
+        """Weights pruned in each layer at level ``k``: the global ranking's split, or ``round(k * n_l / n)``."""
+        if self.scope == "global":
+            cut = self.order[:k]
+            bounds = torch.tensor([0, *itertools.accumulate(self.sizes)], device=cut.device)
+            return torch.bucketize(cut, bounds[1:], right=True).bincount(minlength=len(self.sizes)).tolist()
+        return [round(k * size / self.n) for size in self.sizes]
+
+    def masks(self, k: int) -> list[torch.Tensor]:
+        if not 0 <= k <= self.n:
+            raise ValueError(f"k={k} must be in [0, {self.n}]")
+        if self.scope == "global":
+            return masks_from_order(self.params, self.order, k)
+        chunks = []  # the same fraction k/n in every layer, exactly round(k * n_l / n) weights per layer
+        for order, size, count in zip(self.order, self.sizes, self.layer_counts(k)):
+            flat = torch.ones(size, dtype=torch.bool, device=order.device)
+            flat[order[:count]] = False
+            chunks.append(flat)
+        return [c.reshape(t.shape) for c, t in zip(chunks, self.tensors)]
+
+    def pruned_count(self, k: int) -> int:
+        if self.scope == "global":
+            return k
+        return sum(self.layer_counts(k))
+
+    def accuracy(self, k: int) -> float:
+        with masks_applied(self.params, self.masks(k)):
+            return _accuracy(self.model, self.split.x, self.split.y, self.batch_size)
+
+
+# Activations that write into a preallocated buffer (prunekit's MLP activations); any other is called as a module.
+_ACTIVATION_INTO = {nn.ReLU: lambda z, out: torch.clamp_min(z, 0, out=out),  # torch's relu is clamp_min(z, 0)
+                    nn.Sigmoid: lambda z, out: torch.sigmoid(z, out=out),
+                    nn.Tanh: lambda z, out: torch.tanh(z, out=out)}
+
+
+class _IncrementalMLP(_Pruner):
+    """The accuracies of :class:`_Pruner` for an ``MLP`` (``Flatten -> Linear -> ...``), computed incrementally.
+
+    Pruning only zeroes weights, and the pruned set at level ``k`` is a prefix of the magnitude order, so the first
+    layer's pre-activations at level ``k`` are those at the current level ``c`` minus (``k > c``) or plus (``k < c``)
+    the contribution of the first-layer weights pruned between the two: ``Z_k^T = Z_c^T -/+ D X^T`` with the sparse
+    (CSR) ``D`` holding just those weights (``N x |D|`` multiply-adds instead of ``N x d_in x d_out``), added into
+    ``Z`` in place. The layers above are recomputed, their weights pruned in place to level ``k`` (zeroed, or restored
+    from a saved copy when going down). Use as a context manager: on exit every weight is restored bitwise.
+
+    Level 0 is computed exactly as :func:`prunekit.train.predict` runs the model (the same batches, the same
+    operations), so ``dense_accuracy`` is bitwise the plain one and costs no second pass. At other levels ``Z`` is
+    float32, as the plain forward pass computes it, but summed in another order: its rounding differs from a full
+    matrix product's by the order of that product's own rounding error (the search confirms its bracket the plain
+    way, see :func:`prunekit.metrics.effective_density`).
+    """
+
+    @staticmethod
+    def applies(model: nn.Module, params) -> bool:
+        return (isinstance(model, nn.Sequential) and len(model) >= 3 and isinstance(model[0], nn.Flatten)
+                and isinstance(model[1], nn.Linear) and bool(params) and params[0][0] is model[1])
+
+    def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
+                 batch_size: int = 4096, order=None):
+        super().__init__(model, split, include_output, scope, batch_size, order)
+        first = model[1]
+        self.w1 = first.weight.detach()  # never modified: the first layer is pruned through Z only
+        self.upper = nn.Sequential(*list(model)[2:])  # the same modules (shared weights), above the first layer
+        self.activate = _ACTIVATION_INTO.get(type(self.upper[0]))
+        self.lean = self.activate is not None and all(isinstance(m, nn.Linear) or type(m) in _ACTIVATION_INTO
+                                                      for m in self.upper[1:])  # else: the modules' own forward
+        with torch.inference_mode():
+            x = model[0](split.x)
+            batches = [first(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]  # as predict runs it
+            correct = sum(int(_correct(self.upper(z), y)) for z, y in zip(batches, split.y.split(batch_size)))
+            self.dense_accuracy = correct / max(1, x.shape[0])
+            self.xt = x.T.contiguous()  # [d_in, N]: the sparse product reads rows of it
+            self.zt = x.new_empty(first.out_features, x.shape[0])  # [d_out, N]: pre-activations at the current level
+            for i, z in zip(range(0, x.shape[0], batch_size), batches):
+                self.zt[:, i:i + z.shape[0]] = z.T
+            self.hidden = torch.empty_like(self.zt)  # the first activation is written here, level after level
+        self.storage = [_storage(m, a).detach() for m, a in self.params[1:]]
+        self.saved = [t.clone() for t in self.storage]
+        if self.scope == "global":  # each layer's weights in the global pruning order, and their places in it
+            offsets = list(itertools.accumulate(self.sizes, initial=0))
+            layer = torch.bucketize(self.order, torch.tensor(offsets[1:-1], device=self.order.device), right=True)
+            self.by_layer = [self.order[layer == i] - off for i, off in enumerate(offsets[:-1])]
+            self.places = [(layer == i).nonzero()[:, 0] for i in range(len(self.sizes))]
+        else:
+            self.by_layer = self.order
+        self.level, self.counts = 0, [0] * len(self.sizes)
+
+    def __enter__(self) -> "_IncrementalMLP":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with torch.no_grad():
+            for t, saved in zip(self.storage, self.saved):
+                t.copy_(saved)
+
+    def _counts(self, k: int) -> list[int]:
+        """Weights of each layer pruned at level ``k`` (as :meth:`layer_counts`, without scanning the order)."""
+        if self.scope == "global":
+            return [int(torch.searchsorted(places, k)) for places in self.places]
+        return self.layer_counts(k)
+
+    def _move_to(self, k: int) -> None:
+        """Bring ``Z`` and the upper layers' weights from the current level to level ``k``."""
+        if not 0 <= k <= self.n:
+            raise ValueError(f"k={k} must be in [0, {self.n}]")
+        up, counts = k > self.level, self._counts(k)
+        changed = [order[min(a, b):max(a, b)] for order, a, b in zip(self.by_layer, self.counts, counts)]
+        idx = changed[0].sort().values  # sorted flat indices: rows, then columns, ascending
+        if idx.numel():
+            d_out, d_in = self.w1.shape
+            rows = torch.bincount(idx // d_in, minlength=d_out)
+            crow = torch.cat([rows.new_zeros(1), rows.cumsum(0)])
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+                warnings.simplefilter("ignore", UserWarning)
+                delta = torch.sparse_csr_tensor(crow, idx % d_in, self.w1.reshape(-1)[idx], (d_out, d_in),
+                                                check_invariants=False)
+            self.zt.addmm_(delta, self.xt, alpha=-1 if up else 1)  # one fused kernel, in place
+        for t, saved, flat in zip(self.storage, self.saved, changed[1:]):
+            t.view(-1)[flat] = 0 if up else saved.view(-1)[flat]
+        self.level, self.counts = k, counts
+
+    @torch.inference_mode()
+    def accuracy(self, k: int) -> float:
+        """Accuracy at level ``k``, levels in any order. The layers above the first run in one pass over the split
+        (for these small layers that beats batches of 4,096) and, for Linear layers and prunekit's activations,
+        without allocating a new hidden buffer."""
+        self._move_to(k)
+        if not self.lean:
+            return float(_correct(self.upper(self.zt.T), self.split.y)) / max(1, self.zt.shape[1])
+        h = self.activate(self.zt, self.hidden).T  # the first activation into a reused buffer, no new allocation
+        for m in self.upper[1:]:  # x W^T, then the bias added in place (faster than addmm's broadcast copy)
+            if isinstance(m, nn.Linear):
+                h = torch.mm(h, m.weight.T)
+                if m.bias is not None:
+                    h.add_(m.bias)
+            else:
+                h = _ACTIVATION_INTO[type(m)](h, h)
+        return float(_correct(h, self.split.y)) / max(1, self.zt.shape[1])
