@@ -57,7 +57,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import train
 from .checks import choice
+from .data import Split
 
 ESTIMATORS = ("first_order", "second_order", "brute_force", "l2_norm", "random")
 ALGORITHMS = ("I", "II")
@@ -190,11 +192,6 @@ def _per_sample_loss(loss: str, z: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     if loss == "sse":
         return 0.5 * ((torch.sigmoid(z) - t) ** 2).sum(-1)
     return -(t * torch.log_softmax(z, dim=-1)).sum(-1)
-
-
-def _correct(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Number of samples whose argmax logit is the target class, over the last two dims ([..., N, K])."""
-    return (z.argmax(-1) == t.argmax(-1)).sum(-1)
 
 
 class _Forward:
@@ -383,14 +380,31 @@ def saliencies(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str = 
     return _scores(net, _Forward(net, x, masks), t, estimator, generator, output_hessian)
 
 
+def to_model(net: UnitNet, masks=None) -> nn.Sequential:
+    """The net as ``Linear -> act -> ... -> Linear`` modules (copies, in the net's dtype and device). A unit removed by
+    ``masks`` (a 0 entry) has its outgoing weights, the next layer's column, set to 0, so its output contributes
+    exactly nothing, as in the masked forward pass used for the saliencies."""
+    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}[net.activation]
+    keeps = masks if masks is not None else net.full_masks()
+    if len(keeps) != len(net.widths) or any(m.numel() != h for m, h in zip(keeps, net.widths)):
+        raise ValueError(f"masks must hold one vector per hidden layer with {net.widths} entries")
+    layers: list[nn.Module] = []
+    for l, (w, b) in enumerate(zip(net.weights, net.biases)):
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype, device=w.device)
+        with torch.no_grad():
+            lin.weight.copy_(w if l == 0 else w * keeps[l - 1].to(w))
+            if b is not None:
+                lin.bias.copy_(b)
+        layers += [lin] if l == len(net.weights) - 1 else [lin, act()]
+    return nn.Sequential(*layers).requires_grad_(False)
+
+
 def evaluate(net: UnitNet, x: torch.Tensor, y: torch.Tensor, masks=None) -> tuple[float, float]:
-    """(mean per-sample error, accuracy) of the (masked) net; accuracy is NaN for regression targets."""
-    classification = not y.is_floating_point()
-    x, t = prepare_data(net, x, y)
-    z = _Forward(net, x, masks).logits
-    err = float(_per_sample_loss(net.loss, z, t).mean())
-    acc = float(_correct(z, t)) / len(t) if classification else float("nan")
-    return err, acc
+    """(mean per-sample error, accuracy) of the (masked) net: :func:`prunekit.train.evaluate` of :func:`to_model`
+    with the net's loss; accuracy is NaN for regression targets."""
+    x, _ = prepare_data(net, x, y)  # checks y against the net; flat inputs in the net's dtype and device
+    y = y.to(x.device)
+    return train.evaluate(to_model(net, masks), Split(x, y if y.is_floating_point() else y.long()), loss=net.loss)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -460,7 +474,7 @@ def serial_prune(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str 
     t0 = time.perf_counter()
     classification = not y.is_floating_point()
     x, t = prepare_data(net, x, y)
-    n = len(t)
+    n, labels = len(t), t.argmax(-1)
     gen = torch.Generator().manual_seed(seed)
     fw = _Forward(net, x)
     index = net.unit_index()
@@ -469,7 +483,7 @@ def serial_prune(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str 
     def record():
         z = fw.logits
         errors.append(float(_per_sample_loss(net.loss, z, t).sum()) / n)
-        accs.append(float(_correct(z, t)) / n if classification else float("nan"))
+        accs.append(float(train._correct(z, labels)) / n if classification else float("nan"))
 
     errors: list[float] = []
     accs: list[float] = []

@@ -435,3 +435,32 @@ def test_claims_001_never_raise(rows, expected):
     assert list(t["verdict"]) == expected
     assert all(t.loc[t.verdict == "not measured here", "measured"].str.startswith("Not measured here: "))
     assert list(SH.claims_table(_summary(rows).drop(columns="algorithm"))["verdict"]) == ["not measured here"] * 2
+
+
+@pytest.mark.parametrize("loss", ["sse", "cross_entropy"])
+def test_to_model_is_the_masked_forward_pass(loss):
+    """The modules from to_model give the logits of the masked forward pass (float64, so to the last bits of a
+    different summation order), and evaluate agrees with an independent loop over the samples."""
+    model = make_mlp([4, 6, 5, 3], "tanh", seed=21)
+    x, y = make_data(40, 4, 3, seed=22)
+    net = S.from_model(model, loss=loss)
+    masks = net.full_masks()
+    masks[0][[1, 4]] = 0
+    masks[1][2] = 0
+    xs, t = S.prepare_data(net, x, y)
+    torch.testing.assert_close(S.to_model(net, masks)(xs), S._Forward(net, xs, masks).logits, rtol=1e-12, atol=1e-12)
+    err, acc = S.evaluate(net, x, y, masks)
+    removed = [(0, 1), (0, 4), (1, 2)]
+    remove_units(model, removed)
+    errors, correct = [], 0
+    for xi, yi in zip(x, y):  # one sample at a time through the original modules, units removed by hand
+        z = model(xi[None])[0].double()
+        if loss == "sse":
+            errors.append(0.5 * float(((torch.sigmoid(z) - torch.nn.functional.one_hot(yi, 3)) ** 2).sum()))
+        else:
+            errors.append(-float(torch.log_softmax(z, 0)[yi]))
+        correct += int(z.argmax() == yi)
+    assert err == pytest.approx(sum(errors) / len(errors), rel=1e-10)
+    assert acc == correct / len(y)
+    with pytest.raises(ValueError, match="one vector per hidden layer"):
+        S.to_model(net, masks[:1])
