@@ -19,7 +19,7 @@ from .checks import choice, number
 from .device import device_name, device_type
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine")
-ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet")
+ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet", "resnet20")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITS = ("default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal"}
@@ -106,7 +106,8 @@ class ModelConfig(_Config):
     """Which network.
 
     arch: one of ARCHS. "mlp" takes ``hidden``; "lenet300" is 300-100 ReLU; "forai" is the FOR.ai challenge net
-      1000-1000-500-200, ReLU, no biases; "conv" a small VGG-style net; "resnet" a CIFAR-style ResNet.
+      1000-1000-500-200, ReLU, no biases; "conv" a small VGG-style net; "resnet" a CIFAR-style ResNet
+      (one block per stage); "resnet20" He et al.'s CIFAR ResNet20 (3 x 3 blocks, identity shortcuts).
     width_mult: scales every hidden width or channel count (rounded, at least 1); > 0.
     hidden: hidden widths for the fully connected family (overrides the arch's default).
     activation / bias: override the arch's default (None keeps it).

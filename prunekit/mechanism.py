@@ -1,13 +1,15 @@
 """Source 002, "An Empirical Study of a Pruning Mechanism" (ICLR 2021 submission, OpenReview doeyA2PBjdy): the study.
 
 Presets shared by notebooks 04 (the loss-surface plane) and 05 (weight utility), so that both use the same cached
-pretrained model by construction (:func:`pretrain_config`); the tidy table of notebook 05 (:func:`ablation_table`);
+pretrained model by construction (:func:`pretrain_config`); the source's smaller networks, pruned at initialisation
+(:func:`sparse_at_init`); the tidy table of notebook 05 (:func:`ablation_table`);
 and the source's claims as ``prunekit.claims`` tables: :func:`utility_claims` (notebook 05) and :func:`basin_claims`
 (notebook 04). The mechanisms live in ``prunekit.utility``, ``prunekit.retrain`` and ``prunekit.surface``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -16,13 +18,17 @@ import torch
 from torch import nn
 
 from . import claims as C
+from .checks import fraction
 from .config import DataConfig, ModelConfig, TrainConfig
 from .imbalance import imbalance_table
+from .masks import Masks, apply_masks_
+from .models import prunable_parameters
+from .pruning import weight_masks
 from .reporting import check_profile
 from .train import state_restored
 from .utility import flat_weights, random_ablation
 
-__all__ = ["SOURCE", "PROFILES", "pretrain_config", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
+__all__ = ["SOURCE", "PROFILES", "pretrain_config", "sparse_at_init", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
            "ablation_table", "utility_claims", "basin_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
@@ -44,6 +50,29 @@ def pretrain_config(profile: str, seed: int = 0, width_mult: float = 1.0) -> Tra
     p = PROFILES[check_profile(profile)]
     return TrainConfig(data=DataConfig(name=p["dataset"]), model=ModelConfig(arch=p["arch"], width_mult=width_mult),
                        optimizer="adam", lr=1e-3, epochs=p["epochs"], seed=seed, checkpoints=p["checkpoints"])
+
+
+def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | None = None,
+                   include_output: bool = False) -> Masks:
+    """Source 002's smaller networks (Sec. 2.2.1): ``model``, freshly initialised, randomly pruned at initialisation
+    to ``share`` of its prunable weights, in place; returns the masks to hold in training.
+
+    Every prunable layer ``l`` loses exactly ``round((1 - share) * n_l)`` weights drawn uniformly at random
+    (``prunekit.pruning.weight_masks(criterion="random")``); they are set to 0 and the ``kept_l`` others are multiplied
+    by ``sqrt(n_l / kept_l)``, which turns He-normal weights (variance 2 / fan_in; ``ModelConfig(init="he")``) into
+    He-normal weights for the pruned layer's fan-in (variance 2 / (kept share * fan_in)). The units and feature maps
+    stay those of the full network: it is smaller in weights, not narrower.
+    """
+    share = fraction("share", share, low_open=True)
+    params = prunable_parameters(model, include_output=include_output)
+    masks = weight_masks(params, 100.0 * (1.0 - share), scope="layerwise", criterion="random", generator=generator)
+    apply_masks_(params, masks)
+    with torch.no_grad():
+        for (module, name), keep in zip(params, masks):
+            kept = int(keep.sum())
+            if kept:
+                getattr(module, name).mul_(math.sqrt(keep.numel() / kept))
+    return Masks.from_params(model, params, masks)
 
 
 def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: torch.Tensor, y: torch.Tensor | None,
@@ -100,8 +129,9 @@ def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torc
 
     Returns ``(ablations, summary)``. ablations: the :func:`random_ablation` rows with ``width_mult`` and the model's
     ``dense_accuracy``. summary, one row per width: ``prunable_weights``, ``dense_accuracy``, ``critical_ratio`` (the
-    ratio where mean accuracy falls halfway from dense to ``chance``), ``gini`` and ``cv`` of the utilities at
-    ``imbalance_ratio``, and ``critical_count = critical_ratio * prunable_weights``.
+    ratio where mean accuracy falls halfway from dense to ``chance``), the utilities' ``std`` (the source's
+    imbalance), ``utility_max``, ``gini`` and ``cv`` (this project's scale-free extras) at ``imbalance_ratio``, and
+    ``critical_count = critical_ratio * prunable_weights``.
     """
     frames = []
     for w, model in models.items():
@@ -116,7 +146,7 @@ def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torc
         dense = g["dense_accuracy"].iloc[0]
         rows.append({"width_mult": w, "prunable_weights": flat_weights(models[w]).numel(), "dense_accuracy": dense,
                      "critical_ratio": critical_ratio(g, 0.5 * (dense + chance))})
-    summary = pd.DataFrame(rows).merge(imbalance[["width_mult", "gini", "cv"]], on="width_mult")
+    summary = pd.DataFrame(rows).merge(imbalance[["width_mult", "std", "utility_max", "gini", "cv"]], on="width_mult")
     summary["critical_count"] = summary["critical_ratio"] * summary["prunable_weights"]
     return ablations, summary
 
@@ -138,7 +168,7 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
                    dense_accuracy: float | None = None, imbalance_by_epoch: pd.DataFrame | None = None,
                    critical: pd.DataFrame | None = None, *, spread_ratio: float = 0.1, min_spread: float = 0.10,
                    lower_band_max_drop: float = 0.01, top_band_factor: float = 5.0,
-                   proportional_within: float = 1.25, imbalance: str = "gini") -> pd.DataFrame:
+                   proportional_within: float = 1.25, imbalance: str = "std") -> pd.DataFrame:
     """The weight-utility claims of source 002 (``prunekit.claims`` format), from notebook 05's tables.
 
     - equal-size random subsets differ widely (the source: ~60 points of training accuracy at ratio 0.1): at the
@@ -146,7 +176,8 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
     - accuracy drops only when large-magnitude weights go: ablating the largest ``magnitude_summary`` ratio of each
       band, the top band costs the most, every band of the lower half at most ``lower_band_max_drop``, and the top
       band more than ``top_band_factor`` times the worst lower band (at least 0.002);
-    - utility imbalance grows during training: the last epoch's ``imbalance`` exceeds the first's and its Spearman
+    - utility imbalance grows during training: the last epoch's ``imbalance`` column (``"std"``, the source's
+      measure, by default; ``"gini"`` or ``"cv"`` for this project's extras) exceeds the first's and its Spearman
       correlation with the epoch is positive;
     - networks use weights in proportion to their size: the critical ablation ratios of the widths in ``critical``
       are all reached and the largest is at most ``proportional_within`` times the smallest.
@@ -160,7 +191,8 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
              "Networks use their weights in proportion to their size")
     reports = ("about 60 points of training accuracy between 500 random subsets at ablation ratio 0.1",
                "ablating small weights costs nothing, large ones cost accuracy",
-               "the imbalance of the utilities rises during training",
+               "the standard deviation of the utilities of 500 random subsets (and their mean and minimum) rises "
+               "during training",
                "similar ablation curves by ratio across network sizes")
     rules = (f"accuracy max - min >= {min_spread:.0%} at the ratio nearest {spread_ratio:g}",
              f"top band costs most, lower-half bands <= {lower_band_max_drop:.0%} each, top band > "

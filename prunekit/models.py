@@ -8,7 +8,9 @@ Presets used by the sources:
 - ``forai``: 1000-1000-500-200, ReLU, no biases, 10 logits (the FOR.ai pruning challenge, source 003);
 - ``lenet300``: LeNet-300-100 (LeCun et al. 1998), the fully connected default of source 000;
 - ``mlp`` with ``hidden=(10, 10)``/``(50, 50)``/``(100,)``, ``activation="sigmoid"``: the nets of source 001
-  (1-10-10-1, 1-50-50-1, 400-100-10, 400-50-50-10, 784-100-2 follow from the data set's shape).
+  (1-10-10-1, 1-50-50-1, 400-100-10, 400-50-50-10, 784-100-2 follow from the data set's shape);
+- ``resnet20``: He et al.'s (2016, "Deep Residual Learning for Image Recognition", arXiv:1512.03385, Sec. 4.2)
+  CIFAR ResNet20 with batch norm and parameter-free shortcuts, the network of source 002 (for 1- and 3-channel inputs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -24,11 +27,12 @@ __all__ = ["MLP", "ConvNet", "ResNet", "build_model", "prunable_parameters", "ou
            "count_parameters", "as_nchw", "DEFAULT_HIDDEN"]
 
 DEFAULT_HIDDEN = {"mlp": (128, 64), "lenet300": (300, 100), "forai": (1000, 1000, 500, 200)}
-DEFAULT_ACTIVATION = {"mlp": "relu", "lenet300": "relu", "forai": "relu", "conv": "relu", "resnet": "relu"}
-DEFAULT_BIAS = {"mlp": True, "lenet300": True, "forai": False, "conv": True, "resnet": False}
+DEFAULT_ACTIVATION = {"mlp": "relu", "lenet300": "relu", "forai": "relu", "conv": "relu", "resnet": "relu",
+                      "resnet20": "relu"}
+DEFAULT_BIAS = {"mlp": True, "lenet300": True, "forai": False, "conv": True, "resnet": False, "resnet20": False}
 CONV_CHANNELS = (16, 32)  # two conv blocks (conv3x3-BN-ReLU-maxpool), then a hidden linear layer
 CONV_HIDDEN = 64
-RESNET_CHANNELS = (16, 32, 64)  # ResNet-8 style: one basic block per stage
+RESNET_CHANNELS = (16, 32, 64)  # "resnet": one basic block per stage (ResNet-8); "resnet20": three (He et al.)
 
 _ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -114,10 +118,24 @@ class ConvNet(nn.Module):
         return self.classifier(self.features(as_nchw(x)))
 
 
-class BasicBlock(nn.Module):
-    """He et al. (2016) basic block: conv3x3-BN-ReLU-conv3x3-BN, plus identity or 1x1-conv-BN shortcut, then ReLU."""
+class PadShortcut(nn.Module):
+    """He et al.'s (2016) parameter-free shortcut "option A" for CIFAR: subsample by ``stride``, then zero-pad the
+    extra channels (``cout - cin``, at the end)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module]):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.extra, self.stride = cout - cin, stride
+
+    def forward(self, x):
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra))
+
+
+class BasicBlock(nn.Module):
+    """He et al. (2016) basic block: conv3x3-BN-ReLU-conv3x3-BN, plus a shortcut, then ReLU. Where the shape changes
+    the shortcut is a 1x1 conv with BN ("B", prunekit's "resnet") or subsampling with zero-padded channels ("A",
+    parameter-free, as He et al.'s CIFAR ResNets and "resnet20")."""
+
+    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module], shortcut: str = "B"):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
@@ -125,7 +143,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.act = act()
         self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
+        if (stride != 1 or cin != cout) and shortcut == "A":
+            self.shortcut = PadShortcut(cin, cout, stride)
+        elif stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
@@ -138,7 +158,7 @@ class ResNet(nn.Module):
     """CIFAR-style ResNet (He et al. 2016, section 4.2): stem conv, 3 stages of basic blocks, global average pool."""
 
     def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, blocks_per_stage: int = 1,
-                 activation: str = "relu"):
+                 activation: str = "relu", shortcut: str = "B"):
         super().__init__()
         c = input_shape[0]
         chans = [_scale(ch, width_mult) for ch in RESNET_CHANNELS]
@@ -147,7 +167,7 @@ class ResNet(nn.Module):
         layers, cin = [], chans[0]
         for i, cout in enumerate(chans):
             for j in range(blocks_per_stage):
-                layers.append(BasicBlock(cin, cout, stride=2 if (i > 0 and j == 0) else 1, act=act))
+                layers.append(BasicBlock(cin, cout, stride=2 if (i > 0 and j == 0) else 1, act=act, shortcut=shortcut))
                 cin = cout
         self.stages = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -170,6 +190,9 @@ def build_model(cfg: ModelConfig, input_shape, num_classes: int) -> nn.Module:
         model = MLP(math.prod(input_shape), hidden, num_classes, activation, bias)
     elif cfg.arch == "conv":
         model = ConvNet(input_shape, num_classes, cfg.width_mult, activation, bias)
+    elif cfg.arch == "resnet20":  # 6n + 2 layers with n = 3: stem, 3 stages x 3 blocks x 2 convs, classifier
+        model = ResNet(input_shape, num_classes, cfg.width_mult, blocks_per_stage=3, activation=activation,
+                       shortcut="A")
     else:
         model = ResNet(input_shape, num_classes, cfg.width_mult, activation=activation)
     if cfg.init != "default":

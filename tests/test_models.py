@@ -8,7 +8,7 @@ from prunekit.models import MLP, as_nchw, build_model, count_parameters, prunabl
 SHAPES = [((1, 8, 8), 10), ((1, 20, 20), 10), ((1, 28, 28), 2), ((3, 32, 32), 10)]
 
 
-@pytest.mark.parametrize("arch", ["mlp", "lenet300", "conv", "resnet"])
+@pytest.mark.parametrize("arch", ["mlp", "lenet300", "conv", "resnet", "resnet20"])
 @pytest.mark.parametrize("shape, classes", SHAPES)
 def test_every_arch_adapts_to_input_and_classes(arch, shape, classes):
     model = build_model(ModelConfig(arch=arch, width_mult=0.25), shape, classes)
@@ -50,7 +50,7 @@ def test_conv_and_resnet_channels_scale():
         build_model(ModelConfig("conv"), (1, 1, 1), 1)
 
 
-@pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
+@pytest.mark.parametrize("arch", ["mlp", "conv", "resnet", "resnet20"])
 def test_prunable_parameters_exclude_the_output_layer_by_default(arch):
     model = build_model(ModelConfig(arch=arch), (1, 8, 8), 10)
     params = prunable_parameters(model)
@@ -125,3 +125,30 @@ def test_narrow_conv_nets_train_correctly_on_channels_last_input(arch, width_mul
     code = CHANNELS_LAST_TRAINING.format(arch=arch, wm=width_mult)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "done" in proc.stdout, (proc.returncode, proc.stderr[-2000:])
+
+
+def test_resnet20_is_he_et_al_cifar_resnet20():
+    """3 stages x 3 basic blocks of 16/32/64 channels, parameter-free shortcuts: 19 convolutions and a classifier,
+    0.27M parameters for CIFAR-10 (counted here layer by layer)."""
+    import torch
+
+    from prunekit.models import PadShortcut, count_parameters, prunable_parameters
+
+    model = build_model(ModelConfig("resnet20"), (3, 32, 32), 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 19 and len(prunable_parameters(model, include_output=True)) == 20
+    expected = 3 * 16 * 9 + 2 * 16                                   # stem conv + BN
+    cin = 16
+    for c in (16, 32, 64):
+        for _ in range(3):
+            expected += cin * c * 9 + c * c * 9 + 4 * c              # two 3x3 convs, two BNs (weight and bias)
+            cin = c
+    expected += 64 * 10 + 10                                         # classifier
+    assert count_parameters(model) == expected == 269_722
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    gray = build_model(ModelConfig("resnet20", width_mult=0.5), (1, 28, 28), 10)
+    assert gray(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    out = PadShortcut(3, 5, 2)(x)                                     # subsample by 2, two zero channels at the end
+    assert out.shape == (2, 5, 2, 2)
+    assert torch.equal(out[:, :3], x[:, :, ::2, ::2]) and torch.equal(out[:, 3:], torch.zeros(2, 2, 2, 2))

@@ -215,7 +215,7 @@ def test_gini_and_cv_against_definitions():
     assert IM.gini(np.zeros(4)) == 0.0
     assert IM.coefficient_of_variation(u) == pytest.approx(u.std() / u.mean())
     assert IM.utility_imbalance(u, "cv") == pytest.approx(u.std() / u.mean())
-    assert IM.utility_imbalance(u) == IM.gini(u)
+    assert IM.utility_imbalance(u, "gini") == IM.gini(u)
     with pytest.raises(ValueError):
         IM.utility_imbalance(u, "spread")
     with pytest.raises(ValueError):
@@ -223,6 +223,24 @@ def test_gini_and_cv_against_definitions():
     t = IM.imbalance_table(pd.DataFrame({"g": [0, 0, 1, 1], "utility": [1.0, 1.0, 0.0, 2.0],
                                         "accuracy": [1, 1, 1, 1]}), "g")
     assert list(t["gini"]) == pytest.approx([0.0, 0.5])
+
+
+def test_the_sources_imbalance_is_the_standard_deviation_of_the_sample_set():
+    """Def. 3 of source 002: the std of the utilities of the sample set, by hand and by an own loop."""
+    assert IM.utility_std([1.0, 3.0]) == pytest.approx(1.0)            # mean 2, deviations +-1
+    assert IM.utility_std([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) == pytest.approx(2.0)  # the textbook example
+    assert IM.utility_std([0.25]) == 0.0 and IM.utility_std(np.full(5, 0.3)) == pytest.approx(0.0, abs=1e-15)
+    u = np.random.default_rng(1).exponential(size=500)
+    mean = sum(u) / len(u)
+    assert IM.utility_imbalance(u) == pytest.approx((sum((v - mean) ** 2 for v in u) / len(u)) ** 0.5, rel=1e-12)
+    with pytest.raises(ValueError, match="empty"):
+        IM.utility_std([])
+    t = IM.imbalance_table(pd.DataFrame({"g": [1, 1, 1, 0], "utility": [1.0, 3.0, 2.0, 0.5],
+                                        "accuracy": [0.5, 1.0, 0.0, 1.0]}), "g")
+    assert list(t["g"]) == [0, 1] and list(t["n"]) == [1, 3]
+    assert list(t["std"]) == pytest.approx([0.0, (2 / 3) ** 0.5])
+    assert list(t["utility_mean"]) == pytest.approx([0.5, 2.0]) and list(t["utility_min"]) == [0.5, 1.0]
+    assert list(t["utility_max"]) == [0.5, 3.0] and list(t["accuracy_mean"]) == pytest.approx([1.0, 0.5])
 
 
 def test_ablation_at_checkpoints_restores_model():
