@@ -12,7 +12,9 @@ distributions are (almost) equal; such values are clamped to 0, so ``U >= 0`` al
 
 Subsets are drawn over the *prunable* weights (``prunekit.models.prunable_parameters``: every Linear/Conv2d weight but
 the output layer), seen as one flat vector in the order of that list. A subset is a boolean vector over that flat
-vector, ``True`` = ablated (a member of ``W_s``); a batch of subsets is a ``[S, P]`` boolean tensor.
+vector, ``True`` = ablated (a member of ``W_s``); a batch of subsets is a ``[S, P]`` boolean tensor, the form the
+batched scorer works on. Every function that takes subsets also takes them as keep-masks (``prunekit.masks.Masks``,
+True = keep), the form masks have everywhere else in prunekit; :func:`ablation_masks` converts one way.
 
 Experiments:
 - random ablation (source 002, Fig. 1 left): for each ratio ``r``, ``n_subsets`` (500, as the source) random subsets of
@@ -352,11 +354,17 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
 
 def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, subsets: torch.Tensor, params=None,
                      method: str = "auto", chunk_size: int | None = None) -> pd.DataFrame:
-    """Accuracy and utility of each subset (rows of the boolean ``subsets [S, P]``, True = ablated).
+    """Accuracy and utility of each subset: the rows of a boolean ``subsets [S, P]`` (True = ablated), or a sequence of
+    subsets in any form :func:`utility` takes (keep-``Masks`` keyed by name, per-weight or flat ablation vectors).
 
     method: "batched" (vmap over stacked masked weights), "loop" (masked in place, restored) or "auto".
     Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
     """
+    if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
+        flat = _params(model, params)
+        subsets = [_as_flat_subset(s, flat, model) for s in subsets]
+        p = sum(getattr(m, n).numel() for m, n in flat)
+        subsets = torch.stack(subsets) if subsets else torch.zeros(0, p, dtype=torch.bool)
     scorer = _Scorer(model, x, y, params, method, chunk_size)
     try:
         acc, util = scorer.score(subsets)

@@ -161,6 +161,10 @@ def test_batched_ablation_equals_per_subset_loop(arch):
     batched = U.evaluate_subsets(model, x, y, subs, method="batched")
     for i in range(3):
         assert batched["utility"].iloc[i] == pytest.approx(U.utility(model, x, subs[i]), rel=1e-4, abs=1e-7)
+    # the same subsets as name-keyed keep-masks (the mask model of the rest of prunekit) give the same table
+    as_masks = U.evaluate_subsets(model, x, y, [U.ablation_masks(model, s) for s in subs], method="batched")
+    pd.testing.assert_frame_equal(as_masks, batched)
+    assert U.evaluate_subsets(model, x, y, [], method="loop").empty
 
 
 def test_accuracy_ties_follow_argmax():
