@@ -31,8 +31,10 @@ from torch import nn
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .device import available_here, dataset_to, device_type, model_device, resolve_device
-from .models import build_model
+from .masks import plain_state_dict, to_torch_prune
+from .models import build_model, prunable_parameters
 from .paths import atomic_write, cache_dir
+from .pruning import sparse_at_init
 from .train import train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes"]
@@ -104,11 +106,24 @@ def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
 
 def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = None) -> Run:
     """Train ``cfg`` now, without the cache, on ``cfg.device`` (initialised on the CPU, so every device starts from
-    the same weights)."""
+    the same weights). With ``cfg.model.init_density < 1`` the initialised network is pruned at random
+    (``prunekit.pruning.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and its
+    checkpoints come back as plain weights with the pruned ones at 0."""
     device = resolve_device(cfg.device, "TrainConfig.device")
     ds = load_dataset(cfg.data)
-    model = build(cfg, ds).to(device)
+    model = build(cfg, ds)
+    sparse = cfg.model.init_density < 1.0
+    if sparse:
+        masks = sparse_at_init(model, cfg.model.init_density, torch.Generator().manual_seed(cfg.seed))
+    model = model.to(device)
+    if sparse:
+        to_torch_prune(prunable_parameters(model), masks, model=model)  # held: w = w_orig * mask in every forward
     history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)  # moves ds to the device
+    if sparse:  # fold the mask into plain weights, in the parameter order of a freshly built model
+        state = plain_state_dict(model.state_dict())
+        model = build(cfg, ds).to(device)
+        model.load_state_dict(state)
+        checkpoints = {epoch: plain_state_dict(sd) for epoch, sd in checkpoints.items()}
     return Run(model, cfg, history, checkpoints, cfg.key())
 
 

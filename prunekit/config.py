@@ -112,6 +112,9 @@ class ModelConfig(_Config):
     hidden: hidden widths for the fully connected family (overrides the arch's default).
     activation / bias: override the arch's default (None keeps it).
     init: one of INITS (aliases: glorot -> glorot_uniform, he -> he_normal).
+    init_density: share of each prunable layer's weights kept at initialisation, in (0, 1]. Below 1 the network is
+      source 002's smaller network: randomly pruned at initialisation, the kept weights rescaled to He variance for
+      the pruned fan-in, and trained with the mask held (``prunekit.pruning.sparse_at_init``; use with init="he").
     """
 
     arch: str = "mlp"
@@ -120,6 +123,7 @@ class ModelConfig(_Config):
     activation: str | None = None
     bias: bool | None = None
     init: str = "default"
+    init_density: float = 1.0
 
     def __post_init__(self):
         choice("arch", self.arch, ARCHS)
@@ -137,6 +141,8 @@ class ModelConfig(_Config):
             choice("activation", self.activation, ACTIVATIONS)
         if self.bias is not None and not isinstance(self.bias, bool):
             raise ValueError(f"bias={self.bias!r} must be True, False or None")
+        number("init_density", self.init_density, low=0.0, high=1.0, low_open=True)
+        self._floats("init_density")
         init = INIT_ALIASES.get(self.init, self.init)
         choice("init", init, INITS + tuple(INIT_ALIASES))
         object.__setattr__(self, "init", init)

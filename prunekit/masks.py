@@ -19,7 +19,8 @@ from torch.nn.utils import prune as torch_prune
 from .paths import atomic_write
 
 __all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
-           "masks_from_torch_prune", "sparsity", "layer_sparsity", "mask_sparsity", "following_batchnorms"]
+           "masks_from_torch_prune", "plain_state_dict", "sparsity", "layer_sparsity", "mask_sparsity",
+           "following_batchnorms"]
 
 Params = Sequence[tuple[nn.Module, str]]
 
@@ -155,7 +156,12 @@ def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch
 
 
 def _weight(module: nn.Module, name: str) -> torch.Tensor:
-    """The effective weight (for a module under torch.nn.utils.prune: weight_orig * weight_mask)."""
+    """The effective weight: for a module under torch.nn.utils.prune, ``weight_orig * weight_mask`` computed now (its
+    ``weight`` attribute is only refreshed by a forward pass, so it is stale after an in-place change of the original).
+    """
+    orig, mask = getattr(module, name + "_orig", None), getattr(module, name + "_mask", None)
+    if orig is not None and mask is not None:
+        return orig * mask
     return getattr(module, name)
 
 
@@ -361,3 +367,14 @@ def mask_sparsity(params: Params, masks, model: nn.Module | None = None) -> tupl
     return sum(zeros) / sum(sizes), [z / s for z, s in zip(zeros, sizes)]
 
 
+def plain_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict with ``torch.nn.utils.prune`` reparametrisations folded: ``w = w_orig * w_mask``."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith("_mask") and k[:-5] + "_orig" in state:
+            continue
+        if k.endswith("_orig") and k[:-5] + "_mask" in state:
+            out[k[:-5]] = (v * state[k[:-5] + "_mask"]).detach().clone()
+        else:
+            out[k] = v.detach().clone()
+    return out

@@ -1,15 +1,13 @@
 """Source 002, "An Empirical Study of a Pruning Mechanism" (ICLR 2021 submission, OpenReview doeyA2PBjdy): the study.
 
 Presets shared by notebooks 04 (the loss-surface plane) and 05 (weight utility), so that both use the same cached
-pretrained model by construction (:func:`pretrain_config`); the source's smaller networks, pruned at initialisation
-(:func:`sparse_at_init`); the tidy table of notebook 05 (:func:`ablation_table`);
+pretrained model by construction (:func:`pretrain_config`); the tidy table of notebook 05 (:func:`ablation_table`);
 and the source's claims as ``prunekit.claims`` tables: :func:`utility_claims` (notebook 05) and :func:`basin_claims`
 (notebook 04). The mechanisms live in ``prunekit.utility``, ``prunekit.retrain`` and ``prunekit.surface``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -18,18 +16,14 @@ import torch
 from torch import nn
 
 from . import claims as C
-from .checks import fraction
 from .config import DataConfig, ModelConfig, TrainConfig
 from .imbalance import imbalance_table
-from .masks import Masks, apply_masks_
-from .models import prunable_parameters
-from .pruning import weight_masks
 from .reporting import check_profile
 from .train import state_restored
 from .utility import flat_weights, random_ablation
 
-__all__ = ["SOURCE", "PROFILES", "pretrain_config", "sparse_at_init", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
-           "ablation_table", "utility_claims", "basin_claims"]
+__all__ = ["SOURCE", "PROFILES", "pretrain_config", "size_config", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
+           "size_comparison", "size_claims", "ablation_table", "utility_claims", "basin_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
 
@@ -52,27 +46,10 @@ def pretrain_config(profile: str, seed: int = 0, width_mult: float = 1.0) -> Tra
                        optimizer="adam", lr=1e-3, epochs=p["epochs"], seed=seed, checkpoints=p["checkpoints"])
 
 
-def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | None = None,
-                   include_output: bool = False) -> Masks:
-    """Source 002's smaller networks (Sec. 2.2.1): ``model``, freshly initialised, randomly pruned at initialisation
-    to ``share`` of its prunable weights, in place; returns the masks to hold in training.
-
-    Every prunable layer ``l`` loses exactly ``round((1 - share) * n_l)`` weights drawn uniformly at random
-    (``prunekit.pruning.weight_masks(criterion="random")``); they are set to 0 and the ``kept_l`` others are multiplied
-    by ``sqrt(n_l / kept_l)``, which turns He-normal weights (variance 2 / fan_in; ``ModelConfig(init="he")``) into
-    He-normal weights for the pruned layer's fan-in (variance 2 / (kept share * fan_in)). The units and feature maps
-    stay those of the full network: it is smaller in weights, not narrower.
-    """
-    share = fraction("share", share, low_open=True)
-    params = prunable_parameters(model, include_output=include_output)
-    masks = weight_masks(params, 100.0 * (1.0 - share), scope="layerwise", criterion="random", generator=generator)
-    apply_masks_(params, masks)
-    with torch.no_grad():
-        for (module, name), keep in zip(params, masks):
-            kept = int(keep.sum())
-            if kept:
-                getattr(module, name).mul_(math.sqrt(keep.numel() / kept))
-    return Masks.from_params(model, params, masks)
+def size_config(profile: str, seed: int = 0, share: float = 1.0) -> TrainConfig:
+    """The networks of notebook 05's size comparison: :func:`pretrain_config`'s network with He initialisation, pruned
+    at initialisation to ``share`` of its weights (``ModelConfig.init_density``; 1.0 is the 1x network)."""
+    return pretrain_config(profile, seed).replace(init="he", init_density=share)
 
 
 def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: torch.Tensor, y: torch.Tensor | None,
@@ -151,16 +128,113 @@ def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torc
     return ablations, summary
 
 
+def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch.Tensor, ratios: Iterable[float],
+                    n_subsets: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Source 002's comparison of network sizes (Sec. 2.2.1) for ``{share: model}``: one architecture pruned at
+    initialisation to ``share`` of its weights (``ModelConfig(init_density=share)``; 1.0 = the 1x network) and trained.
+
+    Each network is ablated by random subsets of its own weights (its non-zero prunable weights, ``P_s`` of them),
+    two ways: ``by="ratio"`` ablates ``round(r * P_s)`` weights; ``by="number"`` ablates ``round(r * P_ref)``, with
+    ``P_ref`` the weights of the network with the largest share (the source counts in units of the 1x network),
+    wherever that is at most ``P_s``. ``level`` is ``r`` in both.
+    Returns ``(ablations, summary)``: one row per subset (``share, by, level, own_weights, n_ablated, accuracy,
+    utility``), and one row per (share, by, level): ``accuracy_mean/min/max``, ``utility_mean``, ``std`` (the source's
+    imbalance), ``utility_max``, ``n``.
+    """
+    ratios = [float(r) for r in ratios]
+    own = {float(s): torch.nonzero(flat_weights(m)).flatten() for s, m in models.items()}
+    reference = own[max(own)].numel()
+    frames = []
+    for share, model in models.items():
+        pool = own[float(share)]
+        for by, counts in (("ratio", [round(r * pool.numel()) for r in ratios]),
+                           ("number", [round(r * reference) for r in ratios])):
+            levels = [(r, c) for r, c in zip(ratios, counts) if c <= pool.numel()]
+            if not levels:
+                continue
+            df = random_ablation(model, x, y, n_subsets=n_subsets, seed=seed, within=pool,
+                                 counts=[c for _, c in levels])
+            df["ratio"] = np.repeat([r for r, _ in levels], n_subsets)
+            frames.append(df.rename(columns={"ratio": "level"}).assign(share=float(share), by=by,
+                                                                       own_weights=pool.numel()))
+    ablations = pd.concat(frames, ignore_index=True)[["share", "by", "level", "own_weights", "subset", "n_ablated",
+                                                      "accuracy", "utility"]]
+    summary = (ablations.groupby(["share", "by", "level"], sort=True)
+               .agg(accuracy_mean=("accuracy", "mean"), accuracy_min=("accuracy", "min"),
+                    accuracy_max=("accuracy", "max"), utility_mean=("utility", "mean"),
+                    std=("utility", lambda u: float(np.std(u))), utility_max=("utility", "max"),
+                    n=("utility", "size"))
+               .reset_index())
+    return ablations, summary
+
+
+def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, number_factor: float = 2.0,
+                max_level: float = 0.1) -> pd.DataFrame:
+    """Source 002's two claims about network size (``prunekit.claims`` format), from :func:`size_comparison`'s summary.
+
+    - networks use their weights in proportion to their size: over the levels every size shares, the mean accuracy
+      of each smaller network differs from the largest one's by at most ``similar_within`` on average when ablated
+      by ratio, and by at least ``number_factor`` times as much when ablated by number;
+    - larger networks use less-utilised weights by a larger portion: by ratio at the level nearest ``max_level``, the
+      maximum utility of the sample set is higher the smaller the network (strictly, from share to share).
+    A summary that cannot decide a claim gives "not measured here", with the reason.
+    """
+    names = ("Networks use their weights in proportion to their size (pruned at initialisation)",
+             "Smaller networks have subsets of higher maximum utility")
+    reports = ("similar ablation curves by ratio of each network's weights, different by absolute number",
+               "the maximum utility in the sample set is higher in smaller networks")
+    rules = (f"mean |accuracy - largest's| <= {similar_within:.0%} by ratio, and by number >= {number_factor:g}x that",
+             f"utility_max by ratio at the level nearest {max_level:g} falls as the share grows")
+    cols = ["share", "by", "level", "accuracy_mean", "utility_max"]
+    if summary is None or C.missing_columns(summary, cols) or summary["share"].nunique() < 2:
+        why = "fewer than two network sizes" if summary is not None and not C.missing_columns(summary, cols) \
+            else C.lacking(C.missing_columns(summary, cols) if summary is not None else cols, "size summary")
+        return C.claims_frame([C.not_measured(SOURCE, n, r, why, rule) for n, r, rule in zip(names, reports, rules)])
+    rows = []
+    largest = summary["share"].max()
+    gaps = {}
+    for by in ("ratio", "number"):
+        t = summary[summary["by"] == by].pivot_table(index="level", columns="share", values="accuracy_mean").dropna()
+        if t.shape[1] >= 2 and len(t):
+            gaps[by] = float((t.drop(columns=largest).sub(t[largest], axis=0)).abs().to_numpy().mean())
+    if set(gaps) != {"ratio", "number"}:
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], "no level that every size shares, by ratio and by "
+                                   "number", rules[0]))
+    else:
+        holds = gaps["ratio"] <= similar_within and gaps["number"] >= number_factor * gaps["ratio"]
+        measured = (f"mean gap to the largest network's accuracy: {100 * gaps['ratio']:.1f} points by ratio, "
+                    f"{100 * gaps['number']:.1f} points by number.")
+        rows.append(C.claim(SOURCE, names[0], reports[0], measured, holds, rules[0]))
+    by_ratio = summary[summary["by"] == "ratio"]
+    if by_ratio.empty:
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], "no ablation by ratio", rules[1]))
+    else:
+        level = by_ratio["level"].iloc[int((by_ratio["level"] - max_level).abs().to_numpy().argmin())]
+        at = by_ratio[np.isclose(by_ratio["level"], level)].set_index("share")["utility_max"].sort_index()
+        if len(at) < 2:
+            rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes at level {level:g}",
+                                       rules[1]))
+        else:
+            falls = bool((np.diff(at.to_numpy()) < 0).all())
+            measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{u:.4f} at share {s:g}"
+                                                                           for s, u in at.items()) + ".")
+            rows.append(C.claim(SOURCE, names[1], reports[1], measured, falls, rules[1]))
+    return C.claims_frame(rows)
+
+
 def ablation_table(experiments: dict[str, pd.DataFrame], epochs: int, seed: int) -> pd.DataFrame:
-    """One row per ablated subset of every experiment of notebook 05 (``{name: utility frame}``): experiment, ratio,
-    band, subset, accuracy, utility, epoch (the final one unless the frame has its own), width_mult, seed."""
+    """One row per ablated subset of every experiment of notebook 05 (``{name: utility frame}``): experiment, ratio
+    (a :func:`size_comparison` frame's ``level``), band, subset, accuracy, utility, epoch (the final one unless the
+    frame has its own), width_mult, share (of the weights kept at initialisation), by ("ratio" or "number"), seed."""
     frames = []
     for name, df in experiments.items():
         frames.append(pd.DataFrame({
-            "experiment": name, "ratio": df["ratio"], "band": df["band"] if "band" in df else np.nan,
+            "experiment": name, "ratio": df["ratio"] if "ratio" in df else df["level"],
+            "band": df["band"] if "band" in df else np.nan,
             "subset": df["subset"], "accuracy": df["accuracy"], "utility": df["utility"],
             "epoch": df["epoch"] if "epoch" in df else epochs,
-            "width_mult": df["width_mult"] if "width_mult" in df else 1.0, "seed": seed}))
+            "width_mult": df["width_mult"] if "width_mult" in df else 1.0,
+            "share": df["share"] if "share" in df else 1.0, "by": df["by"] if "by" in df else "ratio", "seed": seed}))
     return pd.concat(frames, ignore_index=True)
 
 

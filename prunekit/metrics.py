@@ -50,7 +50,7 @@ from torch import nn
 
 from .checks import fraction, number
 from .device import model_device
-from .masks import Masks
+from .masks import Masks, _weight
 from .models import count_parameters, prunable_parameters
 from .pruned_eval import _check_scope, _eval_split, _IncrementalMLP, _Pruner  # noqa: F401  (re-exported for tests)
 from .train import eval_mode
@@ -104,12 +104,12 @@ def _prunable(model: nn.Module, include_output: bool):
 def hoyer_by_layer(model: nn.Module, include_output: bool = False) -> dict[str, float]:
     """Hoyer sparsity of each prunable weight tensor: ``{"<module name>.weight": H}`` in model order."""
     params = _prunable(model, include_output)
-    return {name: hoyer_sparsity(getattr(m, attr)) for name, (m, attr) in zip(Masks.names(model, params), params)}
+    return {name: hoyer_sparsity(_weight(m, attr)) for name, (m, attr) in zip(Masks.names(model, params), params)}
 
 
 def model_hoyer_sparsity(model: nn.Module, include_output: bool = False) -> float:
     """Hoyer sparsity of all prunable weights of ``model`` concatenated into one vector."""
-    return hoyer_sparsity([getattr(m, attr) for m, attr in _prunable(model, include_output)])
+    return hoyer_sparsity([_weight(m, attr) for m, attr in _prunable(model, include_output)])
 
 
 # ----------------------------------------------------------------------------------------------- first crossing
@@ -249,8 +249,9 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
         plain = _Pruner(model, split, include_output=include_output, scope=scope)
         use_fast = _IncrementalMLP.applies(model, plain.params) if incremental is None else bool(incremental)
         if use_fast and not _IncrementalMLP.applies(model, plain.params):
-            raise ValueError("incremental=True needs a prunekit MLP (Flatten -> Linear -> ...) whose first Linear is "
-                             "prunable; use incremental=None or False for other models")
+            raise ValueError("incremental=True needs a plain MLP (Flatten -> Linear -> ..., the first Linear prunable, "
+                             "no forward hooks such as torch.nn.utils.prune's); use incremental=None or False for "
+                             "other models")
         fast = _IncrementalMLP(model, split, include_output, scope, order=plain.order) if use_fast else None
         dense = fast.dense_accuracy if use_fast else plain.accuracy(0)  # bitwise the same (see _IncrementalMLP)
         threshold = accuracy_threshold(dense, tolerance, relative)

@@ -3,9 +3,9 @@ effective-density search, :func:`prunekit.metrics.effective_density`).
 
 * :class:`_Pruner`, the plain way: rank the magnitudes once, then for each level apply the masks in place
   (``prunekit.masks.masks_applied``, which restores the weights bitwise) and run the model on the split.
-* :class:`_IncrementalMLP`, the same accuracies for a fully connected net whose first layer reads the input
-  (prunekit's ``MLP``): pruning only zeroes weights and the pruned set grows with ``k``, so the first layer's
-  pre-activations at a higher level are those of the last passing level minus a sparse product, and only the layers
+* :class:`_IncrementalMLP`, the same accuracies for a plain fully connected net whose first layer reads the input
+  (prunekit's ``MLP``, no hooks): pruning only zeroes weights and the pruned set at level ``k`` is a prefix of one
+  order, so the first layer's pre-activations move from one level to another by a sparse product, and only the layers
   above are recomputed.
 """
 
@@ -22,7 +22,7 @@ from .data import Split
 from .masks import _storage, masks_applied
 from .models import prunable_parameters
 from .pruning import global_magnitude_order, masks_from_order
-from .train import _correct, predict
+from .train import _correct, eval_mode, predict
 
 __all__: list[str] = []  # internal: the public entry points are prunekit.metrics' pruned_accuracy and effective_density
 
@@ -115,40 +115,50 @@ class _IncrementalMLP(_Pruner):
     layer's pre-activations at level ``k`` are those at the current level ``c`` minus (``k > c``) or plus (``k < c``)
     the contribution of the first-layer weights pruned between the two: ``Z_k^T = Z_c^T -/+ D X^T`` with the sparse
     (CSR) ``D`` holding just those weights (``N x |D|`` multiply-adds instead of ``N x d_in x d_out``), added into
-    ``Z`` in place. The layers above are recomputed, their weights pruned in place to level ``k`` (zeroed, or restored
-    from a saved copy when going down). Use as a context manager: on exit every weight is restored bitwise.
+    ``Z`` in place. A first-layer unit whose weights are all pruned gets its exact pre-activation, the bias (or 0), as
+    the plain forward pass computes it. The layers above are recomputed, their weights pruned in place to level ``k``
+    (zeroed, or restored from a saved copy when going down). Use as a context manager: on exit every weight is
+    restored bitwise to its value when the evaluator was made. Evaluations run in eval mode, as ``predict`` does.
 
-    Level 0 is computed exactly as :func:`prunekit.train.predict` runs the model (the same batches, the same
-    operations), so ``dense_accuracy`` is bitwise the plain one and costs no second pass. At other levels ``Z`` is
-    float32, as the plain forward pass computes it, but summed in another order: its rounding differs from a full
-    matrix product's by the order of that product's own rounding error (the search confirms its bracket the plain
-    way, see :func:`prunekit.metrics.effective_density`).
+    The construction's pass (level 0) runs the model exactly as :func:`prunekit.train.predict` does (the same batches,
+    the same operations), so ``dense_accuracy`` is bitwise the plain one and costs no second pass. Every later level,
+    0 included, is evaluated from the moved ``Z``: float32, as the plain forward pass computes it, but summed in
+    another order, so it differs from a full matrix product's by the order of that product's own rounding error (the
+    search confirms its bracket the plain way, see :func:`prunekit.metrics.effective_density`).
+
+    Used only for a model without forward hooks (``torch.nn.utils.prune`` keeps its masks in hooks, and a hooked
+    layer's ``weight`` is not what its forward uses); :meth:`applies` says so.
     """
 
     @staticmethod
     def applies(model: nn.Module, params) -> bool:
-        return (isinstance(model, nn.Sequential) and len(model) >= 3 and isinstance(model[0], nn.Flatten)
-                and isinstance(model[1], nn.Linear) and bool(params) and params[0][0] is model[1])
+        hooked = any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "weight_orig") for m in model.modules())
+        return (not hooked and isinstance(model, nn.Sequential) and len(model) >= 3
+                and isinstance(model[0], nn.Flatten) and type(model[1]) is nn.Linear and bool(params)
+                and params[0][0] is model[1])
 
     def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
                  batch_size: int = 4096, order=None):
         super().__init__(model, split, include_output, scope, batch_size, order)
         first = model[1]
         self.w1 = first.weight.detach()  # never modified: the first layer is pruned through Z only
+        self.b1 = None if first.bias is None else first.bias.detach()
         self.upper = nn.Sequential(*list(model)[2:])  # the same modules (shared weights), above the first layer
         self.activate = _ACTIVATION_INTO.get(type(self.upper[0]))
-        self.lean = self.activate is not None and all(isinstance(m, nn.Linear) or type(m) in _ACTIVATION_INTO
+        self.lean = self.activate is not None and all(type(m) is nn.Linear or type(m) in _ACTIVATION_INTO
                                                       for m in self.upper[1:])  # else: the modules' own forward
-        with torch.inference_mode():
+        self.inplace = any(getattr(m, "inplace", False) for m in self.upper)  # e.g. nn.ReLU(inplace=True)
+        with torch.inference_mode(), eval_mode(model):
             x = model[0](split.x)
             batches = [first(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]  # as predict runs it
-            correct = sum(int(_correct(self.upper(z), y)) for z, y in zip(batches, split.y.split(batch_size)))
-            self.dense_accuracy = correct / max(1, x.shape[0])
             self.xt = x.T.contiguous()  # [d_in, N]: the sparse product reads rows of it
             self.zt = x.new_empty(first.out_features, x.shape[0])  # [d_out, N]: pre-activations at the current level
             for i, z in zip(range(0, x.shape[0], batch_size), batches):
-                self.zt[:, i:i + z.shape[0]] = z.T
+                self.zt[:, i:i + z.shape[0]] = z.T  # copied before an in-place activation can change z
+            correct = sum(int(_correct(self.upper(z), y)) for z, y in zip(batches, split.y.split(batch_size)))
+            self.dense_accuracy = correct / max(1, x.shape[0])
             self.hidden = torch.empty_like(self.zt)  # the first activation is written here, level after level
+        self.row_pruned = torch.zeros(first.out_features, dtype=torch.long, device=self.zt.device)
         self.storage = [_storage(m, a).detach() for m, a in self.params[1:]]
         self.saved = [t.clone() for t in self.storage]
         if self.scope == "global":  # each layer's weights in the global pruning order, and their places in it
@@ -190,6 +200,10 @@ class _IncrementalMLP(_Pruner):
                 delta = torch.sparse_csr_tensor(crow, idx % d_in, self.w1.reshape(-1)[idx], (d_out, d_in),
                                                 check_invariants=False)
             self.zt.addmm_(delta, self.xt, alpha=-1 if up else 1)  # one fused kernel, in place
+            self.row_pruned += rows if up else -rows
+            dead = self.row_pruned == d_in  # every weight of the unit pruned: Z is exactly its bias, no residue
+            if bool(dead.any()):
+                self.zt[dead] = 0 if self.b1 is None else self.b1[dead, None]
         for t, saved, flat in zip(self.storage, self.saved, changed[1:]):
             t.view(-1)[flat] = 0 if up else saved.view(-1)[flat]
         self.level, self.counts = k, counts
@@ -197,17 +211,19 @@ class _IncrementalMLP(_Pruner):
     @torch.inference_mode()
     def accuracy(self, k: int) -> float:
         """Accuracy at level ``k``, levels in any order. The layers above the first run in one pass over the split
-        (for these small layers that beats batches of 4,096) and, for Linear layers and prunekit's activations,
-        without allocating a new hidden buffer."""
+        (for these small layers that beats batches of 4,096); for plain Linear layers and prunekit's activations the
+        first activation is written into a buffer kept from level to level."""
         self._move_to(k)
-        if not self.lean:
-            return float(_correct(self.upper(self.zt.T), self.split.y)) / max(1, self.zt.shape[1])
-        h = self.activate(self.zt, self.hidden).T  # the first activation into a reused buffer, no new allocation
-        for m in self.upper[1:]:  # x W^T, then the bias added in place (faster than addmm's broadcast copy)
-            if isinstance(m, nn.Linear):
-                h = torch.mm(h, m.weight.T)
-                if m.bias is not None:
-                    h.add_(m.bias)
-            else:
-                h = _ACTIVATION_INTO[type(m)](h, h)
-        return float(_correct(h, self.split.y)) / max(1, self.zt.shape[1])
+        with eval_mode(self.model):
+            if not self.lean:
+                out = self.upper(self.zt.T.clone() if self.inplace else self.zt.T)
+                return float(_correct(out, self.split.y)) / max(1, self.zt.shape[1])
+            h = self.activate(self.zt, self.hidden).T
+            for m in self.upper[1:]:  # x W^T, then the bias added in place (faster than addmm's broadcast copy)
+                if type(m) is nn.Linear:
+                    h = torch.mm(h, m.weight.T)
+                    if m.bias is not None:
+                        h.add_(m.bias)
+                else:
+                    h = _ACTIVATION_INTO[type(m)](h, h)
+            return float(_correct(h, self.split.y)) / max(1, self.zt.shape[1])

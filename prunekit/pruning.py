@@ -27,19 +27,22 @@ tensor shaped like the weight, ``True`` = keep.  ``params`` is always a list of 
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from .checks import choice, number
+from .checks import choice, fraction, number
 from .checks import generator as checked_generator
-from .masks import Params, UnitMasks, _check_params, _weight
+from .masks import Masks, Params, UnitMasks, _check_params, _weight, apply_masks_
+from .models import prunable_parameters
 from .scorers import l2_scores, magnitude_scores
 
 __all__ = ["SCOPES", "WEIGHT_CRITERIA", "UNIT_CRITERIA", "METHODS", "magnitude_scores", "l2_scores",
            "masks_from_scores", "scores_ranking", "weight_masks", "unit_masks", "global_magnitude_order",
-           "masks_from_order"]
+           "masks_from_order", "sparse_at_init"]
 
 SCOPES = ("layerwise", "global")
 WEIGHT_CRITERIA = ("magnitude", "random")
@@ -266,3 +269,24 @@ def masks_from_order(params: Params, order: torch.Tensor, count: int) -> list[to
     return _weight_masks_from_keeps(params, ranking.keeps_for_count(int(count)))
 
 
+def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | None = None,
+                   include_output: bool = False) -> Masks:
+    """Source 002's smaller networks (Sec. 2.2.1): ``model``, freshly initialised, randomly pruned at initialisation
+    to ``share`` of its prunable weights, in place; returns the masks to hold in training.
+
+    Every prunable layer ``l`` loses exactly ``round((1 - share) * n_l)`` weights drawn uniformly at random
+    (``prunekit.pruning.weight_masks(criterion="random")``); they are set to 0 and the ``kept_l`` others are multiplied
+    by ``sqrt(n_l / kept_l)``, which turns He-normal weights (variance 2 / fan_in; ``ModelConfig(init="he")``) into
+    He-normal weights for the pruned layer's fan-in (variance 2 / (kept share * fan_in)). The units and feature maps
+    stay those of the full network: it is smaller in weights, not narrower.
+    """
+    share = fraction("share", share, low_open=True)
+    params = prunable_parameters(model, include_output=include_output)
+    masks = weight_masks(params, 100.0 * (1.0 - share), scope="layerwise", criterion="random", generator=generator)
+    apply_masks_(params, masks)
+    with torch.no_grad():
+        for (module, name), keep in zip(params, masks):
+            kept = int(keep.sum())
+            if kept:
+                getattr(module, name).mul_(math.sqrt(keep.numel() / kept))
+    return Masks.from_params(model, params, masks)

@@ -33,7 +33,7 @@ from torch.nn.utils import prune as torch_prune
 from .checks import number
 from .config import TrainConfig
 from .data import Dataset
-from .masks import Masks, apply_masks_, resolve, to_torch_prune
+from .masks import Masks, apply_masks_, plain_state_dict, resolve, to_torch_prune
 from .models import prunable_parameters
 from .pruning import weight_masks
 from .train import evaluate, schedule_lrs, train
@@ -71,19 +71,6 @@ def pruned_model(model: nn.Module, masks) -> nn.Module:
     """A copy of ``model`` with the masks applied permanently (the original is not touched)."""
     out = copy.deepcopy(model)
     apply_masks_(prunable_parameters(out), masks, model=out)  # a Masks resolves by name in the copy
-    return out
-
-
-def plain_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state_dict with ``torch.nn.utils.prune`` reparametrisations folded: ``w = w_orig * w_mask``."""
-    out = {}
-    for k, v in state.items():
-        if k.endswith("_mask") and k[:-5] + "_orig" in state:
-            continue
-        if k.endswith("_orig") and k[:-5] + "_mask" in state:
-            out[k[:-5]] = (v * state[k[:-5] + "_mask"]).detach().clone()
-        else:
-            out[k] = v.detach().clone()
     return out
 
 

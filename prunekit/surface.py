@@ -61,7 +61,7 @@ def state_vector(model: nn.Module, state: Mapping[str, torch.Tensor]) -> torch.T
         return torch.cat([state[name].detach().reshape(-1).float() for name, _ in model.named_parameters()])
     except KeyError as err:
         raise ValueError(f"state_dict has no parameter {err.args[0]!r}; fold torch.nn.utils.prune "
-                         "reparametrisations first (prunekit.retrain.plain_state_dict)") from None
+                         "reparametrisations first (prunekit.masks.plain_state_dict)") from None
 
 
 @torch.no_grad()

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import fraction
-from .masks import Masks, masks_applied, resolve
+from .masks import Masks, _weight, masks_applied, resolve
 from .models import prunable_parameters
 from .device import model_device
 from .train import eval_mode
@@ -93,7 +93,7 @@ def _params(model: nn.Module, params=None) -> list[tuple[nn.Module, str]]:
 
 def flat_weights(model: nn.Module, params=None) -> torch.Tensor:
     """The prunable weights as one flat vector (the order subsets index)."""
-    return torch.cat([getattr(m, n).detach().reshape(-1) for m, n in _params(model, params)])
+    return torch.cat([_weight(m, n).detach().reshape(-1) for m, n in _params(model, params)])
 
 
 def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
@@ -397,25 +397,37 @@ def _check_ratio(r: float, name: str = "ratios") -> float:
 
 def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
                     ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0, params=None,
-                    method: str = "auto", chunk_size: int | None = None) -> pd.DataFrame:
+                    method: str = "auto", chunk_size: int | None = None, *, within: torch.Tensor | None = None,
+                    counts: Sequence[int] | None = None) -> pd.DataFrame:
     """Random ablation (source 002, Fig. 1 left): per ratio, ``n_subsets`` random subsets of ``round(r * P)`` weights.
 
-    Returns one row per subset: ``ratio, subset, n_ablated, accuracy, utility``. Subsets are drawn from a generator
-    seeded with ``seed`` (the same subsets for the same model size, ratios and seed).
+    within: draw only among these flat indices of the prunable weights (e.g. the weights a sparse network kept), and
+      ``P`` is their number; counts: ablate these numbers of weights instead of ratios (each at most ``P``; the
+      source's comparison of network sizes by absolute number).
+    Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``. Subsets are
+    drawn from a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed).
     """
     if n_subsets < 1:
         raise ValueError(f"n_subsets={n_subsets} must be >= 1")
-    ratios = [_check_ratio(r) for r in ratios]
+    pool = None if within is None else within.reshape(-1).cpu()
+    if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point()):
+        raise ValueError("within must hold flat indices of prunable weights (e.g. mask.nonzero().flatten())")
+    size = len(flat_weights(model, params)) if pool is None else pool.numel()
+    if counts is None:
+        levels = [(r, int(round(r * size))) for r in (_check_ratio(r) for r in ratios)]
+    else:
+        if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= size for c in counts):
+            raise ValueError(f"counts={list(counts)!r} must be integers in [0, {size}] (the weights drawn from)")
+        levels = [(int(c) / size if size else 0.0, int(c)) for c in counts]
     scorer = _Scorer(model, x, y, params, method, chunk_size)
     gen = torch.Generator().manual_seed(seed)
     frames = []
     try:
         step = max(scorer.chunk_size, 16)
-        for r in ratios:
-            k = int(round(r * scorer.n_weights))
+        for r, k in levels:
             accs, utils = [], []
             for start in range(0, n_subsets, step):
-                subs = random_subsets(scorer.n_weights, k, min(step, n_subsets - start), gen)
+                subs = random_subsets(scorer.n_weights, k, min(step, n_subsets - start), gen, within=pool)
                 a, u = scorer.score(subs)
                 accs.append(a)
                 utils.append(u)

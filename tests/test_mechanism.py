@@ -84,40 +84,85 @@ def test_ablation_table_rows():
     assert t["band"].isna().sum() == 4 and (t["epoch"] == 10).all() and (t["seed"] == 1).all()
     assert list(t["width_mult"]) == [1.0, 1.0, 1.0, 1.0, 2.0, 2.0]
     assert np.allclose(t["utility"], [0.1, 0.2] * 3)
+    sized = rnd.rename(columns={"ratio": "level"}).assign(share=[0.5, 0.5], by=["number", "number"])
+    t = M.ablation_table({"random": rnd, "size": sized}, epochs=10, seed=1)
+    assert list(t["ratio"]) == [0.1] * 4 and list(t["share"]) == [1.0, 1.0, 0.5, 0.5]
+    assert list(t["by"]) == ["ratio", "ratio", "number", "number"]
+    cfg = M.size_config("quick", share=0.5)
+    assert cfg.model.init_density == 0.5 and cfg.model.init == "he_normal"
+    assert cfg.replace(init_density=1.0, init="default").key() == M.pretrain_config("quick").key()
 
 
-def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
-    import math
 
+def test_size_comparison_against_direct_calls():
     import torch
-    from torch import nn
 
-    from prunekit.config import ModelConfig
-    from prunekit.models import build_model, prunable_parameters
+    from prunekit import utility as U
+    from prunekit.models import MLP
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig("resnet20", init="he"), (1, 28, 28), 10)
-    before = [m.weight.detach().clone() for m, _ in prunable_parameters(model)]
-    masks = M.sparse_at_init(model, 0.25, torch.Generator().manual_seed(1))
-    for (m, _), w0, name in zip(prunable_parameters(model), before, masks):
-        keep = masks[name]
-        n = keep.numel()
-        assert int((~keep).sum()) == round(0.75 * n)                       # exactly this many pruned per layer
-        assert torch.equal(m.weight[~keep], torch.zeros(int((~keep).sum())))
-        kept = int(keep.sum())
-        torch.testing.assert_close(m.weight[keep], w0[keep] * math.sqrt(n / kept), rtol=0, atol=0)
-    big = model.stages[8].conv2.weight                                       # 64 x 64 x 3 x 3, 9,216 kept
-    assert big[big != 0].var().item() == pytest.approx(2 / (0.25 * 64 * 9), rel=0.1)  # He for the pruned fan-in
-    assert isinstance(model.fc, nn.Linear) and bool((model.fc.weight != 0).all())    # the output layer is not pruned
-    again = build_model(ModelConfig("resnet20", init="he"), (1, 28, 28), 10)
-    same = M.sparse_at_init(again, 0.25, torch.Generator().manual_seed(1))
-    other = M.sparse_at_init(build_model(ModelConfig("resnet20"), (1, 28, 28), 10), 0.25,
-                             torch.Generator().manual_seed(2))
-    assert all(torch.equal(masks[k], same[k]) for k in masks)
-    assert not all(torch.equal(masks[k], other[k]) for k in masks)
-    full = build_model(ModelConfig("mlp"), (1, 8, 8), 10)
-    w = full[1].weight.detach().clone()
-    assert all(bool(m.all()) for m in M.sparse_at_init(full, 1.0).values()) and torch.equal(full[1].weight, w)
-    for bad in (0.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match="share"):
-            M.sparse_at_init(full, bad)
+    big, small = MLP(4, (8, 6), 3).eval(), MLP(4, (8, 6), 3).eval()
+    with torch.no_grad():
+        small[1].weight[:, :2] = 0                   # 16 of 80 prunable weights pruned: 64 own weights
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    ablations, summary = M.size_comparison({1.0: big, 0.8: small}, x, y, ratios=(0.25, 0.5, 0.9), n_subsets=5, seed=3)
+    for share, model, own in ((1.0, big, 80), (0.8, small, 64)):
+        pool = torch.nonzero(U.flat_weights(model)).flatten()
+        for by, counts in (("ratio", [round(r * own) for r in (0.25, 0.5, 0.9)]),
+                           ("number", [c for c in (20, 40, 72) if c <= own])):
+            direct = U.random_ablation(model, x, y, n_subsets=5, seed=3, within=pool, counts=counts)
+            got = ablations[(ablations.share == share) & (ablations.by == by)]
+            assert list(got["n_ablated"]) == list(direct["n_ablated"]) and (got["own_weights"] == own).all()
+            assert np.allclose(got["utility"], direct["utility"]) and np.allclose(got["accuracy"], direct["accuracy"])
+    assert sorted(summary.loc[(summary.share == 0.8) & (summary.by == "number"), "level"]) == [0.25, 0.5]  # 72 > 64
+    row = summary[(summary.share == 1.0) & (summary.by == "ratio") & (summary.level == 0.5)].iloc[0]
+    u = ablations[(ablations.share == 1.0) & (ablations.by == "ratio") & (ablations.level == 0.5)]["utility"]
+    mean = sum(u) / len(u)
+    assert row["std"] == pytest.approx((sum((v - mean) ** 2 for v in u) / len(u)) ** 0.5)
+    assert row.utility_max == max(u) and row.n == 5
+
+
+def _sizes(by_ratio, by_number, umax):
+    """A size_comparison summary: accuracy_mean per (share, level) by ratio and by number; utility_max by ratio."""
+    rows = []
+    for by, table in (("ratio", by_ratio), ("number", by_number)):
+        for share, accs in table.items():
+            for level, acc in zip((0.1, 0.3), accs):
+                rows.append({"share": share, "by": by, "level": level, "accuracy_mean": acc,
+                             "utility_max": umax[share] if by == "ratio" and level == 0.1 else 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_size_claims_follow_their_rules():
+    holds = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69], 0.25: [0.87, 0.66]},
+                   {1.0: [0.9, 0.7], 0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})
+    t = M.size_claims(holds)
+    assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds", "holds"]
+    assert "2.5 points by ratio" in t["measured"].iloc[0]          # (2 + 1 + 3 + 4) / 4 points
+    # by ratio the curves are 6 points apart (> 5): does not hold; by number only as far apart as by ratio: does not
+    far = _sizes({1.0: [0.9, 0.7], 0.5: [0.84, 0.64]}, {1.0: [0.9, 0.7], 0.5: [0.5, 0.3]}, {1.0: 0.2, 0.5: 0.3})
+    assert M.size_claims(far)["verdict"].iloc[0] == "does not hold"
+    close = _sizes({1.0: [0.9, 0.7], 0.5: [0.87, 0.67]}, {1.0: [0.9, 0.7], 0.5: [0.86, 0.66]}, {1.0: 0.2, 0.5: 0.3})
+    assert M.size_claims(close)["verdict"].iloc[0] == "does not hold"  # 4 points by number < 2 x 3 points
+    # the maximum utility must fall strictly as the share grows: a tie, or a rise, does not hold
+    assert M.size_claims(_sizes(holds_ratio := {1.0: [0.9, 0.7], 0.5: [0.9, 0.7]}, holds_ratio,
+                                {1.0: 0.3, 0.5: 0.3}))["verdict"].iloc[1] == "does not hold"
+    assert M.size_claims(_sizes(holds_ratio, holds_ratio, {1.0: 0.4, 0.5: 0.3}))["verdict"].iloc[1] == "does not hold"
+
+
+@pytest.mark.parametrize("summary", [
+    None,
+    pd.DataFrame(columns=["share", "by", "level", "accuracy_mean", "utility_max"]),           # empty
+    _sizes({1.0: [0.9, 0.7]}, {1.0: [0.9, 0.7]}, {1.0: 0.2}),                                  # one size
+    _sizes({1.0: [0.9, 0.7], 0.5: [0.9, 0.7]}, {1.0: [0.9, 0.7], 0.5: [0.9, 0.7]}, {1.0: 0.2, 0.5: 0.3})
+    .drop(columns="utility_max"),                                                              # lacks a column
+])
+def test_size_claims_not_measured_never_raise(summary):
+    t = M.size_claims(summary)
+    assert list(t["verdict"]) == ["not measured here"] * 2 and t["measured"].str.len().gt(0).all()
+
+
+def test_size_claims_by_ratio_only_leaves_the_first_claim_unmeasured():
+    only_ratio = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69]}, {}, {1.0: 0.2, 0.5: 0.3})
+    t = M.size_claims(only_ratio)
+    assert list(t["verdict"]) == ["not measured here", "holds"]

@@ -353,3 +353,36 @@ def test_effective_density_bad_input_before_compute(trained):
         effective_density(conv, ds, incremental=True)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_incremental_evaluator_edge_cases_equal_the_plain_one():
+    """Found in review: units whose weights are all pruned (no bias: logits tie at exactly 0), in-place activations,
+    and torch.nn.utils.prune hooks (the incremental path is not used for a hooked model; the plain one is)."""
+    from torch import nn
+
+    from prunekit.data import Split
+    from prunekit.masks import to_torch_prune
+    from prunekit.metrics import _IncrementalMLP, _Pruner
+    from prunekit.models import MLP, prunable_parameters
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 1, 4, 5, generator=g), torch.randint(0, 4, (300,), generator=g)
+    torch.manual_seed(1)
+    no_bias = MLP(20, (32,), 4, bias=False).eval()
+    inplace = MLP(20, (16,), 4).eval()
+    inplace[2] = nn.ReLU(inplace=True)
+    for model in (no_bias, inplace):
+        plain = _Pruner(model, Split(x, y), include_output=True)
+        with _IncrementalMLP(model, Split(x, y), include_output=True) as fast:
+            assert fast.dense_accuracy == plain.accuracy(0)
+            for k in (plain.n, plain.n // 2, plain.n - 1, plain.n, 0, plain.n // 3):  # to the end, down, up again
+                assert fast.accuracy(k) == plain.accuracy(k), (model, k)
+    hooked = MLP(20, (16, 12), 4)
+    to_torch_prune(prunable_parameters(hooked), [torch.ones_like(m.weight, dtype=torch.bool)
+                                                 for m, _ in prunable_parameters(hooked)])
+    assert not _IncrementalMLP.applies(hooked, prunable_parameters(hooked))
+    a = effective_density(hooked, (x, y), 0.02, include_output=True)
+    b = effective_density(hooked, (x, y), 0.02, include_output=True, incremental=False)
+    assert (a.pruned, a.failed_at, a.evaluations) == (b.pruned, b.failed_at, b.evaluations)
+    with pytest.raises(ValueError, match="hooks"):
+        effective_density(hooked, (x, y), incremental=True)

@@ -568,3 +568,41 @@ def test_named_unit_masks_keep_their_meaning(tmp_path):
     rows[next(iter(rows))][0, 1:] = True
     with pytest.raises(ValueError, match="whole rows"):
         rows.for_params(model, params)
+
+
+def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
+    import math
+
+    import torch
+    from torch import nn
+
+    from prunekit.config import ModelConfig
+    from prunekit.models import build_model, prunable_parameters
+    from prunekit.pruning import sparse_at_init
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("resnet20", init="he"), (1, 28, 28), 10)
+    before = [m.weight.detach().clone() for m, _ in prunable_parameters(model)]
+    masks = sparse_at_init(model, 0.25, torch.Generator().manual_seed(1))
+    for (m, _), w0, name in zip(prunable_parameters(model), before, masks):
+        keep = masks[name]
+        n = keep.numel()
+        assert int((~keep).sum()) == round(0.75 * n)                       # exactly this many pruned per layer
+        assert torch.equal(m.weight[~keep], torch.zeros(int((~keep).sum())))
+        kept = int(keep.sum())
+        torch.testing.assert_close(m.weight[keep], w0[keep] * math.sqrt(n / kept), rtol=0, atol=0)
+    big = model.stages[8].conv2.weight                                       # 64 x 64 x 3 x 3, 9,216 kept
+    assert big[big != 0].var().item() == pytest.approx(2 / (0.25 * 64 * 9), rel=0.1)  # He for the pruned fan-in
+    assert isinstance(model.fc, nn.Linear) and bool((model.fc.weight != 0).all())    # the output layer is not pruned
+    again = build_model(ModelConfig("resnet20", init="he"), (1, 28, 28), 10)
+    same = sparse_at_init(again, 0.25, torch.Generator().manual_seed(1))
+    other = sparse_at_init(build_model(ModelConfig("resnet20"), (1, 28, 28), 10), 0.25,
+                             torch.Generator().manual_seed(2))
+    assert all(torch.equal(masks[k], same[k]) for k in masks)
+    assert not all(torch.equal(masks[k], other[k]) for k in masks)
+    full = build_model(ModelConfig("mlp"), (1, 8, 8), 10)
+    w = full[1].weight.detach().clone()
+    assert all(bool(m.all()) for m in sparse_at_init(full, 1.0).values()) and torch.equal(full[1].weight, w)
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="share"):
+            sparse_at_init(full, bad)

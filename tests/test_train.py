@@ -164,3 +164,33 @@ def test_inference_speedups_leave_the_model_in_its_mode():
     inference_speedups(model, prunable_parameters(model), torch.randn(5, 8), ks=[50], forms=("masked_dense",),
                        repeat=1, warmup=0)
     assert model.training
+
+
+def test_init_density_trains_source_002s_smaller_network_with_the_mask_held(tmp_path):
+    """init_density < 1: the built network pruned at random at initialisation (He-rescaled), trained with the mask
+    held, cached and reloaded as plain weights; the same config gives the same weights."""
+    from prunekit.cache import build, fit
+    from prunekit.models import prunable_parameters
+    from prunekit.pruning import sparse_at_init
+
+    cfg = SMALL.replace(hidden=(32, 16), init="he", init_density=0.5, checkpoints=(0, 3))
+    dense = SMALL.replace(hidden=(32, 16), init="he", checkpoints=(0, 3))
+    assert cfg.key() != cfg.replace(init_density=1.0).key() == dense.key()  # the default is not in the key
+    expected = build(cfg)  # the independent construction: the built net, then sparse_at_init with the seed
+    masks = sparse_at_init(expected, 0.5, torch.Generator().manual_seed(cfg.seed))
+    run = train_or_load(cfg, root=tmp_path)
+    assert not any(k.endswith(("_orig", "_mask")) for k in run.model.state_dict())
+    for module, _ in prunable_parameters(run.model):
+        name = next(n for n, m in run.model.named_modules() if m is module) + ".weight"
+        keep = masks[name]
+        assert torch.equal(module.weight == 0, ~keep)                       # held: exactly the initial mask
+        assert int((~keep).sum()) == round(0.5 * keep.numel())
+        assert torch.equal(run.checkpoints[0][name], dict(expected.named_parameters())[name])
+        assert not torch.equal(run.checkpoints[3][name], run.checkpoints[0][name])  # it did train
+    again = train_or_load(cfg, root=tmp_path)
+    assert again.cached and all(torch.equal(v, again.model.state_dict()[k]) for k, v in run.model.state_dict().items())
+    fresh = fit(cfg, quiet=True)
+    assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in run.model.state_dict().items())
+    for bad in (0.0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="init_density"):
+            cfg.replace(init_density=bad)

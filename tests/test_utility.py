@@ -330,3 +330,29 @@ def test_width_comparison_against_direct_calls():
         assert (math.isnan(row.critical_ratio) and math.isnan(nan_or_equal)) or row.critical_ratio == nan_or_equal
         assert row.gini == pytest.approx(IM.gini(own.loc[np.isclose(own.ratio, 0.3), "utility"]))
         assert row.critical_count == pytest.approx(row.critical_ratio * row.prunable_weights, nan_ok=True)
+
+
+def test_random_ablation_within_a_pool_and_by_count():
+    """within: subsets only among those weights (here the non-zero ones of a sparse net), ratios of the pool's size;
+    counts: absolute numbers. Checked against evaluate_subsets on subsets drawn the same way, and by hand."""
+    torch.manual_seed(3)
+    model = MLP(4, (6, 5), 3, "relu").eval()
+    with torch.no_grad():
+        model[1].weight[:, :2] = 0                                  # 12 of 54 prunable weights are zero
+    pool = torch.nonzero(U.flat_weights(model)).flatten()
+    assert pool.numel() == 42
+    x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
+    df = U.random_ablation(model, x, y, ratios=(0.5,), n_subsets=7, seed=2, within=pool)
+    assert set(df["n_ablated"]) == {21} and set(df["ratio"]) == {0.5}
+    subs = U.random_subsets(54, 21, 7, torch.Generator().manual_seed(2), within=pool)
+    assert not subs[:, ~torch.isin(torch.arange(54), pool)].any()   # never a weight outside the pool
+    direct = U.evaluate_subsets(model, x, y, subs)
+    assert np.allclose(df["utility"], direct["utility"]) and np.array_equal(df["accuracy"], direct["accuracy"])
+    by_count = U.random_ablation(model, x, y, n_subsets=7, seed=2, within=pool, counts=[21, 42])
+    assert list(by_count["n_ablated"].unique()) == [21, 42] and list(by_count["ratio"].unique()) == [0.5, 1.0]
+    assert np.allclose(by_count["utility"][:7], df["utility"])   # same generator, same first draws
+    for bad in ([43], [-1], [2.5], [True]):
+        with pytest.raises(ValueError, match="counts"):
+            U.random_ablation(model, x, y, n_subsets=2, within=pool, counts=bad)
+    with pytest.raises(ValueError, match="within"):
+        U.random_ablation(model, x, y, n_subsets=2, within=U.flat_weights(model) != 0)
