@@ -112,9 +112,12 @@ class ModelConfig(_Config):
     hidden: hidden widths for the fully connected family (overrides the arch's default).
     activation / bias: override the arch's default (None keeps it).
     init: one of INITS (aliases: glorot -> glorot_uniform, he -> he_normal).
-    init_density: share of each prunable layer's weights kept at initialisation, in (0, 1]. Below 1 the network is
-      source 002's smaller network: randomly pruned at initialisation, the kept weights rescaled to He variance for
-      the pruned fan-in, and trained with the mask held (``prunekit.pruning.sparse_at_init``; use with init="he").
+    batch_norm: the conv archs' batch-norm layers (False: none, e.g. source 002's question of where the ablation
+      spread comes from); the fully connected archs have none.
+    init_density: share of each prunable layer's weights kept at initialisation, in (0, 1] (the layer into the logits
+      is not pruned). Below 1 the network is source 002's smaller network: randomly pruned at initialisation, the kept
+      weights scaled by 1/sqrt(share), which gives He's variance for the pruned fan-in when init="he" (the source's;
+      other inits are scaled alike), and trained with the mask held (``prunekit.pruning.sparse_at_init``).
     """
 
     arch: str = "mlp"
@@ -124,6 +127,7 @@ class ModelConfig(_Config):
     bias: bool | None = None
     init: str = "default"
     init_density: float = 1.0
+    batch_norm: bool = True
 
     def __post_init__(self):
         choice("arch", self.arch, ARCHS)
@@ -141,6 +145,10 @@ class ModelConfig(_Config):
             choice("activation", self.activation, ACTIVATIONS)
         if self.bias is not None and not isinstance(self.bias, bool):
             raise ValueError(f"bias={self.bias!r} must be True, False or None")
+        if not isinstance(self.batch_norm, bool):
+            raise ValueError(f"batch_norm={self.batch_norm!r} must be True or False")
+        if not self.batch_norm and self.arch in ("mlp", "lenet300", "forai"):
+            raise ValueError(f"batch_norm=False is for the conv archs (conv, resnet, resnet20); {self.arch!r} has none")
         number("init_density", self.init_density, low=0.0, high=1.0, low_open=True)
         self._floats("init_density")
         init = INIT_ALIASES.get(self.init, self.init)

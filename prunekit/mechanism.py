@@ -16,14 +16,15 @@ import torch
 from torch import nn
 
 from . import claims as C
+from .checks import fraction
 from .config import DataConfig, ModelConfig, TrainConfig
 from .imbalance import imbalance_table
 from .reporting import check_profile
 from .train import state_restored
 from .utility import flat_weights, random_ablation
 
-__all__ = ["SOURCE", "PROFILES", "pretrain_config", "size_config", "ablation_at_checkpoints", "critical_ratio", "width_comparison",
-           "size_comparison", "size_claims", "ablation_table", "utility_claims", "basin_claims"]
+__all__ = ["SOURCE", "PROFILES", "pretrain_config", "size_config", "ablation_at_checkpoints", "critical_ratio",
+           "width_comparison", "size_comparison", "size_claims", "ablation_table", "utility_claims", "basin_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
 
@@ -133,7 +134,8 @@ def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch
     """Source 002's comparison of network sizes (Sec. 2.2.1) for ``{share: model}``: one architecture pruned at
     initialisation to ``share`` of its weights (``ModelConfig(init_density=share)``; 1.0 = the 1x network) and trained.
 
-    Each network is ablated by random subsets of its own weights (its non-zero prunable weights, ``P_s`` of them),
+    Each network is ablated by random subsets of its own weights (its non-zero prunable weights, ``P_s`` of them: every
+    Linear/Conv weight but the layer into the logits, which is not pruned at initialisation either),
     two ways: ``by="ratio"`` ablates ``round(r * P_s)`` weights; ``by="number"`` ablates ``round(r * P_ref)``, with
     ``P_ref`` the weights of the network with the largest share (the source counts in units of the 1x network),
     wherever that is at most ``P_s``. ``level`` is ``r`` in both.
@@ -141,7 +143,11 @@ def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch
     utility``), and one row per (share, by, level): ``accuracy_mean/min/max``, ``utility_mean``, ``std`` (the source's
     imbalance), ``utility_max``, ``n``.
     """
-    ratios = [float(r) for r in ratios]
+    ratios = [fraction("ratios", r, low_open=True) for r in ratios]
+    if not ratios or len(set(ratios)) != len(ratios):
+        raise ValueError(f"ratios={ratios!r} must be distinct fractions in (0, 1], at least one")
+    if len(models) < 1:
+        raise ValueError("models must map at least one share to a model")
     own = {float(s): torch.nonzero(flat_weights(m)).flatten() for s, m in models.items()}
     reference = own[max(own)].numel()
     frames = []
@@ -172,53 +178,67 @@ def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, n
                 max_level: float = 0.1) -> pd.DataFrame:
     """Source 002's two claims about network size (``prunekit.claims`` format), from :func:`size_comparison`'s summary.
 
-    - networks use their weights in proportion to their size: over the levels every size shares, the mean accuracy
-      of each smaller network differs from the largest one's by at most ``similar_within`` on average when ablated
-      by ratio, and by at least ``number_factor`` times as much when ablated by number;
-    - larger networks use less-utilised weights by a larger portion: by ratio at the level nearest ``max_level``, the
+    - networks use their weights in proportion to their size: for every smaller network, over the levels it shares
+      with the largest network both by ratio and by number, its mean accuracy differs from the largest one's by at
+      most ``similar_within`` on average when ablated by ratio, and by at least ``number_factor`` times as much when
+      ablated by number;
+    - smaller networks have subsets of higher maximum utility: by ratio at the level nearest ``max_level``, the
       maximum utility of the sample set is higher the smaller the network (strictly, from share to share).
-    A summary that cannot decide a claim gives "not measured here", with the reason.
+    A summary that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, more than
+    one row per share, mode and level) gives "not measured here", with the reason.
     """
     names = ("Networks use their weights in proportion to their size (pruned at initialisation)",
              "Smaller networks have subsets of higher maximum utility")
     reports = ("similar ablation curves by ratio of each network's weights, different by absolute number",
                "the maximum utility in the sample set is higher in smaller networks")
-    rules = (f"mean |accuracy - largest's| <= {similar_within:.0%} by ratio, and by number >= {number_factor:g}x that",
+    rules = (f"for each smaller network: mean |accuracy - largest's| <= {similar_within:.0%} by ratio, and by number "
+             f">= {number_factor:g}x that, over the levels shared",
              f"utility_max by ratio at the level nearest {max_level:g} falls as the share grows")
     cols = ["share", "by", "level", "accuracy_mean", "utility_max"]
-    if summary is None or C.missing_columns(summary, cols) or summary["share"].nunique() < 2:
-        why = "fewer than two network sizes" if summary is not None and not C.missing_columns(summary, cols) \
-            else C.lacking(C.missing_columns(summary, cols) if summary is not None else cols, "size summary")
+    why = None
+    if summary is None or C.missing_columns(summary, cols):
+        why = C.lacking(C.missing_columns(summary, cols) if summary is not None else cols, "size summary")
+    elif summary["share"].nunique() < 2:
+        why = "fewer than two network sizes"
+    elif summary.duplicated(["share", "by", "level"]).any():
+        why = "more than one row per share, mode and level (average seeds first)"
+    if why is not None:
         return C.claims_frame([C.not_measured(SOURCE, n, r, why, rule) for n, r, rule in zip(names, reports, rules)])
     rows = []
     largest = summary["share"].max()
+    acc = summary.pivot_table(index="level", columns=["by", "share"], values="accuracy_mean", dropna=False)
     gaps = {}
-    for by in ("ratio", "number"):
-        t = summary[summary["by"] == by].pivot_table(index="level", columns="share", values="accuracy_mean").dropna()
-        if t.shape[1] >= 2 and len(t):
-            gaps[by] = float((t.drop(columns=largest).sub(t[largest], axis=0)).abs().to_numpy().mean())
-    if set(gaps) != {"ratio", "number"}:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], "no level that every size shares, by ratio and by "
-                                   "number", rules[0]))
+    for share in sorted(set(summary["share"]) - {largest}):
+        cols_needed = [("ratio", share), ("number", share), ("ratio", largest)]
+        if any(c not in acc.columns for c in cols_needed):
+            continue
+        t = acc[cols_needed].dropna()
+        if len(t):
+            gaps[share] = (float((t[("ratio", share)] - t[("ratio", largest)]).abs().mean()),
+                           float((t[("number", share)] - t[("ratio", largest)]).abs().mean()))
+    if len(gaps) < summary["share"].nunique() - 1:
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], "a smaller network shares no level with the largest "
+                                   "both by ratio and by number", rules[0]))
     else:
-        holds = gaps["ratio"] <= similar_within and gaps["number"] >= number_factor * gaps["ratio"]
-        measured = (f"mean gap to the largest network's accuracy: {100 * gaps['ratio']:.1f} points by ratio, "
-                    f"{100 * gaps['number']:.1f} points by number.")
+        holds = all(r <= similar_within and n >= number_factor * r for r, n in gaps.values())
+        measured = ("mean gap to the largest network's accuracy, by ratio / by number: "
+                    + ", ".join(f"{100 * r:.1f} / {100 * n:.1f} points at share {s:g}" for s, (r, n) in gaps.items())
+                    + ".")
         rows.append(C.claim(SOURCE, names[0], reports[0], measured, holds, rules[0]))
     by_ratio = summary[summary["by"] == "ratio"]
     if by_ratio.empty:
         rows.append(C.not_measured(SOURCE, names[1], reports[1], "no ablation by ratio", rules[1]))
+        return C.claims_frame(rows)
+    level = by_ratio["level"].iloc[int((by_ratio["level"] - max_level).abs().to_numpy().argmin())]
+    at = by_ratio[np.isclose(by_ratio["level"], level)].set_index("share")["utility_max"].sort_index()
+    if len(at) < 2 or at.isna().any():
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes with a maximum utility at "
+                                   f"level {level:g}", rules[1]))
     else:
-        level = by_ratio["level"].iloc[int((by_ratio["level"] - max_level).abs().to_numpy().argmin())]
-        at = by_ratio[np.isclose(by_ratio["level"], level)].set_index("share")["utility_max"].sort_index()
-        if len(at) < 2:
-            rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes at level {level:g}",
-                                       rules[1]))
-        else:
-            falls = bool((np.diff(at.to_numpy()) < 0).all())
-            measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{u:.4f} at share {s:g}"
-                                                                           for s, u in at.items()) + ".")
-            rows.append(C.claim(SOURCE, names[1], reports[1], measured, falls, rules[1]))
+        falls = bool((np.diff(at.to_numpy()) < 0).all())
+        measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{u:.4f} at share {s:g}"
+                                                                       for s, u in at.items()) + ".")
+        rows.append(C.claim(SOURCE, names[1], reports[1], measured, falls, rules[1]))
     return C.claims_frame(rows)
 
 

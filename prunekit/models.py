@@ -37,6 +37,11 @@ RESNET_CHANNELS = (16, 32, 64)  # "resnet": one basic block per stage (ResNet-8)
 _ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
+def _norm(batch_norm: bool):
+    """``nn.BatchNorm2d`` or, without batch norm, a layer that passes its input through."""
+    return nn.BatchNorm2d if batch_norm else (lambda channels: nn.Identity())
+
+
 def _scale(width: int, mult: float) -> int:
     return max(1, int(round(width * mult)))
 
@@ -94,7 +99,7 @@ class ConvNet(nn.Module):
     """Small VGG-style net: ``[conv3x3 -> BatchNorm -> act -> maxpool2] x 2 -> Linear -> act -> Linear``."""
 
     def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, activation: str = "relu",
-                 bias: bool = True):
+                 bias: bool = True, batch_norm: bool = True):
         super().__init__()
         c, h, w = input_shape
         if min(h, w) < 4:
@@ -102,7 +107,7 @@ class ConvNet(nn.Module):
         chans = [_scale(ch, width_mult) for ch in CONV_CHANNELS]
         blocks: list[nn.Module] = []
         for cin, cout in zip((c, *chans[:-1]), chans):
-            blocks += [nn.Conv2d(cin, cout, 3, padding=1, bias=bias), nn.BatchNorm2d(cout), _ACT[activation](),
+            blocks += [nn.Conv2d(cin, cout, 3, padding=1, bias=bias), _norm(batch_norm)(cout), _ACT[activation](),
                        nn.MaxPool2d(2)]
         self.features = nn.Sequential(*blocks)
         flat = chans[-1] * (h // 4) * (w // 4)
@@ -135,18 +140,20 @@ class BasicBlock(nn.Module):
     the shortcut is a 1x1 conv with BN ("B", prunekit's "resnet") or subsampling with zero-padded channels ("A",
     parameter-free, as He et al.'s CIFAR ResNets and "resnet20")."""
 
-    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module], shortcut: str = "B"):
+    def __init__(self, cin: int, cout: int, stride: int, act: type[nn.Module], shortcut: str = "B",
+                 batch_norm: bool = True):
         super().__init__()
+        norm = _norm(batch_norm)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = norm(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = norm(cout)
         self.act = act()
         self.shortcut = nn.Sequential()
         if (stride != 1 or cin != cout) and shortcut == "A":
             self.shortcut = PadShortcut(cin, cout, stride)
         elif stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), norm(cout))
 
     def forward(self, x):
         out = self.act(self.bn1(self.conv1(x)))
@@ -158,16 +165,18 @@ class ResNet(nn.Module):
     """CIFAR-style ResNet (He et al. 2016, section 4.2): stem conv, 3 stages of basic blocks, global average pool."""
 
     def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, blocks_per_stage: int = 1,
-                 activation: str = "relu", shortcut: str = "B"):
+                 activation: str = "relu", shortcut: str = "B", batch_norm: bool = True):
         super().__init__()
         c = input_shape[0]
         chans = [_scale(ch, width_mult) for ch in RESNET_CHANNELS]
         act = _ACT[activation]
-        self.stem = nn.Sequential(nn.Conv2d(c, chans[0], 3, padding=1, bias=False), nn.BatchNorm2d(chans[0]), act())
+        self.stem = nn.Sequential(nn.Conv2d(c, chans[0], 3, padding=1, bias=False), _norm(batch_norm)(chans[0]),
+                                  act())
         layers, cin = [], chans[0]
         for i, cout in enumerate(chans):
             for j in range(blocks_per_stage):
-                layers.append(BasicBlock(cin, cout, stride=2 if (i > 0 and j == 0) else 1, act=act, shortcut=shortcut))
+                layers.append(BasicBlock(cin, cout, stride=2 if (i > 0 and j == 0) else 1, act=act, shortcut=shortcut,
+                                         batch_norm=batch_norm))
                 cin = cout
         self.stages = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -189,12 +198,12 @@ def build_model(cfg: ModelConfig, input_shape, num_classes: int) -> nn.Module:
         hidden = tuple(_scale(h, cfg.width_mult) for h in (cfg.hidden or DEFAULT_HIDDEN[cfg.arch]))
         model = MLP(math.prod(input_shape), hidden, num_classes, activation, bias)
     elif cfg.arch == "conv":
-        model = ConvNet(input_shape, num_classes, cfg.width_mult, activation, bias)
+        model = ConvNet(input_shape, num_classes, cfg.width_mult, activation, bias, cfg.batch_norm)
     elif cfg.arch == "resnet20":  # 6n + 2 layers with n = 3: stem, 3 stages x 3 blocks x 2 convs, classifier
         model = ResNet(input_shape, num_classes, cfg.width_mult, blocks_per_stage=3, activation=activation,
-                       shortcut="A")
+                       shortcut="A", batch_norm=cfg.batch_norm)
     else:
-        model = ResNet(input_shape, num_classes, cfg.width_mult, activation=activation)
+        model = ResNet(input_shape, num_classes, cfg.width_mult, activation=activation, batch_norm=cfg.batch_norm)
     if cfg.init != "default":
         init_weights(model, cfg.init, activation)
     return model

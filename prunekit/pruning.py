@@ -277,8 +277,10 @@ def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | 
     Every prunable layer ``l`` loses exactly ``round((1 - share) * n_l)`` weights drawn uniformly at random
     (``prunekit.pruning.weight_masks(criterion="random")``); they are set to 0 and the ``kept_l`` others are multiplied
     by ``sqrt(n_l / kept_l)``, which turns He-normal weights (variance 2 / fan_in; ``ModelConfig(init="he")``) into
-    He-normal weights for the pruned layer's fan-in (variance 2 / (kept share * fan_in)). The units and feature maps
-    stay those of the full network: it is smaller in weights, not narrower.
+    He-normal weights for the pruned layer's fan-in (variance 2 / (kept share * fan_in)); weights of another
+    initialisation are scaled by the same factor (and are then not He's). The units and feature maps stay those of
+    the full network: it is smaller in weights, not narrower. The prunable weights are every Linear/Conv weight but
+    the layer into the logits (``include_output=True`` prunes that one too).
     """
     share = fraction("share", share, low_open=True)
     params = prunable_parameters(model, include_output=include_output)

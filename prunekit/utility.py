@@ -36,6 +36,7 @@ over the classes are fast.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -49,7 +50,8 @@ from .checks import fraction
 from .masks import Masks, _weight, masks_applied, resolve
 from .models import prunable_parameters
 from .device import model_device
-from .train import eval_mode
+from .surface import recalibrate_bn
+from .train import eval_mode, state_restored
 
 __all__ = [
     "DEFAULT_RATIOS", "kl_divergence", "log_probs", "utility", "ablation_masks", "flat_weights",
@@ -147,16 +149,20 @@ def _max_activation(model: nn.Module, x: torch.Tensor) -> int:
     return max(sizes)
 
 
-def _outputs_loop(model, x, keep, params, batch_size):
-    """Logits for each row of the keep-mask ``keep [S, P]``: weights masked in place (restored by the caller)."""
+def _outputs_loop(model, x, keep, params, batch_size, calibration=None):
+    """Logits for each row of the keep-mask ``keep [S, P]``: weights masked in place (restored by the caller); with
+    ``calibration`` inputs, the batch-norm statistics are recomputed on them after each masking (and restored)."""
     weights = [getattr(m, n) for m, n in params]
     origs = [w.detach().clone() for w in weights]
     sizes = [w.numel() for w in weights]
     outs = []
-    for row in keep:
-        for w, o, k in zip(weights, origs, torch.split(row, sizes)):
-            torch.mul(o, k.view_as(o), out=w.data)
-        outs.append(torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]))
+    with state_restored(model) if calibration is not None else contextlib.nullcontext():
+        for row in keep:
+            for w, o, k in zip(weights, origs, torch.split(row, sizes)):
+                torch.mul(o, k.view_as(o), out=w.data)
+            if calibration is not None:
+                recalibrate_bn(model, calibration)
+            outs.append(torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]))
     for w, o in zip(weights, origs):
         w.data.copy_(o)
     return torch.stack(outs)
@@ -247,9 +253,11 @@ def _resolve_method(model, x, method, chunk_size):
 class _Scorer:
     """Accuracy and utility of subsets of one model on fixed data (reference outputs computed once)."""
 
-    def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096):
+    def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096,
+                 calibration=None):
         device = model_device(model)  # computed where the model is; subsets and results stay on the CPU
         x, y = x.to(device), (y.to(device) if y is not None else None)
+        self.calibration = None if calibration is None else calibration.to(device)
         self.model, self.x, self.y = model, x, y
         self.params = _params(model, params)
         self.n_weights = sum(getattr(m, n).numel() for m, n in self.params)
@@ -261,6 +269,8 @@ class _Scorer:
         model.eval()
         with torch.no_grad():
             self.method, self.chunk_size = _resolve_method(model, x, method, chunk_size)
+            if calibration is not None:  # statistics recomputed per subset: one subset at a time, masked in place
+                self.method = "loop"
             ref = torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
         # reference, class-major [C, N]: p, and A = sum_c p_c log p_c (terms with p_c = 0 are 0)
         logp = F.log_softmax(ref, -1).T.contiguous()
@@ -322,7 +332,8 @@ class _Scorer:
             elif self.method == "batched":
                 zt, layout = _outputs_batched(self.model, self.x, keep, self.params).permute(2, 0, 1), "csn"
             else:
-                zt = _outputs_loop(self.model, self.x, keep, self.params, self.batch_size).permute(2, 0, 1)
+                zt = _outputs_loop(self.model, self.x, keep, self.params, self.batch_size,
+                                   self.calibration).permute(2, 0, 1)
                 layout = "csn"
             a, u = self._scores(zt, layout)
             acc[idx], util[idx] = a.cpu(), u.cpu()
@@ -398,28 +409,33 @@ def _check_ratio(r: float, name: str = "ratios") -> float:
 def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
                     ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0, params=None,
                     method: str = "auto", chunk_size: int | None = None, *, within: torch.Tensor | None = None,
-                    counts: Sequence[int] | None = None) -> pd.DataFrame:
+                    counts: Sequence[int] | None = None, recalibrate: torch.Tensor | None = None) -> pd.DataFrame:
     """Random ablation (source 002, Fig. 1 left): per ratio, ``n_subsets`` random subsets of ``round(r * P)`` weights.
 
     within: draw only among these flat indices of the prunable weights (e.g. the weights a sparse network kept), and
       ``P`` is their number; counts: ablate these numbers of weights instead of ratios (each at most ``P``; the
-      source's comparison of network sizes by absolute number).
+      source's comparison of network sizes by absolute number); recalibrate: inputs on which the batch-norm running
+      statistics are recomputed after each ablation (``torch.optim.swa_utils.update_bn``) before it is evaluated, and
+      restored afterwards: do the stored statistics, which describe the unablated network, cause the spread?
     Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``. Subsets are
     drawn from a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed).
     """
     if n_subsets < 1:
         raise ValueError(f"n_subsets={n_subsets} must be >= 1")
     pool = None if within is None else within.reshape(-1).cpu()
-    if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point()):
-        raise ValueError("within must hold flat indices of prunable weights (e.g. mask.nonzero().flatten())")
-    size = len(flat_weights(model, params)) if pool is None else pool.numel()
+    n_weights = len(flat_weights(model, params))
+    if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
+                             or (len(pool) and (int(pool.min()) < 0 or int(pool.max()) >= n_weights))):
+        raise ValueError(f"within must hold distinct flat indices in [0, {n_weights}) of the prunable weights "
+                         "(e.g. mask.nonzero().flatten())")
+    size = n_weights if pool is None else pool.numel()
     if counts is None:
         levels = [(r, int(round(r * size))) for r in (_check_ratio(r) for r in ratios)]
     else:
         if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= size for c in counts):
             raise ValueError(f"counts={list(counts)!r} must be integers in [0, {size}] (the weights drawn from)")
         levels = [(int(c) / size if size else 0.0, int(c)) for c in counts]
-    scorer = _Scorer(model, x, y, params, method, chunk_size)
+    scorer = _Scorer(model, x, y, params, method, chunk_size, calibration=recalibrate)
     gen = torch.Generator().manual_seed(seed)
     frames = []
     try:

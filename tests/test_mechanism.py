@@ -120,6 +120,9 @@ def test_size_comparison_against_direct_calls():
     mean = sum(u) / len(u)
     assert row["std"] == pytest.approx((sum((v - mean) ** 2 for v in u) / len(u)) ** 0.5)
     assert row.utility_max == max(u) and row.n == 5
+    for bad in ((), (0.5, 0.5), (1.5,), (0.0,)):
+        with pytest.raises(ValueError, match="ratios"):
+            M.size_comparison({1.0: big}, x, y, ratios=bad, n_subsets=2)
 
 
 def _sizes(by_ratio, by_number, umax):
@@ -138,7 +141,13 @@ def test_size_claims_follow_their_rules():
                    {1.0: [0.9, 0.7], 0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})
     t = M.size_claims(holds)
     assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds", "holds"]
-    assert "2.5 points by ratio" in t["measured"].iloc[0]          # (2 + 1 + 3 + 4) / 4 points
+    assert "1.5 / 15.0 points at share 0.5" in t["measured"].iloc[0]   # (2 + 1) / 2 by ratio, (10 + 20) / 2
+    assert "3.5 / 35.0 points at share 0.25" in t["measured"].iloc[0]
+    # each smaller network on its own: 0.25x is 12 points off at one level (6 on average > 5), although the gaps of
+    # all networks pooled would be 3 points
+    one_off = _sizes({1.0: [0.9, 0.7], 0.5: [0.9, 0.7], 0.25: [0.78, 0.7]},
+                     {1.0: [0.9, 0.7], 0.5: [0.5, 0.3], 0.25: [0.3, 0.1]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})
+    assert M.size_claims(one_off)["verdict"].iloc[0] == "does not hold"
     # by ratio the curves are 6 points apart (> 5): does not hold; by number only as far apart as by ratio: does not
     far = _sizes({1.0: [0.9, 0.7], 0.5: [0.84, 0.64]}, {1.0: [0.9, 0.7], 0.5: [0.5, 0.3]}, {1.0: 0.2, 0.5: 0.3})
     assert M.size_claims(far)["verdict"].iloc[0] == "does not hold"
@@ -160,6 +169,17 @@ def test_size_claims_follow_their_rules():
 def test_size_claims_not_measured_never_raise(summary):
     t = M.size_claims(summary)
     assert list(t["verdict"]) == ["not measured here"] * 2 and t["measured"].str.len().gt(0).all()
+
+
+def test_size_claims_odd_tables_answer_not_measured():
+    three = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69], 0.25: [0.87, 0.66]},
+                   {0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})   # the largest: no "number"
+    assert M.size_claims(three)["verdict"].iloc[0] in ("holds", "does not hold", "not measured here")
+    nan = three.copy()
+    nan.loc[(nan.share == 0.5) & (nan.by == "ratio") & (nan.level == 0.1), "utility_max"] = float("nan")
+    assert M.size_claims(nan)["verdict"].iloc[1] == "not measured here"
+    doubled = pd.concat([three, three], ignore_index=True)                                  # two seeds, not averaged
+    assert list(M.size_claims(doubled)["verdict"]) == ["not measured here"] * 2
 
 
 def test_size_claims_by_ratio_only_leaves_the_first_claim_unmeasured():

@@ -152,3 +152,17 @@ def test_resnet20_is_he_et_al_cifar_resnet20():
     out = PadShortcut(3, 5, 2)(x)                                     # subsample by 2, two zero channels at the end
     assert out.shape == (2, 5, 2, 2)
     assert torch.equal(out[:, :3], x[:, :, ::2, ::2]) and torch.equal(out[:, 3:], torch.zeros(2, 2, 2, 2))
+
+
+@pytest.mark.parametrize("arch", ["conv", "resnet", "resnet20"])
+def test_batch_norm_false_removes_every_batch_norm(arch):
+    with_bn = build_model(ModelConfig(arch), (1, 8, 8), 10)
+    without = build_model(ModelConfig(arch, batch_norm=False), (1, 8, 8), 10)
+    bns = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and not any(isinstance(m, nn.BatchNorm2d) for m in without.modules())
+    assert count_parameters(with_bn) - count_parameters(without) == sum(2 * m.num_features for m in bns)
+    assert without(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ValueError, match="batch_norm"):
+        ModelConfig("mlp", batch_norm=False)
+    with pytest.raises(ValueError, match="batch_norm"):
+        ModelConfig(arch, batch_norm=0)

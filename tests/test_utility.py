@@ -354,5 +354,43 @@ def test_random_ablation_within_a_pool_and_by_count():
     for bad in ([43], [-1], [2.5], [True]):
         with pytest.raises(ValueError, match="counts"):
             U.random_ablation(model, x, y, n_subsets=2, within=pool, counts=bad)
-    with pytest.raises(ValueError, match="within"):
-        U.random_ablation(model, x, y, n_subsets=2, within=U.flat_weights(model) != 0)
+    for bad in (U.flat_weights(model) != 0, torch.tensor([5, 5, 6]), torch.tensor([-1, 3]), torch.tensor([54])):
+        with pytest.raises(ValueError, match="within"):
+            U.random_ablation(model, x, y, n_subsets=2, within=bad, counts=[1])
+
+
+def test_random_ablation_with_batch_norm_recalibrated_per_subset():
+    """recalibrate=: after each ablation the BN statistics are those of the ablated net on the calibration inputs
+    (own loop: a copy, the subset zeroed, one training-mode pass with momentum 1), and everything is restored."""
+    import copy
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("resnet20", width_mult=0.25), (1, 8, 8), 4).eval()
+    x, y = torch.randn(30, 1, 8, 8), torch.randint(0, 4, (30,))
+    calib = torch.randn(64, 1, 8, 8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    df = U.random_ablation(model, x, y, ratios=(0.2,), n_subsets=3, seed=4, recalibrate=calib)
+    stored = U.random_ablation(model, x, y, ratios=(0.2,), n_subsets=3, seed=4)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not model.training
+    params = prunable_parameters(model)
+    subs = U.random_subsets(sum(m.weight.numel() for m, _ in params), df["n_ablated"].iloc[0], 3,
+                            torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = torch.log_softmax(model(x), 1)
+    for i, row in enumerate(subs):
+        net = copy.deepcopy(model)
+        flat = torch.cat([m.weight.detach().reshape(-1) for m, _ in prunable_parameters(net)])
+        flat[row] = 0
+        with torch.no_grad():
+            for (m, _), chunk in zip(prunable_parameters(net), torch.split(flat, [m.weight.numel() for m, _ in params])):
+                m.weight.copy_(chunk.view_as(m.weight))
+            for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+                bn.momentum = 1.0
+            net.train()(calib)
+            out = torch.log_softmax(net.eval()(x), 1)
+        kl = (ref.exp() * (ref - out)).sum(1).clamp_min(0).mean()
+        assert df["utility"].iloc[i] == pytest.approx(float(kl), rel=1e-4, abs=1e-6)
+        assert df["accuracy"].iloc[i] == pytest.approx(float((out.argmax(1) == y).float().mean()))
+    assert not np.allclose(df["utility"], stored["utility"])  # the statistics matter
