@@ -158,6 +158,7 @@ class _IncrementalMLP(_Pruner):
             correct = sum(int(_correct(self.upper(z), y)) for z, y in zip(batches, split.y.split(batch_size)))
             self.dense_accuracy = correct / max(1, x.shape[0])
             self.hidden = torch.empty_like(self.zt)  # the first activation is written here, level after level
+            self.outputs: dict[int, torch.Tensor] = {}  # and each upper Linear's output here
         self.row_pruned = torch.zeros(first.out_features, dtype=torch.long, device=self.zt.device)
         self.storage = [_storage(m, a).detach() for m, a in self.params[1:]]
         self.saved = [t.clone() for t in self.storage]
@@ -211,17 +212,19 @@ class _IncrementalMLP(_Pruner):
     @torch.inference_mode()
     def accuracy(self, k: int) -> float:
         """Accuracy at level ``k``, levels in any order. The layers above the first run in one pass over the split
-        (for these small layers that beats batches of 4,096); for plain Linear layers and prunekit's activations the
-        first activation is written into a buffer kept from level to level."""
+        (for these small layers that beats batches of 4,096); for plain Linear layers and prunekit's activations every
+        layer writes into a buffer kept from level to level (no allocation per level)."""
         self._move_to(k)
         with eval_mode(self.model):
             if not self.lean:
                 out = self.upper(self.zt.T.clone() if self.inplace else self.zt.T)
                 return float(_correct(out, self.split.y)) / max(1, self.zt.shape[1])
             h = self.activate(self.zt, self.hidden).T
-            for m in self.upper[1:]:  # x W^T, then the bias added in place (faster than addmm's broadcast copy)
+            for i, m in enumerate(self.upper[1:]):  # x W^T into a kept buffer, then the bias added in place
                 if type(m) is nn.Linear:
-                    h = torch.mm(h, m.weight.T)
+                    if i not in self.outputs:
+                        self.outputs[i] = h.new_empty(h.shape[0], m.out_features)
+                    h = torch.mm(h, m.weight.T, out=self.outputs[i])
                     if m.bias is not None:
                         h.add_(m.bias)
                 else:
