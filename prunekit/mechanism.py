@@ -333,8 +333,8 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
         first, last = float(t[imbalance].iloc[0]), float(t[imbalance].iloc[-1])
         rho = float(spearmanr(t["epoch"], t[imbalance]).correlation) if t[imbalance].nunique() > 1 else 0.0
         low = int(t[imbalance].to_numpy().argmin())
-        measured = (f"{imbalance} {first:.3f} at epoch {int(t.epoch.iloc[0])} and {last:.3f} at epoch "
-                    f"{int(t.epoch.iloc[-1])} (lowest {t[imbalance].iloc[low]:.3f} at epoch {int(t.epoch.iloc[low])}; "
+        measured = (f"{imbalance} {first:.3g} at epoch {int(t.epoch.iloc[0])} and {last:.3g} at epoch "
+                    f"{int(t.epoch.iloc[-1])} (lowest {t[imbalance].iloc[low]:.3g} at epoch {int(t.epoch.iloc[low])}; "
                     f"Spearman rho with epoch {rho:+.2f}).")
         rows.append(C.claim(SOURCE, names[2], reports[2], measured, last > first and rho > 0, rules[2]))
 
