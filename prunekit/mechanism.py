@@ -178,10 +178,10 @@ def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, n
                 max_level: float = 0.1) -> pd.DataFrame:
     """Source 002's two claims about network size (``prunekit.claims`` format), from :func:`size_comparison`'s summary.
 
-    - networks use their weights in proportion to their size: for every smaller network, over the levels it shares
-      with the largest network both by ratio and by number, its mean accuracy differs from the largest one's by at
-      most ``similar_within`` on average when ablated by ratio, and by at least ``number_factor`` times as much when
-      ablated by number;
+    - networks use their weights in proportion to their size: for every smaller network, its mean accuracy differs
+      from the largest one's by at most ``similar_within`` on average over the levels of its by-ratio curve, and by at
+      least ``number_factor`` times that on average over the levels of its by-number curve (a level above its own
+      number of weights has no by-number point);
     - smaller networks have subsets of higher maximum utility: by ratio at the level nearest ``max_level``, the
       maximum utility of the sample set is higher the smaller the network (strictly, from share to share).
     A summary that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, more than
@@ -191,8 +191,8 @@ def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, n
              "Smaller networks have subsets of higher maximum utility")
     reports = ("similar ablation curves by ratio of each network's weights, different by absolute number",
                "the maximum utility in the sample set is higher in smaller networks")
-    rules = (f"for each smaller network: mean |accuracy - largest's| <= {similar_within:.0%} by ratio, and by number "
-             f">= {number_factor:g}x that, over the levels shared",
+    rules = (f"for each smaller network: mean |accuracy - largest's| <= {similar_within:.0%} over its by-ratio levels, "
+             f"and >= {number_factor:g}x that over its by-number levels",
              f"utility_max by ratio at the level nearest {max_level:g} falls as the share grows")
     cols = ["share", "by", "level", "accuracy_mean", "utility_max"]
     why = None
@@ -209,16 +209,19 @@ def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, n
     acc = summary.pivot_table(index="level", columns=["by", "share"], values="accuracy_mean", dropna=False)
     gaps = {}
     for share in sorted(set(summary["share"]) - {largest}):
-        cols_needed = [("ratio", share), ("number", share), ("ratio", largest)]
-        if any(c not in acc.columns for c in cols_needed):
-            continue
-        t = acc[cols_needed].dropna()
-        if len(t):
-            gaps[share] = (float((t[("ratio", share)] - t[("ratio", largest)]).abs().mean()),
-                           float((t[("number", share)] - t[("ratio", largest)]).abs().mean()))
+        gap = []
+        for by in ("ratio", "number"):  # the largest network's curve is the same by ratio and by number
+            if (by, share) not in acc.columns or ("ratio", largest) not in acc.columns:
+                break
+            t = acc[[(by, share), ("ratio", largest)]].dropna()
+            if t.empty:
+                break
+            gap.append(float((t[(by, share)] - t[("ratio", largest)]).abs().mean()))
+        if len(gap) == 2:
+            gaps[share] = tuple(gap)
     if len(gaps) < summary["share"].nunique() - 1:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], "a smaller network shares no level with the largest "
-                                   "both by ratio and by number", rules[0]))
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], "a smaller network has no level in common with the "
+                                   "largest by ratio or by number", rules[0]))
     else:
         holds = all(r <= similar_within and n >= number_factor * r for r, n in gaps.values())
         measured = ("mean gap to the largest network's accuracy, by ratio / by number: "

@@ -171,6 +171,16 @@ def test_size_claims_not_measured_never_raise(summary):
     assert list(t["verdict"]) == ["not measured here"] * 2 and t["measured"].str.len().gt(0).all()
 
 
+def test_size_claims_judge_the_whole_by_ratio_curve():
+    """By ratio every level counts, also those above the smaller network's own count by number (no point there):
+    close at 0.1 (1 point) but 13 points off at 0.3 is a mean gap of 7 points, over 5."""
+    rows = [(1.0, "ratio", 0.1, 0.9), (1.0, "ratio", 0.3, 0.8), (1.0, "number", 0.1, 0.9), (1.0, "number", 0.3, 0.8),
+            (0.5, "ratio", 0.1, 0.89), (0.5, "ratio", 0.3, 0.67), (0.5, "number", 0.1, 0.5)]
+    t = pd.DataFrame(rows, columns=["share", "by", "level", "accuracy_mean"]).assign(utility_max=0.1)
+    claim = M.size_claims(t).iloc[0]
+    assert claim["verdict"] == "does not hold" and "7.0 / 40.0 points at share 0.5" in claim["measured"]
+
+
 def test_size_claims_odd_tables_answer_not_measured():
     three = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69], 0.25: [0.87, 0.66]},
                    {0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})   # the largest: no "number"
