@@ -74,10 +74,7 @@ _CHUNK_ELEMENTS = 1 << 22
 _check = choice
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Activations: value, first and second derivative, as functions of the pre-activation
-# ----------------------------------------------------------------------------------------------------------------------
-
+# ---------------------------------- Activations: value, first and second derivative, as functions of the pre-activation
 def _act(name: str, x: torch.Tensor) -> torch.Tensor:
     if name == "sigmoid":
         return torch.sigmoid(x)
@@ -100,10 +97,7 @@ def _act_derivatives(name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return d1, torch.zeros_like(x)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# The network as weight tensors
-# ----------------------------------------------------------------------------------------------------------------------
-
+# ---------------------------------------------------------------------------------------- The network as weight tensors
 @dataclass
 class UnitNet:
     """A fully connected net ``x -> act(W_0 x + b_0) -> ... -> W_L h + b_L`` as plain tensors.
@@ -183,10 +177,7 @@ def prepare_data(net: UnitNet, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.
     return x, t
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Forward / loss / backward (per sample)
-# ----------------------------------------------------------------------------------------------------------------------
-
+# ------------------------------------------------------------------------------- Forward / loss / backward (per sample)
 def _per_sample_loss(loss: str, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Per-sample error on logits z [..., N, K]: sse 1/2 Σ_k (σ(z_k) - t_k)², or cross-entropy -Σ_k t_k log p_k."""
     if loss == "sse":
@@ -316,10 +307,7 @@ def hessian_diagonal_check(net: UnitNet, x: torch.Tensor, y: torch.Tensor, max_s
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Saliencies
-# ----------------------------------------------------------------------------------------------------------------------
-
+# ----------------------------------------------------------------------------------------------------------- Saliencies
 def _brute_force(net: UnitNet, fw: _Forward, t: torch.Tensor, chunk_elements: int | None = None) -> torch.Tensor:
     """Exact ΔE (summed over samples) of removing each remaining unit, all candidates of a layer batched."""
     chunk_elements = _CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
@@ -407,10 +395,7 @@ def evaluate(net: UnitNet, x: torch.Tensor, y: torch.Tensor, masks=None) -> tupl
     return train.evaluate(to_model(net, masks), Split(x, y if y.is_floating_point() else y.long()), loss=net.loss)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Serial pruning: Algorithms I and II
-# ----------------------------------------------------------------------------------------------------------------------
-
+# ---------------------------------------------------------------------------------- Serial pruning: Algorithms I and II
 MARGIN_MODES = ("absolute", "relative", "range")
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from prunekit import imbalance as IM
 from prunekit import masks as M
 from prunekit import mechanism as MX
+from prunekit import subset_scorer as SS
 from prunekit import utility as U
 from prunekit.config import ModelConfig
 from prunekit.models import MLP, build_model, prunable_parameters
@@ -283,16 +284,16 @@ def test_mlp_fast_path_equals_vmap(bias):
     keep = torch.rand(7, sum(m.weight.numel() for m, _ in params)) > 0.3
     x = torch.randn(11, 6)
     with torch.no_grad():
-        fast, layout = U._outputs_mlp(model, x, keep, params)
-        ref = U._outputs_batched(model, x, keep, params)  # [S, N, C]
+        fast, layout = SS._outputs_mlp(model, x, keep, params)
+        ref = SS._outputs_batched(model, x, keep, params)  # [S, N, C]
     assert layout == "cns" and fast.shape == (3, 11, 7)
     assert torch.allclose(fast.permute(2, 1, 0), ref, atol=1e-6)
     # a prunable output layer (include_output=True) takes the other branch: [C, S, N]
     params = prunable_parameters(model, include_output=True)
     keep = torch.rand(7, sum(m.weight.numel() for m, _ in params)) > 0.3
     with torch.no_grad():
-        fast, layout = U._outputs_mlp(model, x, keep, params)
-        ref = U._outputs_batched(model, x, keep, params)
+        fast, layout = SS._outputs_mlp(model, x, keep, params)
+        ref = SS._outputs_batched(model, x, keep, params)
     assert layout == "csn" and torch.allclose(fast.permute(1, 2, 0), ref, atol=1e-6)
     y = torch.randint(0, 3, (11,))
     a = U.evaluate_subsets(model, x, y, ~keep, params=params, method="batched")
@@ -384,7 +385,8 @@ def test_random_ablation_with_batch_norm_recalibrated_per_subset():
         flat = torch.cat([m.weight.detach().reshape(-1) for m, _ in prunable_parameters(net)])
         flat[row] = 0
         with torch.no_grad():
-            for (m, _), chunk in zip(prunable_parameters(net), torch.split(flat, [m.weight.numel() for m, _ in params])):
+            sizes = [m.weight.numel() for m, _ in params]
+            for (m, _), chunk in zip(prunable_parameters(net), torch.split(flat, sizes)):
                 m.weight.copy_(chunk.view_as(m.weight))
             for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
                 bn.momentum = 1.0
