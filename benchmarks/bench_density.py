@@ -31,7 +31,8 @@ import torch
 
 from prunekit.benchmarking import matmul_gflops, record
 from prunekit.config import DataConfig, TrainConfig
-from prunekit.metrics import _Pruner, accuracy_threshold, effective_density, search_steps
+from prunekit.metrics import accuracy_threshold, effective_density, search_steps
+from prunekit.pruned_eval import _Pruner
 
 
 def old_bisection(passes, n: int, coarse: float = 0.1, resolution: float = 1e-3) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from .device import device_name, device_type
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine")
 ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet", "resnet20")
+FC_ARCHS = ("mlp", "lenet300", "forai")  # the fully connected family: hidden widths, no batch norm
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITS = ("default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal"}
@@ -135,7 +136,7 @@ class ModelConfig(_Config):
         self._floats("width_mult")
         if self.hidden is not None:
             object.__setattr__(self, "hidden", tuple(self.hidden))
-            if self.arch not in ("mlp", "lenet300", "forai"):
+            if self.arch not in FC_ARCHS:
                 raise ValueError(f"hidden is only for fully connected archs (mlp, lenet300, forai), not {self.arch!r}")
             if not self.hidden:
                 raise ValueError("hidden=() must list at least one hidden width")
@@ -147,7 +148,7 @@ class ModelConfig(_Config):
             raise ValueError(f"bias={self.bias!r} must be True, False or None")
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"batch_norm={self.batch_norm!r} must be True or False")
-        if not self.batch_norm and self.arch in ("mlp", "lenet300", "forai"):
+        if not self.batch_norm and self.arch in FC_ARCHS:
             raise ValueError(f"batch_norm=False is for the conv archs (conv, resnet, resnet20); {self.arch!r} has none")
         number("init_density", self.init_density, low=0.0, high=1.0, low_open=True)
         self._floats("init_density")

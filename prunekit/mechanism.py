@@ -18,7 +18,7 @@ from torch import nn
 from . import claims as C
 from .checks import fraction
 from .config import DataConfig, ModelConfig, TrainConfig
-from .imbalance import imbalance_table
+from .imbalance import imbalance_table, utility_std
 from .reporting import check_profile
 from .train import state_restored
 from .utility import flat_weights, random_ablation
@@ -160,15 +160,14 @@ def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch
                 continue
             df = random_ablation(model, x, y, n_subsets=n_subsets, seed=seed, within=pool,
                                  counts=[c for _, c in levels])
-            df["ratio"] = np.repeat([r for r, _ in levels], n_subsets)
-            frames.append(df.rename(columns={"ratio": "level"}).assign(share=float(share), by=by,
-                                                                       own_weights=pool.numel()))
+            frames.append(df.assign(level=np.repeat([r for r, _ in levels], n_subsets), share=float(share), by=by,
+                                    own_weights=pool.numel()))
     ablations = pd.concat(frames, ignore_index=True)[["share", "by", "level", "own_weights", "subset", "n_ablated",
                                                       "accuracy", "utility"]]
     summary = (ablations.groupby(["share", "by", "level"], sort=True)
                .agg(accuracy_mean=("accuracy", "mean"), accuracy_min=("accuracy", "min"),
                     accuracy_max=("accuracy", "max"), utility_mean=("utility", "mean"),
-                    std=("utility", lambda u: float(np.std(u))), utility_max=("utility", "max"),
+                    std=("utility", utility_std), utility_max=("utility", "max"),
                     n=("utility", "size"))
                .reset_index())
     return ablations, summary

@@ -52,7 +52,7 @@ from .checks import fraction, number
 from .device import model_device
 from .masks import Masks, _weight
 from .models import count_parameters, prunable_parameters
-from .pruned_eval import _check_scope, _eval_split, _IncrementalMLP, _Pruner  # noqa: F401  (re-exported for tests)
+from .pruned_eval import _check_scope, _eval_split, _IncrementalMLP, _Pruner
 from .train import eval_mode
 
 __all__ = [

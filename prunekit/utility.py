@@ -196,7 +196,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
     if n_subsets < 1:
         raise ValueError(f"n_subsets={n_subsets} must be >= 1")
     pool = None if within is None else within.reshape(-1).cpu()
-    n_weights = len(flat_weights(model, params))
+    n_weights = sum(getattr(m, n).numel() for m, n in _params(model, params))
     if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
                              or (len(pool) and (int(pool.min()) < 0 or int(pool.max()) >= n_weights))):
         raise ValueError(f"within must hold distinct flat indices in [0, {n_weights}) of the prunable weights "

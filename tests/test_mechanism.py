@@ -184,7 +184,7 @@ def test_size_claims_judge_the_whole_by_ratio_curve():
 def test_size_claims_odd_tables_answer_not_measured():
     three = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69], 0.25: [0.87, 0.66]},
                    {0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})   # the largest: no "number"
-    assert M.size_claims(three)["verdict"].iloc[0] in ("holds", "does not hold", "not measured here")
+    assert M.size_claims(three)["verdict"].iloc[0] == "holds"  # the largest's curve is the same by number
     nan = three.copy()
     nan.loc[(nan.share == 0.5) & (nan.by == "ratio") & (nan.level == 0.1), "utility_max"] = float("nan")
     assert M.size_claims(nan)["verdict"].iloc[1] == "not measured here"

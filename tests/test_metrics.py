@@ -316,7 +316,7 @@ def test_effective_density_dip_narrower_than_step(dipping):
 
 
 def test_effective_density_incremental_equals_plain(trained):
-    from prunekit.metrics import _IncrementalMLP, _Pruner
+    from prunekit.pruned_eval import _IncrementalMLP, _Pruner
 
     model, ds = trained
     for scope in ("global", "layerwise"):
@@ -362,8 +362,8 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
 
     from prunekit.data import Split
     from prunekit.masks import to_torch_prune
-    from prunekit.metrics import _IncrementalMLP, _Pruner
     from prunekit.models import MLP, prunable_parameters
+    from prunekit.pruned_eval import _IncrementalMLP, _Pruner
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(300, 1, 4, 5, generator=g), torch.randint(0, 4, (300,), generator=g)
