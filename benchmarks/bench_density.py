@@ -11,6 +11,8 @@
 
    Reported: model evaluations, seconds, the answers (weights pruned), the ratio of the search's time to each
    baseline's, and whether the search equals the linear scan's answer (it must, up to the bisection inside the step).
+   Also the incremental evaluator's time per 1% level with the whole split as one block against blocks of 2,000
+   samples (its default), best of 3 interleaved rounds.
 2. ``density_sweep``: a sweep of small configs (>= 8) on a 2-worker Dask LocalCluster (processes, 1 thread each)
    against the same sweep in-process (torch using every core): wall time (cluster start-up included), speed-up and
    parallel efficiency (speed-up / workers). Both train from empty caches.
@@ -32,7 +34,7 @@ import torch
 from prunekit.benchmarking import matmul_gflops, record
 from prunekit.config import DataConfig, TrainConfig
 from prunekit.metrics import accuracy_threshold, effective_density, search_steps
-from prunekit.pruned_eval import _Pruner
+from prunekit.pruned_eval import _IncrementalMLP, _Pruner
 
 
 def old_bisection(passes, n: int, coarse: float = 0.1, resolution: float = 1e-3) -> tuple[int, int]:
@@ -121,6 +123,22 @@ def bench_search(quick: bool) -> None:
         t_search = timings["search"][0]
         record(name, f"{tag} search time / old bisection time", t_search / timings["old bisection"][0], "x")
         record(name, f"{tag} search time / plain 1% scan time", t_search / timings["plain 1% scan"][0], "x")
+        if not quick:  # the incremental evaluator's blocks of samples: one block against blocks of 2,000
+            per_level = {}
+            for _ in range(3):
+                for chunk in (len(ds.test), 2000):
+                    with _IncrementalMLP(model, ds.test, chunk=chunk) as fast:
+                        t0 = time.perf_counter()
+                        levels = range(step, n - step, step)
+                        for k in levels:
+                            fast.accuracy(k)
+                        per_level[chunk] = min(per_level.get(chunk, math.inf),
+                                               (time.perf_counter() - t0) / len(levels))
+            for chunk, seconds in per_level.items():
+                record(name, f"{tag} incremental evaluator, blocks of {chunk:,} samples: time per 1% level",
+                       1000 * seconds, "ms")
+            record(name, f"{tag} blocks of 2,000 / one block: time per level",
+                   per_level[2000] / per_level[len(ds.test)], "x")
         scan = timings["plain 1% scan"][1]
         record(name, f"{tag} search answer in the plain scan's failing step", float(scan <= ed.pruned < scan + step),
                "bool")

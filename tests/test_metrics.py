@@ -324,12 +324,14 @@ def test_effective_density_incremental_equals_plain(trained):
         s = round(0.01 * plain.n)
         levels = list(range(0, plain.n + 1, s))
         shuffled = [levels[i] for i in torch.randperm(len(levels), generator=torch.Generator().manual_seed(0))]
-        with _IncrementalMLP(model, ds.test, scope=scope) as fast:
-            assert fast.dense_accuracy == plain.accuracy(0)
-            for k in levels + shuffled[:20]:  # up the scan, then down and up again as a bisection moves
-                assert fast.accuracy(k) == plain.accuracy(k), (scope, k)
-            with pytest.raises(ValueError, match="k=-1"):
-                fast.accuracy(-1)
+        for chunk in (2000, 97):  # one block of samples; blocks of 97 and a shorter last one
+            with _IncrementalMLP(model, ds.test, scope=scope, chunk=chunk) as fast:
+                assert len(fast.blocks) == -(-len(ds.test) // chunk)
+                assert fast.dense_accuracy == plain.accuracy(0)
+                for k in levels + shuffled[:20]:  # up the scan, then down and up again as a bisection moves
+                    assert fast.accuracy(k) == plain.accuracy(k), (scope, chunk, k)
+                with pytest.raises(ValueError, match="k=-1"):
+                    fast.accuracy(-1)
         a = effective_density(model, ds, scope=scope, incremental=True)
         b = effective_density(model, ds, scope=scope, incremental=False)
         assert (a.pruned, a.failed_at, a.core_accuracy) == (b.pruned, b.failed_at, b.core_accuracy)
@@ -373,10 +375,13 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     inplace[2] = nn.ReLU(inplace=True)
     for model in (no_bias, inplace):
         plain = _Pruner(model, Split(x, y), include_output=True)
-        with _IncrementalMLP(model, Split(x, y), include_output=True) as fast:
-            assert fast.dense_accuracy == plain.accuracy(0)
-            for k in (plain.n, plain.n // 2, plain.n - 1, plain.n, 0, plain.n // 3):  # to the end, down, up again
-                assert fast.accuracy(k) == plain.accuracy(k), (model, k)
+        for chunk in (2000, 64):
+            with _IncrementalMLP(model, Split(x, y), include_output=True, chunk=chunk) as fast:
+                assert fast.dense_accuracy == plain.accuracy(0)
+                for k in (plain.n, plain.n // 2, plain.n - 1, plain.n, 0, plain.n // 3):  # to the end, down, up again
+                    assert fast.accuracy(k) == plain.accuracy(k), (model, chunk, k)
+    with pytest.raises(ValueError, match="chunk"):
+        _IncrementalMLP(no_bias, Split(x, y), chunk=0)
     hooked = MLP(20, (16, 12), 4)
     to_torch_prune(prunable_parameters(hooked), [torch.ones_like(m.weight, dtype=torch.bool)
                                                  for m, _ in prunable_parameters(hooked)])
