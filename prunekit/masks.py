@@ -117,6 +117,19 @@ class Masks(dict):
             raise ValueError("Masks(units=True) must keep or prune whole rows")
         return UnitMasks(masks, keeps)
 
+    def params(self, model: nn.Module) -> list[tuple[nn.Module, str]]:
+        """The ``(module, attribute)`` pairs these masks name, found in ``model``, in the model's module order."""
+        modules = dict(model.named_modules())
+        order = {name: i for i, name in enumerate(modules)}
+        found = []
+        for name in self:
+            path, _, attr = name.rpartition(".")
+            module = modules.get(path)
+            if module is None or not isinstance(getattr(module, attr, None), torch.Tensor):
+                raise ValueError(f"mask {name!r} names no parameter of this {type(model).__name__}")
+            found.append((order[path], attr, module))
+        return [(module, attr) for _, attr, module in sorted(found, key=lambda t: (t[0], t[1]))]
+
     def report(self):
         """One row per parameter: parameter, weights, kept, pruned, sparsity (fraction pruned)."""
         rows = [{"parameter": n, "weights": m.numel(), "kept": int(m.sum()), "pruned": int((~m).sum()),

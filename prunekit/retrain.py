@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from .checks import number
 from .config import TrainConfig
@@ -70,7 +69,8 @@ def magnitude_masks(model: nn.Module, k: float) -> Masks:
 def pruned_model(model: nn.Module, masks) -> nn.Module:
     """A copy of ``model`` with the masks applied permanently (the original is not touched)."""
     out = copy.deepcopy(model)
-    apply_masks_(prunable_parameters(out), masks, model=out)  # a Masks resolves by name in the copy
+    params = masks.params(out) if isinstance(masks, Masks) else prunable_parameters(out)  # a Masks: what it names
+    apply_masks_(params, masks, model=out)
     return out
 
 
@@ -130,7 +130,7 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
         overrides["seed"] = int(seed)
     rcfg = cfg.replace(**overrides)
 
-    params = prunable_parameters(net)
+    params = masks.params(net) if isinstance(masks, Masks) else prunable_parameters(net)  # what the masks name
     masks = Masks.from_params(net, params, resolve(params, masks, net))  # a list or a Masks; checked before compute
     apply_masks_(params, masks, model=net)  # pruned entries of weight_orig start at 0 too
     to_torch_prune(params, masks, model=net)
@@ -140,12 +140,10 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
         trajectory[epoch] = plain_state_dict(m.state_dict())
 
     history, _ = train(net, ds, rcfg, quiet=quiet, callback=record, lrs=lrs)
-    for module, name in params:
-        torch_prune.remove(module, name)
-    # torch_prune.remove re-registers each weight after its bias: load into a copy of the original model instead,
-    # so parameters come in the original order (flat vectors of all models line up for prunekit.surface)
+    # the masks made permanent (w = w_orig * mask, unit masks' BatchNorm companions too) in a copy of the original
+    # model, so parameters come in the original order (flat vectors of all models line up for prunekit.surface)
     out = copy.deepcopy(model)
-    out.load_state_dict(net.state_dict())
+    out.load_state_dict(plain_state_dict(net.state_dict()))
     net = out.eval()
     loss, acc = evaluate(net, ds.test, cfg.loss)
     history.insert(0, "method", method)

@@ -196,3 +196,61 @@ def test_size_claims_by_ratio_only_leaves_the_first_claim_unmeasured():
     only_ratio = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69]}, {}, {1.0: 0.2, 0.5: 0.3})
     t = M.size_claims(only_ratio)
     assert list(t["verdict"]) == ["not measured here", "holds"]
+
+
+def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs=None):
+    accs = accs or {("weight", "finetune"): 0.97, ("weight", "lr_rewind"): 0.98, ("weight", "small"): 0.96,
+                    ("channel", "finetune"): 0.40, ("channel", "lr_rewind"): 0.90, ("channel", "small"): 0.92}
+    table = pd.DataFrame([{"unit": u, "network": n, "test_accuracy": a} for (u, n), a in accs.items()])
+    rows = [{"unit": "weight", "method": m, "split": "train", "loss_barrier_linear": b}
+            for m, b in zip(("finetune", "lr_rewind"), weight_barriers)]
+    rows += [{"unit": "channel", "method": "lr_rewind", "split": "train", "loss_barrier_linear": channel_rewind_barrier},
+             {"unit": "weight", "method": "finetune", "split": "test", "loss_barrier_linear": 9.0}]  # other split
+    return table, pd.DataFrame(rows)
+
+
+def test_cycle_claims_follow_their_rules():
+    table, barriers = _cycle_tables()
+    got = M.cycle_claims(table, barriers)
+    assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds"] * 4
+    # each rule at and across its threshold
+    table, barriers = _cycle_tables(weight_barriers=(0.05, 0.0500001), channel_rewind_barrier=0.05,
+                                    accs={("weight", "finetune"): 0.96, ("weight", "lr_rewind"): 0.98,
+                                          ("weight", "small"): 0.96, ("channel", "finetune"): 0.80,
+                                          ("channel", "lr_rewind"): 0.90})
+    got = M.cycle_claims(table, barriers).set_index("claim")["verdict"]
+    assert list(got) == ["does not hold", "does not hold", "does not hold", "holds"]  # 0.80 <= 0.90 - 0.10
+    assert M.cycle_claims(table, barriers, collapse_gap=0.11)["verdict"].iloc[3] == "does not hold"
+    assert M.cycle_claims(table, barriers, barrier_tol=0.06)["verdict"].iloc[0] == "holds"
+
+
+@pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty"])
+def test_cycle_claims_never_raise(case):
+    table, barriers = _cycle_tables()
+    if case == "none":
+        table = barriers = None
+    elif case == "no_columns":
+        table, barriers = table.drop(columns="test_accuracy"), barriers.drop(columns="unit")
+    elif case == "weight_only":
+        table, barriers = table[table.unit == "weight"], barriers[barriers.unit == "weight"]
+    elif case == "test_split_only":
+        barriers = barriers[barriers.split == "test"]
+    else:
+        table, barriers = table.iloc[:0], barriers.iloc[:0]
+    got = M.cycle_claims(table, barriers)
+    assert list(got.columns) == COLUMNS and len(got) == 4
+    measured = {"none": [], "no_columns": [], "weight_only": [0, 2], "test_split_only": [2, 3], "empty": []}[case]
+    assert [i for i, v in enumerate(got["verdict"]) if v != "not measured here"] == measured
+    assert all(m.startswith("Not measured here") for m, v in zip(got["measured"], got["verdict"])
+               if v == "not measured here")
+
+
+def test_cycles_config_is_the_sources_recipe():
+    for profile in ("quick", "paper"):
+        cfg = M.cycles_config(profile, seed=2)
+        assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.schedule, cfg.seed) == (
+            "sgd", 0.1, 0.9, 1e-4, "step", 2)
+        assert cfg.model.batch_norm and cfg.model.arch == M.CYCLE_PROFILES[profile]["arch"]
+    assert M.cycles_config("paper").model.arch == "resnet20"
+    with pytest.raises(ValueError, match="profile"):
+        M.cycles_config("huge")

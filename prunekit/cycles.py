@@ -1,0 +1,176 @@
+"""Iterative pruning cycles of the conv layers, by weights or by channels (source 002, section 3 and its Table 1).
+
+Source 002 ("An Empirical Study of a Pruning Mechanism", ICLR 2021 submission, OpenReview doeyA2PBjdy) prunes a
+pretrained ResNet20 over five cycles, each cycle retrained (by fine-tuning or learning-rate rewinding, as
+``prunekit.retrain`` defines them) with the mask held:
+
+- **weights** (Han et al. 2015): each cycle prunes ``rate`` (30%) of the *remaining* conv weights, the smallest
+  ``|w|`` over all conv layers together;
+- **channels** (Network Slimming, Liu et al. 2017, arXiv:1708.06519): each cycle prunes ``rate`` (20%) of the
+  remaining prunable channels, the smallest ``|gamma|`` (the scale of the BatchNorm after the conv) over all of them.
+  A channel is one unit: its conv filter, its BatchNorm scale and shift (held at 0, so the channel's output is exactly
+  0) and, through that zero, the next layer's inputs from it. The prunable channels are those that feed exactly one
+  next layer (:func:`slimmable_convs`). Network Slimming also trains with an L1 penalty on ``gamma``; the source names
+  only the scale factors, and prunekit ranks the trained network's ``gamma`` as it is.
+
+The pruned network of the last cycle (``W^p``, before its retraining), the retrained one (``W^r``) and the pretrained
+one (``W*``) span the source's loss-surface plane (``prunekit.surface.Plane.through``). A *small* network for
+Table 1 has the pruned network's number of prunable weights, drawn at random at initialisation (He-rescaled,
+``ModelConfig.init_density``), and trains for the pretraining plus every cycle's epochs with the same schedule shape
+(:func:`small_config`: this project's reading of the source's "same total epochs and schedule").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .checks import choice, fraction, number
+from .config import TrainConfig
+from .data import Dataset
+from .masks import Masks, following_batchnorms
+from .models import ConvNet, ResNet, prunable_parameters
+from .pruning import masks_from_scores
+from .retrain import pruned_model, retrain, retraining_lrs
+from .train import evaluate
+
+__all__ = ["PRUNE_UNITS", "CYCLE_METHODS", "DEFAULT_RATES", "conv_parameters", "slimmable_convs", "next_masks",
+           "kept_conv_weights", "IterativePruning", "iterative_pruning", "small_config"]
+
+PRUNE_UNITS = ("weight", "channel")
+CYCLE_METHODS = ("finetune", "lr_rewind")  # the source's two retraining methods
+DEFAULT_RATES = {"weight": 0.3, "channel": 0.2}  # share of what remains, pruned per cycle (the source's)
+
+
+def conv_parameters(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """``[(conv, "weight"), ...]`` for every Conv2d of ``model``, in module order: what weight cycles prune."""
+    return [(m, "weight") for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _channel_consumers(model: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
+    """(conv, the one next layer reading its channels) for each layer of prunekit's conv nets whose channels can go."""
+    if isinstance(model, ResNet):  # a block's first conv feeds only its second; the second feeds the residual sum
+        return [(b.conv1, b.conv2) for b in model.stages]
+    if isinstance(model, ConvNet):  # conv -> BN -> act -> pool, then the next conv or the flattened Linear
+        convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+        return list(zip(convs, convs[1:])) + [(convs[-1], model.classifier[1])]
+    raise ValueError(f"channel pruning needs one of prunekit's conv nets (arch 'conv', 'resnet' or 'resnet20'), "
+                     f"got {type(model).__name__}")
+
+
+def slimmable_convs(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """The conv layers whose output channels channel cycles prune: those followed by a BatchNorm whose output feeds
+    exactly one next layer (in a ResNet the first conv of each basic block; in prunekit's ConvNet every conv)."""
+    params = [(conv, "weight") for conv, _ in _channel_consumers(model)]
+    if any(bn is None for bn in following_batchnorms(model, params)):
+        raise ValueError("channel pruning ranks channels by the scale of the BatchNorm after each conv: build the "
+                         "model with batch_norm=True")
+    return params
+
+
+@torch.no_grad()
+def next_masks(model: nn.Module, masks: Masks | None, unit: str, rate: float) -> Masks:
+    """The masks of the next cycle: ``masks`` (None: nothing pruned yet) plus ``round(rate * remaining)`` more
+    conv weights (smallest ``|w|``, all conv layers ranked together) or prunable channels (smallest ``|gamma|`` of
+    the following BatchNorm, all of them ranked together). What was pruned stays pruned."""
+    choice("unit", unit, PRUNE_UNITS)
+    rate = fraction("rate", rate, low_open=True, high_open=True)
+    if unit == "weight":
+        params = conv_parameters(model)
+        scores = [getattr(m, a).detach().abs().float() for m, a in params]
+    else:
+        params = slimmable_convs(model)
+        scores = [bn.weight.detach().abs().float() for bn in following_batchnorms(model, params)]
+    if masks is not None:  # pruned elements rank first, whatever their current value
+        held = masks.for_params(model, params)
+        held = held.units if unit == "channel" else held
+        scores = [torch.where(keep.to(s.device), s, torch.full_like(s, -torch.inf)) for s, keep in zip(scores, held)]
+    n = sum(s.numel() for s in scores)
+    pruned = sum(int(torch.isinf(s).sum()) for s in scores)
+    count = pruned + round(rate * (n - pruned))
+    new = masks_from_scores(params, scores, 100.0 * count / n, scope="global")
+    return Masks.from_params(model, params, new)
+
+
+def kept_conv_weights(model: nn.Module, masks: Masks) -> int:
+    """Conv weights still in use under ``masks``: the kept ones, less (channel masks) a next conv's inputs from
+    pruned channels, which see only zeros (a Linear after the last conv is not a conv layer: its inputs are not
+    counted)."""
+    convs = conv_parameters(model)
+    if not masks.units:
+        return sum(int(keep.sum()) for keep in masks.for_params(model, convs))
+    consumers = _channel_consumers(model)
+    keeps = masks.for_params(model, [(conv, "weight") for conv, _ in consumers])
+    used = {m: torch.ones_like(getattr(m, a), dtype=torch.bool) for m, a in convs}
+    for (conv, following), channels in zip(consumers, keeps.units):
+        used[conv][~channels] = False  # the pruned filters
+        if following in used:  # and the next conv's weights that read them
+            used[following][:, ~channels] = False
+    return sum(int(u.sum()) for u in used.values())
+
+
+@dataclass
+class IterativePruning:
+    """Iterative pruning of a pretrained network: the last cycle's masks and networks, and one row per cycle."""
+
+    unit: str  # "weight" or "channel"
+    method: str  # "finetune" or "lr_rewind"
+    rate: float  # share of what remained pruned per cycle
+    epochs: int  # retraining epochs per cycle
+    masks: Masks  # the last cycle's held masks (keyed by name, True = keep)
+    pruned: nn.Module  # W^p: the last cycle's pruned network, before its retraining
+    retrained: nn.Module  # W^r: after the last cycle's retraining
+    table: pd.DataFrame  # per cycle: conv weights kept, accuracies of the pruned and the retrained network
+
+
+def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str = "weight",
+                      method: str = "finetune", cycles: int = 5, rate: float | None = None,
+                      epochs: int | None = None, finetune_lr: float | None = None,
+                      quiet: bool = True) -> IterativePruning:
+    """Prune ``model`` (pretrained with ``cfg``; not modified) over ``cycles`` cycles, retraining each by ``method``.
+
+    unit: "weight" (rate 0.3 by default) or "channel" (0.2), see the module docstring; epochs: retraining epochs per
+    cycle (default: the pretraining's ``T``, as the source retrains); finetune_lr: fine-tuning's fixed rate (default:
+    the schedule's final one). Rows: ``cycle``, ``conv_weights`` (in use, :func:`kept_conv_weights`),
+    ``conv_density`` (their share of all conv weights), ``channels_kept`` (share of prunable channels kept; channel
+    cycles), then test and training accuracy of the pruned (``pruned_*``) and the retrained (``retrained_*``) network.
+    """
+    choice("unit", unit, PRUNE_UNITS)
+    choice("method", method, CYCLE_METHODS)
+    cycles = int(number("cycles", cycles, low=1, integer=True))
+    rate = DEFAULT_RATES[unit] if rate is None else fraction("rate", rate, low_open=True, high_open=True)
+    per_cycle = len(retraining_lrs(cfg, method, epochs, finetune_lr=finetune_lr))  # validated before any compute
+    if unit == "channel":
+        slimmable_convs(model)
+    total = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
+    current, masks, rows = model, None, []
+    for cycle in range(1, cycles + 1):
+        masks = next_masks(current, masks, unit, rate)
+        pruned = pruned_model(current, masks)
+        result = retrain(current, masks, ds, cfg, method, epochs, finetune_lr, quiet=quiet)
+        kept = kept_conv_weights(model, masks)
+        row = {"cycle": cycle, "unit": unit, "method": method, "conv_weights": kept, "conv_density": kept / total}
+        if unit == "channel":
+            units = masks.for_params(model, slimmable_convs(model)).units
+            row["channels_kept"] = float(sum(int(u.sum()) for u in units)) / sum(u.numel() for u in units)
+        for name, net in (("pruned", pruned), ("retrained", result.model)):
+            row[f"{name}_test_accuracy"] = evaluate(net, ds.test, cfg.loss)[1]
+            row[f"{name}_train_accuracy"] = evaluate(net, ds.train, cfg.loss)[1]
+        rows.append(row)
+        current = result.model
+    return IterativePruning(unit, method, rate, per_cycle, masks, pruned, current, pd.DataFrame(rows))
+
+
+def small_config(cfg: TrainConfig, model: nn.Module, result: IterativePruning) -> TrainConfig:
+    """Table 1's small network for ``result``: ``cfg``'s network (He initialisation) pruned at random at
+    initialisation to the share of prunable weights the pruned network uses, trained for the pretraining's epochs
+    plus every cycle's retraining epochs, with ``cfg``'s schedule shape stretched over them."""
+    params = prunable_parameters(model)
+    total = sum(getattr(m, a).numel() for m, a in params)
+    convs = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
+    used = total - convs + int(result.table["conv_weights"].iloc[-1])
+    epochs = cfg.epochs + len(result.table) * result.epochs
+    return cfg.replace(init="he", init_density=used / total, epochs=epochs, checkpoints=())
