@@ -38,7 +38,7 @@ from .retrain import pruned_model, retrain, retraining_lrs
 from .train import evaluate
 
 __all__ = ["PRUNE_UNITS", "CYCLE_METHODS", "DEFAULT_RATES", "conv_parameters", "slimmable_convs", "next_masks",
-           "kept_conv_weights", "IterativePruning", "iterative_pruning", "small_config"]
+           "kept_conv_weights", "check_plan", "IterativePruning", "iterative_pruning", "small_config"]
 
 PRUNE_UNITS = ("weight", "channel")
 CYCLE_METHODS = ("finetune", "lr_rewind")  # the source's two retraining methods
@@ -110,6 +110,18 @@ def kept_conv_weights(model: nn.Module, masks: Masks) -> int:
         if following in used:  # and the next conv's weights that read them
             used[following][:, ~channels] = False
     return sum(int(u.sum()) for u in used.values())
+
+
+def check_plan(units, methods, cycles: int | None = None) -> None:
+    """Validate a notebook's plan before any compute: ``units`` among :data:`PRUNE_UNITS`, ``methods`` among
+    :data:`CYCLE_METHODS` (both non-empty lists), ``cycles`` None or a positive integer."""
+    for name, values, allowed in (("cycle_units", units, PRUNE_UNITS), ("cycle_methods", methods, CYCLE_METHODS)):
+        if isinstance(values, str) or not list(values):
+            raise ValueError(f"{name}={values!r} must be a non-empty list drawn from {list(allowed)}")
+        for value in values:
+            choice(name, value, allowed)
+    if cycles is not None:
+        number("cycles", cycles, low=1, integer=True)
 
 
 @dataclass

@@ -2,10 +2,9 @@
 
 Presets shared by notebooks 04 (the loss-surface plane) and 05 (weight utility), so that both use the same cached
 pretrained model by construction (:func:`pretrain_config`); the tidy table of notebook 05 (:func:`ablation_table`);
-the presets, Table 1 and claims of notebook 04's iterative pruning cycles (:func:`cycles_config`, :func:`cycles_table`,
-:func:`cycle_claims`); and the source's claims as ``prunekit.claims`` tables: :func:`utility_claims` and
-:func:`size_claims` (notebook 05), :func:`basin_claims` (notebook 04). The mechanisms live in ``prunekit.utility``,
-``prunekit.retrain``, ``prunekit.cycles`` and ``prunekit.surface``.
+and the source's claims on weight utility as ``prunekit.claims`` tables: :func:`utility_claims` and
+:func:`size_claims` (notebook 05). Notebook 04's basin questions are in ``prunekit.basins``; the mechanisms live in
+``prunekit.utility``, ``prunekit.imbalance``, ``prunekit.retrain``, ``prunekit.cycles`` and ``prunekit.surface``.
 """
 
 from __future__ import annotations
@@ -20,29 +19,28 @@ from torch import nn
 from . import claims as C
 from .checks import fraction
 from .config import DataConfig, ModelConfig, TrainConfig
-from .cycles import IterativePruning, conv_parameters
-from .data import Dataset
 from .imbalance import imbalance_table, utility_std
-from .masks import sparsity
 from .reporting import check_profile
-from .train import evaluate, state_restored
+from .surface import has_batchnorm
+from .train import state_restored
 from .utility import flat_weights, random_ablation
 
 __all__ = ["SOURCE", "PROFILES", "pretrain_config", "size_config", "ablation_at_checkpoints", "critical_ratio",
-           "width_comparison", "size_comparison", "size_claims", "ablation_table", "utility_claims", "basin_claims",
-           "CYCLE_PROFILES", "SOURCE_TABLE1", "cycles_config", "cycles_table", "cycle_claims"]
+           "width_comparison", "size_comparison", "size_claims", "ablation_table", "utility_claims",
+           "without_batch_norm", "spread_experiment", "spread_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
 
 # this project's variant of the source's setups (the source trains a CNN and ResNet20 on CIFAR-10): the pretrained
 # network of both notebooks, with the checkpoints the imbalance-during-training curve and weight rewinding need
 # retrain_epochs: t of notebook 04 (<= T - rewind epoch 1); eval_subset: training samples the ablations and the train
-# split of the plane are measured on (None: all); width_subsets: random subsets per ratio in notebook 05's widths
+# split of the plane are measured on (None: all); width_subsets: random subsets per ratio in notebook 05's widths;
+# spread_subsets: random subsets per network and statistics in notebook 05's "why the spread"
 PROFILES = {
     "quick": dict(dataset="digits", arch="mlp", epochs=20, checkpoints=(0, 1, 2, 4, 8, 12, 16, 20),
-                  retrain_epochs=10, eval_subset=None, width_subsets=50),
+                  retrain_epochs=10, eval_subset=None, width_subsets=50, spread_subsets=100),
     "paper": dict(dataset="mnist", arch="lenet300", epochs=10, checkpoints=(0, 1, 2, 3, 5, 7, 10),
-                  retrain_epochs=9, eval_subset=10_000, width_subsets=100),
+                  retrain_epochs=9, eval_subset=10_000, width_subsets=100, spread_subsets=500),
 }
 
 
@@ -361,131 +359,67 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
     return C.claims_frame(rows)
 
 
-def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split: str = "train") -> pd.DataFrame:
-    """Source 002's basin claim (``prunekit.claims`` format) from notebook 04's ``prunekit.surface.barrier_table``
-    rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
-    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``."""
-    name = "Weight pruning with retraining stays in the pretrained basin"
-    reports = "the pruned-and-retrained network shares the pretrained network's basin"
-    rule = f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every retraining method"
-    cols = ["method", "split", "loss_barrier_linear"]
-    if barriers is None or C.missing_columns(barriers, cols) or barriers[barriers["split"] == split].empty:
-        return C.claims_frame([C.not_measured(SOURCE, name, reports, f"no {split}-split loss barriers", rule)])
-    b = barriers[barriers["split"] == split].set_index("method")["loss_barrier_linear"]
-    measured = ("height above the chord: " + ", ".join(f"{m} {v:+.4f} nats" for m, v in b.items()) + "; "
-                f"{int((b <= barrier_tol).sum())} of {len(b)} retraining methods stay in the basin.")
-    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((b <= barrier_tol).all()), rule)])
+def without_batch_norm(cfg: TrainConfig) -> TrainConfig:
+    """``cfg``'s network without its batch-norm layers, trained with Adam (lr 1e-3, no schedule, no weight decay):
+    SGD at lr 0.1 does not train a 20-layer ResNet without batch norm. This project's recipe; the source has none."""
+    return cfg.replace(batch_norm=False, optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=0.0, schedule="none")
 
 
-# Section 3's iterative pruning cycles (notebook 04), on a conv net with batch norm trained with the source's ResNet20
-# recipe (SGD, momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 50% and 75% of the epochs). This project's
-# CPU-sized variant: the source runs ResNet20 on CIFAR-10 for 200 epochs and retrains 200 per cycle. resize: side of
-# the images (None: as stored); retrain_epochs: per cycle; eval_subset: training samples of the plane's train split
-# (None: all); grid: points per axis of each plane
-CYCLE_PROFILES = {
-    "quick": dict(dataset="digits", arch="resnet20", width_mult=0.5, subset=None, resize=None, epochs=8, cycles=3,
-                  retrain_epochs=3, eval_subset=None, grid=7),
-    "paper": dict(dataset="mnist", arch="resnet20", width_mult=1.0, subset=10_000, resize=14, epochs=8, cycles=5,
-                  retrain_epochs=3, eval_subset=2_000, grid=9),
-}
-
-# Table 1 of the source: validation accuracy (%) on CIFAR-10 after five cycles, and of the small network of each kind
-SOURCE_TABLE1 = {("weight", "finetune"): 90.870, ("weight", "lr_rewind"): 91.897, ("weight", "small"): 89.290,
-                 ("channel", "finetune"): 43.375, ("channel", "lr_rewind"): 87.138, ("channel", "small"): 88.020}
-
-
-def cycles_config(profile: str, seed: int = 0) -> TrainConfig:
-    """The pretrained network of notebook 04's pruning cycles for ``profile`` (see :data:`CYCLE_PROFILES`)."""
-    p = CYCLE_PROFILES[check_profile(profile)]
-    return TrainConfig(data=DataConfig(name=p["dataset"], subset=p["subset"], resize=p["resize"]),
-                       model=ModelConfig(arch=p["arch"], width_mult=p["width_mult"], batch_norm=True),
-                       optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, epochs=p["epochs"],
-                       schedule="step", seed=seed)
+def spread_experiment(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tensor, ratio: float = 0.1,
+                      n_subsets: int = 500, seed: int = 0) -> pd.DataFrame:
+    """What drives the spread of accuracy over equal-size random ablations? Each network of ``models`` (``{name:
+    net}``, the same architecture) loses the same ``n_subsets`` random subsets of ``ratio`` of its prunable weights
+    (``prunekit.utility.random_ablation``); a network with batch norm is evaluated twice, with the running statistics
+    it stored in training (``statistics="stored"``, as the source evaluates) and with statistics recomputed on ``x``
+    after each ablation (``"recalibrated"``); one without has ``"none"``. One row per (network, statistics, subset)."""
+    frames = []
+    for name, model in models.items():
+        variants = [("stored", None), ("recalibrated", x)] if has_batchnorm(model) else [("none", None)]
+        for statistics, calibration in variants:
+            df = random_ablation(model, x, y, ratios=[ratio], n_subsets=n_subsets, seed=seed, recalibrate=calibration)
+            frames.append(df.assign(network=name, statistics=statistics))
+    return pd.concat(frames, ignore_index=True)
 
 
-def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Mapping[str, nn.Module],
-                 ds: Dataset, loss: str = "cross_entropy") -> pd.DataFrame:
-    """The analogue of the source's Table 1: one row per network, ``unit`` ("weight" / "channel"), ``network``
-    (the retraining method, or "small": trained from scratch with as many weights), ``conv_density`` (share of conv
-    weights in use), ``test_accuracy`` and ``train_accuracy`` of this run, and ``source_cifar10_accuracy`` (%)."""
-    rows = []
-    for (unit, method), res in results.items():
-        last = res.table.iloc[-1]
-        rows.append({"unit": unit, "network": method, "conv_density": float(last["conv_density"]),
-                     "test_accuracy": float(last["retrained_test_accuracy"]),
-                     "train_accuracy": float(last["retrained_train_accuracy"])})
-    for unit, model in small.items():
-        rows.append({"unit": unit, "network": "small", "conv_density": 1.0 - sparsity(conv_parameters(model)),
-                     "test_accuracy": evaluate(model, ds.test, loss)[1],
-                     "train_accuracy": evaluate(model, ds.train, loss)[1]})
-    out = pd.DataFrame(rows)
-    out["source_cifar10_accuracy"] = [SOURCE_TABLE1.get((u, n), np.nan) for u, n in zip(out["unit"], out["network"])]
-    return out
+def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5) -> pd.DataFrame:
+    """This project's answer to "what drives the spread?" (``prunekit.claims`` format) from
+    :func:`spread_experiment` rows: the spread is accuracy max - min over the subsets of one (network, statistics).
 
-
-def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, barrier_tol: float = 0.05,
-                 split: str = "train", collapse_gap: float = 0.10) -> pd.DataFrame:
-    """Source 002's claims on iterative pruning (``prunekit.claims`` format), from :func:`cycles_table` and the
-    ``prunekit.surface.barrier_table`` rows of the line from the pretrained to each retrained network (columns
-    ``unit``, ``method``, ``split``, ``loss_barrier_linear``):
-
-    - weight pruning with retraining stays in the pretrained basin: every weight-cycle method's ``split`` loss rises
-      at most ``barrier_tol`` nats above the chord;
-    - aggressive channel pruning with rewinding can leave it: the channel + ``lr_rewind`` line rises more than that;
-    - weight-pruned and retrained networks beat the small network trained from scratch (test accuracy, both methods);
-    - channel pruning with fine-tuning collapses: its test accuracy is at least ``collapse_gap`` below channel
-      pruning with rewinding.
+    - stale batch-norm statistics drive it: recalibrating removes at least ``stale_share`` of the stored-statistics
+      spread (for every batch-norm network);
+    - the weights alone spread it too: the network without batch norm spreads at least ``1 - stale_share`` of the
+      batch-norm network's stored-statistics spread.
     """
-    names = ("Weight pruning with retraining stays in the pretrained basin (iterative, conv layers)",
-             "Aggressive channel pruning with rewinding can leave the pretrained basin",
-             "Weight-pruned and retrained networks beat a small network of the same size trained from scratch",
-             "Channel pruning with fine-tuning collapses")
-    reports = ("the pruned-and-retrained ResNet20 stays in the pretrained basin after five weight-pruning cycles",
-               "after five channel-pruning cycles with learning-rate rewinding the network leaves the basin",
-               "CIFAR-10: 90.87% (fine-tuning) and 91.90% (rewinding) against 89.29% for the small network",
-               "CIFAR-10: 43.38% with fine-tuning against 87.14% with rewinding")
-    rules = (f"{split} loss above the chord <= {barrier_tol:g} nats for every weight-cycle method",
-             f"{split} loss above the chord > {barrier_tol:g} nats for channel cycles with lr_rewind",
-             "test accuracy of each weight-cycle method > the small network's",
-             f"test accuracy with fine-tuning <= with rewinding - {collapse_gap:.0%}")
+    names = ("Stale batch-norm statistics drive the spread of random ablations",
+             "Without batch norm, random ablations of equal size still differ widely")
+    reports = ("about 60 points of training accuracy between 500 random subsets at ratio 0.1 (ResNet20 with batch "
+               "norm, stored statistics); what drives it is not examined", "no network without batch norm")
+    rules = (f"spread with recalibrated statistics <= {1 - stale_share:.0%} of the spread with stored ones",
+             f"spread without batch norm >= {1 - stale_share:.0%} of the stored-statistics spread with batch norm")
+    cols = ["network", "statistics", "accuracy"]
+    spread = {}
+    if df is not None and not C.missing_columns(df, cols):
+        g = df.groupby(["network", "statistics"])["accuracy"]
+        spread = (g.max() - g.min()).to_dict()
+    stored = {n: v for (n, s), v in spread.items() if s == "stored"}
     rows = []
-    cols = ["unit", "method", "split", "loss_barrier_linear"]
-    b = None
-    if barriers is not None and not C.missing_columns(barriers, cols):
-        b = barriers[barriers["split"] == split].set_index(["unit", "method"])["loss_barrier_linear"]
-    weight = b[b.index.get_level_values("unit") == "weight"] if b is not None else None
-    if weight is None or weight.empty:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], f"no {split}-split barriers of weight cycles",
-                                   rules[0]))
+    pairs = [(n, v, spread[(n, "recalibrated")]) for n, v in stored.items() if (n, "recalibrated") in spread]
+    if not pairs:
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], "no batch-norm network with both stored and "
+                                   "recalibrated statistics", rules[0]))
     else:
-        measured = ", ".join(f"{m} {v:+.4f} nats" for (_, m), v in weight.items())
-        rows.append(C.claim(SOURCE, names[0], reports[0], f"height above the chord: {measured}.",
-                            bool((weight <= barrier_tol).all()), rules[0]))
-    if b is None or ("channel", "lr_rewind") not in b.index:
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"no {split}-split barrier of channel cycles with "
-                                   "lr_rewind", rules[1]))
+        measured = "; ".join(f"{n}: {100 * s:.1f} points with stored statistics, {100 * r:.1f} recalibrated"
+                             for n, s, r in pairs) + "."
+        rows.append(C.claim(SOURCE, names[0], reports[0], measured,
+                            all(r <= (1 - stale_share) * s for _, s, r in pairs), rules[0]))
+    plain = {n: v for (n, s), v in spread.items() if s == "none"}
+    if not plain or not stored:
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], "needs a network without batch norm and one with "
+                                   "stored statistics", rules[1]))
     else:
-        v = float(b.loc[("channel", "lr_rewind")])
-        rows.append(C.claim(SOURCE, names[1], reports[1], f"height above the chord: {v:+.4f} nats.",
-                            v > barrier_tol, rules[1]))
-    acc = None
-    if table is not None and not C.missing_columns(table, ["unit", "network", "test_accuracy"]):
-        acc = table.set_index(["unit", "network"])["test_accuracy"]
-    methods = [k for k in (acc.index if acc is not None else []) if k[0] == "weight" and k[1] != "small"]
-    if acc is None or ("weight", "small") not in acc.index or not methods:
-        rows.append(C.not_measured(SOURCE, names[2], reports[2], "no weight-cycle networks and small network "
-                                   "in the table", rules[2]))
-    else:
-        small = float(acc.loc[("weight", "small")])
-        measured = (", ".join(f"{m} {acc.loc[(u, m)]:.2%}" for u, m in methods) + f" against {small:.2%} for the "
-                    "small network.")
-        rows.append(C.claim(SOURCE, names[2], reports[2], measured,
-                            all(float(acc.loc[k]) > small for k in methods), rules[2]))
-    if acc is None or not {("channel", "finetune"), ("channel", "lr_rewind")} <= set(acc.index):
-        rows.append(C.not_measured(SOURCE, names[3], reports[3], "the table lacks channel cycles with both "
-                                   "fine-tuning and rewinding", rules[3]))
-    else:
-        ft, rw = float(acc.loc[("channel", "finetune")]), float(acc.loc[("channel", "lr_rewind")])
-        rows.append(C.claim(SOURCE, names[3], reports[3], f"{ft:.2%} with fine-tuning against {rw:.2%} with "
-                            "rewinding.", ft <= rw - collapse_gap, rules[3]))
+        reference = max(stored.values())
+        measured = (", ".join(f"{n}: {100 * v:.1f} points" for n, v in plain.items()) +
+                    f" against {100 * reference:.1f} with batch norm and stored statistics.")
+        rows.append(C.claim(SOURCE, names[1], reports[1], measured,
+                            all(v >= (1 - stale_share) * reference for v in plain.values()), rules[1]))
     return C.claims_frame(rows)

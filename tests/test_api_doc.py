@@ -38,8 +38,8 @@ def test_the_doc_shows_calls_of_every_study_module():
     documented = {m for mods, _ in CALLS for m in mods}
     for name in ("config", "data", "device", "models", "train", "cache", "claims", "pruning", "scorers", "masks",
                  "compaction", "curves",
-                 "metrics", "sweep", "utility", "imbalance", "retrain", "surface", "saliency", "invariance",
-                 "shrinking", "mechanism", "sparsify"):
+                 "metrics", "sweep", "utility", "imbalance", "retrain", "cycles", "surface", "saliency", "invariance",
+                 "shrinking", "mechanism", "basins", "sparsify"):
         assert f"prunekit.{name}" in documented
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from prunekit import basins as B
 from prunekit import cycles as Cy
-from prunekit import mechanism as M
 from prunekit.cache import fit
 from prunekit.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.masks import Masks, UnitMasks
@@ -127,7 +127,7 @@ def test_iterative_pruning_holds_masks_and_reports_each_cycle():
     assert small.epochs == cfg.epochs + 2 * 1 and small.model.init == "he_normal"  # pretraining + 2 cycles of 1
 
     small_run = fit(small, quiet=True)
-    table = M.cycles_table({("weight", "lr_rewind"): res}, {"weight": small_run.model}, ds)
+    table = B.cycles_table({("weight", "lr_rewind"): res}, {"weight": small_run.model}, ds)
     assert list(table["network"]) == ["lr_rewind", "small"]
     assert table["test_accuracy"].iloc[0] == res.table["retrained_test_accuracy"].iloc[-1]
     assert table["conv_density"].iloc[0] == kept / total
@@ -154,3 +154,13 @@ def test_bad_input_before_compute():
     mlp = build_model(ModelConfig(arch="mlp"), (1, 8, 8), 10)
     with pytest.raises(ValueError, match="conv nets"):
         Cy.slimmable_convs(mlp)
+
+
+def test_check_plan():
+    Cy.check_plan(["weight", "channel"], ["finetune", "lr_rewind"], 5)
+    Cy.check_plan(["channel"], ["lr_rewind"], None)
+    for args, match in [((["weights"], ["finetune"]), "cycle_units"), (([], ["finetune"]), "cycle_units"),
+                        (("weight", ["finetune"]), "cycle_units"), ((["weight"], ["weight_rewind"]), "cycle_methods"),
+                        ((["weight"], ["finetune"], 0), "cycles")]:
+        with pytest.raises(ValueError, match=match):
+            Cy.check_plan(*args)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prunekit import basins as B
 from prunekit import mechanism as M
 from prunekit.claims import COLUMNS
 
@@ -67,12 +68,12 @@ def test_utility_claims_never_raise(kwargs):
 def test_basin_claims():
     b = pd.DataFrame({"method": ["finetune", "lr_rewind", "finetune", "lr_rewind"],
                       "split": ["train", "train", "test", "test"], "loss_barrier_linear": [0.001, 0.2, 0.0, 0.0]})
-    t = M.basin_claims(b)
+    t = B.basin_claims(b)
     assert t["verdict"].iloc[0] == "does not hold" and "1 of 2 retraining methods" in t["measured"].iloc[0]
-    assert M.basin_claims(b, barrier_tol=0.25)["verdict"].iloc[0] == "holds"
-    assert M.basin_claims(b, split="test")["verdict"].iloc[0] == "holds"
+    assert B.basin_claims(b, barrier_tol=0.25)["verdict"].iloc[0] == "holds"
+    assert B.basin_claims(b, split="test")["verdict"].iloc[0] == "holds"
     for bad in (None, b.iloc[:0], b.drop(columns="split"), b[b.split == "test"]):
-        assert M.basin_claims(bad)["verdict"].iloc[0] == "not measured here"
+        assert B.basin_claims(bad)["verdict"].iloc[0] == "not measured here"
 
 
 def test_ablation_table_rows():
@@ -211,17 +212,17 @@ def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs
 
 def test_cycle_claims_follow_their_rules():
     table, barriers = _cycle_tables()
-    got = M.cycle_claims(table, barriers)
+    got = B.cycle_claims(table, barriers)
     assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds"] * 4
     # each rule at and across its threshold
     table, barriers = _cycle_tables(weight_barriers=(0.05, 0.0500001), channel_rewind_barrier=0.05,
                                     accs={("weight", "finetune"): 0.96, ("weight", "lr_rewind"): 0.98,
                                           ("weight", "small"): 0.96, ("channel", "finetune"): 0.80,
                                           ("channel", "lr_rewind"): 0.90})
-    got = M.cycle_claims(table, barriers).set_index("claim")["verdict"]
+    got = B.cycle_claims(table, barriers).set_index("claim")["verdict"]
     assert list(got) == ["does not hold", "does not hold", "does not hold", "holds"]  # 0.80 <= 0.90 - 0.10
-    assert M.cycle_claims(table, barriers, collapse_gap=0.11)["verdict"].iloc[3] == "does not hold"
-    assert M.cycle_claims(table, barriers, barrier_tol=0.06)["verdict"].iloc[0] == "holds"
+    assert B.cycle_claims(table, barriers, collapse_gap=0.11)["verdict"].iloc[3] == "does not hold"
+    assert B.cycle_claims(table, barriers, barrier_tol=0.06)["verdict"].iloc[0] == "holds"
 
 
 @pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty"])
@@ -237,7 +238,7 @@ def test_cycle_claims_never_raise(case):
         barriers = barriers[barriers.split == "test"]
     else:
         table, barriers = table.iloc[:0], barriers.iloc[:0]
-    got = M.cycle_claims(table, barriers)
+    got = B.cycle_claims(table, barriers)
     assert list(got.columns) == COLUMNS and len(got) == 4
     measured = {"none": [], "no_columns": [], "weight_only": [0, 2], "test_split_only": [2, 3], "empty": []}[case]
     assert [i for i, v in enumerate(got["verdict"]) if v != "not measured here"] == measured
@@ -247,10 +248,57 @@ def test_cycle_claims_never_raise(case):
 
 def test_cycles_config_is_the_sources_recipe():
     for profile in ("quick", "paper"):
-        cfg = M.cycles_config(profile, seed=2)
+        cfg = B.cycles_config(profile, seed=2)
         assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.schedule, cfg.seed) == (
             "sgd", 0.1, 0.9, 1e-4, "step", 2)
-        assert cfg.model.batch_norm and cfg.model.arch == M.CYCLE_PROFILES[profile]["arch"]
-    assert M.cycles_config("paper").model.arch == "resnet20"
+        assert cfg.model.batch_norm and cfg.model.arch == B.CYCLE_PROFILES[profile]["arch"]
+    assert B.cycles_config("paper").model.arch == "resnet20"
     with pytest.raises(ValueError, match="profile"):
-        M.cycles_config("huge")
+        B.cycles_config("huge")
+
+
+def _spread_rows(spreads: dict) -> pd.DataFrame:
+    """Rows whose accuracy max - min per (network, statistics) is the given spread (3 subsets each)."""
+    return pd.DataFrame([{"network": n, "statistics": s, "subset": i, "accuracy": 1.0 - v * i / 2}
+                         for (n, s), v in spreads.items() for i in range(3)])
+
+
+def test_spread_claims_follow_their_rules():
+    df = _spread_rows({("bn", "stored"): 0.5, ("bn", "recalibrated"): 0.25, ("plain", "none"): 0.25})  # exact floats
+    got = M.spread_claims(df)
+    assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds", "holds"]  # both exactly at 50%
+    assert "50.0 points with stored statistics, 25.0 recalibrated" in got["measured"].iloc[0]
+    df = _spread_rows({("bn", "stored"): 0.5, ("bn", "recalibrated"): 0.26, ("plain", "none"): 0.24})
+    assert list(M.spread_claims(df)["verdict"]) == ["does not hold", "does not hold"]
+    assert list(M.spread_claims(df, stale_share=0.4)["verdict"]) == ["holds", "does not hold"]  # 0.26 <= 0.3; 0.24 < 0.3
+
+
+@pytest.mark.parametrize("spreads", [None, {}, {("bn", "stored"): 0.6}, {("plain", "none"): 0.2},
+                                     {("bn", "recalibrated"): 0.1, ("plain", "none"): 0.2}])
+def test_spread_claims_never_raise(spreads):
+    got = M.spread_claims(None if spreads is None else _spread_rows(spreads))
+    assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["not measured here"] * 2
+
+
+def test_spread_experiment_uses_the_same_subsets_and_both_statistics():
+    import torch
+    from torch import nn
+
+    from prunekit.config import ModelConfig
+    from prunekit.models import build_model
+
+    torch.manual_seed(0)
+    bn = build_model(ModelConfig(arch="conv", width_mult=0.25), (1, 8, 8), 4).eval()
+    plain = build_model(ModelConfig(arch="conv", width_mult=0.25, batch_norm=False), (1, 8, 8), 4).eval()
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 4, (64,))
+    df = M.spread_experiment({"bn": bn, "plain": plain}, x, y, ratio=0.2, n_subsets=5, seed=3)
+    assert sorted(set(zip(df.network, df.statistics))) == [("bn", "recalibrated"), ("bn", "stored"), ("plain", "none")]
+    assert (df.groupby(["network", "statistics"]).size() == 5).all()
+    from prunekit.utility import random_ablation
+
+    stored = random_ablation(bn, x, y, ratios=[0.2], n_subsets=5, seed=3)
+    got = df[(df.network == "bn") & (df.statistics == "stored")]
+    assert np.array_equal(got["accuracy"].to_numpy(), stored["accuracy"].to_numpy())
+    no_bn = M.without_batch_norm(B.cycles_config("quick"))
+    assert no_bn.model.batch_norm is False and (no_bn.optimizer, no_bn.lr, no_bn.schedule) == ("adam", 1e-3, "none")
+    assert isinstance(bn.features[1], nn.BatchNorm2d)
