@@ -205,7 +205,8 @@ def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs
     table = pd.DataFrame([{"unit": u, "network": n, "test_accuracy": a} for (u, n), a in accs.items()])
     rows = [{"unit": "weight", "method": m, "split": "train", "loss_barrier_linear": b}
             for m, b in zip(("finetune", "lr_rewind"), weight_barriers)]
-    rows += [{"unit": "channel", "method": "lr_rewind", "split": "train", "loss_barrier_linear": channel_rewind_barrier},
+    rows += [{"unit": "channel", "method": "lr_rewind", "split": "train",
+              "loss_barrier_linear": channel_rewind_barrier},
              {"unit": "weight", "method": "finetune", "split": "test", "loss_barrier_linear": 9.0}]  # other split
     return table, pd.DataFrame(rows)
 
@@ -270,7 +271,7 @@ def test_spread_claims_follow_their_rules():
     assert "50.0 points with stored statistics, 25.0 recalibrated" in got["measured"].iloc[0]
     df = _spread_rows({("bn", "stored"): 0.5, ("bn", "recalibrated"): 0.26, ("plain", "none"): 0.24})
     assert list(M.spread_claims(df)["verdict"]) == ["does not hold", "does not hold"]
-    assert list(M.spread_claims(df, stale_share=0.4)["verdict"]) == ["holds", "does not hold"]  # 0.26 <= 0.3; 0.24 < 0.3
+    assert list(M.spread_claims(df, stale_share=0.4)["verdict"]) == ["holds", "does not hold"]  # .26 <= .3, .24 < .3
 
 
 @pytest.mark.parametrize("spreads", [None, {}, {("bn", "stored"): 0.6}, {("plain", "none"): 0.2},
