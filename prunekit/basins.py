@@ -17,7 +17,7 @@ from torch import nn
 
 from . import claims as C
 from .config import DataConfig, ModelConfig, TrainConfig
-from .cycles import IterativePruning, conv_parameters
+from .cycles import CYCLE_METHODS, IterativePruning, conv_parameters
 from .data import Dataset
 from .masks import sparsity
 from .mechanism import SOURCE
@@ -98,7 +98,8 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
     - weight pruning with retraining stays in the pretrained basin: every weight-cycle method's ``split`` loss rises
       at most ``barrier_tol`` nats above the chord;
     - aggressive channel pruning with rewinding can leave it: the channel + ``lr_rewind`` line rises more than that;
-    - weight-pruned and retrained networks beat the small network trained from scratch (test accuracy, both methods);
+    - weight-pruned and retrained networks beat the small network trained from scratch (test accuracy, fine-tuning
+      and rewinding both);
     - channel pruning with fine-tuning collapses: its test accuracy is at least ``collapse_gap`` below channel
       pruning with rewinding.
     """
@@ -116,40 +117,46 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
              f"test accuracy with fine-tuning <= with rewinding - {collapse_gap:.0%}")
     rows = []
     cols = ["unit", "method", "split", "loss_barrier_linear"]
-    b = None
+    b, b_why = None, f"no {split}-split barriers"
     if barriers is not None and not C.missing_columns(barriers, cols):
         b = barriers[barriers["split"] == split].set_index(["unit", "method"])["loss_barrier_linear"]
+        if b.index.duplicated().any():
+            b, b_why = None, f"more than one {split}-split barrier for one (unit, method)"
     weight = b[b.index.get_level_values("unit") == "weight"] if b is not None else None
     if weight is None or weight.empty:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], f"no {split}-split barriers of weight cycles",
-                                   rules[0]))
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], f"{b_why} of weight cycles"
+                                   if b is None else f"no {split}-split barriers of weight cycles", rules[0]))
     else:
         measured = ", ".join(f"{m} {v:+.4f} nats" for (_, m), v in weight.items())
         rows.append(C.claim(SOURCE, names[0], reports[0], f"height above the chord: {measured}.",
                             bool((weight <= barrier_tol).all()), rules[0]))
     if b is None or ("channel", "lr_rewind") not in b.index:
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"no {split}-split barrier of channel cycles with "
-                                   "lr_rewind", rules[1]))
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"{b_why} of channel cycles with lr_rewind"
+                                   if b is None else f"no {split}-split barrier of channel cycles with lr_rewind",
+                                   rules[1]))
     else:
         v = float(b.loc[("channel", "lr_rewind")])
         rows.append(C.claim(SOURCE, names[1], reports[1], f"height above the chord: {v:+.4f} nats.",
                             v > barrier_tol, rules[1]))
-    acc = None
+    acc, acc_why = None, "no cycles table"
     if table is not None and not C.missing_columns(table, ["unit", "network", "test_accuracy"]):
         acc = table.set_index(["unit", "network"])["test_accuracy"]
-    methods = [k for k in (acc.index if acc is not None else []) if k[0] == "weight" and k[1] != "small"]
-    if acc is None or ("weight", "small") not in acc.index or not methods:
-        rows.append(C.not_measured(SOURCE, names[2], reports[2], "no weight-cycle networks and small network "
-                                   "in the table", rules[2]))
+        if acc.index.duplicated().any():
+            acc, acc_why = None, "more than one row for one (unit, network) in the cycles table"
+    weight_nets = [("weight", m) for m in (*CYCLE_METHODS, "small")]
+    if acc is None or not set(weight_nets) <= set(acc.index):
+        lacking = [m for _, m in weight_nets if acc is None or ("weight", m) not in acc.index]
+        rows.append(C.not_measured(SOURCE, names[2], reports[2], acc_why if acc is None else
+                                   f"the table lacks {' and '.join(lacking)} for weight cycles", rules[2]))
     else:
         small = float(acc.loc[("weight", "small")])
-        measured = (", ".join(f"{m} {acc.loc[(u, m)]:.2%}" for u, m in methods) + f" against {small:.2%} for the "
-                    "small network.")
+        measured = (", ".join(f"{m} {acc.loc[(u, m)]:.2%}" for u, m in weight_nets[:-1]) + f" against {small:.2%} "
+                    "for the small network.")
         rows.append(C.claim(SOURCE, names[2], reports[2], measured,
-                            all(float(acc.loc[k]) > small for k in methods), rules[2]))
+                            all(float(acc.loc[k]) > small for k in weight_nets[:-1]), rules[2]))
     if acc is None or not {("channel", "finetune"), ("channel", "lr_rewind")} <= set(acc.index):
-        rows.append(C.not_measured(SOURCE, names[3], reports[3], "the table lacks channel cycles with both "
-                                   "fine-tuning and rewinding", rules[3]))
+        rows.append(C.not_measured(SOURCE, names[3], reports[3], acc_why if acc is None else "the table lacks "
+                                   "channel cycles with both fine-tuning and rewinding", rules[3]))
     else:
         ft, rw = float(acc.loc[("channel", "finetune")]), float(acc.loc[("channel", "lr_rewind")])
         rows.append(C.claim(SOURCE, names[3], reports[3], f"{ft:.2%} with fine-tuning against {rw:.2%} with "

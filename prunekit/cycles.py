@@ -10,7 +10,9 @@ pretrained ResNet20 over five cycles, each cycle retrained (by fine-tuning or le
   remaining prunable channels, the smallest ``|gamma|`` (the scale of the BatchNorm after the conv) over all of them.
   A channel is one unit: its conv filter, its BatchNorm scale and shift (held at 0, so the channel's output is exactly
   0) and, through that zero, the next layer's inputs from it. The prunable channels are those that feed exactly one
-  next layer (:func:`slimmable_convs`). Network Slimming also trains with an L1 penalty on ``gamma``; the source names
+  next layer (:func:`slimmable_convs`). Each layer keeps at least its largest-``|gamma|`` channel: a global
+  threshold could otherwise empty a layer and cut the network in two (prunekit's guard; the source states none).
+  Network Slimming also trains with an L1 penalty on ``gamma``; the source names
   only the scale factors, and prunekit ranks the trained network's ``gamma`` as it is.
 
 The pruned network of the last cycle (``W^p``, before its retraining), the retrained one (``W^r``) and the pretrained
@@ -75,7 +77,8 @@ def slimmable_convs(model: nn.Module) -> list[tuple[nn.Module, str]]:
 def next_masks(model: nn.Module, masks: Masks | None, unit: str, rate: float) -> Masks:
     """The masks of the next cycle: ``masks`` (None: nothing pruned yet) plus ``round(rate * remaining)`` more
     conv weights (smallest ``|w|``, all conv layers ranked together) or prunable channels (smallest ``|gamma|`` of
-    the following BatchNorm, all of them ranked together). What was pruned stays pruned."""
+    the following BatchNorm, all of them ranked together; each layer keeps at least one). What was pruned stays
+    pruned; ``masks`` must be of the same ``unit``."""
     choice("unit", unit, PRUNE_UNITS)
     rate = fraction("rate", rate, low_open=True, high_open=True)
     if unit == "weight":
@@ -85,12 +88,19 @@ def next_masks(model: nn.Module, masks: Masks | None, unit: str, rate: float) ->
         params = slimmable_convs(model)
         scores = [bn.weight.detach().abs().float() for bn in following_batchnorms(model, params)]
     if masks is not None:  # pruned elements rank first, whatever their current value
+        if masks.units != (unit == "channel"):
+            raise ValueError(f"masks hold {'channel' if masks.units else 'weight'} masks but unit={unit!r}: pass "
+                             f"the masks of earlier {unit} cycles (or None)")
         held = masks.for_params(model, params)
         held = held.units if unit == "channel" else held
         scores = [torch.where(keep.to(s.device), s, torch.full_like(s, -torch.inf)) for s, keep in zip(scores, held)]
     n = sum(s.numel() for s in scores)
-    pruned = sum(int(torch.isinf(s).sum()) for s in scores)
+    pruned = sum(int(torch.isneginf(s).sum()) for s in scores)
     count = pruned + round(rate * (n - pruned))
+    if unit == "channel":  # each layer keeps its largest-|gamma| channel: a layer with none left cuts the network
+        scores = [s if torch.isneginf(s).all() else s.clone().index_fill_(0, s.argmax().view(1), torch.inf)
+                  for s in scores]
+        count = min(count, n - sum(int(torch.isposinf(s).any()) for s in scores))
     new = masks_from_scores(params, scores, 100.0 * count / n, scope="global")
     return Masks.from_params(model, params, new)
 

@@ -77,6 +77,38 @@ def test_channel_cycles_rank_batchnorm_scales_globally_and_remove_the_channel():
         assert (bn.weight[~keep] == 0).all() and (bn.bias[~keep] == 0).all()
 
 
+def test_channel_cycles_keep_one_channel_per_layer():
+    model = _net("conv")
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():  # the first layer's scales are all below the second's: a global threshold would empty it
+        bns[0].weight.copy_(torch.linspace(0.01, 0.02, bns[0].num_features))
+        bns[1].weight.copy_(torch.linspace(1.0, 2.0, bns[1].num_features))
+    masks = None
+    for _ in range(12):
+        masks = Cy.next_masks(model, masks, "channel", 0.5)
+        units = masks.for_params(model, Cy.slimmable_convs(model)).units
+        assert all(int(u.sum()) >= 1 for u in units)
+    first, second = units
+    assert int(first.sum()) == 1 and bool(first[-1])  # the largest |gamma| of the first layer stays
+    assert int(second.sum()) == 1 and bool(second[-1])
+    # one cycle of 50% of 8 + 16 channels: the 12 smallest scales are the first layer's 8 and 4 of the second; the
+    # floor keeps the first layer's largest and prunes one more of the second instead, still 12 in all
+    once = Cy.next_masks(model, None, "channel", 0.5).for_params(model, Cy.slimmable_convs(model)).units
+    n = sum(u.numel() for u in once)
+    assert sum(int((~u).sum()) for u in once) == round(0.5 * n)
+    assert int(once[0].sum()) == 1 and int(once[1].sum()) == 16 - 5
+
+
+def test_next_masks_refuses_masks_of_the_other_unit():
+    model = _net("conv")
+    weight_masks = Cy.next_masks(model, None, "weight", 0.3)
+    with pytest.raises(ValueError, match="unit='channel'"):
+        Cy.next_masks(model, weight_masks, "channel", 0.2)
+    channel_masks = Cy.next_masks(model, None, "channel", 0.2)
+    with pytest.raises(ValueError, match="unit='weight'"):
+        Cy.next_masks(model, channel_masks, "weight", 0.3)
+
+
 def test_resnet_channel_cycles_touch_only_each_blocks_first_conv():
     model = _net("resnet20")
     slim = Cy.slimmable_convs(model)

@@ -226,7 +226,8 @@ def test_cycle_claims_follow_their_rules():
     assert B.cycle_claims(table, barriers, barrier_tol=0.06)["verdict"].iloc[0] == "holds"
 
 
-@pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty"])
+@pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty", "one_method",
+                                  "duplicates"])
 def test_cycle_claims_never_raise(case):
     table, barriers = _cycle_tables()
     if case == "none":
@@ -237,11 +238,17 @@ def test_cycle_claims_never_raise(case):
         table, barriers = table[table.unit == "weight"], barriers[barriers.unit == "weight"]
     elif case == "test_split_only":
         barriers = barriers[barriers.split == "test"]
+    elif case == "one_method":  # only fine-tuning: the weight claims need both of the source's methods
+        table = table[table.network != "lr_rewind"]
+    elif case == "duplicates":  # a second channel + lr_rewind barrier and a second weight + small accuracy
+        barriers = pd.concat([barriers, barriers.iloc[[2]].assign(loss_barrier_linear=0.0)], ignore_index=True)
+        table = pd.concat([table, table.iloc[[2]]], ignore_index=True)
     else:
         table, barriers = table.iloc[:0], barriers.iloc[:0]
     got = B.cycle_claims(table, barriers)
     assert list(got.columns) == COLUMNS and len(got) == 4
-    measured = {"none": [], "no_columns": [], "weight_only": [0, 2], "test_split_only": [2, 3], "empty": []}[case]
+    measured = {"none": [], "no_columns": [], "weight_only": [0, 2], "test_split_only": [2, 3], "empty": [],
+                "one_method": [0, 1], "duplicates": []}[case]
     assert [i for i, v in enumerate(got["verdict"]) if v != "not measured here"] == measured
     assert all(m.startswith("Not measured here") for m, v in zip(got["measured"], got["verdict"])
                if v == "not measured here")
