@@ -115,50 +115,62 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
              f"{split} loss above the chord > {barrier_tol:g} nats for channel cycles with lr_rewind",
              "test accuracy of each weight-cycle method > the small network's",
              f"test accuracy with fine-tuning <= with rewinding - {collapse_gap:.0%}")
-    rows = []
     cols = ["unit", "method", "split", "loss_barrier_linear"]
-    b, b_why = None, f"no {split}-split barriers"
+    b, b_why = None, f"no {split}-split barriers (a barrier table with columns {', '.join(cols)})"
     if barriers is not None and not C.missing_columns(barriers, cols):
         b = barriers[barriers["split"] == split].set_index(["unit", "method"])["loss_barrier_linear"]
-        if b.index.duplicated().any():
-            b, b_why = None, f"more than one {split}-split barrier for one (unit, method)"
-    weight = b[b.index.get_level_values("unit") == "weight"] if b is not None else None
-    if weight is None or weight.empty:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], f"{b_why} of weight cycles"
-                                   if b is None else f"no {split}-split barriers of weight cycles", rules[0]))
-    else:
-        measured = ", ".join(f"{m} {v:+.4f} nats" for (_, m), v in weight.items())
-        rows.append(C.claim(SOURCE, names[0], reports[0], f"height above the chord: {measured}.",
-                            bool((weight <= barrier_tol).all()), rules[0]))
-    if b is None or ("channel", "lr_rewind") not in b.index:
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"{b_why} of channel cycles with lr_rewind"
-                                   if b is None else f"no {split}-split barrier of channel cycles with lr_rewind",
-                                   rules[1]))
-    else:
-        v = float(b.loc[("channel", "lr_rewind")])
-        rows.append(C.claim(SOURCE, names[1], reports[1], f"height above the chord: {v:+.4f} nats.",
-                            v > barrier_tol, rules[1]))
-    acc, acc_why = None, "no cycles table"
-    if table is not None and not C.missing_columns(table, ["unit", "network", "test_accuracy"]):
+    acc_cols = ["unit", "network", "test_accuracy"]
+    acc, acc_why = None, f"no cycles table (columns {', '.join(acc_cols)})"
+    if table is not None and not C.missing_columns(table, acc_cols):
         acc = table.set_index(["unit", "network"])["test_accuracy"]
-        if acc.index.duplicated().any():
-            acc, acc_why = None, "more than one row for one (unit, network) in the cycles table"
-    weight_nets = [("weight", m) for m in (*CYCLE_METHODS, "small")]
-    if acc is None or not set(weight_nets) <= set(acc.index):
-        lacking = [m for _, m in weight_nets if acc is None or ("weight", m) not in acc.index]
-        rows.append(C.not_measured(SOURCE, names[2], reports[2], acc_why if acc is None else
-                                   f"the table lacks {' and '.join(lacking)} for weight cycles", rules[2]))
+    weight_cycles = [("weight", m) for m in CYCLE_METHODS]
+    rows = []
+    v, why = _one_each(b, weight_cycles, b_why)
+    if v is None:
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], why, rules[0]))
     else:
-        small = float(acc.loc[("weight", "small")])
-        measured = (", ".join(f"{m} {acc.loc[(u, m)]:.2%}" for u, m in weight_nets[:-1]) + f" against {small:.2%} "
-                    "for the small network.")
-        rows.append(C.claim(SOURCE, names[2], reports[2], measured,
-                            all(float(acc.loc[k]) > small for k in weight_nets[:-1]), rules[2]))
-    if acc is None or not {("channel", "finetune"), ("channel", "lr_rewind")} <= set(acc.index):
-        rows.append(C.not_measured(SOURCE, names[3], reports[3], acc_why if acc is None else "the table lacks "
-                                   "channel cycles with both fine-tuning and rewinding", rules[3]))
+        measured = ", ".join(f"{m} {x:+.4f} nats" for (_, m), x in v.items())
+        rows.append(C.claim(SOURCE, names[0], reports[0], f"height above the chord: {measured}.",
+                            all(x <= barrier_tol for x in v.values()), rules[0]))
+    v, why = _one_each(b, [("channel", "lr_rewind")], b_why)
+    if v is None:
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], why, rules[1]))
     else:
-        ft, rw = float(acc.loc[("channel", "finetune")]), float(acc.loc[("channel", "lr_rewind")])
+        x = v[("channel", "lr_rewind")]
+        rows.append(C.claim(SOURCE, names[1], reports[1], f"height above the chord: {x:+.4f} nats.",
+                            x > barrier_tol, rules[1]))
+    v, why = _one_each(acc, [*weight_cycles, ("weight", "small")], acc_why)
+    if v is None:
+        rows.append(C.not_measured(SOURCE, names[2], reports[2], why, rules[2]))
+    else:
+        small = v[("weight", "small")]
+        measured = (", ".join(f"{m} {v[(u, m)]:.2%}" for u, m in weight_cycles) + f" against {small:.2%} for the "
+                    "small network.")
+        rows.append(C.claim(SOURCE, names[2], reports[2], measured, all(v[k] > small for k in weight_cycles),
+                            rules[2]))
+    v, why = _one_each(acc, [("channel", "finetune"), ("channel", "lr_rewind")], acc_why)
+    if v is None:
+        rows.append(C.not_measured(SOURCE, names[3], reports[3], why, rules[3]))
+    else:
+        ft, rw = v[("channel", "finetune")], v[("channel", "lr_rewind")]
         rows.append(C.claim(SOURCE, names[3], reports[3], f"{ft:.2%} with fine-tuning against {rw:.2%} with "
                             "rewinding.", ft <= rw - collapse_gap, rules[3]))
     return C.claims_frame(rows)
+
+
+def _one_each(values: pd.Series | None, keys: list[tuple[str, str]], why_none: str):
+    """``({key: float}, "")`` when ``values`` (indexed by (unit, method or network)) holds exactly one finite number
+    for each of ``keys``; else ``(None, why)``: what a claim needs to say it is not measured."""
+    if values is None:
+        return None, why_none
+    out = {}
+    for key in keys:
+        found = values[values.index == key] if len(values) else values.iloc[:0]
+        label = f"{key[0]} cycles with {key[1]}" if key[1] != "small" else f"the small network of {key[0]} cycles"
+        if len(found) != 1:
+            return None, f"{'no' if found.empty else f'{len(found)}'} rows for {label}"
+        x = pd.to_numeric(found, errors="coerce").iloc[0]
+        if not np.isfinite(x):
+            return None, f"no finite value for {label}"
+        out[key] = float(x)
+    return out, ""

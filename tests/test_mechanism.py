@@ -227,7 +227,7 @@ def test_cycle_claims_follow_their_rules():
 
 
 @pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty", "one_method",
-                                  "duplicates"])
+                                  "duplicates", "nan", "extra_method"])
 def test_cycle_claims_never_raise(case):
     table, barriers = _cycle_tables()
     if case == "none":
@@ -240,15 +240,22 @@ def test_cycle_claims_never_raise(case):
         barriers = barriers[barriers.split == "test"]
     elif case == "one_method":  # only fine-tuning: the weight claims need both of the source's methods
         table = table[table.network != "lr_rewind"]
-    elif case == "duplicates":  # a second channel + lr_rewind barrier and a second weight + small accuracy
+    elif case == "duplicates":  # a second channel + lr_rewind barrier and a second weight + small accuracy: those two
+        # claims are not measured, the other two are
         barriers = pd.concat([barriers, barriers.iloc[[2]].assign(loss_barrier_linear=0.0)], ignore_index=True)
         table = pd.concat([table, table.iloc[[2]]], ignore_index=True)
+    elif case == "nan":  # a NaN weight barrier and a NaN channel accuracy: not measured, not "does not hold"
+        barriers.loc[0, "loss_barrier_linear"] = float("nan")
+        table.loc[3, "test_accuracy"] = float("nan")
+    elif case == "extra_method":  # a barrier of a method the claim does not name is left out (it would fail it)
+        barriers = pd.concat([barriers, barriers.iloc[[0]].assign(method="weight_rewind", loss_barrier_linear=5.0)],
+                             ignore_index=True)
     else:
         table, barriers = table.iloc[:0], barriers.iloc[:0]
     got = B.cycle_claims(table, barriers)
     assert list(got.columns) == COLUMNS and len(got) == 4
     measured = {"none": [], "no_columns": [], "weight_only": [0, 2], "test_split_only": [2, 3], "empty": [],
-                "one_method": [0, 1], "duplicates": []}[case]
+                "one_method": [0, 1], "duplicates": [0, 3], "nan": [1, 2], "extra_method": [0, 1, 2, 3]}[case]
     assert [i for i, v in enumerate(got["verdict"]) if v != "not measured here"] == measured
     assert all(m.startswith("Not measured here") for m, v in zip(got["measured"], got["verdict"])
                if v == "not measured here")
