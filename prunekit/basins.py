@@ -16,11 +16,11 @@ import pandas as pd
 from torch import nn
 
 from . import claims as C
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import TrainConfig
 from .cycles import CYCLE_METHODS, IterativePruning, conv_parameters
 from .data import Dataset
 from .masks import sparsity
-from .mechanism import SOURCE
+from .mechanism import SOURCE, pretrain_config
 from .reporting import check_profile
 from .train import evaluate
 
@@ -43,16 +43,14 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split
     return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((b <= barrier_tol).all()), rule)])
 
 
-# Section 3's iterative pruning cycles (notebook 04), on a conv net with batch norm trained with the source's ResNet20
-# recipe (SGD, momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 50% and 75% of the epochs). This project's
-# CPU-sized variant: the source runs ResNet20 on CIFAR-10 for 200 epochs and retrains 200 per cycle. resize: side of
-# the images (None: as stored); retrain_epochs: per cycle; eval_subset: training samples of the plane's train split
-# (None: all); grid: points per axis of each plane
+# Section 3's iterative pruning cycles (notebook 04), on the source's network (``prunekit.mechanism.pretrain_config``
+# with network="resnet20": ResNet20 with batch norm and the source's recipe, the same pretrained model as notebook 05).
+# retrain_epochs: per cycle (None: the pretraining's T, as the source retrains 200 epochs per cycle); plane_subset:
+# training samples the plane and the line are measured on (None: all); grid: points per axis of each plane
 CYCLE_PROFILES = {
-    "quick": dict(dataset="digits", arch="resnet20", width_mult=0.5, subset=None, resize=None, epochs=8, cycles=3,
-                  retrain_epochs=3, eval_subset=None, grid=7),
-    "paper": dict(dataset="mnist", arch="resnet20", width_mult=1.0, subset=10_000, resize=14, epochs=8, cycles=5,
-                  retrain_epochs=3, eval_subset=2_000, grid=9),
+    "quick": dict(cycles=3, retrain_epochs=3, plane_subset=None, grid=7),
+    "paper": dict(cycles=5, retrain_epochs=3, plane_subset=2_000, grid=9),
+    "full": dict(cycles=5, retrain_epochs=None, plane_subset=10_000, grid=21),
 }
 
 # Table 1 of the source: validation accuracy (%) on CIFAR-10 after five cycles, and of the small network of each kind
@@ -60,13 +58,11 @@ SOURCE_TABLE1 = {("weight", "finetune"): 90.870, ("weight", "lr_rewind"): 91.897
                  ("channel", "finetune"): 43.375, ("channel", "lr_rewind"): 87.138, ("channel", "small"): 88.020}
 
 
-def cycles_config(profile: str, seed: int = 0) -> TrainConfig:
-    """The pretrained network of notebook 04's pruning cycles for ``profile`` (see :data:`CYCLE_PROFILES`)."""
-    p = CYCLE_PROFILES[check_profile(profile)]
-    return TrainConfig(data=DataConfig(name=p["dataset"], subset=p["subset"], resize=p["resize"]),
-                       model=ModelConfig(arch=p["arch"], width_mult=p["width_mult"], batch_norm=True),
-                       optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, epochs=p["epochs"],
-                       schedule="step", seed=seed)
+def cycles_config(profile: str, seed: int = 0, dataset: str | None = None) -> TrainConfig:
+    """The pretrained network of notebook 04's pruning cycles for ``profile``: the source's ResNet20 with its recipe,
+    ``prunekit.mechanism.pretrain_config(profile, seed, network="resnet20", dataset=dataset)`` (notebook 05's too)."""
+    check_profile(profile, CYCLE_PROFILES)
+    return pretrain_config(profile, seed, network="resnet20", dataset=dataset)
 
 
 def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Mapping[str, nn.Module],

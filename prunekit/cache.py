@@ -5,6 +5,8 @@ Layout (``$PRUNEKIT_CACHE``, default ``data/models``)::
     <key>/model.pt     {"state_dict": ..., "checkpoints": {epoch: state_dict}}   (torch.save)
     <key>/meta.json    config, history, library versions, device, sha256 of model.pt   (written last)
     <key>/progress.pt  training state of an interrupted run (removed when done)
+    <kind>/<hash>/     a result derived from trained models (a pruning cycle, a retrained network):
+                       tensors.pt and meta.json, as above (:func:`cached_result`)
 
 Both files are written atomically (temp file, then ``os.replace``); ``meta.json`` is written after ``model.pt``, so an
 entry without it is incomplete. Loading verifies the checksum and the stored config and uses
@@ -20,7 +22,9 @@ import hashlib
 import json
 import os
 import platform
+import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +41,8 @@ from .paths import atomic_write, cache_dir
 from .pruning import sparse_at_init
 from .train import train
 
-__all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes"]
+__all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
+           "cached_result", "result_key"]
 
 
 @dataclass
@@ -179,3 +184,55 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
     run.path = path
     return run
+
+
+def result_key(spec: dict) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``spec``: the name of a derived result's entry."""
+    try:
+        blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"spec must be plain JSON (str, int, finite float, bool, None, lists, dicts): {err}") from err
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cached_result(kind: str, spec: dict, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]],
+                  root: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """A result derived from trained models, computed once per ``spec`` and kept beside them: ``(tensors, info)``.
+
+    ``spec`` (plain JSON) must name everything the result depends on, the parent model's ``TrainConfig.key()``
+    first; ``compute()`` returns the tensors (a ``{name: tensor}`` dict, stored on the CPU) and ``info`` (a JSON dict:
+    a table row, say). Stored in ``<cache>/<kind>/<result_key(spec)>/`` as ``tensors.pt`` then ``meta.json`` (spec,
+    info, sha256 of ``tensors.pt``), each written atomically; a later call with the same spec loads them
+    (``torch.load(weights_only=True)``, checksum and spec checked) instead of computing. A corrupt or mismatching
+    entry is recomputed, with a warning. A chain of results (one per pruning cycle) resumes at its first missing link.
+    """
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", kind):
+        raise ValueError(f"kind={kind!r} must be a lower-case name (letters, digits, '_'), e.g. 'cycles'")
+    if not isinstance(spec, dict):
+        raise ValueError(f"spec must be a dict, got {type(spec).__name__}")
+    path = Path(root if root is not None else cache_dir()) / kind / result_key(spec)
+    if (path / "meta.json").exists():
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+            if meta.get("spec") != json.loads(json.dumps(spec)):
+                raise ValueError("stored spec differs from the requested one")
+            if sha256_file(path / "tensors.pt") != meta.get("sha256"):
+                raise ValueError("checksum mismatch in tensors.pt")
+            tensors = torch.load(path / "tensors.pt", weights_only=True, map_location="cpu")
+            return tensors, meta["info"]
+        except Exception as err:  # unreadable JSON, missing file, bad checksum: recompute, never use it
+            warnings.warn(f"cached result {path} is corrupt or does not match its spec ({err}); recomputing",
+                          stacklevel=2)
+    tensors, info = compute()
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in tensors.items()):
+        raise ValueError("compute() must return ({name: tensor}, info)")
+    tensors = {k: v.detach().cpu().clone() for k, v in tensors.items()}
+    info = json.loads(json.dumps(info, allow_nan=True))  # plain JSON now, as it will be when loaded
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "meta.json").unlink(missing_ok=True)
+    atomic_write(path / "tensors.pt", lambda tmp: torch.save(tensors, tmp))
+    meta = {"kind": kind, "spec": spec, "info": info, "sha256": sha256_file(path / "tensors.pt"),
+            "versions": versions()}
+    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    return tensors, info

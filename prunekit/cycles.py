@@ -24,6 +24,7 @@ Table 1 has the pruned network's number of prunable weights, drawn at random at 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from .checks import choice, fraction, number
+from .cache import cached_result
 from .config import TrainConfig
 from .data import Dataset
 from .masks import Masks, following_batchnorms
@@ -40,7 +42,8 @@ from .retrain import pruned_model, retrain, retraining_lrs
 from .train import evaluate
 
 __all__ = ["PRUNE_UNITS", "CYCLE_METHODS", "DEFAULT_RATES", "conv_parameters", "slimmable_convs", "next_masks",
-           "kept_conv_weights", "check_plan", "IterativePruning", "iterative_pruning", "small_config"]
+           "kept_conv_weights", "check_plan", "IterativePruning", "iterative_pruning", "same_size_config",
+           "small_config"]
 
 PRUNE_UNITS = ("weight", "channel")
 CYCLE_METHODS = ("finetune", "lr_rewind")  # the source's two retraining methods
@@ -151,7 +154,7 @@ class IterativePruning:
 def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str = "weight",
                       method: str = "finetune", cycles: int = 5, rate: float | None = None,
                       epochs: int | None = None, finetune_lr: float | None = None,
-                      quiet: bool = True) -> IterativePruning:
+                      quiet: bool = True, cache: bool = False) -> IterativePruning:
     """Prune ``model`` (pretrained with ``cfg``; not modified) over ``cycles`` cycles, retraining each by ``method``.
 
     unit: "weight" (rate 0.3 by default) or "channel" (0.2), see the module docstring; epochs: retraining epochs per
@@ -159,40 +162,65 @@ def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str
     the schedule's final one). Rows: ``cycle``, ``conv_weights`` (in use, :func:`kept_conv_weights`),
     ``conv_density`` (their share of all conv weights), ``channels_kept`` (share of prunable channels kept; channel
     cycles), then test and training accuracy of the pruned (``pruned_*``) and the retrained (``retrained_*``) network.
+    cache: keep each cycle's masks, retrained weights and row in the result cache (``prunekit.cache.cached_result``,
+    kind ``"cycles"``), keyed by ``cfg.key()`` and the plan, so a rerun loads them and an interrupted run resumes at
+    its first missing cycle. Only for ``model`` = ``train_or_load(cfg).model``: the key names ``cfg``, not ``model``.
     """
     choice("unit", unit, PRUNE_UNITS)
     choice("method", method, CYCLE_METHODS)
     cycles = int(number("cycles", cycles, low=1, integer=True))
     rate = DEFAULT_RATES[unit] if rate is None else fraction("rate", rate, low_open=True, high_open=True)
-    per_cycle = len(retraining_lrs(cfg, method, epochs, finetune_lr=finetune_lr))  # validated before any compute
+    lrs = retraining_lrs(cfg, method, epochs, finetune_lr=finetune_lr)  # validated before any compute
     if unit == "channel":
         slimmable_convs(model)
     total = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
+    plan = {"pretrained": cfg.key(), "unit": unit, "method": method, "rate": rate, "lrs": lrs, "version": 1}
     current, masks, rows = model, None, []
     for cycle in range(1, cycles + 1):
-        masks = next_masks(current, masks, unit, rate)
+        def compute(current=current, masks=masks, cycle=cycle):
+            new = next_masks(current, masks, unit, rate)
+            result = retrain(current, new, ds, cfg, method, epochs, finetune_lr, quiet=quiet)
+            row = _cycle_row(model, total, cycle, unit, method, new, pruned_model(current, new), result.model, ds, cfg)
+            tensors = {**{f"mask.{n}": m for n, m in new.items()},
+                       **{f"state.{n}": v for n, v in result.model.state_dict().items()}}
+            return tensors, {"units": new.units, "row": row}
+        tensors, info = (cached_result("cycles", {**plan, "cycle": cycle}, compute) if cache else compute())
+        masks = Masks({n[5:]: m for n, m in tensors.items() if n.startswith("mask.")}, units=info["units"])
         pruned = pruned_model(current, masks)
-        result = retrain(current, masks, ds, cfg, method, epochs, finetune_lr, quiet=quiet)
-        kept = kept_conv_weights(model, masks)
-        row = {"cycle": cycle, "unit": unit, "method": method, "conv_weights": kept, "conv_density": kept / total}
-        if unit == "channel":
-            units = masks.for_params(model, slimmable_convs(model)).units
-            row["channels_kept"] = float(sum(int(u.sum()) for u in units)) / sum(u.numel() for u in units)
-        for name, net in (("pruned", pruned), ("retrained", result.model)):
-            row[f"{name}_test_accuracy"] = evaluate(net, ds.test, cfg.loss)[1]
-            row[f"{name}_train_accuracy"] = evaluate(net, ds.train, cfg.loss)[1]
-        rows.append(row)
-        current = result.model
-    return IterativePruning(unit, method, rate, per_cycle, masks, pruned, current, pd.DataFrame(rows))
+        current = copy.deepcopy(model)
+        current.load_state_dict({n[6:]: v for n, v in tensors.items() if n.startswith("state.")})
+        current.eval()
+        rows.append(info["row"])
+    return IterativePruning(unit, method, rate, len(lrs), masks, pruned, current, pd.DataFrame(rows))
+
+
+def _cycle_row(model, total, cycle, unit, method, masks, pruned, retrained, ds, cfg) -> dict:
+    """One row of :func:`iterative_pruning`'s table."""
+    kept = kept_conv_weights(model, masks)
+    row = {"cycle": cycle, "unit": unit, "method": method, "conv_weights": kept, "conv_density": kept / total}
+    if unit == "channel":
+        units = masks.for_params(model, slimmable_convs(model)).units
+        row["channels_kept"] = float(sum(int(u.sum()) for u in units)) / sum(u.numel() for u in units)
+    for name, net in (("pruned", pruned), ("retrained", retrained)):
+        row[f"{name}_test_accuracy"] = evaluate(net, ds.test, cfg.loss)[1]
+        row[f"{name}_train_accuracy"] = evaluate(net, ds.train, cfg.loss)[1]
+    return row
+
+
+def same_size_config(cfg: TrainConfig, model: nn.Module, conv_weights: int, epochs: int) -> TrainConfig:
+    """``cfg``'s network (He initialisation) pruned at random at initialisation to the share of prunable weights that
+    ``model`` has when it uses ``conv_weights`` of its conv weights (and all its other prunable weights), trained for
+    ``epochs`` epochs with ``cfg``'s schedule shape stretched over them: a small network of a pruned one's size."""
+    params = prunable_parameters(model)
+    total = sum(getattr(m, a).numel() for m, a in params)
+    convs = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
+    return cfg.replace(init="he", init_density=(total - convs + int(conv_weights)) / total, epochs=int(epochs),
+                       checkpoints=())
 
 
 def small_config(cfg: TrainConfig, model: nn.Module, result: IterativePruning) -> TrainConfig:
     """Table 1's small network for ``result``: ``cfg``'s network (He initialisation) pruned at random at
     initialisation to the share of prunable weights the pruned network uses, trained for the pretraining's epochs
     plus every cycle's retraining epochs, with ``cfg``'s schedule shape stretched over them."""
-    params = prunable_parameters(model)
-    total = sum(getattr(m, a).numel() for m, a in params)
-    convs = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
-    used = total - convs + int(result.table["conv_weights"].iloc[-1])
-    epochs = cfg.epochs + len(result.table) * result.epochs
-    return cfg.replace(init="he", init_density=used / total, epochs=epochs, checkpoints=())
+    return same_size_config(cfg, model, int(result.table["conv_weights"].iloc[-1]),
+                            cfg.epochs + len(result.table) * result.epochs)

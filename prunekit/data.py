@@ -31,7 +31,7 @@ from .config import DataConfig
 from .paths import data_dir
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "random_subset", "iterate_batches",
-           "available_datasets", "EXPECTED_FILES"]
+           "available_datasets", "files_present", "EXPECTED_FILES"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -238,6 +238,22 @@ def iterate_batches(split: Split, batch_size: int, shuffle: bool = False,
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
         yield split.x[idx], split.y[idx]
+
+
+def files_present(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether ``name``'s files are in the data folder (``$PRUNEKIT_DATA``), looked for without loading or downloading
+    anything: digits and cosine always; MNIST-family: the four raw files, gzipped or unpacked; CIFAR-10: its archive or
+    the unpacked ``cifar-10-batches-py/`` folder."""
+    root = Path(root) if root is not None else data_dir()
+    if name in ("digits", "cosine"):
+        return True
+    if name == "cifar10":
+        batches = root / "cifar-10-batches-py"
+        return (root / "cifar-10-python.tar.gz").is_file() or all(
+            (batches / f).is_file() for f in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
+    if name not in EXPECTED_FILES:
+        raise ValueError(f"name={name!r} is not a data set; allowed: digits, cosine, {', '.join(EXPECTED_FILES)}")
+    return all((root / f).is_file() or (root / f.removesuffix(".gz")).is_file() for f in EXPECTED_FILES[name])
 
 
 def available_datasets(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:

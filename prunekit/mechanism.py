@@ -1,10 +1,12 @@
 """Source 002, "An Empirical Study of a Pruning Mechanism" (ICLR 2021 submission, OpenReview doeyA2PBjdy): the study.
 
 Presets shared by notebooks 04 (the loss-surface plane) and 05 (weight utility), so that both use the same cached
-pretrained model by construction (:func:`pretrain_config`); the tidy table of notebook 05 (:func:`ablation_table`);
-and the source's claims on weight utility as ``prunekit.claims`` tables: :func:`utility_claims` and
-:func:`size_claims` (notebook 05). Notebook 04's basin questions are in ``prunekit.basins``; the mechanisms live in
-``prunekit.utility``, ``prunekit.imbalance``, ``prunekit.retrain``, ``prunekit.cycles`` and ``prunekit.surface``.
+pretrained model by construction (:func:`pretrain_config`: the source's ResNet20, or this project's MLP variant), the
+stand-in for the source's "vanilla CNN" (:func:`vanilla_cnn_config`), the tidy table of notebook 05
+(:func:`ablation_table`), and the source's claims on weight utility as ``prunekit.claims`` tables
+(:func:`utility_claims`, :func:`spread_claims`). Network sizes (Sec. 2.2) are in ``prunekit.sizes``, notebook 04's
+basin questions in ``prunekit.basins``; the mechanisms live in ``prunekit.utility``, ``prunekit.imbalance``,
+``prunekit.retrain``, ``prunekit.cycles`` and ``prunekit.surface``.
 """
 
 from __future__ import annotations
@@ -17,44 +19,107 @@ import torch
 from torch import nn
 
 from . import claims as C
-from .checks import fraction
+from .checks import choice, fraction
 from .config import DataConfig, ModelConfig, TrainConfig
+from .data import files_present
 from .imbalance import imbalance_table, utility_std
 from .reporting import check_profile
 from .surface import has_batchnorm
 from .train import state_restored
 from .utility import flat_weights, random_ablation
 
-__all__ = ["SOURCE", "PROFILES", "pretrain_config", "size_config", "ablation_at_checkpoints", "critical_ratio",
-           "width_comparison", "size_comparison", "size_claims", "ablation_table", "utility_claims",
-           "without_batch_norm", "spread_experiment", "spread_claims"]
+__all__ = ["SOURCE", "NETWORKS", "SOURCE_NETWORK", "MLP_VARIANT", "STUDY", "PROFILES", "default_dataset",
+           "pretrain_config", "vanilla_cnn_config", "eval_subset", "ablation_at_checkpoints", "critical_ratio",
+           "width_comparison", "ablation_table", "check_plan", "utility_claims", "without_batch_norm", "spread_experiment",
+           "spread_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
+NETWORKS = ("resnet20", "mlp")  # the source's network, this project's MLP variant
 
-# this project's variant of the source's setups (the source trains a CNN and ResNet20 on CIFAR-10): the pretrained
-# network of both notebooks, with the checkpoints the imbalance-during-training curve and weight rewinding need
-# retrain_epochs: t of notebook 04 (<= T - rewind epoch 1); eval_subset: training samples the ablations and the train
-# split of the plane are measured on (None: all); width_subsets: random subsets per ratio in notebook 05's widths;
-# spread_subsets: random subsets per network and statistics in notebook 05's "why the spread"
-PROFILES = {
-    "quick": dict(dataset="digits", arch="mlp", epochs=20, checkpoints=(0, 1, 2, 4, 8, 12, 16, 20),
-                  retrain_epochs=10, eval_subset=None, width_subsets=50, spread_subsets=100),
-    "paper": dict(dataset="mnist", arch="lenet300", epochs=10, checkpoints=(0, 1, 2, 3, 5, 7, 10),
-                  retrain_epochs=9, eval_subset=10_000, width_subsets=100, spread_subsets=500),
+# The source's network (its Sec. 2.2.1 and 3; the "same conclusions" run of Sec. 2.1.2): He et al.'s CIFAR ResNet20
+# with batch norm and He initialisation, SGD with momentum 0.9 and weight decay 1e-4, lr 0.1 divided by 10 at 50% and
+# 75% of the epochs. "quick": half width on the 8x8 digits; "paper": a 10,000-image MNIST training subset at 14x14 for
+# 8 epochs (what 2 CPU cores can afford); "full": the source's 200 epochs on CIFAR-10 where its files are, else on
+# MNIST at 28x28 (:func:`default_dataset`). checkpoints: the epochs imbalance-during-training is measured at;
+# eval_subset: the training images utilities and accuracies are measured on (None: the whole training set, as the
+# source's Def. 1 averages over it)
+SOURCE_NETWORK = {
+    "quick": dict(dataset="digits", width_mult=0.5, subset=None, resize=None, epochs=8,
+                  checkpoints=(0, 1, 2, 4, 8), eval_subset=None),
+    "paper": dict(dataset="mnist", width_mult=1.0, subset=10_000, resize=14, epochs=8,
+                  checkpoints=(0, 1, 2, 4, 8), eval_subset=1_000),
+    "full": dict(dataset="cifar10", width_mult=1.0, subset=None, resize=None, epochs=200,
+                 checkpoints=(0, 1, 2, 5, 10, 20, 50, 100, 150, 200), eval_subset=None),
 }
+# This project's variant, what notebooks 04 and 05 ran before the source's network was built: an MLP (prunekit's
+# 128-64 on digits, LeNet-300-100 on MNIST), Adam at lr 1e-3, constant; retrain_epochs: t of notebook 04's one-shot
+# pruning (<= T - rewind epoch 1)
+MLP_VARIANT = {
+    "quick": dict(dataset="digits", arch="mlp", epochs=20, checkpoints=(0, 1, 2, 4, 8, 12, 16, 20),
+                  eval_subset=None, retrain_epochs=10),
+    "paper": dict(dataset="mnist", arch="lenet300", epochs=10, checkpoints=(0, 1, 2, 3, 5, 7, 10),
+                  eval_subset=10_000, retrain_epochs=9),
+    "full": dict(dataset="mnist", arch="lenet300", epochs=10, checkpoints=(0, 1, 2, 3, 5, 7, 10),
+                 eval_subset=None, retrain_epochs=9),
+}
+# Notebook 05's measurements per profile: the random ablation's ratios and subsets per ratio (the source: 500), the
+# subsets of the imbalance measure (Def. 3: N = 500), per magnitude band and ratio, per level of the size and
+# pruned-network comparisons, of "why the spread", per ratio of the widths (MLP variant); prune_ratios: Sec. 2.2.2
+STUDY = {
+    "quick": dict(ratios=(0.05, 0.1, 0.2, 0.3, 0.5), n_subsets=50, imbalance_subsets=50, band_subsets=5,
+                  size_subsets=20, spread_subsets=50, width_subsets=50, prune_ratios=(0.5,)),
+    "paper": dict(ratios=(0.05, 0.1, 0.2, 0.3), n_subsets=500, imbalance_subsets=500, band_subsets=10,
+                  size_subsets=50, spread_subsets=500, width_subsets=100, prune_ratios=(0.25, 0.5, 0.75)),
+    "full": dict(ratios=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), n_subsets=500,
+                 imbalance_subsets=500, band_subsets=20, size_subsets=500, spread_subsets=500, width_subsets=500,
+                 prune_ratios=(0.25, 0.5, 0.75)),
+}
+PROFILES = tuple(STUDY)
 
 
-def pretrain_config(profile: str, seed: int = 0, width_mult: float = 1.0) -> TrainConfig:
-    """The pretrained network of notebooks 04 and 05 for ``profile`` (Adam, lr 1e-3, the profile's epochs)."""
-    p = PROFILES[check_profile(profile)]
-    return TrainConfig(data=DataConfig(name=p["dataset"]), model=ModelConfig(arch=p["arch"], width_mult=width_mult),
-                       optimizer="adam", lr=1e-3, epochs=p["epochs"], seed=seed, checkpoints=p["checkpoints"])
+def default_dataset(profile: str, network: str = "resnet20") -> str:
+    """The data set of ``profile``'s ``network``: its preset's, except that ``full`` falls back from CIFAR-10 to
+    MNIST where CIFAR-10's files are not in the data folder (``prunekit.data.files_present``: nothing is downloaded
+    to decide)."""
+    name = _preset(profile, network)["dataset"]
+    return "mnist" if name == "cifar10" and not files_present("cifar10") else name
 
 
-def size_config(profile: str, seed: int = 0, share: float = 1.0) -> TrainConfig:
-    """The networks of notebook 05's size comparison: :func:`pretrain_config`'s network with He initialisation, pruned
-    at initialisation to ``share`` of its weights (``ModelConfig.init_density``; 1.0 is the 1x network)."""
-    return pretrain_config(profile, seed).replace(init="he", init_density=share)
+def _preset(profile: str, network: str) -> dict:
+    choice("network", network, NETWORKS)
+    return (SOURCE_NETWORK if network == "resnet20" else MLP_VARIANT)[check_profile(profile, PROFILES)]
+
+
+def pretrain_config(profile: str, seed: int = 0, width_mult: float = 1.0, network: str = "resnet20",
+                    dataset: str | None = None) -> TrainConfig:
+    """The pretrained network of notebooks 04 and 05 for ``profile``: ``network`` "resnet20" (the source's, with its
+    recipe, :data:`SOURCE_NETWORK`) or "mlp" (this project's variant, Adam at lr 1e-3, :data:`MLP_VARIANT`), on
+    ``dataset`` (None: :func:`default_dataset`), with the checkpoints imbalance-during-training needs."""
+    p = _preset(profile, network)
+    name = dataset if dataset is not None else default_dataset(profile, network)
+    if network == "mlp":
+        return TrainConfig(data=DataConfig(name=name), model=ModelConfig(arch=p["arch"], width_mult=width_mult),
+                           optimizer="adam", lr=1e-3, epochs=p["epochs"], seed=seed, checkpoints=p["checkpoints"])
+    small_images = name != "cifar10" and profile != "full"  # the paper profile's CPU budget: 14x14 MNIST
+    return TrainConfig(data=DataConfig(name=name, subset=p["subset"], resize=p["resize"] if small_images else None),
+                       model=ModelConfig(arch="resnet20", width_mult=p["width_mult"] * width_mult, init="he"),
+                       optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, epochs=p["epochs"],
+                       schedule="step", seed=seed, checkpoints=p["checkpoints"])
+
+
+def vanilla_cnn_config(profile: str, seed: int = 0, dataset: str | None = None) -> TrainConfig:
+    """A stand-in for the source's "vanilla CNN" of Sec. 2.1.2 (its layers are in an appendix that is not
+    available): prunekit's plain conv net (``arch="conv"``: two 3x3 conv blocks of 16 and 32 channels with max
+    pooling, a hidden layer of 64) without batch norm, trained as the source trains it: SGD with no momentum and no
+    weight decay, lr 0.1 divided by 10 at 50% and 75% of the epochs, on the data and epochs of :func:`pretrain_config`.
+    """
+    cfg = pretrain_config(profile, seed, dataset=dataset)
+    return cfg.replace(arch="conv", width_mult=1.0, batch_norm=False, momentum=0.0, weight_decay=0.0)
+
+
+def eval_subset(profile: str, network: str = "resnet20") -> int | None:
+    """How many training images ``profile``'s ablations of ``network`` are measured on (None: all)."""
+    return _preset(profile, network)["eval_subset"]
 
 
 def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: torch.Tensor, y: torch.Tensor | None,
@@ -133,139 +198,41 @@ def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torc
     return ablations, summary
 
 
-def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch.Tensor, ratios: Iterable[float],
-                    n_subsets: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Source 002's comparison of network sizes (Sec. 2.2.1) for ``{share: model}``: one architecture pruned at
-    initialisation to ``share`` of its weights (``ModelConfig(init_density=share)``; 1.0 = the 1x network) and trained.
-
-    Each network is ablated by random subsets of its own weights (its non-zero prunable weights, ``P_s`` of them: every
-    Linear/Conv weight but the layer into the logits, which is not pruned at initialisation either),
-    two ways: ``by="ratio"`` ablates ``round(r * P_s)`` weights; ``by="number"`` ablates ``round(r * P_ref)``, with
-    ``P_ref`` the weights of the network with the largest share (the source counts in units of the 1x network),
-    wherever that is at most ``P_s``. ``level`` is ``r`` in both.
-    Returns ``(ablations, summary)``: one row per subset (``share, by, level, own_weights, n_ablated, accuracy,
-    utility``), and one row per (share, by, level): ``accuracy_mean/min/max``, ``utility_mean``, ``std`` (the source's
-    imbalance), ``utility_max``, ``n``.
-    """
-    ratios = [fraction("ratios", r, low_open=True) for r in ratios]
-    if not ratios or len(set(ratios)) != len(ratios):
-        raise ValueError(f"ratios={ratios!r} must be distinct fractions in (0, 1], at least one")
-    if len(models) < 1:
-        raise ValueError("models must map at least one share to a model")
-    own = {float(s): torch.nonzero(flat_weights(m)).flatten() for s, m in models.items()}
-    reference = own[max(own)].numel()
-    frames = []
-    for share, model in models.items():
-        pool = own[float(share)]
-        for by, counts in (("ratio", [round(r * pool.numel()) for r in ratios]),
-                           ("number", [round(r * reference) for r in ratios])):
-            levels = [(r, c) for r, c in zip(ratios, counts) if c <= pool.numel()]
-            if not levels:
-                continue
-            df = random_ablation(model, x, y, n_subsets=n_subsets, seed=seed, within=pool,
-                                 counts=[c for _, c in levels])
-            frames.append(df.assign(level=np.repeat([r for r, _ in levels], n_subsets), share=float(share), by=by,
-                                    own_weights=pool.numel()))
-    ablations = pd.concat(frames, ignore_index=True)[["share", "by", "level", "own_weights", "subset", "n_ablated",
-                                                      "accuracy", "utility"]]
-    summary = (ablations.groupby(["share", "by", "level"], sort=True)
-               .agg(accuracy_mean=("accuracy", "mean"), accuracy_min=("accuracy", "min"),
-                    accuracy_max=("accuracy", "max"), utility_mean=("utility", "mean"),
-                    std=("utility", utility_std), utility_max=("utility", "max"),
-                    n=("utility", "size"))
-               .reset_index())
-    return ablations, summary
-
-
-def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, number_factor: float = 2.0,
-                max_level: float = 0.1) -> pd.DataFrame:
-    """Source 002's two claims about network size (``prunekit.claims`` format), from :func:`size_comparison`'s summary.
-
-    - networks use their weights in proportion to their size: for every smaller network, its mean accuracy differs
-      from the largest one's by at most ``similar_within`` on average over the levels of its by-ratio curve, and by at
-      least ``number_factor`` times that on average over the levels of its by-number curve (a level above its own
-      number of weights has no by-number point);
-    - smaller networks have subsets of higher maximum utility: by ratio at the level nearest ``max_level``, the
-      maximum utility of the sample set is higher the smaller the network (strictly, from share to share).
-    A summary that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, more than
-    one row per share, mode and level) gives "not measured here", with the reason.
-    """
-    names = ("Networks use their weights in proportion to their size (pruned at initialisation)",
-             "Smaller networks have subsets of higher maximum utility")
-    reports = ("similar ablation curves by ratio of each network's weights, different by absolute number",
-               "the maximum utility in the sample set is higher in smaller networks")
-    rules = (f"for each smaller network: mean |accuracy - largest's| <= {similar_within:.0%} over its by-ratio levels, "
-             f"and >= {number_factor:g}x that over its by-number levels",
-             f"utility_max by ratio at the level nearest {max_level:g} falls as the share grows")
-    cols = ["share", "by", "level", "accuracy_mean", "utility_max"]
-    why = None
-    if summary is None or C.missing_columns(summary, cols):
-        why = C.lacking(C.missing_columns(summary, cols) if summary is not None else cols, "size summary")
-    elif summary["share"].nunique() < 2:
-        why = "fewer than two network sizes"
-    elif summary.duplicated(["share", "by", "level"]).any():
-        why = "more than one row per share, mode and level (average seeds first)"
-    if why is not None:
-        return C.claims_frame([C.not_measured(SOURCE, n, r, why, rule) for n, r, rule in zip(names, reports, rules)])
-    rows = []
-    largest = summary["share"].max()
-    acc = summary.pivot_table(index="level", columns=["by", "share"], values="accuracy_mean", dropna=False)
-    gaps = {}
-    for share in sorted(set(summary["share"]) - {largest}):
-        gap = []
-        for by in ("ratio", "number"):  # the largest network's curve is the same by ratio and by number
-            if (by, share) not in acc.columns or ("ratio", largest) not in acc.columns:
-                break
-            t = acc[[(by, share), ("ratio", largest)]].dropna()
-            if t.empty:
-                break
-            gap.append(float((t[(by, share)] - t[("ratio", largest)]).abs().mean()))
-        if len(gap) == 2:
-            gaps[share] = tuple(gap)
-    if len(gaps) < summary["share"].nunique() - 1:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], "a smaller network has no level in common with the "
-                                   "largest by ratio or by number", rules[0]))
-    else:
-        holds = all(r <= similar_within and n >= number_factor * r for r, n in gaps.values())
-        measured = ("mean gap to the largest network's accuracy, by ratio / by number: "
-                    + ", ".join(f"{100 * r:.1f} / {100 * n:.1f} points at share {s:g}" for s, (r, n) in gaps.items())
-                    + ".")
-        rows.append(C.claim(SOURCE, names[0], reports[0], measured, holds, rules[0]))
-    by_ratio = summary[summary["by"] == "ratio"]
-    if by_ratio.empty:
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], "no ablation by ratio", rules[1]))
-        return C.claims_frame(rows)
-    level = by_ratio["level"].iloc[int((by_ratio["level"] - max_level).abs().to_numpy().argmin())]
-    at = by_ratio[np.isclose(by_ratio["level"], level)].set_index("share")["utility_max"].sort_index()
-    if len(at) < 2 or at.isna().any():
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes with a maximum utility at "
-                                   f"level {level:g}", rules[1]))
-    else:
-        falls = bool((np.diff(at.to_numpy()) < 0).all())
-        measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{u:.4f} at share {s:g}"
-                                                                       for s, u in at.items()) + ".")
-        rows.append(C.claim(SOURCE, names[1], reports[1], measured, falls, rules[1]))
-    return C.claims_frame(rows)
-
-
-def ablation_table(experiments: dict[str, pd.DataFrame], epochs: int, seed: int) -> pd.DataFrame:
-    """One row per ablated subset of every experiment of notebook 05 (``{name: utility frame}``): experiment, ratio
-    (a :func:`size_comparison` frame's ``level``), band, subset, accuracy, utility, epoch (the final one unless the
-    frame has its own), width_mult, share (of the weights kept at initialisation), by ("ratio" or "number"), seed."""
+def ablation_table(experiments: dict[str, pd.DataFrame], epochs: int, seed: int, network: str) -> pd.DataFrame:
+    """One row per ablated subset of every experiment of notebook 05 (``{name: utility frame}``): experiment, network
+    (the frame's own, else ``network``), ratio (a size or pruned-network frame's ``level``), band, subset, accuracy,
+    utility, epoch (the final one unless the frame has its own), width_mult, share (of the weights kept at
+    initialisation), by ("ratio" or "number"), prune_ratio (Sec. 2.2.2's networks; NaN elsewhere), seed."""
     frames = []
     for name, df in experiments.items():
+        def col(column, default, df=df):
+            return df[column] if column in df else default
+
         frames.append(pd.DataFrame({
-            "experiment": name, "ratio": df["ratio"] if "ratio" in df else df["level"],
-            "band": df["band"] if "band" in df else np.nan,
-            "subset": df["subset"], "accuracy": df["accuracy"], "utility": df["utility"],
-            "epoch": df["epoch"] if "epoch" in df else epochs,
-            "width_mult": df["width_mult"] if "width_mult" in df else 1.0,
-            "share": df["share"] if "share" in df else 1.0, "by": df["by"] if "by" in df else "ratio", "seed": seed}))
+            "experiment": name, "network": col("network", network), "ratio": col("ratio", col("level", np.nan)),
+            "band": col("band", np.nan), "subset": df["subset"], "accuracy": df["accuracy"],
+            "utility": df["utility"], "epoch": col("epoch", epochs), "width_mult": col("width_mult", 1.0),
+            "share": col("share", 1.0), "by": col("by", "ratio"), "prune_ratio": col("prune_ratio", np.nan),
+            "seed": seed}))
     return pd.concat(frames, ignore_index=True)
 
 
+def check_plan(below_one: Sequence[str] = (), **lists) -> None:
+    """Validate notebook 05's lists before any compute: each keyword names a non-empty list of distinct fractions
+    in (0, 1] (``size_shares=[1.0, 0.5]``, ``ratios=[0.1, 0.2]``...), in (0, 1) for the names in ``below_one``; a
+    ValueError names the first that is not."""
+    for name, values in lists.items():
+        interval = "(0, 1)" if name in below_one else "(0, 1]"
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not list(values):
+            raise ValueError(f"{name}={values!r} must be a non-empty list of fractions in {interval}")
+        values = [fraction(name, v, low_open=True, high_open=name in below_one) for v in values]
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name}={values!r} must not repeat a value")
+
+
 def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary: pd.DataFrame | None = None,
-                   dense_accuracy: float | None = None, imbalance_by_epoch: pd.DataFrame | None = None,
+                   dense_accuracy: float | None = None,
+                   imbalance_by_epoch: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
                    critical: pd.DataFrame | None = None, *, spread_ratio: float = 0.1, min_spread: float = 0.10,
                    lower_band_max_drop: float = 0.01, top_band_factor: float = 5.0,
                    proportional_within: float = 1.25, imbalance: str = "std") -> pd.DataFrame:
@@ -278,9 +245,10 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
       band more than ``top_band_factor`` times the worst lower band (at least 0.002);
     - utility imbalance grows during training: the last epoch's ``imbalance`` column (``"std"``, the source's
       measure, by default; ``"gini"`` or ``"cv"`` for this project's extras) exceeds the first's and its Spearman
-      correlation with the epoch is positive;
-    - networks use weights in proportion to their size: the critical ablation ratios of the widths in ``critical``
-      are all reached and the largest is at most ``proportional_within`` times the smallest.
+      correlation with the epoch is positive (``imbalance_by_epoch`` may be ``{network: table}``: one row each);
+    - networks use weights in proportion to their size, read on widths (this project's variant; the source's reading,
+      networks pruned at initialisation, is ``prunekit.sizes.size_claims``): the critical ablation ratios of the
+      widths in ``critical`` are all reached and the largest is at most ``proportional_within`` times the smallest.
     A missing table (None) or one that cannot decide its claim gives "not measured here", with the reason.
     """
     from scipy.stats import spearmanr  # scipy.stats is slow to import: only here
@@ -288,7 +256,7 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
     names = ("Equal-size random subsets differ widely in how much they matter",
              "Accuracy drops only when large-magnitude weights are ablated",
              "Utility imbalance grows during training",
-             "Networks use their weights in proportion to their size")
+             "Networks use their weights in proportion to their size (widths, this project's variant)")
     reports = ("about 60 points of training accuracy between 500 random subsets at ablation ratio 0.1",
                "ablating small weights costs nothing, large ones cost accuracy",
                "the standard deviation of the utilities of 500 random subsets (and their mean and minimum) rises "
@@ -331,18 +299,12 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
                     "(band by band: " + ", ".join(f"{100 * d:.1f}" for d in drop) + ").")
         rows.append(C.claim(SOURCE, names[1], reports[1], measured, holds, rules[1]))
 
-    if imbalance_by_epoch is None or C.missing_columns(imbalance_by_epoch, ["epoch", imbalance]) \
-            or imbalance_by_epoch["epoch"].nunique() < 2:
-        rows.append(nm(2, f"no {imbalance} at two or more epochs"))
-    else:
-        t = imbalance_by_epoch.sort_values("epoch")
-        first, last = float(t[imbalance].iloc[0]), float(t[imbalance].iloc[-1])
-        rho = float(spearmanr(t["epoch"], t[imbalance]).correlation) if t[imbalance].nunique() > 1 else 0.0
-        low = int(t[imbalance].to_numpy().argmin())
-        measured = (f"{imbalance} {first:.3g} at epoch {int(t.epoch.iloc[0])} and {last:.3g} at epoch "
-                    f"{int(t.epoch.iloc[-1])} (lowest {t[imbalance].iloc[low]:.3g} at epoch {int(t.epoch.iloc[low])}; "
-                    f"Spearman rho with epoch {rho:+.2f}).")
-        rows.append(C.claim(SOURCE, names[2], reports[2], measured, last > first and rho > 0, rules[2]))
+    tables = imbalance_by_epoch if isinstance(imbalance_by_epoch, Mapping) else {None: imbalance_by_epoch}
+    for network, t in tables.items():
+        row = _imbalance_claim(t, imbalance, spearmanr, nm(2, f"no {imbalance} at two or more epochs"))
+        if network is not None:
+            row["claim"] += f" ({network})"
+        rows.append(row)
 
     if critical is None or C.missing_columns(critical, ["width_mult", "critical_ratio"]) or len(critical) < 2:
         rows.append(nm(3, "fewer than two widths with a critical ratio"))
@@ -357,6 +319,21 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
                     + (", wider nets tolerate a larger fraction." if cr.iloc[-1] > cr.iloc[0] else "."))
         rows.append(C.claim(SOURCE, names[3], reports[3], measured, fold <= proportional_within, rules[3]))
     return C.claims_frame(rows)
+
+
+def _imbalance_claim(t: pd.DataFrame | None, imbalance: str, spearmanr, unmeasured: dict) -> dict:
+    """The imbalance-during-training row of :func:`utility_claims` for one network's table (or ``unmeasured``)."""
+    if t is None or C.missing_columns(t, ["epoch", imbalance]) or t["epoch"].nunique() < 2:
+        return unmeasured
+    t = t.sort_values("epoch")
+    first, last = float(t[imbalance].iloc[0]), float(t[imbalance].iloc[-1])
+    rho = float(spearmanr(t["epoch"], t[imbalance]).correlation) if t[imbalance].nunique() > 1 else 0.0
+    low = int(t[imbalance].to_numpy().argmin())
+    measured = (f"{imbalance} {first:.3g} at epoch {int(t.epoch.iloc[0])} and {last:.3g} at epoch "
+                f"{int(t.epoch.iloc[-1])} (lowest {t[imbalance].iloc[low]:.3g} at epoch {int(t.epoch.iloc[low])}; "
+                f"Spearman rho with epoch {rho:+.2f}).")
+    return C.claim(unmeasured["source"], unmeasured["claim"], unmeasured["source_reports"], measured,
+                   last > first and rho > 0, unmeasured["rule"])
 
 
 def without_batch_norm(cfg: TrainConfig) -> TrainConfig:

@@ -13,12 +13,15 @@ from .paths import atomic_write, figures_dir, results_root
 
 __all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile", "history_long", "layer_weights_frame"]
 
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "paper", "full")  # embedded digits (CI) / these 2-core machines / the sources' scale, one GPU
 
 
-def check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        choice("profile", profile, PROFILES)
+def check_profile(profile: str, allowed=PROFILES) -> str:
+    """``profile`` if it is one of ``allowed`` (a notebook's presets: a tuple of names or a dict keyed by them),
+    else a ``ValueError`` naming the allowed values."""
+    allowed = tuple(allowed)
+    if profile not in allowed:
+        choice("profile", profile, allowed)
     return profile
 
 

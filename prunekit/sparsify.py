@@ -26,7 +26,7 @@ PROFILES = {
 def challenge_config(profile: str, dataset: str, seed: int) -> TrainConfig:
     """The FOR.ai challenge net (1000-1000-500-200, ReLU, no biases) as the blog's code trains it: Adam, lr 1e-3,
     batch 32, the profile's epochs and width (inputs standardised; the blog fed raw 0-255 pixels)."""
-    p = PROFILES[check_profile(profile)]
+    p = PROFILES[check_profile(profile, PROFILES)]
     return TrainConfig(data=DataConfig(name=dataset), model=ModelConfig(arch="forai", width_mult=p["width_mult"]),
                        optimizer="adam", lr=1e-3, epochs=p["epochs"], batch_size=32, seed=seed)
 

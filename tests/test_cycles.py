@@ -196,3 +196,40 @@ def test_check_plan():
                         ((["weight"], ["finetune"], 0), "cycles")]:
         with pytest.raises(ValueError, match=match):
             Cy.check_plan(*args)
+
+
+def test_cached_cycles_reload_and_resume_at_the_first_missing_cycle(monkeypatch, tmp_path):
+    """cache=True stores each cycle (masks, retrained weights, row) under the pretrained config's key and the plan: a
+    rerun retrains nothing and gives the same networks; with cycle 2's entry gone (an interrupted run) only cycle 2
+    is retrained; a corrupt entry is retrained with a warning."""
+    import json
+
+    cfg = TrainConfig(data=DataConfig(name="digits"), model=ModelConfig(arch="conv", width_mult=0.5), optimizer="sgd",
+                      lr=0.05, momentum=0.9, epochs=2, schedule="step")
+    run = fit(cfg, quiet=True)
+    ds = run.dataset()
+    first = Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=2, epochs=1, cache=True)
+    calls = []
+    real = Cy.retrain
+    monkeypatch.setattr(Cy, "retrain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=2, epochs=1, cache=True)
+    assert calls == []
+    assert all(torch.equal(a, b) for a, b in zip(first.retrained.state_dict().values(),
+                                                 again.retrained.state_dict().values()))
+    assert all(torch.equal(first.pruned.state_dict()[k], v) for k, v in again.pruned.state_dict().items())
+    assert first.table.equals(again.table) and dict(first.masks).keys() == dict(again.masks).keys()
+    entries = sorted((tmp_path / "models" / "cycles").iterdir(), key=lambda p: json.loads(
+        (p / "meta.json").read_text())["spec"]["cycle"])
+    assert len(entries) == 2
+    (entries[1] / "meta.json").unlink()                                 # cycle 2 never finished
+    resumed = Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=2, epochs=1,
+                                   cache=True)
+    assert len(calls) == 1 and resumed.table.equals(first.table)       # CPU training is deterministic
+    (entries[0] / "tensors.pt").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="corrupt"):
+        Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=1, epochs=1, cache=True)
+    assert len(calls) == 2
+    # another plan (rate) is another entry, not a reuse
+    Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=1, rate=0.5, epochs=1,
+                         cache=True)
+    assert len(calls) == 3

@@ -21,11 +21,57 @@ def _bands(drops, dense=0.95):
 
 
 def test_presets_of_notebooks_04_and_05_are_one_model():
-    a, b = M.pretrain_config("paper"), M.pretrain_config("paper", seed=0, width_mult=1.0)
-    assert a.key() == b.key() and a.model.arch == "lenet300" and a.data.name == "mnist"
-    assert M.pretrain_config("quick", width_mult=2.0).model.width_mult == 2.0
+    a, b = M.pretrain_config("paper"), M.pretrain_config("paper", seed=0, width_mult=1.0, network="resnet20")
+    assert a.key() == b.key() and a.key() == B.cycles_config("paper").key()   # 04's cycles and 05: one ResNet20
+    assert (a.model.arch, a.model.init, a.model.batch_norm, a.data.name, a.data.subset, a.data.resize) == (
+        "resnet20", "he_normal", True, "mnist", 10_000, 14)
+    assert (a.optimizer, a.lr, a.momentum, a.weight_decay, a.schedule) == ("sgd", 0.1, 0.9, 1e-4, "step")
+    assert a.checkpoints[0] == 0 and a.checkpoints[-1] == a.epochs                  # imbalance from initialisation
+    mlp = M.pretrain_config("paper", network="mlp")
+    assert (mlp.model.arch, mlp.data.name, mlp.optimizer) == ("lenet300", "mnist", "adam")
+    assert M.pretrain_config("quick", width_mult=2.0).model.width_mult == 2 * M.SOURCE_NETWORK["quick"]["width_mult"]
+    fashion = M.pretrain_config("paper", dataset="fashion_mnist")
+    assert fashion.data.name == "fashion_mnist" and fashion.data.resize == 14
+    assert M.pretrain_config("paper", dataset="cifar10").data.resize is None          # 32x32 colour, never shrunk
     with pytest.raises(ValueError, match="profile"):
         M.pretrain_config("huge")
+    with pytest.raises(ValueError, match="network"):
+        M.pretrain_config("quick", network="vgg")
+    with pytest.raises(ValueError, match="dataset"):
+        M.pretrain_config("quick", dataset="imagenet")
+
+
+def test_the_full_profile_is_the_sources_length_and_falls_back_to_mnist(monkeypatch, tmp_path):
+    """'full' trains the source's 200 epochs on the whole training set: on CIFAR-10 where its files are, else on
+    MNIST at full size (decided by the files in the data folder, without loading or downloading)."""
+    monkeypatch.setenv("PRUNEKIT_DATA", str(tmp_path))                    # an empty data folder: no CIFAR-10
+    full = M.pretrain_config("full")
+    assert (full.epochs, full.data.name, full.data.subset, full.data.resize) == (200, "mnist", None, None)
+    assert M.eval_subset("full") is None and M.STUDY["full"]["n_subsets"] == 500
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (batches / name).write_bytes(b"")                                    # present (not loaded to decide)
+    assert M.pretrain_config("full").data.name == "cifar10" and M.default_dataset("paper") == "mnist"
+    assert B.CYCLE_PROFILES["full"]["retrain_epochs"] is None                          # each cycle retrains T epochs
+
+
+def test_vanilla_cnn_stand_in_is_a_plain_conv_net_with_the_sources_sgd():
+    cnn = M.vanilla_cnn_config("paper", seed=3)
+    assert (cnn.model.arch, cnn.model.batch_norm, cnn.model.width_mult) == ("conv", False, 1.0)
+    assert (cnn.optimizer, cnn.lr, cnn.momentum, cnn.weight_decay, cnn.schedule, cnn.seed) == (
+        "sgd", 0.1, 0.0, 0.0, "step", 3)
+    assert cnn.data == M.pretrain_config("paper").data and cnn.checkpoints == M.pretrain_config("paper").checkpoints
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"ratios": []}, "ratios"), ({"ratios": "0.1"}, "ratios"), ({"size_shares": [1.0, 1.0]}, "size_shares"),
+    ({"size_ratios": [0.0]}, "size_ratios"), ({"prune_ratios": [1.0]}, "prune_ratios"),
+    ({"band_ratios": [1.5]}, "band_ratios"), ({"imbalance_ratio": [float("nan")]}, "imbalance_ratio")])
+def test_check_plan_names_the_bad_list(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        M.check_plan(below_one=["prune_ratios"], **kwargs)
+    M.check_plan(below_one=["prune_ratios"], ratios=[0.1, 1.0], prune_ratios=[0.25, 0.75])  # good lists pass
 
 
 def test_utility_claims_follow_their_rules():
@@ -80,123 +126,22 @@ def test_ablation_table_rows():
     rnd = pd.DataFrame({"ratio": [0.1, 0.1], "subset": [0, 1], "accuracy": [0.9, 0.8], "utility": [0.1, 0.2]})
     band = rnd.assign(band=[3, 3])
     width = rnd.assign(width_mult=[2.0, 2.0])
-    t = M.ablation_table({"random": rnd, "magnitude": band, "width": width}, epochs=10, seed=1)
+    t = M.ablation_table({"random": rnd, "magnitude": band, "width": width}, epochs=10, seed=1, network="mlp")
     assert len(t) == 6 and list(t["experiment"].unique()) == ["random", "magnitude", "width"]
     assert t["band"].isna().sum() == 4 and (t["epoch"] == 10).all() and (t["seed"] == 1).all()
     assert list(t["width_mult"]) == [1.0, 1.0, 1.0, 1.0, 2.0, 2.0]
     assert np.allclose(t["utility"], [0.1, 0.2] * 3)
     sized = rnd.rename(columns={"ratio": "level"}).assign(share=[0.5, 0.5], by=["number", "number"])
-    t = M.ablation_table({"random": rnd, "size": sized}, epochs=10, seed=1)
+    pruned = sized.drop(columns=["share", "by"]).assign(prune_ratio=0.5, network="small")
+    t = M.ablation_table({"random": rnd, "size": sized, "pruned": pruned}, epochs=10, seed=1, network="resnet20")
+    assert list(t["network"]) == ["resnet20"] * 4 + ["small"] * 2
+    assert t["prune_ratio"].isna().sum() == 4 and list(t["prune_ratio"].iloc[4:]) == [0.5, 0.5]
+    t = t.iloc[:4]
     assert list(t["ratio"]) == [0.1] * 4 and list(t["share"]) == [1.0, 1.0, 0.5, 0.5]
     assert list(t["by"]) == ["ratio", "ratio", "number", "number"]
-    cfg = M.size_config("quick", share=0.5)
-    assert cfg.model.init_density == 0.5 and cfg.model.init == "he_normal"
-    assert cfg.replace(init_density=1.0, init="default").key() == M.pretrain_config("quick").key()
 
 
 
-def test_size_comparison_against_direct_calls():
-    import torch
-
-    from prunekit import utility as U
-    from prunekit.models import MLP
-
-    torch.manual_seed(0)
-    big, small = MLP(4, (8, 6), 3).eval(), MLP(4, (8, 6), 3).eval()
-    with torch.no_grad():
-        small[1].weight[:, :2] = 0                   # 16 of 80 prunable weights pruned: 64 own weights
-    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
-    ablations, summary = M.size_comparison({1.0: big, 0.8: small}, x, y, ratios=(0.25, 0.5, 0.9), n_subsets=5, seed=3)
-    for share, model, own in ((1.0, big, 80), (0.8, small, 64)):
-        pool = torch.nonzero(U.flat_weights(model)).flatten()
-        for by, counts in (("ratio", [round(r * own) for r in (0.25, 0.5, 0.9)]),
-                           ("number", [c for c in (20, 40, 72) if c <= own])):
-            direct = U.random_ablation(model, x, y, n_subsets=5, seed=3, within=pool, counts=counts)
-            got = ablations[(ablations.share == share) & (ablations.by == by)]
-            assert list(got["n_ablated"]) == list(direct["n_ablated"]) and (got["own_weights"] == own).all()
-            assert np.allclose(got["utility"], direct["utility"]) and np.allclose(got["accuracy"], direct["accuracy"])
-    assert sorted(summary.loc[(summary.share == 0.8) & (summary.by == "number"), "level"]) == [0.25, 0.5]  # 72 > 64
-    row = summary[(summary.share == 1.0) & (summary.by == "ratio") & (summary.level == 0.5)].iloc[0]
-    u = ablations[(ablations.share == 1.0) & (ablations.by == "ratio") & (ablations.level == 0.5)]["utility"]
-    mean = sum(u) / len(u)
-    assert row["std"] == pytest.approx((sum((v - mean) ** 2 for v in u) / len(u)) ** 0.5)
-    assert row.utility_max == max(u) and row.n == 5
-    for bad in ((), (0.5, 0.5), (1.5,), (0.0,)):
-        with pytest.raises(ValueError, match="ratios"):
-            M.size_comparison({1.0: big}, x, y, ratios=bad, n_subsets=2)
-
-
-def _sizes(by_ratio, by_number, umax):
-    """A size_comparison summary: accuracy_mean per (share, level) by ratio and by number; utility_max by ratio."""
-    rows = []
-    for by, table in (("ratio", by_ratio), ("number", by_number)):
-        for share, accs in table.items():
-            for level, acc in zip((0.1, 0.3), accs):
-                rows.append({"share": share, "by": by, "level": level, "accuracy_mean": acc,
-                             "utility_max": umax[share] if by == "ratio" and level == 0.1 else 0.0})
-    return pd.DataFrame(rows)
-
-
-def test_size_claims_follow_their_rules():
-    holds = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69], 0.25: [0.87, 0.66]},
-                   {1.0: [0.9, 0.7], 0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})
-    t = M.size_claims(holds)
-    assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds", "holds"]
-    assert "1.5 / 15.0 points at share 0.5" in t["measured"].iloc[0]   # (2 + 1) / 2 by ratio, (10 + 20) / 2
-    assert "3.5 / 35.0 points at share 0.25" in t["measured"].iloc[0]
-    # each smaller network on its own: 0.25x is 12 points off at one level (6 on average > 5), although the gaps of
-    # all networks pooled would be 3 points
-    one_off = _sizes({1.0: [0.9, 0.7], 0.5: [0.9, 0.7], 0.25: [0.78, 0.7]},
-                     {1.0: [0.9, 0.7], 0.5: [0.5, 0.3], 0.25: [0.3, 0.1]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})
-    assert M.size_claims(one_off)["verdict"].iloc[0] == "does not hold"
-    # by ratio the curves are 6 points apart (> 5): does not hold; by number only as far apart as by ratio: does not
-    far = _sizes({1.0: [0.9, 0.7], 0.5: [0.84, 0.64]}, {1.0: [0.9, 0.7], 0.5: [0.5, 0.3]}, {1.0: 0.2, 0.5: 0.3})
-    assert M.size_claims(far)["verdict"].iloc[0] == "does not hold"
-    close = _sizes({1.0: [0.9, 0.7], 0.5: [0.87, 0.67]}, {1.0: [0.9, 0.7], 0.5: [0.86, 0.66]}, {1.0: 0.2, 0.5: 0.3})
-    assert M.size_claims(close)["verdict"].iloc[0] == "does not hold"  # 4 points by number < 2 x 3 points
-    # the maximum utility must fall strictly as the share grows: a tie, or a rise, does not hold
-    assert M.size_claims(_sizes(holds_ratio := {1.0: [0.9, 0.7], 0.5: [0.9, 0.7]}, holds_ratio,
-                                {1.0: 0.3, 0.5: 0.3}))["verdict"].iloc[1] == "does not hold"
-    assert M.size_claims(_sizes(holds_ratio, holds_ratio, {1.0: 0.4, 0.5: 0.3}))["verdict"].iloc[1] == "does not hold"
-
-
-@pytest.mark.parametrize("summary", [
-    None,
-    pd.DataFrame(columns=["share", "by", "level", "accuracy_mean", "utility_max"]),           # empty
-    _sizes({1.0: [0.9, 0.7]}, {1.0: [0.9, 0.7]}, {1.0: 0.2}),                                  # one size
-    _sizes({1.0: [0.9, 0.7], 0.5: [0.9, 0.7]}, {1.0: [0.9, 0.7], 0.5: [0.9, 0.7]}, {1.0: 0.2, 0.5: 0.3})
-    .drop(columns="utility_max"),                                                              # lacks a column
-])
-def test_size_claims_not_measured_never_raise(summary):
-    t = M.size_claims(summary)
-    assert list(t["verdict"]) == ["not measured here"] * 2 and t["measured"].str.len().gt(0).all()
-
-
-def test_size_claims_judge_the_whole_by_ratio_curve():
-    """By ratio every level counts, also those above the smaller network's own count by number (no point there):
-    close at 0.1 (1 point) but 13 points off at 0.3 is a mean gap of 7 points, over 5."""
-    rows = [(1.0, "ratio", 0.1, 0.9), (1.0, "ratio", 0.3, 0.8), (1.0, "number", 0.1, 0.9), (1.0, "number", 0.3, 0.8),
-            (0.5, "ratio", 0.1, 0.89), (0.5, "ratio", 0.3, 0.67), (0.5, "number", 0.1, 0.5)]
-    t = pd.DataFrame(rows, columns=["share", "by", "level", "accuracy_mean"]).assign(utility_max=0.1)
-    claim = M.size_claims(t).iloc[0]
-    assert claim["verdict"] == "does not hold" and "7.0 / 40.0 points at share 0.5" in claim["measured"]
-
-
-def test_size_claims_odd_tables_answer_not_measured():
-    three = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69], 0.25: [0.87, 0.66]},
-                   {0.5: [0.8, 0.5], 0.25: [0.6, 0.3]}, {1.0: 0.2, 0.5: 0.3, 0.25: 0.5})   # the largest: no "number"
-    assert M.size_claims(three)["verdict"].iloc[0] == "holds"  # the largest's curve is the same by number
-    nan = three.copy()
-    nan.loc[(nan.share == 0.5) & (nan.by == "ratio") & (nan.level == 0.1), "utility_max"] = float("nan")
-    assert M.size_claims(nan)["verdict"].iloc[1] == "not measured here"
-    doubled = pd.concat([three, three], ignore_index=True)                                  # two seeds, not averaged
-    assert list(M.size_claims(doubled)["verdict"]) == ["not measured here"] * 2
-
-
-def test_size_claims_by_ratio_only_leaves_the_first_claim_unmeasured():
-    only_ratio = _sizes({1.0: [0.9, 0.7], 0.5: [0.88, 0.69]}, {}, {1.0: 0.2, 0.5: 0.3})
-    t = M.size_claims(only_ratio)
-    assert list(t["verdict"]) == ["not measured here", "holds"]
 
 
 def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs=None):
@@ -262,11 +207,11 @@ def test_cycle_claims_never_raise(case):
 
 
 def test_cycles_config_is_the_sources_recipe():
-    for profile in ("quick", "paper"):
+    for profile in ("quick", "paper", "full"):
         cfg = B.cycles_config(profile, seed=2)
         assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.schedule, cfg.seed) == (
             "sgd", 0.1, 0.9, 1e-4, "step", 2)
-        assert cfg.model.batch_norm and cfg.model.arch == B.CYCLE_PROFILES[profile]["arch"]
+        assert cfg.model.batch_norm and cfg.model.arch == "resnet20"
     assert B.cycles_config("paper").model.arch == "resnet20"
     with pytest.raises(ValueError, match="profile"):
         B.cycles_config("huge")
