@@ -30,8 +30,8 @@ from .utility import flat_weights, random_ablation
 
 __all__ = ["SOURCE", "NETWORKS", "SOURCE_NETWORK", "MLP_VARIANT", "STUDY", "PROFILES", "default_dataset",
            "pretrain_config", "vanilla_cnn_config", "eval_subset", "ablation_at_checkpoints", "critical_ratio",
-           "width_comparison", "ablation_table", "check_plan", "utility_claims", "without_batch_norm", "spread_experiment",
-           "spread_claims"]
+           "width_comparison", "ablation_table", "check_plan", "utility_claims", "without_batch_norm",
+           "spread_experiment", "spread_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
 NETWORKS = ("resnet20", "mlp")  # the source's network, this project's MLP variant
