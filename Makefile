@@ -14,10 +14,11 @@ LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 
-.PHONY: help install reproduce test test-gpu unit nbval bench lab clean
+.PHONY: help install reproduce claims test test-gpu unit nbval bench lab clean
 
 help:
-	@echo "make reproduce [PROFILE=quick|paper]  install, then execute every notebook into $(EXECUTED)/"
+	@echo "make reproduce [PROFILE=quick|paper]  install, execute every notebook into $(EXECUTED)/, gather the claims"
+	@echo "make claims [PROFILE=...]           every notebook's claims table in data/results/PROFILE/claims.csv"
 	@echo "make test                            install, then unit tests and nbval over every notebook"
 	@echo "make test-gpu                        on a GPU machine: each study function on CUDA against the CPU"
 	@echo "make bench                           benchmarks (rows into data/results/benchmarks.csv)"
@@ -41,7 +42,11 @@ reproduce: $(STAMP)
 	  PRUNEKIT_QUIET=1 $(BIN)/papermill "$$nb" "$(EXECUTED)/$$(basename $$nb)" -k $(KERNEL) \
 	    -p profile $(PROFILE) --log-level WARNING || exit 1; \
 	done
+	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
 	@echo "Executed notebooks: $(EXECUTED)/  figures: figures/  tables: data/results/$(PROFILE)/"
+
+claims: $(STAMP)
+	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
 
 test: $(STAMP)
 	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest tests notebooks \

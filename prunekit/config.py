@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from .checks import choice, number
 from .device import device_name, device_type
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cosine", "diamond", "random_shape")
 ARCHS = ("mlp", "lenet300", "forai", "conv", "resnet", "resnet20")
 FC_ARCHS = ("mlp", "lenet300", "forai")  # the fully connected family: hidden widths, no batch norm
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -64,13 +64,15 @@ class _Config:
 class DataConfig(_Config):
     """Which data set, and how it is cut.
 
-    name: one of DATASETS ("digits" is sklearn's embedded 8x8 digits: no download).
+    name: one of DATASETS ("digits" is sklearn's embedded 8x8 digits: no download; "cosine", "diamond" and
+      "random_shape" are the shrinking paper's toy tasks, generated from ``seed``).
     subset: fixed-size stratified subset of the train split (e.g. 5000), or None for all of it.
     resize: side length to resize images to (e.g. 20 for MNIST 28x28 -> 20x20), or None.
     classes: keep only these classes, relabelled 0..len-1 in the given order.
     one_vs_all: label 1 for this class and 0 for every other (two logits).
     val_fraction: stratified validation split carved from train, in [0, 1).
     normalize: standardise per channel with the train split's statistics (False keeps pixels in [0, 1]).
+    raw_pixels: pixels on their stored 0-255 scale, as the FOR.ai blog's code fed them (needs normalize=False).
     seed: seed of the subset and validation draws (not of training).
     """
 
@@ -82,6 +84,7 @@ class DataConfig(_Config):
     val_fraction: float = 0.0
     normalize: bool = True
     seed: int = 0
+    raw_pixels: bool = False
 
     def __post_init__(self):
         choice("dataset", self.name, DATASETS)
@@ -100,6 +103,11 @@ class DataConfig(_Config):
         number("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
         number("seed", self.seed, low=0, integer=True)
         self._floats("val_fraction")
+        for name in ("normalize", "raw_pixels"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
+        if self.raw_pixels and self.normalize:
+            raise ValueError("raw_pixels=True keeps the stored 0-255 pixels: it needs normalize=False")
 
 
 @dataclass(frozen=True)

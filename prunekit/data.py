@@ -7,10 +7,14 @@
   the files expected and the folder to put them in, and nothing half-downloaded is left behind.
 - ``cosine``: the 1-input, 1-output regression of Wolfe et al. (2017): ``x ~ U[-pi, pi]``, target
   ``0.5 + 0.4 cos x`` (inside the sigmoid's range), input scaled to ``x / pi``.
+- ``diamond``, ``random_shape``: Wolfe et al.'s toy "is this point inside a shape" tasks (:func:`inside_shape`):
+  points uniform in ``[-1, 1]^2`` (images ``1x1x2``), label 1 inside the shape and 0 outside; the diamond is
+  ``|x1| + |x2| <= 1`` (half of the square), the random shape a star-shaped blob drawn from ``DataConfig.seed``.
 
 Pipeline (one pass over whole tensors, no per-sample PIL transforms): relabel (``classes`` / ``one_vs_all``) ->
 resize (bilinear, antialiased) -> stratified ``subset`` of train -> stratified validation split -> scale to [0, 1]
-and, unless ``normalize=False``, standardise per channel with the training split's mean and std.
+and, unless ``normalize=False``, standardise per channel with the training split's mean and std (``raw_pixels=True``:
+back to the stored 0-255 scale instead).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from .config import DataConfig
 from .paths import data_dir
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "random_subset", "iterate_batches",
-           "available_datasets", "files_present", "EXPECTED_FILES"]
+           "available_datasets", "files_present", "EXPECTED_FILES", "SHAPES", "inside_shape", "shape_radius"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -125,6 +129,41 @@ def _cosine(seed: int, n_train: int = 1000, n_test: int = 500):
     return out
 
 
+SHAPES = ("diamond", "random_shape")
+
+
+def shape_radius(angle: torch.Tensor, seed: int) -> torch.Tensor:
+    """The boundary of the random shape of ``seed`` in polar form: ``r(a) = 0.6 + sum_{k=1..4} (c_k cos ka + s_k sin
+    ka) / k`` with ``c_k, s_k ~ U(-0.25, 0.25)`` (a smooth star-shaped blob, 0.6 +- 0.52 from the origin)."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    coef = (torch.rand(2, 4, generator=g, dtype=torch.float64) - 0.5) * 0.5
+    k = torch.arange(1, 5, dtype=torch.float64)
+    a = angle.double()[..., None] * k
+    return 0.6 + ((coef[0] * torch.cos(a) + coef[1] * torch.sin(a)) / k).sum(-1)
+
+
+def inside_shape(points: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor:
+    """Labels of ``points`` ``[N, 2]`` for the shape ``name``: 1 inside (on the boundary counts as inside), 0 outside.
+    "diamond": ``|x1| + |x2| <= 1``; "random_shape": ``|x| <= r(angle of x)`` with :func:`shape_radius`."""
+    if name not in SHAPES:
+        raise ValueError(f"name={name!r} is not a shape; allowed: {', '.join(map(repr, SHAPES))}")
+    p = points.double()
+    if name == "diamond":
+        inside = p.abs().sum(1) <= 1.0
+    else:
+        inside = p.norm(dim=1) <= shape_radius(torch.atan2(p[:, 1], p[:, 0]), seed)
+    return inside.long()
+
+
+def _shape(name: str, seed: int, n_train: int = 2000, n_test: int = 1000):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in (n_train, n_test):
+        pts = torch.rand(n, 2, generator=g) * 2 - 1
+        out.append((pts.reshape(n, 1, 1, 2), inside_shape(pts, name, seed)))
+    return out
+
+
 def _stratified_take(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (taken, rest) of a stratified draw of n samples."""
     from sklearn.model_selection import train_test_split
@@ -145,6 +184,15 @@ def _load_cached(cfg: DataConfig, root: str) -> Dataset:
             nv = int(round(cfg.val_fraction * len(ytr)))
             val, xtr, ytr = Split(xtr[:nv], ytr[:nv]), xtr[nv:], ytr[nv:]
         return Dataset("cosine", Split(xtr, ytr), Split(xte, yte), val, 1, (1, 1, 1), "regression", (0.0,), (1.0,))
+
+    if cfg.name in SHAPES:  # points in [-1, 1]^2 as drawn: no resizing, subsets or standardisation
+        (xtr, ytr), (xte, yte) = _shape(cfg.name, cfg.seed)
+        val = None
+        if cfg.val_fraction > 0:
+            nv = int(round(cfg.val_fraction * len(ytr)))
+            val, xtr, ytr = Split(xtr[:nv], ytr[:nv]), xtr[nv:], ytr[nv:]
+        return Dataset(cfg.name, Split(xtr, ytr), Split(xte, yte), val, 2, (1, 1, 2), "classification", (0.0,),
+                       (1.0,))
 
     if cfg.name == "digits":
         (xtr, ytr), (xte, yte) = _digits()
@@ -192,6 +240,8 @@ def _load_cached(cfg: DataConfig, root: str) -> Dataset:
     if cfg.normalize:
         mean = ttr.mean(dim=(0, 2, 3), keepdim=True)
         std = ttr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    elif cfg.raw_pixels:  # back to the stored 0-255 scale: x / (1/255)
+        mean, std = torch.zeros(1, ttr.shape[1], 1, 1), torch.full((1, ttr.shape[1], 1, 1), 1.0 / 255.0)
     else:
         mean, std = torch.zeros(1, ttr.shape[1], 1, 1), torch.ones(1, ttr.shape[1], 1, 1)
     norm = lambda t: ((t - mean) / std).contiguous()  # noqa: E731
@@ -245,14 +295,15 @@ def files_present(name: str, root: str | os.PathLike | None = None) -> bool:
     anything: digits and cosine always; MNIST-family: the four raw files, gzipped or unpacked; CIFAR-10: its archive or
     the unpacked ``cifar-10-batches-py/`` folder."""
     root = Path(root) if root is not None else data_dir()
-    if name in ("digits", "cosine"):
+    if name in ("digits", "cosine", *SHAPES):
         return True
     if name == "cifar10":
         batches = root / "cifar-10-batches-py"
         return (root / "cifar-10-python.tar.gz").is_file() or all(
             (batches / f).is_file() for f in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
     if name not in EXPECTED_FILES:
-        raise ValueError(f"name={name!r} is not a data set; allowed: digits, cosine, {', '.join(EXPECTED_FILES)}")
+        raise ValueError(f"name={name!r} is not a data set; allowed: digits, cosine, {', '.join(SHAPES)}, "
+                         f"{', '.join(EXPECTED_FILES)}")
     return all((root / f).is_file() or (root / f.removesuffix(".gz")).is_file() for f in EXPECTED_FILES[name])
 
 

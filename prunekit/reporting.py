@@ -11,7 +11,8 @@ from .device import device_type
 from .models import prunable_parameters
 from .paths import atomic_write, figures_dir, results_root
 
-__all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile", "history_long", "layer_weights_frame"]
+__all__ = ["results_dir", "save_table", "save_figure", "PROFILES", "check_profile", "history_long", "layer_weights_frame",
+           "gather_claims"]
 
 PROFILES = ("quick", "paper", "full")  # embedded digits (CI) / these 2-core machines / the sources' scale, one GPU
 
@@ -111,3 +112,27 @@ def layer_weights_frame(model, include_output: bool = True) -> pd.DataFrame:
         label = f"{names[module] or 'model'}: {type(module).__name__} {tuple(getattr(module, attr).shape)}"
         frames.append(pd.DataFrame({"layer": label, "magnitude": w}))
     return pd.concat(frames, ignore_index=True)
+
+
+def gather_claims(profile: str) -> pd.DataFrame:
+    """Every notebook's claims table of ``profile`` (``data/results/<profile>/<NN>_claims.csv``, written by the
+    notebooks) as one table with a ``notebook`` column ("02", ...), in notebook order, written to
+    ``data/results/<profile>/claims.csv``: one row per claim of the four sources. A ValueError when no notebook of
+    that profile has run yet."""
+    from .claims import COLUMNS
+
+    folder = results_dir(profile)
+    parts = sorted(folder.glob("[0-9][0-9]_claims.csv"))
+    if not parts:
+        raise ValueError(f"no claims tables in {folder}: run the notebooks first (make reproduce PROFILE={profile})")
+    frames = []
+    for path in parts:
+        df = pd.read_csv(path)
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"{path} is not a claims table: it lacks {', '.join(missing)}")
+        frames.append(df.assign(notebook=path.name[:2]))
+    table = pd.concat(frames, ignore_index=True)
+    table = table[["notebook", *COLUMNS, *[c for c in table.columns if c not in COLUMNS and c != "notebook"]]]
+    atomic_write(folder / "claims.csv", lambda tmp: table.to_csv(tmp, index=False))
+    return table

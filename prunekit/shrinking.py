@@ -119,6 +119,9 @@ def _setups() -> dict:
         "digits_ce": TrainConfig(data=digits, model=mlp((100,)), loss="cross_entropy", optimizer="adam", lr=3e-3,
                                  epochs=30, batch_size=64),
     }
+    for shape in ("diamond", "random_shape"):  # "is this point inside a shape": 2 inputs, 2 outputs, 50 + 50 sigmoid
+        s[f"{shape}_50_50"] = TrainConfig(data=DataConfig(name=shape), model=mlp((50, 50)), loss="sse",
+                                          optimizer="adam", lr=5e-3, epochs=200, batch_size=32)
     for d in (0, 1, 2):
         s[f"mnist_ova{d}"] = TrainConfig(data=DataConfig(name="mnist", one_vs_all=d, normalize=False),
                                          model=mlp((100,)), loss="sse",
@@ -128,8 +131,8 @@ def _setups() -> dict:
 
 PROFILES = {
     "quick": ("cosine_10_10", "cosine_50_50", "digits_sse", "digits_ce"),
-    "paper": ("cosine_10_10", "cosine_50_50", "mnist20_100", "mnist20_50_50", "mnist_ova0", "mnist_ova1",
-              "mnist_ova2", "digits_sse", "digits_ce"),
+    "paper": ("cosine_10_10", "cosine_50_50", "diamond_50_50", "random_shape_50_50", "mnist20_100", "mnist20_50_50",
+              "mnist_ova0", "mnist_ova1", "mnist_ova2", "digits_sse", "digits_ce"),
 }
 
 

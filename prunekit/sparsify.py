@@ -7,27 +7,37 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import claims as C
+from .checks import choice
 from .config import DataConfig, ModelConfig, TrainConfig
 from .reporting import check_profile
 
-__all__ = ["SOURCE", "PROFILES", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
-           "claims_table"]
+__all__ = ["SOURCE", "PROFILES", "SETUPS", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
+           "speed_summary", "claims_table", "speed_claims"]
 
-# quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds
+# quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds.
+# blog_datasets: where the blog's own setup also runs (its code trained on Fashion-MNIST)
 PROFILES = {
-    "quick": dict(datasets=["digits"], width_mult=0.25, epochs=10, seeds=[0, 1], timing_repeat=3),
-    "paper": dict(datasets=["mnist", "fashion_mnist"], width_mult=1.0, epochs=5, seeds=[0, 1, 2], timing_repeat=20),
+    "quick": dict(datasets=["digits"], blog_datasets=["digits"], width_mult=0.25, epochs=10, seeds=[0, 1],
+                  timing_repeat=3),
+    "paper": dict(datasets=["mnist", "fashion_mnist"], blog_datasets=["fashion_mnist"], width_mult=1.0, epochs=5,
+                  seeds=[0, 1, 2], timing_repeat=20),
 }
+SETUPS = ("prunekit", "blog")  # prunekit's inputs (standardised) or the blog's own code's (raw 0-255 pixels)
 
 
-def challenge_config(profile: str, dataset: str, seed: int) -> TrainConfig:
+def challenge_config(profile: str, dataset: str, seed: int, setup: str = "prunekit") -> TrainConfig:
     """The FOR.ai challenge net (1000-1000-500-200, ReLU, no biases) as the blog's code trains it: Adam, lr 1e-3,
-    batch 32, the profile's epochs and width (inputs standardised; the blog fed raw 0-255 pixels)."""
+    batch 32, the profile's epochs and width. setup "prunekit": inputs standardised with the training split's
+    statistics; "blog": the raw 0-255 pixels the blog's code fed it (``DataConfig(raw_pixels=True)``)."""
     p = PROFILES[check_profile(profile, PROFILES)]
-    return TrainConfig(data=DataConfig(name=dataset), model=ModelConfig(arch="forai", width_mult=p["width_mult"]),
+    choice("setup", setup, SETUPS)
+    data = DataConfig(name=dataset) if setup == "prunekit" else DataConfig(name=dataset, normalize=False,
+                                                                           raw_pixels=True)
+    return TrainConfig(data=data, model=ModelConfig(arch="forai", width_mult=p["width_mult"]),
                        optimizer="adam", lr=1e-3, epochs=p["epochs"], batch_size=32, seed=seed)
 
 SOURCE = "003 Sparsifying Neural Networks"
@@ -41,7 +51,7 @@ SOURCE = "003 Sparsifying Neural Networks"
 SOURCE_PLATEAU = {"weight": (70.0, 75.0), "unit": (40.0, 50.0)}
 
 
-def plateau_summary(curve, tolerance: float = 0.01, by: Sequence[str] = ("dataset", "method", "scope")):
+def plateau_summary(curve, tolerance: float = 0.01, by: Sequence[str] = ("setup", "dataset", "method", "scope")):
     """Per group, the largest k up to which accuracy holds: the mean accuracy (over seeds) stays within
     ``tolerance`` (a fraction: 0.01 = 1 point) of the dense (k = 0) accuracy at this k *and every smaller k*.
 
@@ -97,13 +107,37 @@ def plateau_report(summary, tolerance: float = 0.01) -> str:
 
 
 
+def speed_summary(timing: pd.DataFrame) -> pd.DataFrame:
+    """When pruning saves time, from ``prunekit.curves.inference_speedups`` rows: one row per (``batch_size``,
+    ``form``) with ``saves_from_k`` (the smallest pruned k from which the form is faster than the dense net at that k
+    and at every larger k measured; NaN if it never is), ``speedup_there`` and ``flop_ratio_there`` at that k, and
+    the largest ``best_speedup`` measured with its ``best_k``."""
+    missing = C.missing_columns(timing, ["batch_size", "form", "k", "speedup", "flop_ratio"])
+    if missing:
+        raise ValueError(f"timing lacks the columns {', '.join(missing)} of prunekit.curves.inference_speedups")
+    rows = []
+    for (batch, form), g in timing[timing["k"] > 0].groupby(["batch_size", "form"], sort=True):
+        g = g.groupby("k", as_index=False)[["speedup", "flop_ratio"]].median().sort_values("k")
+        faster = (g["speedup"] > 1.0).to_numpy()
+        slow = np.flatnonzero(~faster)  # faster from the k after the last slower one, if the largest k is faster
+        start = g.iloc[int(slow[-1]) + 1 if slow.size else 0] if faster[-1] else None
+        best = g.loc[g["speedup"].idxmax()]
+        rows.append({"batch_size": int(batch), "form": form,
+                     "saves_from_k": float(start["k"]) if start is not None else math.nan,
+                     "speedup_there": float(start["speedup"]) if start is not None else math.nan,
+                     "flop_ratio_there": float(start["flop_ratio"]) if start is not None else math.nan,
+                     "best_speedup": float(best["speedup"]), "best_k": float(best["k"])})
+    return pd.DataFrame(rows, columns=["batch_size", "form", "saves_from_k", "speedup_there", "flop_ratio_there",
+                                       "best_speedup", "best_k"])
+
+
 def claims_table(summary, weight_min_k: float = 70.0, unit_range: tuple[float, float] = (25.0, 50.0),
                  tolerance: float = 0.01):
     """The claims of source 003 checked on a :func:`plateau_summary` table (``prunekit.claims`` format).
 
     - weight pruning keeps accuracy to about 70-75% sparsity: the weight-magnitude plateau (largest k with mean
       accuracy within ``tolerance`` of dense at that k and every smaller one) reaches ``weight_min_k`` in every
-      (dataset, scope) group;
+      (setup, dataset, scope) group;
     - unit pruning keeps it to just under 50%: the unit-L2 plateau lies in ``[unit_range[0], unit_range[1])`` in
       every group (with the source's k grid 0, 25, 50, ...: holds at 25%, fails at 50%);
     - weight pruning keeps accuracy longer than unit pruning: a higher plateau in every group with both.
@@ -116,14 +150,14 @@ def claims_table(summary, weight_min_k: float = 70.0, unit_range: tuple[float, f
                "weight pruning is the more effective")
     points = 100 * tolerance
     tol = f"mean accuracy within {points:g} point{'' if points == 1 else 's'} of dense"
-    rules = (f"{tol} up to k >= {weight_min_k:g}% in every (dataset, scope) group",
+    rules = (f"{tol} up to k >= {weight_min_k:g}% in every (setup, dataset, scope) group",
              f"{tol} up to a k in [{unit_range[0]:g}%, {unit_range[1]:g}%) in every group",
              "the weight plateau is higher than the unit plateau in every group with both")
     missing = C.missing_columns(summary, ["method", "holds_to_k"])
     if missing or summary.empty:
         why = C.lacking(missing, "summary")
         return C.claims_frame(C.not_measured(SOURCE, n, r, why, u) for n, r, u in zip(names, reports, rules))
-    keys = [c for c in ("dataset", "scope") if c in summary.columns]
+    keys = [c for c in ("setup", "dataset", "scope") if c in summary.columns]
     groups = {}
     for key, g in (summary.groupby(keys) if keys else [((), summary)]):
         key = key if isinstance(key, tuple) else (key,)
@@ -154,3 +188,32 @@ def claims_table(summary, weight_min_k: float = 70.0, unit_range: tuple[float, f
                             rules[2]))
     return C.claims_frame(rows)
 
+
+
+def speed_claims(speed: pd.DataFrame | None) -> pd.DataFrame:
+    """The blog's reason for pruning, that it "saves on matrix operations", checked on a :func:`speed_summary` table
+    (``prunekit.claims`` format): at the largest batch size measured, both forms that remove work, compacted unit
+    pruning and CSR weight pruning, are faster than the dense net from some k on. Masking alone cannot save time
+    and does not count."""
+    name = "Pruning saves time on matrix operations"
+    reports = "pruning the network is meant to save on matrix operations"
+    rule = "at the largest batch size, compacted units and CSR weights are both faster than dense from some k on"
+    cols = ["batch_size", "form", "saves_from_k", "speedup_there", "flop_ratio_there"]
+    if speed is None or C.missing_columns(speed, cols) or speed.empty:
+        why = C.lacking(C.missing_columns(speed, cols) if speed is not None else cols, "speed summary")
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule)])
+    top = speed[speed["batch_size"] == speed["batch_size"].max()].set_index("form")
+    forms = [f for f in ("compacted", "csr") if f in top.index]
+    if len(forms) < 2 or top.index.duplicated().any():
+        why = "the speed summary needs one compacted and one csr row at its largest batch size"
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule)])
+    parts = []
+    for form in forms:
+        r = top.loc[form]
+        label = {"compacted": "compacted units", "csr": "CSR weights"}[form]
+        parts.append(f"{label} never faster than dense" if math.isnan(r["saves_from_k"]) else
+                     f"{label} faster from k = {r['saves_from_k']:g}% ({r['speedup_there']:.2f}x there, FLOP ratio "
+                     f"{r['flop_ratio_there']:.2f}x)")
+    measured = f"at batch {int(top['batch_size'].iloc[0])}: " + "; ".join(parts) + "."
+    holds = all(not math.isnan(top.loc[f, "saves_from_k"]) for f in forms)
+    return C.claims_frame([C.claim(SOURCE, name, reports, measured, holds, rule)])

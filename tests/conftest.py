@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated cache/results/figure folders, and MNIST copied from the data folder into a temporary one."""
+"""Shared fixtures: isolated cache/results/figure folders, and MNIST and Fashion-MNIST copied from the data folder
+into a temporary one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_SOURCES = [Path(p) / "MNIST" / "raw" for p in (os.environ.get("PRUNEKIT_DATA"), REPO / "data" / "datasets") if p]
+DATA_ROOTS = [Path(p) for p in (os.environ.get("PRUNEKIT_DATA"), REPO / "data" / "datasets") if p]
+MNIST_SOURCES = [p / "MNIST" / "raw" for p in DATA_ROOTS]
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte")
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +45,19 @@ def mnist_env(mnist_root, monkeypatch) -> Path:
     """PRUNEKIT_DATA pointing at the temporary MNIST folder."""
     monkeypatch.setenv("PRUNEKIT_DATA", str(mnist_root))
     return mnist_root
+
+
+@pytest.fixture(scope="session")
+def fashion_root(tmp_path_factory) -> Path:
+    """A data folder holding the four unpacked Fashion-MNIST files (``.ci/run`` unpacks Debian's copies; copied here,
+    never written in place)."""
+    src = next((p / "FashionMNIST" / "raw" for p in DATA_ROOTS
+                if all((p / "FashionMNIST" / "raw" / f).is_file() for f in FASHION_FILES)), None)
+    if src is None:
+        pytest.skip("Fashion-MNIST's unpacked files not found in $PRUNEKIT_DATA/FashionMNIST/raw or "
+                    "data/datasets/FashionMNIST/raw (.ci/run unpacks them)")
+    root = tmp_path_factory.mktemp("fashion")
+    (root / "FashionMNIST" / "raw").mkdir(parents=True)
+    for f in FASHION_FILES:
+        shutil.copy(src / f, root / "FashionMNIST" / "raw" / f)
+    return root

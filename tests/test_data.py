@@ -152,3 +152,70 @@ def test_files_present_looks_without_loading(tmp_path):
     assert files_present("cifar10", tmp_path)
     with pytest.raises(ValueError, match="name"):
         files_present("imagenet", tmp_path)
+
+
+def test_inside_shape_against_hand_worked_points():
+    from prunekit.data import inside_shape
+
+    pts = torch.tensor([[0.0, 0.0], [0.5, 0.5], [0.5, 0.51], [1.0, 0.0], [-0.3, -0.8], [-0.2, 0.7]])
+    assert inside_shape(pts, "diamond").tolist() == [1, 1, 0, 1, 0, 1]        # |x1| + |x2| <= 1, boundary inside
+    with pytest.raises(ValueError, match="shape"):
+        inside_shape(pts, "circle")
+
+
+def test_the_random_shape_is_a_star_shaped_blob_of_the_area_its_radius_gives():
+    import math
+
+    from prunekit.data import inside_shape, shape_radius
+
+    angles = torch.linspace(-math.pi, math.pi, 721)
+    r = shape_radius(angles, seed=3)
+    assert 0.08 <= float(r.min()) and float(r.max()) <= 1.12 and not torch.equal(r, shape_radius(angles, seed=4))
+    # along every ray from the origin: inside, then outside, never back in (star-shaped around the origin)
+    t = torch.linspace(0, 1.5, 151)
+    for a in angles[::40]:
+        ray = torch.stack([t * torch.cos(a), t * torch.sin(a)], 1)
+        labels = inside_shape(ray, "random_shape", seed=3)
+        first_out = int((labels == 0).nonzero()[0]) if (labels == 0).any() else len(labels)
+        assert labels[:first_out].all() and not labels[first_out:].any()
+    # Monte Carlo area fraction against the polar integral of r^2 / 2 (the shape lies inside the square)
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(200_000, 2, generator=g) * 2 - 1
+    area = float(torch.trapezoid(r.double() ** 2 / 2, angles.double()))
+    assert float(inside_shape(pts, "random_shape", seed=3).double().mean()) == pytest.approx(area / 4, abs=0.005)
+
+
+def test_shape_data_sets_are_seeded_two_class_points():
+    from prunekit.data import inside_shape
+
+    ds = load_dataset(DataConfig(name="diamond"))
+    assert (ds.input_shape, ds.num_classes, ds.task, len(ds.train), len(ds.test)) == (
+        (1, 1, 2), 2, "classification", 2000, 1000)
+    x = ds.train.x.reshape(-1, 2)
+    assert x.abs().max() <= 1 and torch.equal(ds.train.y, inside_shape(x, "diamond"))
+    assert 0.45 < float(ds.train.y.float().mean()) < 0.55                      # half the square
+    again = load_dataset(DataConfig(name="random_shape", seed=1))
+    other = load_dataset(DataConfig(name="random_shape", seed=2))
+    assert not torch.equal(again.train.x, other.train.x)
+    assert torch.equal(again.train.y, inside_shape(again.train.x.reshape(-1, 2), "random_shape", seed=1))
+    val = load_dataset(DataConfig(name="diamond", val_fraction=0.1))
+    assert len(val.val) == 200 and len(val.train) == 1800
+
+
+def test_fashion_mnist_offline_from_debians_files(fashion_root):
+    """The real Fashion-MNIST (Debian's files, unpacked as .ci/run does): sizes, classes, and its pixel statistics."""
+    ds = load_dataset(DataConfig("fashion_mnist"), root=fashion_root)
+    assert ds.train.x.shape == (60000, 1, 28, 28) and ds.test.x.shape == (10000, 1, 28, 28)
+    assert torch.bincount(ds.train.y).tolist() == [6000] * 10 and torch.bincount(ds.test.y).tolist() == [1000] * 10
+    assert abs(ds.mean[0] - 0.2860) < 1e-3 and abs(ds.std[0] - 0.3530) < 1e-3     # the data set's known statistics
+
+
+def test_raw_pixels_are_the_stored_0_to_255_values():
+    unit = load_dataset(DataConfig("digits", normalize=False))
+    raw = load_dataset(DataConfig("digits", normalize=False, raw_pixels=True))
+    assert float(raw.train.x.max()) == pytest.approx(255.0) and float(raw.train.x.min()) == 0.0
+    assert torch.allclose(raw.train.x, 255.0 * unit.train.x) and torch.equal(raw.test.y, unit.test.y)
+    with pytest.raises(ValueError, match="raw_pixels"):
+        DataConfig("digits", raw_pixels=True)                                # normalize=True would contradict it
+    with pytest.raises(ValueError, match="normalize"):
+        DataConfig("digits", normalize="no")

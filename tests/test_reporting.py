@@ -68,3 +68,39 @@ def test_every_notebook_figure_has_alt_text():
             calls = [n for n in ast.walk(ast.parse(src.replace("%matplotlib inline", "")))
                      if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "save_figure"]
             assert calls and all(any(k.arg == "alt" for k in c.keywords) for c in calls), path.name
+
+
+def test_gather_claims_makes_one_table_in_notebook_order(tmp_path):
+    import pandas as pd
+
+    from prunekit.claims import claim, claims_frame
+    from prunekit.reporting import gather_claims, save_table
+
+    with pytest.raises(ValueError, match="run the notebooks first"):
+        gather_claims("paper")
+    a = claims_frame([claim("003 blog", "c1", "r", "m", True, "rule")])
+    b = claims_frame([claim("000 density", "c2", "r", "m", False, "rule"), claim("000 density", "c3", "r", "m", None,
+                                                                                  "rule")])
+    save_table(b, "paper", "03_claims")
+    save_table(a, "paper", "02_claims")
+    save_table(pd.DataFrame({"x": [1]}), "paper", "02_pruning_curves")      # not a claims table: ignored by name
+    t = gather_claims("paper")
+    assert list(t["notebook"]) == ["02", "03", "03"] and list(t["claim"]) == ["c1", "c2", "c3"]
+    assert list(t["verdict"]) == ["holds", "does not hold", "not measured here"]
+    on_disk = pd.read_csv(tmp_path / "results" / "paper" / "claims.csv", dtype={"notebook": str})
+    assert on_disk.equals(t.astype({"notebook": str}))
+    save_table(pd.DataFrame({"claim": ["x"]}), "paper", "04_claims")
+    with pytest.raises(ValueError, match="lacks"):
+        gather_claims("paper")
+
+
+def test_python_m_prunekit_claims(tmp_path, capsys):
+    from prunekit.__main__ import main
+    from prunekit.claims import claim, claims_frame
+    from prunekit.reporting import save_table
+
+    save_table(claims_frame([claim("s", "c", "r", "m", True, "rule")]), "quick", "05_claims")
+    assert main(["claims", "--profile", "quick"]) == 0
+    assert "1 claim of 1 notebook (1 holds)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["claims", "--profile", "huge"])

@@ -1,0 +1,27 @@
+"""Command line: ``python -m prunekit claims --profile paper`` gathers every notebook's claims table of a profile into
+``data/results/<profile>/claims.csv`` (``make claims``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .claims import plural
+from .reporting import PROFILES, gather_claims
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prunekit", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    claims = commands.add_parser("claims", help="gather the notebooks' claims tables into claims.csv")
+    claims.add_argument("--profile", default="quick", choices=PROFILES)
+    args = parser.parse_args(argv)
+    if args.command == "claims":
+        table = gather_claims(args.profile)
+        counts = table["verdict"].value_counts()
+        print(f"{plural(len(table), 'claim')} of {plural(table['notebook'].nunique(), 'notebook')} ("
+              + ", ".join(f"{n} {v}" for v, n in counts.items()) + f") -> data/results/{args.profile}/claims.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
