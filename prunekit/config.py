@@ -173,6 +173,9 @@ class TrainConfig(_Config):
     schedule: "none", "cosine" (cosine annealing to 0 over the epochs) or "step" (x0.1 at 50% and 75% of the epochs).
     loss: "cross_entropy" (softmax) or "sse" (sigmoid outputs, E = 1/2 sum_k (sigma(z_k) - t_k)^2, per sample).
     checkpoints: epochs whose weights are kept with the model (0 = at initialisation).
+    patience: 0 trains all ``epochs``; otherwise training stops once the training loss has not improved on its best
+      by more than ``min_improvement`` (relative) for ``patience`` epochs in a row, ``epochs`` being the maximum
+      (``prunekit.train.stopped_improving``).
     device: where the model is trained: "cpu", "cuda", "cuda:<index>", or "auto" (CUDA when torch sees a GPU, else
       the CPU; resolved when the config is made). Its type ("cpu" / "cuda") is part of the key: a GPU-trained model is
       not the CPU's. A config naming CUDA can be made anywhere (to load a GPU-trained model on a CPU-only machine).
@@ -191,6 +194,8 @@ class TrainConfig(_Config):
     seed: int = 0
     checkpoints: tuple[int, ...] = ()
     device: str = "cpu"
+    patience: int = 0
+    min_improvement: float = 0.01
 
     def __post_init__(self):
         if not isinstance(self.data, DataConfig):
@@ -212,6 +217,9 @@ class TrainConfig(_Config):
             number("checkpoints", c, low=0, high=self.epochs, integer=True)
         object.__setattr__(self, "checkpoints", cps)
         object.__setattr__(self, "device", device_name(self.device))
+        number("patience", self.patience, low=0, integer=True)
+        number("min_improvement", self.min_improvement, low=0.0, high=1.0, high_open=True)
+        self._floats("min_improvement")
         if self.data.name == "cosine" and self.loss != "sse":
             raise ValueError("dataset='cosine' is a regression task: use loss='sse'")
 

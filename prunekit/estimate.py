@@ -90,9 +90,10 @@ def expect(pretraining: Iterable[TrainConfig], retraining: Iterable[tuple[TrainC
         ds = load_dataset(cfg.data)
         cached = kind == "pretraining" and (cfg.key() in seen or (entry_path(cfg) / "meta.json").exists())
         seen.add(cfg.key())
-        # one measurement per architecture: pruning at initialisation (init_density) barely changes a step's cost
-        key = (dataclasses.replace(cfg.model, init_density=1.0), ds.input_shape, ds.num_classes, cfg.batch_size,
-               cfg.device)
+        # one measurement per architecture and width: the initialisation (and pruning at initialisation) barely
+        # changes a step's cost
+        key = (dataclasses.replace(cfg.model, init="default", init_density=1.0), ds.input_shape, ds.num_classes,
+               cfg.batch_size, cfg.device)
         if not cached and key not in rates:
             rates[key] = training_rate(cfg, ds.input_shape, ds.num_classes)
         rate = rates.get(key, float("nan"))

@@ -38,7 +38,10 @@ GROUP = ["dataset", "arch", "optimizer", "init"]  # one width series = one (data
 WIDTHS = (0.1, 0.25, 0.5, 1, 2, 3, 5)
 # notebook 03's grids. quick: digits, LeNet-300-100 only. paper (2 cores, about 20-35 min): LeNet on a 6,000-image
 # MNIST subset; conv and residual on 4,000 and 3,000 images at 14x14, batch 32 (narrow nets learn nothing at 128 in
-# 2 epochs); density on a fixed 2,000-image test subset; at least 2 Dask workers
+# 2 epochs); density on a fixed 2,000-image test subset; at least 2 Dask workers. full (one GPU): the source's
+# reading, every architecture x optimizer x init on the whole training sets at full resolution (MNIST and
+# Fashion-MNIST; CIFAR-10 too for conv and residual where its files are), trained until the training loss stops
+# improving (patience: 3 epochs without a 1% gain; at most 100 epochs), density on the whole test set
 PROFILES = {
     "quick": dict(archs={"lenet300": ["digits"]}, widths=[0.1, 0.5, 1, 2, 5], optimizers=["adam", "sgd"],
                   inits=["glorot", "he"], seeds=[0, 1], epochs=4, batch_size=32, subset={}, resize={},
@@ -49,6 +52,11 @@ PROFILES = {
                   epochs=2, batch_size={"lenet300": 128, "conv": 32, "resnet": 32},
                   subset={"lenet300": 6000, "conv": 4000, "resnet": 3000}, resize={"conv": 14, "resnet": 14},
                   eval_subset=2000, min_workers=2),
+    "full": dict(archs={"lenet300": ["mnist", "fashion_mnist"], "conv": ["mnist", "fashion_mnist"],
+                        "resnet": ["mnist", "fashion_mnist"]}, widths=list(WIDTHS),
+                 optimizers=["sgd", "adam", "adagrad"], inits=["glorot", "he"], seeds=[0, 1, 2], epochs=100,
+                 patience=3, min_improvement=0.01, batch_size=128, subset={}, resize={}, eval_subset=None,
+                 min_workers=1),
 }
 
 # learning rates per optimizer (open in the source; the usual defaults, kept the same for every width)
@@ -60,7 +68,7 @@ def _per_arch(value, arch):
 
 
 def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float], optimizers, inits, seeds, *,
-               epochs=5, batch_size=128, subset=None, resize=None,
+               epochs=5, batch_size=128, subset=None, resize=None, patience=0, min_improvement=0.01,
                optimizer_settings: dict[str, dict] | None = None) -> list[TrainConfig]:
     """Configs of the width sweep: for each arch, its data sets x widths x optimizers x inits x seeds.
 
@@ -68,7 +76,8 @@ def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float],
       scaled by ``width_mult``; an arch with no data set is skipped).
     optimizers, inits, seeds, epochs, batch_size, subset (stratified subset of each training set), resize (image
       side): one value (list) for every arch, or a dict arch -> value (a missing arch gets None = the default: no
-      subset, no resize).
+      subset, no resize). patience, min_improvement: train until the training loss stops improving, ``epochs`` at
+      most (``TrainConfig.patience``; 0 trains every epoch).
     optimizer_settings: per-optimizer overrides of :data:`OPTIMIZER_SETTINGS` (lr, momentum, ...).
     """
 
@@ -79,7 +88,8 @@ def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float],
             continue
         opts = list(_per_arch(optimizers, arch))
         base = TrainConfig(data=DataConfig(subset=_per_arch(subset, arch), resize=_per_arch(resize, arch)),
-                           epochs=_per_arch(epochs, arch), batch_size=_per_arch(batch_size, arch)).replace(arch=arch)
+                           epochs=_per_arch(epochs, arch), batch_size=_per_arch(batch_size, arch),
+                           patience=patience, min_improvement=min_improvement).replace(arch=arch)
         out += make_grid(base, dataset=list(datasets), width_mult=list(widths), optimizer=opts,
                          init=list(_per_arch(inits, arch)), seed=list(_per_arch(seeds, arch)),
                          overrides={"optimizer": {k: v for k, v in settings.items() if k in opts}})

@@ -125,7 +125,7 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
     net = copy.deepcopy(model)
     if method == "weight_rewind":
         net.load_state_dict(plain_state_dict(rewind_state))
-    overrides = {"epochs": len(lrs), "checkpoints": ()}
+    overrides = {"epochs": len(lrs), "checkpoints": (), "patience": 0}  # every retraining epoch runs
     if seed is not None:
         overrides["seed"] = int(seed)
     rcfg = cfg.replace(**overrides)

@@ -27,7 +27,7 @@ from .saliency import (
     serial_prune,
 )
 
-__all__ = ["SOURCE", "SETUPS", "PROFILES", "load_setup", "run_setup", "rank_agreement", "curve_gap",
+__all__ = ["SOURCE", "SETUPS", "PROFILES", "SEEDS", "load_setup", "run_setup", "rank_agreement", "curve_gap",
            "removable_summary", "claims_table"]
 
 SOURCE = "001 The Incredible Shrinking Neural Network"
@@ -134,6 +134,8 @@ PROFILES = {
     "paper": ("cosine_10_10", "cosine_50_50", "diamond_50_50", "random_shape_50_50", "mnist20_100", "mnist20_50_50",
               "mnist_ova0", "mnist_ova1", "mnist_ova2", "digits_sse", "digits_ce"),
 }
+PROFILES["full"] = PROFILES["paper"]  # the source's own setups are small: the paper profile runs them at their scale
+SEEDS = {"quick": [0], "paper": [0, 1, 2], "full": [0, 1, 2, 3, 4]}  # training seeds per profile
 
 
 SETUPS = _setups()

@@ -18,13 +18,16 @@ from .reporting import check_profile
 __all__ = ["SOURCE", "PROFILES", "SETUPS", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
            "speed_summary", "claims_table", "speed_claims"]
 
-# quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds.
+# quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds; full: the
+# longest training the challenge's answers report (20 epochs) and 5 seeds.
 # blog_datasets: where the blog's own setup also runs (its code trained on Fashion-MNIST)
 PROFILES = {
     "quick": dict(datasets=["digits"], blog_datasets=["digits"], width_mult=0.25, epochs=10, seeds=[0, 1],
                   timing_repeat=3),
     "paper": dict(datasets=["mnist", "fashion_mnist"], blog_datasets=["fashion_mnist"], width_mult=1.0, epochs=5,
                   seeds=[0, 1, 2], timing_repeat=20),
+    "full": dict(datasets=["mnist", "fashion_mnist"], blog_datasets=["fashion_mnist"], width_mult=1.0, epochs=20,
+                 seeds=[0, 1, 2, 3, 4], timing_repeat=50),
 }
 SETUPS = ("prunekit", "blog")  # prunekit's inputs (standardised) or the blog's own code's (raw 0-255 pixels)
 

@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import choice_message
+from .checks import choice_message, number
 from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
 from .device import dataset_to, deterministic, model_device
 from .paths import atomic_write
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
-           "quiet_default"]
+           "quiet_default", "stopped_improving"]
 
 
 def quiet_default() -> bool:
@@ -135,6 +135,21 @@ def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_
         value = float(make_loss(loss)(out, y))
         acc = float(_correct(out, y)) / len(split) if y.dtype == torch.long else math.nan
     return value, acc
+
+
+def stopped_improving(losses: Sequence[float], patience: int, min_improvement: float = 0.01) -> bool:
+    """Whether training should stop after the last of ``losses`` (one training loss per epoch so far): an epoch
+    improves when its loss is below ``(1 - min_improvement)`` times the best loss before it, and training stops
+    once the last ``patience`` epochs have not improved (the first epoch always improves)."""
+    number("patience", patience, low=1, integer=True)
+    number("min_improvement", min_improvement, low=0.0, high=1.0, high_open=True)
+    best, since = math.inf, 0
+    for loss in losses:
+        if loss < (1.0 - min_improvement) * best:
+            best, since = loss, 0
+        else:
+            since += 1
+    return len(losses) > 0 and since >= patience
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -242,11 +257,15 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
             callback(epoch, model)
         if not quiet:
             epochs.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row.get('test_accuracy', math.nan):.3f}")
-        if resume_path is not None and epoch < cfg.epochs:
+        stop = cfg.patience > 0 and stopped_improving([r["train_loss"] for r in rows], cfg.patience,
+                                                      cfg.min_improvement)
+        if resume_path is not None and epoch < cfg.epochs and not stop:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict() if scheduler is not None else {},
                           "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints,
                           "epoch": epoch}, resume_path)
+        if stop:
+            break
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
     return pd.DataFrame(rows), checkpoints

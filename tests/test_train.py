@@ -194,3 +194,48 @@ def test_init_density_trains_source_002s_smaller_network_with_the_mask_held(tmp_
     for bad in (0.0, 1.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match="init_density"):
             cfg.replace(init_density=bad)
+
+
+def test_stopped_improving_against_hand_worked_curves():
+    from prunekit.train import stopped_improving
+
+    # improvements need a 1% drop below the best so far; a bump up or a tiny gain counts as no improvement
+    losses = [1.0, 0.5, 0.499, 0.6, 0.3, 0.298, 0.2975]
+    got = [stopped_improving(losses[:n], patience=2) for n in range(1, len(losses) + 1)]
+    assert got == [False, False, False, True, False, False, True]
+    assert stopped_improving([1.0, 0.99, 0.98], patience=1, min_improvement=0.0) is False   # any drop improves
+    assert stopped_improving([1.0, 1.0], patience=1, min_improvement=0.0) is True          # a tie does not
+    assert stopped_improving([], patience=3) is False
+    for kwargs, match in (({"patience": 0}, "patience"), ({"patience": 1, "min_improvement": 1.0}, "min_improvement")):
+        with pytest.raises(ValueError, match=match):
+            stopped_improving([1.0], **kwargs)
+
+
+def test_training_stops_when_the_loss_stops_improving_and_resumes_to_the_same_end(tmp_path):
+    from prunekit.cache import fit
+    from prunekit.train import stopped_improving
+
+    cfg = TrainConfig(data=DataConfig(name="digits"), model=ModelConfig(arch="mlp", hidden=(16,)), epochs=60,
+                      lr=0.05, optimizer="sgd", patience=2, min_improvement=0.05, batch_size=256)
+    run = fit(cfg, quiet=True)
+    losses = list(run.history["train_loss"])
+    assert 2 < len(losses) < 60 and stopped_improving(losses, 2, 0.05)            # stopped early, by the rule
+    assert not any(stopped_improving(losses[:n], 2, 0.05) for n in range(1, len(losses)))  # and not before
+    assert cfg.replace(patience=0).key() != cfg.key() and TrainConfig().identity() == {}       # defaults keep keys
+    from prunekit.cache import build
+    from prunekit.data import load_dataset
+    from prunekit.train import train
+
+    def interrupt(epoch, model):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    ds, progress = load_dataset(cfg.data), tmp_path / "progress.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(build(cfg, ds), ds, cfg, quiet=True, resume_path=progress, callback=interrupt)
+    history, _ = train(build(cfg, ds), ds, cfg, quiet=True, resume_path=progress)
+    assert list(history["train_loss"]) == losses and not progress.exists()            # the same stop, resumed
+    with pytest.raises(ValueError, match="patience"):
+        cfg.replace(patience=-1)
+    with pytest.raises(ValueError, match="min_improvement"):
+        cfg.replace(min_improvement=1.5)
