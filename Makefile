@@ -14,11 +14,13 @@ LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 
-.PHONY: help install reproduce claims test test-gpu unit nbval bench lab clean
+.PHONY: help install reproduce claims report readme test test-gpu unit nbval bench lab clean
 
 help:
 	@echo "make reproduce [PROFILE=quick|paper]  install, execute every notebook into $(EXECUTED)/, gather the claims"
 	@echo "make claims [PROFILE=...]           every notebook's claims table in data/results/PROFILE/claims.csv"
+	@echo "make report [PROFILE=...]           a static site in data/report/PROFILE/ (runs only notebooks not yet run)"
+	@echo "make readme                          the README's claims table and figures from the paper profile's claims"
 	@echo "make test                            install, then unit tests and nbval over every notebook"
 	@echo "make test-gpu                        on a GPU machine: each study function on CUDA against the CPU"
 	@echo "make bench                           benchmarks (rows into data/results/benchmarks.csv)"
@@ -48,6 +50,20 @@ reproduce: $(STAMP)
 claims: $(STAMP)
 	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
 
+# make report: executes only the notebooks that have no executed copy newer than themselves (written under a
+# temporary name, so an interrupted run leaves nothing that looks done), then gathers the claims and builds the site
+$(EXECUTED)/%.ipynb: notebooks/%.ipynb | $(STAMP)
+	@mkdir -p $(EXECUTED)
+	PRUNEKIT_QUIET=1 $(BIN)/papermill "$<" "$@.part.ipynb" -k $(KERNEL) -p profile $(PROFILE) --log-level WARNING
+	@mv "$@.part.ipynb" "$@"
+
+report: $(STAMP) $(addprefix $(EXECUTED)/,$(notdir $(NOTEBOOKS)))
+	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
+	@$(BIN)/python -m prunekit report --profile $(PROFILE)
+
+readme: $(STAMP)
+	@$(BIN)/python -m prunekit readme --profile paper
+
 test: $(STAMP)
 	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
@@ -69,7 +85,8 @@ bench: $(STAMP)
 
 lab: $(STAMP)
 	@echo "JupyterLab: open the http://$(LAB_IP):$(LAB_PORT)/lab?token=... address printed below (kernel: Python (prunekit))"
-	$(BIN)/jupyter lab notebooks/ --ip=$(LAB_IP) --port=$(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks --ip=$(LAB_IP) \
+	  --port=$(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf data/executed data/results data/test-figures

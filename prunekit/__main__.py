@@ -1,5 +1,7 @@
 """Command line: ``python -m prunekit claims --profile paper`` gathers every notebook's claims table of a profile into
-``data/results/<profile>/claims.csv`` (``make claims``)."""
+``data/results/<profile>/claims.csv`` (``make claims``); ``python -m prunekit report --profile paper`` builds the
+static site of its executed notebooks in ``data/report/<profile>/`` (``make report``); ``python -m prunekit readme``
+rewrites the README's results section from the paper profile's claims (``make readme``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     claims = commands.add_parser("claims", help="gather the notebooks' claims tables into claims.csv")
     claims.add_argument("--profile", default="quick", choices=PROFILES)
+    report = commands.add_parser("report", help="a static site of the executed notebooks in data/report/<profile>/")
+    report.add_argument("--profile", default="quick", choices=PROFILES)
+    commands.add_parser("readme", help="the README's results section from the paper profile's claims table")
     args = parser.parse_args(argv)
+    if args.command == "readme":
+        from .readme import update_readme
+
+        print(f"results section rewritten: {update_readme()}")
+    if args.command == "report":
+        from .report import build_report
+
+        print(f"report: {build_report(args.profile)}")
     if args.command == "claims":
         table = gather_claims(args.profile)
         counts = table["verdict"].value_counts()

@@ -31,7 +31,7 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split
     """Source 002's basin claim (``prunekit.claims`` format) from notebook 04's ``prunekit.surface.barrier_table``
     rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
     the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``."""
-    name = "Weight pruning with retraining stays in the pretrained basin"
+    name = "Weight pruning with retraining stays in the pretrained basin (one-shot, this project's MLP variant)"
     reports = "the pruned-and-retrained network shares the pretrained network's basin"
     rule = f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every retraining method"
     cols = ["method", "split", "loss_barrier_linear"]

@@ -39,7 +39,7 @@ def test_the_doc_shows_calls_of_every_study_module():
     for name in ("config", "data", "device", "models", "train", "cache", "claims", "pruning", "scorers", "masks",
                  "compaction", "curves",
                  "metrics", "sweep", "utility", "imbalance", "retrain", "cycles", "surface", "saliency", "invariance",
-                 "shrinking", "mechanism", "basins", "sparsify", "sizes", "estimate"):
+                 "shrinking", "mechanism", "basins", "sparsify", "sizes", "estimate", "report", "readme"):
         assert f"prunekit.{name}" in documented
 
 

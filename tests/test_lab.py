@@ -1,4 +1,5 @@
-"""JupyterLab as a user meets it: `make lab` on 127.0.0.1, a notebook opened in headless Chromium with the
+"""JupyterLab as a user meets it: `make lab` on 127.0.0.1 (the repository as its root, so that a notebook's link to its
+rendered page in data/report/ opens), a notebook opened in headless Chromium with the
 "Python (prunekit)" kernel, clean (no unsaved-changes mark) once the kernel is connected, the file untouched.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it); skipped without it. The screenshot lands in ``data/report/``.
@@ -78,7 +79,7 @@ def lab(tmp_path):
 def test_a_notebook_opens_with_the_prunekit_kernel_and_stays_clean(lab):
     base, token = lab
     before = (REPO / "notebooks" / NOTEBOOK).read_bytes()
-    url = f"{base}/lab/tree/{NOTEBOOK}?token={token}"
+    url = f"{base}/lab/tree/notebooks/{NOTEBOOK}?token={token}"
     dom = ""
     for _ in range(4):  # the first visit starts the kernel; a later one finds it connected
         dom = _chromium(url, "--dump-dom")

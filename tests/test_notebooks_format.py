@@ -52,3 +52,9 @@ def test_kernel_language_info_is_what_the_kernel_reports(path):
     assert info["name"] == "python" and info["pygments_lexer"] == "ipython3"
     assert set(info) == {"codemirror_mode", "file_extension", "mimetype", "name", "nbconvert_exporter",
                          "pygments_lexer", "version"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_first_cell_links_to_the_rendered_paper_run(path):
+    first = nbformat.read(path, as_version=nbformat.NO_CONVERT).cells[0].source
+    assert f"](../data/report/paper/{path.stem}.html)" in first

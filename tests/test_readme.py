@@ -1,0 +1,47 @@
+"""The README's results section is what `make readme` writes from the committed paper-profile claims table and run
+times (docs/claims_paper.csv, docs/run_paper.csv): the README's table cannot disagree with the committed claims."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prunekit import readme as R
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_section_is_rendered_from_the_committed_claims():
+    claims = pd.read_csv(R.claims_file(REPO), dtype={"notebook": str})
+    run = pd.read_csv(R.run_file(REPO))
+    text = (REPO / "README.md").read_text()
+    assert text.count(R.START) == 1 and text.count(R.END) == 1
+    got = text[text.index(R.START):text.index(R.END) + len(R.END)]
+    assert got == R.section(claims, run), "README.md's results section is stale: run make readme"
+    rows = [line for line in got.splitlines() if line.startswith("| 0")]
+    assert len(rows) == len(claims) and set(claims["notebook"]) >= {"02", "03", "04", "05", "06"}
+    for line, verdict in zip(rows, claims["verdict"]):
+        assert line.endswith(f"| **{verdict}** |")
+    for png in [p for p in got.split("(") if p.startswith("figures/")]:
+        assert (REPO / png.split(")")[0]).is_file()
+
+
+def test_section_escapes_cells_and_counts_verdicts():
+    claims = pd.DataFrame({"notebook": ["02", "05"], "source": ["003 blog", "002 study"],
+                           "claim": ["a | b", "c"], "source_reports": ["x\ny", "z"], "measured": ["m", "n"],
+                           "verdict": ["holds", "not measured here"], "rule": ["r", "r"]})
+    run = pd.DataFrame({"notebook": ["02_pruning_curves", "05_weight_utility"], "wall_time_s": [600.0, 30.0],
+                        "machine": ["a CPU, no GPU", "a CPU, no GPU"]})
+    s = R.section(claims, run)
+    assert s.startswith(R.START) and s.endswith(R.END)
+    assert "| 02 | 003 | a \\| b | x y | m | **holds** |" in s
+    assert "1 holds, 1 not measured here" in s and "10 min in all (02 10 min, 05 30 s)" in s
+    assert "on a CPU, no GPU" in s
+
+
+def test_update_readme_needs_a_paper_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "executed_dir", lambda profile: tmp_path / "none")
+    (tmp_path / "README.md").write_text(f"x\n{R.START}\nold\n{R.END}\n")
+    with pytest.raises(ValueError, match="make reproduce PROFILE=paper"):
+        R.update_readme(tmp_path)
+    assert "old" in (tmp_path / "README.md").read_text()

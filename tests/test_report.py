@@ -1,0 +1,121 @@
+"""make report: the static site of a profile's executed notebooks. Notebook 01 is executed (quick profile) into a
+temporary folder, a claims table is written, and the site is built; its pages are checked as files and, where
+Debian's chromium is installed (.ci/run installs it), rendered in headless Chromium: no empty page, no missing image,
+no broken link. The screenshots land in data/report/ for a person to look at."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The quick profile's site of notebook 01 (executed here) and a two-notebook claims table."""
+    import papermill as pm
+
+    from prunekit.claims import claim, claims_frame
+    from prunekit.report import build_report
+    from prunekit.reporting import gather_claims, save_table
+
+    root = tmp_path_factory.mktemp("report")
+    mp = pytest.MonkeyPatch()
+    for env, sub in (("PRUNEKIT_CACHE", "models"), ("PRUNEKIT_RESULTS", "results"), ("PRUNEKIT_FIGURES", "figures")):
+        mp.setenv(env, str(root / sub))
+    executed = root / "executed"
+    executed.mkdir()
+    pm.execute_notebook(str(REPO / "notebooks" / "01_training.ipynb"), str(executed / "01_training.ipynb"),
+                        parameters={"profile": "quick", "seed": 3}, kernel_name="python3", progress_bar=False,
+                        cwd=str(root))
+    save_table(claims_frame([claim("003 blog", "Holds <here>", "70-75%", "80%", True, "rule"),
+                             claim("000 density", "Not here", "flat", "x", None, "rule")]), "quick", "01_claims")
+    gather_claims("quick")
+    (root / "figures" / "05_random_ablation_quick.png").write_bytes(
+        (root / "figures" / "01_learning_curves_quick.png").read_bytes())         # one headline figure present
+    index = build_report("quick", executed=executed, out=root / "site")
+    yield index
+    mp.undo()
+
+
+def test_the_index_links_every_claim_to_its_notebook_section(site):
+    page = site.read_text()
+    assert "Holds &lt;here&gt;" in page and "<here>" not in page                # escaped, not injected
+    assert page.count('class="verdict holds"') == 1 and page.count('class="verdict unmeasured"') == 1
+    notebook = (site.parent / "01_training.html").read_text()
+    anchor = re.findall(r'<h2 id="([^"]+)"', notebook)[-1]
+    assert f'href="01_training.html#{anchor}"' in page                          # the notebook's last section
+    assert 'src="figures/05_random_ablation_quick.png"' in page and (site.parent / "figures").is_dir()
+    assert "require.min.js" not in notebook and 'src="mathjax/MathJax.js' in notebook
+    env = (site.parent / "environment.html").read_text()
+    assert "01_training" in env and "seed=3" in env and "torch" in env
+
+
+def test_a_second_build_converts_nothing_again(site, monkeypatch):
+    from prunekit.report import build_report
+
+    for env, sub in (("PRUNEKIT_RESULTS", "results"), ("PRUNEKIT_FIGURES", "figures")):
+        monkeypatch.setenv(env, str(site.parent.parent / sub))
+    page = site.parent / "01_training.html"
+    before = page.stat().st_mtime_ns
+    build_report("quick", executed=site.parent.parent / "executed", out=site.parent)
+    assert page.stat().st_mtime_ns == before
+
+
+def test_nothing_to_report_is_a_clear_error(tmp_path):
+    from prunekit.report import build_report
+
+    with pytest.raises(ValueError, match="make reproduce"):
+        build_report("quick", executed=tmp_path, out=tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+def _check_dom(dom: str, page: Path) -> list[str]:
+    """Problems of a rendered page: too little text, an image that is missing or empty, a link to nowhere."""
+    problems = []
+    text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", dom, flags=re.S)
+    if len(text.split()) < 50:
+        problems.append(f"{page.name}: nearly empty ({len(text.split())} words)")
+    for src in re.findall(r'<img[^>]*\ssrc="([^"]*)"', dom):
+        if src.startswith("data:image/png;base64,"):
+            data = base64.b64decode(src.split(",", 1)[1])
+            if not data.startswith(b"\x89PNG") or len(data) < 1000:
+                problems.append(f"{page.name}: an empty inline image")
+        elif not (page.parent / unquote(src)).is_file():
+            problems.append(f"{page.name}: missing image {src}")
+    ids = set(re.findall(r'\sid="([^"]+)"', dom))
+    for href in re.findall(r'<a[^>]*\shref="([^"]*)"', dom):
+        url = urlparse(href)
+        if url.scheme in ("http", "https", "mailto"):
+            continue
+        target = page if not url.path else page.parent / unquote(url.path)
+        if not target.is_file():
+            problems.append(f"{page.name}: broken link {href}")
+        elif url.fragment:
+            target_ids = ids if target == page else set(re.findall(r'\sid="([^"]+)"', target.read_text()))
+            if unquote(url.fragment) not in {unquote(i) for i in target_ids}:
+                problems.append(f"{page.name}: link to a missing section {href}")
+    return problems
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_the_site_renders_in_chromium_with_no_missing_image_or_broken_link(site):
+    shots = REPO / "data" / "report"
+    shots.mkdir(parents=True, exist_ok=True)
+    for page, shot in ((site, "report_index.png"), (site.parent / "01_training.html", "report_01_training.png")):
+        cmd = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--disable-background-networking", "--disable-component-update", "--no-first-run",
+               "--window-size=1400,1800", "--virtual-time-budget=15000"]
+        dom = subprocess.run([*cmd, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+        assert not _check_dom(dom, page), _check_dom(dom, page)
+        subprocess.run([*cmd, f"--screenshot={shots / shot}", page.as_uri()], capture_output=True, timeout=120)
+        assert (shots / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (shots / shot).stat().st_size > 20_000
