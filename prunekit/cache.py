@@ -42,7 +42,7 @@ from .pruning import sparse_at_init
 from .train import train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
-           "cached_result", "result_key"]
+           "cached_result", "result_key", "data_digest"]
 
 
 @dataclass
@@ -184,6 +184,17 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
     run.path = path
     return run
+
+
+def data_digest(split) -> str:
+    """SHA-256 (hex) of a split's inputs and targets (their dtype, shape and bytes): names the data a derived result
+    was trained on in its spec, so the same model retrained on other data is another entry."""
+    h = hashlib.sha256()
+    for t in (split.x, split.y):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def result_key(spec: dict) -> str:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .checks import choice, fraction, number
-from .cache import cached_result
+from .cache import cached_result, data_digest
 from .config import TrainConfig
 from .data import Dataset
 from .masks import Masks, following_batchnorms
@@ -163,8 +163,9 @@ def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str
     ``conv_density`` (their share of all conv weights), ``channels_kept`` (share of prunable channels kept; channel
     cycles), then test and training accuracy of the pruned (``pruned_*``) and the retrained (``retrained_*``) network.
     cache: keep each cycle's masks, retrained weights and row in the result cache (``prunekit.cache.cached_result``,
-    kind ``"cycles"``), keyed by ``cfg.key()`` and the plan, so a rerun loads them and an interrupted run resumes at
-    its first missing cycle. Only for ``model`` = ``train_or_load(cfg).model``: the key names ``cfg``, not ``model``.
+    kind ``"cycles"``), keyed by ``cfg.key()``, the plan and a digest of ``ds.train``, so a rerun loads them and an
+    interrupted run resumes at its first missing cycle. Only for ``model`` = ``train_or_load(cfg).model``: the key
+    names ``cfg``, not ``model``.
     """
     choice("unit", unit, PRUNE_UNITS)
     choice("method", method, CYCLE_METHODS)
@@ -175,6 +176,8 @@ def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str
         slimmable_convs(model)
     total = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
     plan = {"pretrained": cfg.key(), "unit": unit, "method": method, "rate": rate, "lrs": lrs, "version": 1}
+    if cache:
+        plan["train_data"] = data_digest(ds.train)  # the same model retrained on other data is another result
     current, masks, rows = model, None, []
     for cycle in range(1, cycles + 1):
         def compute(current=current, masks=masks, cycle=cycle):

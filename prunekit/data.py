@@ -134,9 +134,10 @@ SHAPES = ("diamond", "random_shape")
 
 def shape_radius(angle: torch.Tensor, seed: int) -> torch.Tensor:
     """The boundary of the random shape of ``seed`` in polar form: ``r(a) = 0.6 + sum_{k=1..4} (c_k cos ka + s_k sin
-    ka) / k`` with ``c_k, s_k ~ U(-0.25, 0.25)`` (a smooth star-shaped blob, 0.6 +- 0.52 from the origin)."""
+    ka) / k`` with ``c_k, s_k ~ U(-0.135, 0.135)``: a smooth star-shaped blob, between 0.2 and 1.0 from the origin
+    (each term is at most ``0.135 * sqrt(2) / k``, and ``0.135 * sqrt(2) * (1 + 1/2 + 1/3 + 1/4) < 0.4``)."""
     g = torch.Generator().manual_seed(10_000 + seed)
-    coef = (torch.rand(2, 4, generator=g, dtype=torch.float64) - 0.5) * 0.5
+    coef = (torch.rand(2, 4, generator=g, dtype=torch.float64) - 0.5) * 0.27
     k = torch.arange(1, 5, dtype=torch.float64)
     a = angle.double()[..., None] * k
     return 0.6 + ((coef[0] * torch.cos(a) + coef[1] * torch.sin(a)) / k).sum(-1)
@@ -147,6 +148,8 @@ def inside_shape(points: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor
     "diamond": ``|x1| + |x2| <= 1``; "random_shape": ``|x| <= r(angle of x)`` with :func:`shape_radius`."""
     if name not in SHAPES:
         raise ValueError(f"name={name!r} is not a shape; allowed: {', '.join(map(repr, SHAPES))}")
+    if points.dim() != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be [N, 2], got {tuple(points.shape)} (a data set's x: x.reshape(-1, 2))")
     p = points.double()
     if name == "diamond":
         inside = p.abs().sum(1) <= 1.0
@@ -240,11 +243,14 @@ def _load_cached(cfg: DataConfig, root: str) -> Dataset:
     if cfg.normalize:
         mean = ttr.mean(dim=(0, 2, 3), keepdim=True)
         std = ttr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    elif cfg.raw_pixels:  # back to the stored 0-255 scale: x / (1/255)
+    elif cfg.raw_pixels:  # back to the stored 0-255 scale: x * 255 (exact for every uint8 level in float32)
         mean, std = torch.zeros(1, ttr.shape[1], 1, 1), torch.full((1, ttr.shape[1], 1, 1), 1.0 / 255.0)
     else:
         mean, std = torch.zeros(1, ttr.shape[1], 1, 1), torch.ones(1, ttr.shape[1], 1, 1)
-    norm = lambda t: ((t - mean) / std).contiguous()  # noqa: E731
+    if cfg.raw_pixels:
+        norm = lambda t: (t * 255.0).contiguous()  # noqa: E731
+    else:
+        norm = lambda t: ((t - mean) / std).contiguous()  # noqa: E731
     val = Split(norm(tv), torch.from_numpy(yv)) if tv is not None else None
     return Dataset(
         name=cfg.name,

@@ -275,6 +275,10 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
     if random_summary is None or C.missing_columns(random_summary, ["ratio", "accuracy_min", "accuracy_max"]) \
             or random_summary.empty:
         rows.append(nm(0, "no random-ablation summary with ratio, accuracy_min and accuracy_max"))
+    elif random_summary["ratio"].duplicated().any():
+        rows.append(nm(0, "more than one random-ablation row per ratio (summarise one network and seed)"))
+    elif not _finite(random_summary, ["ratio", "accuracy_min", "accuracy_max"]):
+        rows.append(nm(0, "a ratio or accuracy of the random-ablation summary is not a finite number"))
     else:
         at = random_summary.set_index("ratio")
         r0 = min(at.index, key=lambda r: abs(r - spread_ratio))
@@ -288,6 +292,10 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
     if magnitude_summary is None or dense_accuracy is None or C.missing_columns(magnitude_summary, cols) \
             or magnitude_summary["band"].nunique() < 2:
         rows.append(nm(1, "no magnitude-band summary with at least two bands and the unablated accuracy"))
+    elif magnitude_summary.duplicated(["ratio", "band"]).any():
+        rows.append(nm(1, "more than one magnitude-band row per ratio and band"))
+    elif not (_finite(magnitude_summary, cols) and np.isfinite(float(dense_accuracy))):
+        rows.append(nm(1, "an accuracy of the magnitude bands, or the unablated one, is not a finite number"))
     else:
         whole = magnitude_summary[magnitude_summary.ratio == magnitude_summary.ratio.max()].set_index("band")
         drop = (dense_accuracy - whole["accuracy_mean"]).sort_index()
@@ -300,7 +308,7 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
         rows.append(C.claim(SOURCE, names[1], reports[1], measured, holds, rules[1]))
 
     tables = imbalance_by_epoch if isinstance(imbalance_by_epoch, Mapping) else {None: imbalance_by_epoch}
-    for network, t in tables.items():
+    for network, t in (tables or {None: None}).items():
         row = _imbalance_claim(t, imbalance, spearmanr, nm(2, f"no {imbalance} at two or more epochs"))
         if network is not None:
             row["claim"] += f" ({network})"
@@ -321,10 +329,18 @@ def utility_claims(random_summary: pd.DataFrame | None = None, magnitude_summary
     return C.claims_frame(rows)
 
 
+def _finite(df: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether every value of ``columns`` is a finite number."""
+    return bool(np.isfinite(df[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)).all())
+
+
 def _imbalance_claim(t: pd.DataFrame | None, imbalance: str, spearmanr, unmeasured: dict) -> dict:
     """The imbalance-during-training row of :func:`utility_claims` for one network's table (or ``unmeasured``)."""
     if t is None or C.missing_columns(t, ["epoch", imbalance]) or t["epoch"].nunique() < 2:
         return unmeasured
+    if t["epoch"].duplicated().any() or not _finite(t, ["epoch", imbalance]):
+        return {**unmeasured, "measured": "Not measured here: more than one row per epoch, or a value that is not a "
+                                          "finite number."}
     t = t.sort_values("epoch")
     first, last = float(t[imbalance].iloc[0]), float(t[imbalance].iloc[-1])
     rho = float(spearmanr(t["epoch"], t[imbalance]).correlation) if t[imbalance].nunique() > 1 else 0.0

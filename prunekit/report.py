@@ -112,11 +112,43 @@ def environment_table(notebooks: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame
         pm = nb.metadata.get("papermill", {})
         params = {**pm.get("default_parameters", {}), **pm.get("parameters", {})}
         duration = pm.get("duration")
+        profile = params.get("profile") or _default_profile(nb)
         runs.append({"notebook": path.stem, "wall_time_s": round(float(duration), 1) if duration else None,
                      "started": (pm.get("start_time") or "")[:19].replace("T", " "),
-                     "profile": params.get("profile"), "device": params.get("device"),
-                     "seeds": ", ".join(f"{k}={v}" for k, v in seeds_of(nb).items()) or "-"})
+                     "profile": profile, "device": params.get("device"),
+                     "parameters with seed": ", ".join(f"{k}={v}" for k, v in seeds_of(nb).items()) or "-",
+                     "seeds in its tables": _table_seeds(path.stem[:2], profile)})
     return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def _default_profile(nb) -> str | None:
+    return _parameter(nb, "profile")
+
+
+def _parameter(nb, name: str):
+    """The default of ``name`` in the notebook's ``parameters`` cell (None if it has none)."""
+    for cell in nb.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                target = node.target if isinstance(node, ast.AnnAssign) else (
+                    node.targets[0] if isinstance(node, ast.Assign) else None)
+                if isinstance(target, ast.Name) and target.id == name and node.value is not None:
+                    return ast.literal_eval(node.value)
+    return None
+
+
+def _table_seeds(number: str, profile: str | None) -> str:
+    """The training seeds found in the ``seed`` column of the notebook's result tables of ``profile``."""
+    seeds = set()
+    if profile:
+        for csv in (results_root() / profile).glob(f"{number}_*.csv"):
+            try:
+                head = pd.read_csv(csv, nrows=0).columns
+                if "seed" in head:
+                    seeds |= set(pd.read_csv(csv, usecols=["seed"])["seed"].dropna().astype(int))
+            except (OSError, ValueError):
+                continue
+    return ", ".join(map(str, sorted(seeds))) or "-"
 
 
 def _cpu_model() -> str:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import claims as C
-from .cache import Run, cached_result
+from .cache import Run, cached_result, data_digest
 from .checks import fraction
 from .config import TrainConfig
 from .cycles import conv_parameters, kept_conv_weights, next_masks, same_size_config
@@ -37,7 +37,7 @@ from .train import evaluate
 from .utility import flat_weights, random_ablation
 
 __all__ = ["PRUNE_RATIOS", "size_config", "size_comparison", "size_claims", "conv_pruned", "small_config",
-           "pruned_comparison", "pruned_table", "pruned_claims"]
+           "small_config_at", "pruned_comparison", "pruned_table", "pruned_claims"]
 
 PRUNE_RATIOS = (0.25, 0.5, 0.75)  # Sec. 2.2.2's shares of the conv weights pruned in one shot
 
@@ -171,18 +171,21 @@ def conv_pruned(run: Run, ratio: float, ds: Dataset | None = None, cache: bool =
     """Sec. 2.2.2's pruned network: ``run``'s network with ``round(ratio * n)`` of its ``n`` conv weights pruned in
     one shot, the smallest ``|w|`` over all conv layers together (``prunekit.cycles.next_masks``), then retrained with
     the pretraining schedule, every epoch of it from the pruned weights with the mask held (``prunekit.retrain``'s
-    ``"lr_rewind"`` with ``t = T``). Returns ``(masks, retrained network)``. cache: keep the retrained weights in the
-    result cache (kind ``"pruned"``, keyed by ``run.config.key()``): ``run`` must be ``train_or_load``'s."""
+    ``"lr_rewind"`` with ``t = T``) on ``ds`` (default: the run's data set). Returns ``(masks, retrained network)``.
+    cache: keep the retrained weights in the result cache (kind ``"pruned"``, keyed by ``run.config.key()``, the
+    plan and a digest of the training split): ``run`` must be ``train_or_load``'s."""
     ratio = fraction("ratio", ratio, low_open=True, high_open=True)
     cfg = run.config
     lrs = retraining_lrs(cfg, "lr_rewind", cfg.epochs)
     masks = next_masks(run.model, None, "weight", ratio)
+    ds = ds or run.dataset()
 
     def compute():
-        result = retrain(run.model, masks, ds or run.dataset(), cfg, "lr_rewind", cfg.epochs, quiet=quiet)
+        result = retrain(run.model, masks, ds, cfg, "lr_rewind", cfg.epochs, quiet=quiet)
         return dict(result.model.state_dict()), {}
 
-    spec = {"pretrained": cfg.key(), "conv_magnitude": ratio, "lrs": lrs, "version": 1}
+    spec = {"pretrained": cfg.key(), "conv_magnitude": ratio, "lrs": lrs, "train_data": data_digest(ds.train),
+            "version": 1}
     state, _ = cached_result("pruned", spec, compute) if cache else compute()
     net = copy.deepcopy(run.model)
     net.load_state_dict(state)
@@ -195,6 +198,18 @@ def small_config(cfg: TrainConfig, model: nn.Module, masks: Masks) -> TrainConfi
     the pretraining's epochs with its schedule's shape stretched over them (this project's reading of the source's
     "400 epochs")."""
     return same_size_config(cfg, model, kept_conv_weights(model, masks), 2 * cfg.epochs)
+
+
+def small_config_at(cfg: TrainConfig, ratio: float) -> TrainConfig:
+    """:func:`small_config` for :func:`conv_pruned` at ``ratio``, known before the pretrained network is: one-shot
+    pruning removes ``round(ratio * n)`` of the ``n`` conv weights whichever they are (``cfg``'s network is built,
+    untrained, only to count its weights)."""
+    from .cache import build
+
+    ratio = fraction("ratio", ratio, low_open=True, high_open=True)
+    model = build(cfg)
+    n = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
+    return same_size_config(cfg, model, n - round(ratio * n), 2 * cfg.epochs)
 
 
 def _kept_flat(model: nn.Module, masks: Masks) -> torch.Tensor:
@@ -303,6 +318,8 @@ def _by_ratio(df: pd.DataFrame | None, column: str, level: float | None):
         return None, C.lacking(C.missing_columns(df, cols) if df is not None else cols,
                                "summary" if level is not None else "accuracy table")
     t = df[df["network"].isin(["pruned", "small"])]
+    if level is not None and not np.isfinite(pd.to_numeric(t["level"], errors="coerce").to_numpy(dtype=float)).all():
+        return None, "a level that is not a finite number"
     if level is not None and not t.empty:
         nearest = t["level"].iloc[int((t["level"] - level).abs().to_numpy().argmin())]
         t = t[np.isclose(t["level"], nearest)]

@@ -114,13 +114,16 @@ def speed_summary(timing: pd.DataFrame) -> pd.DataFrame:
     """When pruning saves time, from ``prunekit.curves.inference_speedups`` rows: one row per (``batch_size``,
     ``form``) with ``saves_from_k`` (the smallest pruned k from which the form is faster than the dense net at that k
     and at every larger k measured; NaN if it never is), ``speedup_there`` and ``flop_ratio_there`` at that k, and
-    the largest ``best_speedup`` measured with its ``best_k``."""
+    the largest ``best_speedup`` measured with its ``best_k``. A k without a finite speed-up is left out."""
     missing = C.missing_columns(timing, ["batch_size", "form", "k", "speedup", "flop_ratio"])
     if missing:
         raise ValueError(f"timing lacks the columns {', '.join(missing)} of prunekit.curves.inference_speedups")
     rows = []
     for (batch, form), g in timing[timing["k"] > 0].groupby(["batch_size", "form"], sort=True):
         g = g.groupby("k", as_index=False)[["speedup", "flop_ratio"]].median().sort_values("k")
+        g = g[np.isfinite(g["speedup"].to_numpy(dtype=float))]  # a k whose timing failed says nothing
+        if g.empty:
+            continue
         faster = (g["speedup"] > 1.0).to_numpy()
         slow = np.flatnonzero(~faster)  # faster from the k after the last slower one, if the largest k is faster
         start = g.iloc[int(slow[-1]) + 1 if slow.size else 0] if faster[-1] else None

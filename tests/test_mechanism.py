@@ -262,3 +262,21 @@ def test_spread_experiment_uses_the_same_subsets_and_both_statistics():
     no_bn = M.without_batch_norm(B.cycles_config("quick"))
     assert no_bn.model.batch_norm is False and (no_bn.optimizer, no_bn.lr, no_bn.schedule) == ("adam", 1e-3, "none")
     assert isinstance(bn.features[1], nn.BatchNorm2d)
+
+
+def test_utility_claims_odd_tables_answer_not_measured():
+    nan = float("nan")
+    got = M.utility_claims(imbalance_by_epoch={})                                   # no network at all: one row
+    assert len(got) == 4 and got["verdict"].iloc[2] == "not measured here"
+    got = M.utility_claims(imbalance_by_epoch={"cnn": pd.DataFrame({"epoch": [0, 1, 2], "std": [nan, 0.2, 0.3]})})
+    assert got["verdict"].iloc[2] == "not measured here" and "finite" in got["measured"].iloc[2]
+    twice = pd.DataFrame({"epoch": [0, 0, 5, 5], "std": [0.1, 0.2, 0.3, 0.4]})    # two seeds, not averaged
+    assert M.utility_claims(imbalance_by_epoch=twice)["verdict"].iloc[2] == "not measured here"
+    assert M.utility_claims(_random(0.6).assign(accuracy_min=nan))["verdict"].iloc[0] == "not measured here"
+    doubled = pd.concat([_random(0.6), _random(0.6)])                                # two networks concatenated
+    assert M.utility_claims(doubled)["verdict"].iloc[0] == "not measured here"
+    bands = _bands([0, 0, 0, 0.3])
+    assert M.utility_claims(magnitude_summary=bands, dense_accuracy=nan)["verdict"].iloc[1] == "not measured here"
+    assert M.utility_claims(magnitude_summary=pd.concat([bands, bands]),
+                            dense_accuracy=0.95)["verdict"].iloc[1] == "not measured here"
+    assert M.utility_claims(magnitude_summary=bands, dense_accuracy=0.95)["verdict"].iloc[1] == "holds"

@@ -57,6 +57,7 @@ def test_the_index_links_every_claim_to_its_notebook_section(site):
     assert "require.min.js" not in notebook and 'src="mathjax/MathJax.js' in notebook
     env = (site.parent / "environment.html").read_text()
     assert "01_training" in env and "seed=3" in env and "torch" in env
+    assert "seeds in its tables" in env
 
 
 def test_a_second_build_converts_nothing_again(site, monkeypatch):

@@ -288,3 +288,37 @@ def test_pruned_claims_odd_tables_answer_not_measured():
     partial = table[~((table.network == "small") & (table.prune_ratio == 0.5))]
     got = S.pruned_claims(partial, summary)
     assert got["verdict"].iloc[0] == "holds" and "50%" not in got["measured"].iloc[0]
+
+
+def test_conv_pruned_on_other_data_is_another_cache_entry():
+    import torch
+
+    from prunekit.data import Dataset, Split
+
+    run = _conv_run()
+    ds = run.dataset()
+    tiny = Dataset(ds.name, Split(ds.train.x[:64], ds.train.y[:64]), ds.test, ds.val, ds.num_classes,
+                   ds.input_shape, ds.task, ds.mean, ds.std)
+    _, on_tiny = S.conv_pruned(run, 0.5, tiny)
+    _, on_all = S.conv_pruned(run, 0.5, ds)
+    direct = S.conv_pruned(run, 0.5, ds, cache=False)[1]
+    assert not torch.equal(on_tiny.features[0].weight, on_all.features[0].weight)
+    assert all(torch.equal(a, b) for a, b in zip(on_all.state_dict().values(), direct.state_dict().values()))
+
+
+def test_small_config_at_is_small_config_before_pretraining():
+    from prunekit.cycles import next_masks
+
+    run = _conv_run()
+    for ratio in (0.25, 0.5, 0.75, 0.333):
+        masks = next_masks(run.model, None, "weight", ratio)                 # conv_pruned's masks
+        assert S.small_config_at(run.config, ratio).key() == S.small_config(run.config, run.model, masks).key()
+
+
+def test_pruned_claims_a_nan_level_is_named():
+    table, summary = _pruned_tables({"pruned": [0.98, 0.97], "small": [0.96, 0.95]},
+                                    {"pruned": [0.01, 0.02], "small": [0.03, 0.04]})
+    summary.loc[summary.index[summary.network == "small"][0], "level"] = float("nan")
+    got = S.pruned_claims(table, summary)
+    assert got["verdict"].iloc[1] == "not measured here"
+    assert "level that is not a finite number" in got["measured"].iloc[1]

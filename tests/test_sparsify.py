@@ -52,3 +52,10 @@ def test_speed_claims_follow_their_rule_and_never_raise():
                 pd.concat([both, both])):
         got = Sp.speed_claims(bad)
         assert got["verdict"].iloc[0] == "not measured here" and got["measured"].iloc[0].startswith("Not measured")
+
+
+def test_speed_summary_leaves_out_what_was_not_timed():
+    t = _timing([(256, "csr", 50, float("nan"), 2.0), (256, "compacted", 50, float("nan"), 3.0),
+                 (256, "compacted", 90, 2.0, 40.0)])
+    s = Sp.speed_summary(t)
+    assert list(s["form"]) == ["compacted"] and s["saves_from_k"].iloc[0] == 90
