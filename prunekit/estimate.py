@@ -1,12 +1,12 @@
 """How long a notebook's training will take here, said before it starts.
 
-A profile sized for one GPU (``full``: the sources' epochs and data) takes days on a laptop's CPU. A notebook lists
-the training it plans as ``(config, epochs)`` pairs and :func:`expect` measures each distinct network's training
-speed on the device at hand (a few optimizer steps on random inputs of the data set's shape at the config's batch
-size) and multiplies it by the images to train. Networks already in the model size) and multiplies it by the images to train. Networks already in the model cache cost nothing; retraining outside
-it (pruned networks, cycles) is always counted, though a rerun may find it in the result cache. It warns
-(:class:`LongRunWarning`) when the total exceeds ``warn_after`` seconds. Evaluation (ablations, planes) comes on top;
-a config that stops when its training loss stops improving (``patience``) is counted at its maximum of epochs.
+A profile sized for one GPU (``full``: the sources' epochs and data) takes days on a laptop's CPU. A notebook lists the
+networks it trains through the model cache and the retraining it does outside it, and :func:`expect` measures each
+distinct network's training speed on the device at hand (a few optimizer steps on random inputs of the data set's
+shape at the config's batch size) and multiplies it by the images to train. Networks already in the model cache cost
+nothing; retraining (pruned networks, cycles) is always counted, though a rerun may find it in the result cache. It
+warns (:class:`LongRunWarning`) when the total exceeds ``warn_after`` seconds. Evaluation (ablations, planes) comes on
+top; a config that stops when its training loss stops improving (``patience``) is counted at its maximum of epochs.
 """
 
 from __future__ import annotations

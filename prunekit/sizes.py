@@ -270,7 +270,8 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
     rows = []
     for ratio, name, net, used in nets:
         rows.append({"prune_ratio": ratio, "network": name, "conv_weights": used, "conv_density": used / total,
-                     "test_accuracy": evaluate(net, ds.test, loss)[1], "train_accuracy": evaluate(net, ds.train, loss)[1]})
+                     "test_accuracy": evaluate(net, ds.test, loss)[1],
+                     "train_accuracy": evaluate(net, ds.train, loss)[1]})
     return pd.DataFrame(rows)
 
 
@@ -292,21 +293,19 @@ def pruned_claims(table: pd.DataFrame | None, summary: pd.DataFrame | None, *, l
                "main hypothesis: the small network performs worse because it does not utilise all of its weights")
     rules = ("test accuracy of the small network < the pruned-and-retrained one's, at every pruning ratio",
              f"std of the utilities at the level nearest {level:g}: small > pruned-and-retrained, at every ratio")
+    checks = ((table, "test_accuracy", None,
+               "{r:.0%} of conv weights pruned: {p:.2%} pruned and retrained, {s:.2%} small", lambda p, s: s < p),
+              (summary, "std", level, "{r:.0%} pruned: std {p:.3g} pruned and retrained, {s:.3g} small",
+               lambda p, s: s > p))
     rows = []
-    acc, why = _by_ratio(table, "test_accuracy", None)
-    if acc is None:
-        rows.append(C.not_measured(SOURCE, names[0], reports[0], why, rules[0]))
-    else:
-        measured = "; ".join(f"{r:.0%} of conv weights pruned: {p:.2%} pruned and retrained, {s:.2%} small"
-                             for r, (p, s) in acc.items()) + "."
-        rows.append(C.claim(SOURCE, names[0], reports[0], measured, all(s < p for p, s in acc.values()), rules[0]))
-    std, why = _by_ratio(summary, "std", level)
-    if std is None:
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], why, rules[1]))
-    else:
-        measured = "; ".join(f"{r:.0%} pruned: std {p:.3g} pruned and retrained, {s:.3g} small"
-                             for r, (p, s) in std.items()) + "."
-        rows.append(C.claim(SOURCE, names[1], reports[1], measured, all(s > p for p, s in std.values()), rules[1]))
+    for i, (df, column, at, text, holds) in enumerate(checks):
+        values, why = _by_ratio(df, column, at)
+        if values is None:
+            rows.append(C.not_measured(SOURCE, names[i], reports[i], why, rules[i]))
+            continue
+        measured = "; ".join(text.format(r=r, p=p, s=s) for r, (p, s) in values.items()) + "."
+        rows.append(C.claim(SOURCE, names[i], reports[i], measured, all(holds(p, s) for p, s in values.values()),
+                            rules[i]))
     return C.claims_frame(rows)
 
 
