@@ -13,7 +13,12 @@
    baseline's, and whether the search equals the linear scan's answer (it must, up to the bisection inside the step).
    Also the incremental evaluator's time per 1% level with the whole split as one block against blocks of 2,000
    samples (its default), best of 3 interleaved rounds.
-2. ``density_sweep``: a sweep of small configs (>= 8) on a 2-worker Dask LocalCluster (processes, 1 thread each)
+2. ``search_batch``: the plain evaluator's time per pruning level (``_Pruner.accuracy`` at 1% of the weights) for
+   the conv net and the ResNet of notebook 03 (untrained: the time does not depend on the weights) on 2,000 MNIST
+   test images at 14x14 (digits 8x8 when MNIST is missing), in batches of 4,096 (prunekit's evaluation batch before:
+   here all 2,000 images in one batch) against the search's CPU batch (``search_batch_size``), best of 3 interleaved rounds, and whether both give the
+   same accuracy.
+3. ``density_sweep``: a sweep of small configs (>= 8) on a 2-worker Dask LocalCluster (processes, 1 thread each)
    against the same sweep in-process (torch using every core): wall time (cluster start-up included), speed-up and
    parallel efficiency (speed-up / workers). Both train from empty caches.
 
@@ -145,6 +150,42 @@ def bench_search(quick: bool) -> None:
         record(name, f"{tag} old bisection over-prunes by", (timings["old bisection"][1] - scan) / n, "fraction of |θ|")
 
 
+def bench_batch(quick: bool) -> None:
+    from prunekit.cache import build
+    from prunekit.data import DatasetUnavailable, load_dataset
+    from prunekit.pruned_eval import search_batch_size
+    from prunekit.sweep import eval_split
+
+    name = "search_batch"
+    record(name, "matmul throughput (all threads)", matmul_gflops(512), "GFLOP/s")
+    try:
+        data = DataConfig("mnist", resize=14)
+        load_dataset(data)
+    except DatasetUnavailable:
+        data = DataConfig("digits")
+    batch = search_batch_size(torch.device("cpu"))
+    for arch, width in [("conv", 1.0), ("resnet", 1.0)] + ([] if quick else [("conv", 5.0), ("resnet", 5.0)]):
+        cfg = TrainConfig(data=data).replace(arch=arch, width_mult=width)
+        ds = load_dataset(data)
+        split = eval_split(ds, 2000)
+        model = build(cfg, ds).eval()
+        tag = f"{data.name} {tuple(ds.input_shape)}/{arch} {width:g}x ({len(split.x):,} images)"
+        pruners = {size: _Pruner(model, split, batch_size=size) for size in (4096, batch)}
+        k = round(0.01 * pruners[batch].n)
+        for pruner in pruners.values():  # warm-up: neither pays first-call costs
+            pruner.accuracy(0)
+        best, accuracy = {}, {}
+        for _ in range(1 if quick else 3):
+            for size, pruner in pruners.items():
+                t0 = time.perf_counter()
+                accuracy[size] = pruner.accuracy(k)
+                best[size] = min(best.get(size, math.inf), time.perf_counter() - t0)
+        for size, seconds in best.items():
+            record(name, f"{tag} batch size {size:,}: time per level", 1000 * seconds, "ms")
+        record(name, f"{tag} batch size 4,096 / {batch}: time per level", best[4096] / best[batch], "x")
+        record(name, f"{tag} same accuracy in both", float(accuracy[4096] == accuracy[batch]), "bool")
+
+
 def bench_sweep(quick: bool) -> None:
     """16 configs (8 widths x 2 optimizers) in-process vs on a 2-worker LocalCluster (1 thread per worker).
 
@@ -198,6 +239,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}, cores: {len(os.sched_getaffinity(0))}")
     bench_search(args.quick)
+    bench_batch(args.quick)
     bench_sweep(args.quick)
 
 

@@ -36,9 +36,10 @@ __all__ = ["GROUP", "WIDTHS", "PROFILES", "OPTIMIZER_SETTINGS", "width_grid", "s
 GROUP = ["dataset", "arch", "optimizer", "init"]  # one width series = one (dataset, arch, optimizer, init)
 
 WIDTHS = (0.1, 0.25, 0.5, 1, 2, 3, 5)
-# notebook 03's grids. quick: digits, LeNet-300-100 only. paper (2 cores, about 20-35 min): LeNet on a 6,000-image
+# notebook 03's grids. quick: digits, LeNet-300-100 only. paper (2 cores, at most 45 min): LeNet on a 6,000-image
 # MNIST subset; conv and residual on 4,000 and 3,000 images at 14x14, batch 32 (narrow nets learn nothing at 128 in
-# 2 epochs); density on a fixed 2,000-image test subset; at least 2 Dask workers. full (one GPU): the source's
+# 2 epochs); density on a fixed 1,000-image test subset (the search's ~60-100 evaluations per network are most of the
+# time: on 2,000 images the profile took 48 min); at least 2 Dask workers. full (one GPU): the source's
 # reading, every architecture x optimizer x init on the whole training sets at full resolution (MNIST and
 # Fashion-MNIST; CIFAR-10 too for conv and residual where its files are), trained until the training loss stops
 # improving (patience: 3 epochs without a 1% gain; at most 100 epochs), density on the whole test set
@@ -51,7 +52,7 @@ PROFILES = {
                   inits={"lenet300": ["glorot", "he"], "conv": ["he"], "resnet": ["he"]}, seeds=[0, 1, 2],
                   epochs=2, batch_size={"lenet300": 128, "conv": 32, "resnet": 32},
                   subset={"lenet300": 6000, "conv": 4000, "resnet": 3000}, resize={"conv": 14, "resnet": 14},
-                  eval_subset=2000, min_workers=2),
+                  eval_subset=1000, min_workers=2),
     "full": dict(archs={"lenet300": ["mnist", "fashion_mnist"], "conv": ["mnist", "fashion_mnist"],
                         "resnet": ["mnist", "fashion_mnist"]}, widths=list(WIDTHS),
                  optimizers=["sgd", "adam", "adagrad"], inits=["glorot", "he"], seeds=[0, 1, 2], epochs=100,

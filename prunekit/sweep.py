@@ -13,7 +13,8 @@ seed, each point built from a base :class:`prunekit.config.TrainConfig` with ``c
 Execution (:func:`run_sweep`):
 
 - in-process (``workers=1``, the default);
-- on a Dask ``LocalCluster`` of ``workers`` processes with one thread each (``workers > 1``);
+- on a Dask ``LocalCluster`` of ``workers`` processes with one thread each (``workers > 1``), the costliest points
+  first (:func:`expected_cost`), so that no long point starts last while the other workers idle;
 - on an existing cluster: ``scheduler="tcp://host:8786"`` (started with ``dask scheduler`` and ``dask worker
   tcp://host:8786 --nworkers 4 --nthreads 1`` on each machine), or ``scheduler=<cluster object>`` / a
   ``distributed.Client``, e.g. on Slurm with dask-jobqueue::
@@ -56,7 +57,7 @@ from . import cache
 from .checks import number
 from .claims import plural
 from .config import TrainConfig
-from .data import load_dataset, random_subset
+from .data import files_present, load_dataset, random_subset
 from .device import device_name, device_type
 from .metrics import (
     _check_scope,
@@ -67,13 +68,16 @@ from .metrics import (
 )
 from .paths import atomic_write, cache_dir
 
-__all__ = ["make_grid", "config_columns", "point_key", "eval_split", "run_point", "run_sweep", "SweepResult",
+__all__ = ["make_grid", "config_columns", "point_key", "eval_split", "run_point", "run_sweep", "expected_cost",
+           "SweepResult",
            "POINT_VERSION",
            "RESULT_COLUMNS"]
 
-POINT_VERSION = 2  # bump when run_point's measurements change: old cached points are then ignored
+POINT_VERSION = 3  # bump when run_point's measurements change: old cached points are then ignored
 # 2: effective density is the first crossing of an upward scan in 1% steps (was: a 10% scan, then bisection);
 #    configs are identified by their non-default fields (TrainConfig.identity)
+# 3: the search evaluates in batches of 256 samples on the CPU (was 4,096): the same definition, but a float rounding
+#    tie can fall the other way, so points measured before are measured again
 
 RESULT_COLUMNS = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "lr", "epochs", "params",
                   "core_params", "density", "dense_accuracy", "core_accuracy", "hoyer_init", "hoyer_trained",
@@ -236,6 +240,48 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
     return row
 
 
+def expected_cost(cfg: TrainConfig, eval_subset: int | None = None) -> float:
+    """A point's expected cost in FLOPs, to order a sweep's points (costliest first), never to report: forward FLOPs
+    per sample (``torch.utils.flop_counter.FlopCounterMode``, one sample through the untrained model) times the
+    samples the point runs through, 3 x epochs x training samples (forward and backward) plus 100 passes over the
+    measurement split (about what the effective-density search costs). 0 when the config cannot be built here (its
+    point then reports why)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        if not files_present(cfg.data.name):
+            return 0.0
+        ds = load_dataset(cfg.data)
+        model = cache.build(cfg, ds).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(ds.test.x[:1])
+    except Exception:  # noqa: BLE001 - e.g. missing data files: the point's own task reports the error
+        return 0.0
+    measured = len(ds.test) if eval_subset is None else min(int(eval_subset), len(ds.test))
+    return float(counter.get_total_flops()) * (3 * cfg.epochs * len(ds.train) + 100 * measured)
+
+
+def _expected_costs(configs: Sequence[TrainConfig], eval_subset: int | None) -> list[float]:
+    """:func:`expected_cost` of each config, computed once per distinct (data, model, epochs)."""
+    memo: dict = {}
+    out = []
+    for cfg in configs:
+        key = (cfg.data, cfg.model, cfg.epochs)
+        if key not in memo:
+            memo[key] = expected_cost(cfg, eval_subset)
+        out.append(memo[key])
+    return out
+
+
+def _priorities(costs: Mapping[int, float]) -> dict[int, int]:
+    """Dask priorities (higher runs first) of points ``{index: expected cost}``: the costliest first, so that a sweep
+    does not end with one long point running while the other workers idle; equal costs in index order. All are
+    <= 0 (Dask's default), so that on a shared cluster no point jumps ahead of other clients' work. The mapping is
+    in that order too: submitted in it, the first points to reach idle workers are the costliest."""
+    ranked = sorted(costs, key=lambda i: (-costs[i], i))
+    return {i: -rank for rank, i in enumerate(ranked)}
+
+
 def _default_threads(workers_per_host: Mapping[str, int] | None) -> int:
     """Cores of this Dask worker: host cores (or SLURM_CPUS_PER_TASK) / workers on the host / threads per worker."""
     cores = int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or len(os.sched_getaffinity(0))
@@ -307,7 +353,8 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
     """Run every config; returns a :class:`SweepResult` whose ``results`` rows follow the order of ``configs``.
 
     workers: 1 -> in-process; > 1 -> a Dask LocalCluster with that many worker processes (1 thread each), closed at
-      the end. scheduler: address string, cluster object or ``distributed.Client`` of an existing cluster (overrides
+      the end. On Dask the points are started costliest first (:func:`expected_cost`); rows keep the configs' order.
+      scheduler: address string, cluster object or ``distributed.Client`` of an existing cluster (overrides
       ``workers``; the cluster is left running).
     eval_subset: measure effective density on this many test samples (fixed subset; None = the whole test split).
     step / resolution: the effective-density search's scan step and final bracket (fractions of |θ|,
@@ -357,6 +404,7 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
         elif todo:
             from distributed import as_completed
 
+            costs = dict(zip(todo, _expected_costs([configs[i] for i in todo], eval_subset)))  # before the cluster
             client, cluster, mode = _client_for(workers, scheduler, threads)
             try:
                 info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
@@ -365,14 +413,16 @@ def run_sweep(configs: Sequence[TrainConfig], *, workers: int = 1, scheduler=Non
                     host = addr.split("://")[-1].rsplit(":", 1)[0]
                     per_host[host] = per_host.get(host, 0) + 1
                 futures = {client.submit(_task, configs[i].to_dict(), options, threads, per_host, True,
-                                         key=f"sweep-point-{i}-{configs[i].key()[:16]}", pure=False): i
-                           for i in todo}
+                                         key=f"sweep-point-{i}-{configs[i].key()[:16]}", pure=False,
+                                         priority=priority): i
+                           for i, priority in _priorities(costs).items()}
                 for fut in as_completed(futures):
-                    i = futures[fut]
+                    i = futures.pop(fut)
                     try:
                         outcomes[i] = fut.result()
                     except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the point is reported
                         outcomes[i] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+                    fut.release()  # its result is read: the cluster need not keep it (nor warn at shutdown)
                     bar.update(1)
             finally:
                 if cluster is not None:

@@ -233,6 +233,35 @@ def test_pruned_accuracy_matches_independent_pruning(trained):
     assert ours[0] > 0.8 and ours[-1] < ours[0] - 0.2  # the model learned something, and pruning 99% hurts
 
 
+def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independent_pruning():
+    """A conv net with batch norm, evaluated by the search in its CPU batches (256 samples: on the 450 test images a
+    full batch and a shorter one), against one forward pass over the whole split with the weights zeroed
+    independently (numpy argsort); conv kernels are pruned in the same global ranking as the linear layers."""
+    from prunekit.cache import fit
+    from prunekit.data import load_dataset
+    from prunekit.pruned_eval import _Pruner, search_batch_size
+
+    cfg = TrainConfig(epochs=2, lr=1e-2, batch_size=32, seed=0).replace(arch="conv", width_mult=0.5)
+    model, ds = fit(cfg, quiet=True).model, load_dataset(cfg.data)
+    assert search_batch_size(torch.device("cpu")) == 256 < len(ds.test) < 512
+    assert search_batch_size(torch.device("cuda", 0)) == 4096
+    calls = []  # the batch of every forward pass the evaluator runs
+    hook = model.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
+    fracs = [0.0, 0.2, 0.5, 0.8]
+    try:
+        ours = pruned_accuracy(model, ds, fracs)
+    finally:
+        hook.remove()
+    assert calls == [256, len(ds.test) - 256] * len(fracs)
+    n = _Pruner(model, ds.test).n
+    ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
+    assert ours == pytest.approx(ref, abs=1e-9)
+    assert ours[0] > 0.5 and ours[-1] < ours[0]  # it learned something, and pruning most of it hurts
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            _Pruner(model, ds.test, batch_size=bad)
+
+
 def _reference_effective_density(model, split, tolerance, relative, scope, step=0.01):
     """The definition with independent pruning: plain evaluations at k = s, 2s, ... to the first failure f."""
     n = sum(m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model))
