@@ -16,8 +16,8 @@
 2. ``search_batch``: the plain evaluator's time per pruning level (``_Pruner.accuracy`` at 1% of the weights) for
    the conv net and the ResNet of notebook 03 (untrained: the time does not depend on the weights) on 2,000 MNIST
    test images at 14x14 (digits 8x8 when MNIST is missing), in batches of 4,096 (prunekit's evaluation batch before:
-   here all 2,000 images in one batch) against the search's CPU batch (``search_batch_size``), best of 3 interleaved rounds, and whether both give the
-   same accuracy.
+   here all 2,000 images in one batch) against the search's CPU batch (``search_batch_size``), best of 3 interleaved
+   rounds, and whether both give the same accuracy.
 3. ``density_sweep``: a sweep of small configs (>= 8) on a 2-worker Dask LocalCluster (processes, 1 thread each)
    against the same sweep in-process (torch using every core): wall time (cluster start-up included), speed-up and
    parallel efficiency (speed-up / workers). Both train from empty caches.
@@ -160,15 +160,14 @@ def bench_batch(quick: bool) -> None:
     record(name, "matmul throughput (all threads)", matmul_gflops(512), "GFLOP/s")
     try:
         data = DataConfig("mnist", resize=14)
-        load_dataset(data)
+        ds = load_dataset(data)
     except DatasetUnavailable:
         data = DataConfig("digits")
+        ds = load_dataset(data)
+    split = eval_split(ds, 2000)
     batch = search_batch_size(torch.device("cpu"))
     for arch, width in [("conv", 1.0), ("resnet", 1.0)] + ([] if quick else [("conv", 5.0), ("resnet", 5.0)]):
-        cfg = TrainConfig(data=data).replace(arch=arch, width_mult=width)
-        ds = load_dataset(data)
-        split = eval_split(ds, 2000)
-        model = build(cfg, ds).eval()
+        model = build(TrainConfig(data=data).replace(arch=arch, width_mult=width), ds).eval()
         tag = f"{data.name} {tuple(ds.input_shape)}/{arch} {width:g}x ({len(split.x):,} images)"
         pruners = {size: _Pruner(model, split, batch_size=size) for size in (4096, batch)}
         k = round(0.01 * pruners[batch].n)

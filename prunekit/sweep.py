@@ -69,9 +69,7 @@ from .metrics import (
 from .paths import atomic_write, cache_dir
 
 __all__ = ["make_grid", "config_columns", "point_key", "eval_split", "run_point", "run_sweep", "expected_cost",
-           "SweepResult",
-           "POINT_VERSION",
-           "RESULT_COLUMNS"]
+           "SweepResult", "POINT_VERSION", "RESULT_COLUMNS"]
 
 POINT_VERSION = 3  # bump when run_point's measurements change: old cached points are then ignored
 # 2: effective density is the first crossing of an upward scan in 1% steps (was: a 10% scan, then bisection);
