@@ -13,6 +13,11 @@ PYTEST_ARGS ?=
 LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_ARGS ?=
+KERNEL_JSON := $(VENV)/share/jupyter/kernels/$(KERNEL)/kernel.json
+# OpenMP threads that do not spin away a busy machine (prunekit.runtime, chosen by benchmarks/bench_load.py): in the
+# environment of every process a target starts, before torch loads; a value already set is kept
+GOMP_SPINCOUNT ?= 30000
+export GOMP_SPINCOUNT
 
 .PHONY: help install reproduce claims report readme test test-gpu unit nbval bench lab clean
 
@@ -32,12 +37,16 @@ $(BIN)/python:
 $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (prunekit)" >/dev/null
 	touch $(STAMP)
 
-install: $(STAMP)
+# the notebooks' kernel, with prunekit's OpenMP setting in its environment
+$(KERNEL_JSON): $(STAMP) Makefile
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (prunekit)" \
+	  --env GOMP_SPINCOUNT $(GOMP_SPINCOUNT) >/dev/null
 
-reproduce: $(STAMP)
+install: $(STAMP) $(KERNEL_JSON)
+
+reproduce: install
 	@mkdir -p $(EXECUTED)
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile=$(PROFILE))"; \
@@ -47,43 +56,43 @@ reproduce: $(STAMP)
 	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
 	@echo "Executed notebooks: $(EXECUTED)/  figures: figures/  tables: data/results/$(PROFILE)/"
 
-claims: $(STAMP)
+claims: install
 	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
 
 # make report: executes only the notebooks that have no executed copy newer than themselves (written under a
 # temporary name, so an interrupted run leaves nothing that looks done), then gathers the claims and builds the site
-$(EXECUTED)/%.ipynb: notebooks/%.ipynb | $(STAMP)
+$(EXECUTED)/%.ipynb: notebooks/%.ipynb | install
 	@mkdir -p $(EXECUTED)
 	PRUNEKIT_QUIET=1 $(BIN)/papermill "$<" "$@.part.ipynb" -k $(KERNEL) -p profile $(PROFILE) --log-level WARNING
 	@mv "$@.part.ipynb" "$@"
 
-report: $(STAMP) $(addprefix $(EXECUTED)/,$(notdir $(NOTEBOOKS)))
+report: install $(addprefix $(EXECUTED)/,$(notdir $(NOTEBOOKS)))
 	@$(BIN)/python -m prunekit claims --profile $(PROFILE)
 	@$(BIN)/python -m prunekit report --profile $(PROFILE)
 
-readme: $(STAMP)
+readme: install
 	@$(BIN)/python -m prunekit readme --profile paper
 
-test: $(STAMP)
+test: install
 	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 
-test-gpu: $(STAMP)
+test-gpu: install
 	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests/test_cuda.py tests/test_device.py tests/test_train.py -rs $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: install
 	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-nbval: $(STAMP)
+nbval: install
 	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: install
 	@for b in $(sort $(wildcard benchmarks/bench_*.py)); do \
 	  echo "== $$b"; PRUNEKIT_QUIET=1 $(BIN)/python $$b $(BENCH_ARGS) || exit 1; \
 	done
 
-lab: $(STAMP)
+lab: install
 	@echo "JupyterLab: open the http://$(LAB_IP):$(LAB_PORT)/lab?token=... address printed below (kernel: Python (prunekit))"
 	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks --ip=$(LAB_IP) \
 	  --port=$(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)

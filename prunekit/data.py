@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .config import DataConfig
 from .paths import data_dir
+from .runtime import adapt_threads
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "random_subset", "iterate_batches",
            "available_datasets", "files_present", "EXPECTED_FILES", "SHAPES", "inside_shape", "shape_radius"]
@@ -284,15 +285,18 @@ def random_subset(split: Split, n: int | None, seed: int = 0) -> Split:
 
 def iterate_batches(split: Split, batch_size: int, shuffle: bool = False,
                     generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x, y) mini-batches by indexing the in-memory tensors; a fresh seeded permutation when shuffling."""
+    """Yield (x, y) mini-batches by indexing the in-memory tensors; a fresh seeded permutation when shuffling. Torch's
+    thread count follows the load between batches (``prunekit.runtime.adapt_threads``)."""
     n = len(split)
     if not shuffle:
         for i in range(0, n, batch_size):
+            adapt_threads()
             yield split.x[i:i + batch_size], split.y[i:i + batch_size]
         return
     perm = torch.randperm(n, generator=generator).to(split.x.device)  # CPU draw: the same batches on every device
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
+        adapt_threads()
         yield split.x[idx], split.y[idx]
 
 

@@ -24,6 +24,7 @@ from .data import Split
 from .masks import _storage, masks_applied
 from .models import prunable_parameters
 from .pruning import global_magnitude_order, masks_from_order
+from .runtime import adapt_threads
 from .train import _correct, eval_mode, predict
 
 __all__: list[str] = []  # internal: the public entry points are prunekit.metrics' pruned_accuracy and effective_density
@@ -113,6 +114,7 @@ class _Pruner:
         return sum(self.layer_counts(k))
 
     def accuracy(self, k: int) -> float:
+        adapt_threads()
         with masks_applied(self.params, self.masks(k)):
             return _accuracy(self.model, self.split.x, self.split.y, self.batch_size)
 
@@ -254,6 +256,7 @@ class _IncrementalMLP(_Pruner):
         above, while the block is in cache. For plain Linear layers and prunekit's activations every layer writes
         into a buffer kept from level to level (no allocation per level, and no module is called, so the modules'
         train/eval flag plays no part); any other layer runs as its module does, in eval mode."""
+        adapt_threads()
         update = self._move_to(k)
         correct = self.hidden.new_zeros((), dtype=torch.long)
         with eval_mode(self.model) if not self.lean else contextlib.nullcontext():

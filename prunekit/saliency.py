@@ -60,6 +60,7 @@ from torch import nn
 from . import train
 from .checks import choice
 from .data import Split
+from .runtime import adapt_threads
 
 ESTIMATORS = ("first_order", "second_order", "brute_force", "l2_norm", "random")
 ALGORITHMS = ("I", "II")
@@ -316,6 +317,7 @@ def _brute_force(net: UnitNet, fw: _Forward, t: torch.Tensor, chunk_elements: in
     offset = 0
     n = t.shape[0]
     for l, h in enumerate(net.widths):
+        adapt_threads()
         alive = torch.nonzero(fw.masks[l] != 0).flatten()
         width = max(net.weights[k].shape[0] for k in range(l + 1, len(net.weights)))
         step = max(1, chunk_elements // max(1, n * width))

@@ -25,6 +25,7 @@ from torch import nn
 from .device import model_device
 from .models import prunable_parameters
 from .surface import recalibrate_bn
+from .runtime import adapt_threads
 from .train import state_restored
 
 _ACT_BUDGET = 1 << 20  # floats of activations per batched chunk (4 MB: stays in cache on small nets)
@@ -60,6 +61,7 @@ def _outputs_loop(model, x, keep, params, batch_size, calibration=None):
     outs = []
     with state_restored(model) if calibration is not None else contextlib.nullcontext():
         for row in keep:
+            adapt_threads()
             for w, o, k in zip(weights, origs, torch.split(row, sizes)):
                 torch.mul(o, k.view_as(o), out=w.data)
             if calibration is not None:
@@ -221,6 +223,7 @@ class _Scorer:
         if ablate.dim() != 2 or ablate.shape[1] != self.n_weights:
             raise ValueError(f"subsets must be a [S, {self.n_weights}] boolean tensor, got {tuple(ablate.shape)}")
         ablate = ablate.bool().cpu()  # subsets and results on the CPU; each chunk goes to the model's device
+        adapt_threads()
         acc = torch.empty(ablate.shape[0])
         util = torch.empty(ablate.shape[0])
         empty = ablate.sum(1) == 0

@@ -26,8 +26,10 @@ Execution (:func:`run_sweep`):
 
   Workers must import the same ``prunekit`` and share the file system holding the caches (``PRUNEKIT_CACHE``).
 
-Each task sets ``torch.set_num_threads`` to the cores of its worker (``threads``, or by default the host's cores -
-``SLURM_CPUS_PER_TASK`` when set - divided by the Dask workers on that host and by their threads). A finished point's
+Each task runs on at most the cores of its worker (``threads``, or by default the host's cores -
+``SLURM_CPUS_PER_TASK`` when set - divided by the Dask workers on that host and by their threads), fewer while other
+work keeps the cores busy (``prunekit.runtime``); its row's ``threads`` is the fewest it ran on. A LocalCluster's
+workers start with prunekit's OpenMP settings. A finished point's
 row is stored under a hash of its config and measurement settings in ``<cache>/sweep_points/<hash>.json`` (written
 to a temporary file and renamed, so it is atomic): an interrupted sweep resumes where it stopped. A point that fails
 is reported in ``SweepResult.failures`` (its config, the error and the traceback) while the other points' rows are
@@ -36,6 +38,7 @@ kept. A tqdm bar counts finished points.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -67,6 +70,7 @@ from .metrics import (
     search_steps,
 )
 from .paths import atomic_write, cache_dir
+from .runtime import fewest_threads_since, thread_ceiling, usable_cores, worker_environment
 
 __all__ = ["make_grid", "config_columns", "point_key", "eval_split", "run_point", "run_sweep", "expected_cost",
            "SweepResult", "POINT_VERSION", "RESULT_COLUMNS"]
@@ -208,10 +212,8 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
         row = _read_point(path)
         if row is not None:
             return row
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
-    try:
+    with thread_ceiling(threads) if threads is not None else contextlib.nullcontext():
+        fewest_threads_since(mark=True)
         t0 = time.perf_counter()
         run = cache.train_or_load(cfg, quiet=True, root=model_root)
         train_seconds = time.perf_counter() - t0
@@ -222,9 +224,7 @@ def run_point(cfg: TrainConfig, *, tolerance: float = 0.05, relative: bool = Fal
         hoyer_init = model_hoyer_sparsity(_init_model(run, cfg, ds), include_output)
         hoyer_trained = model_hoyer_sparsity(run.model, include_output)
         measure_seconds = time.perf_counter() - t1
-        used_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old_threads)
+        used_threads = fewest_threads_since()
     row = {**config_columns(cfg), "params": ed.params, "core_params": ed.core_params, "density": ed.density,
            "dense_accuracy": ed.dense_accuracy, "core_accuracy": ed.core_accuracy, "hoyer_init": hoyer_init,
            "hoyer_trained": hoyer_trained, "total_params": ed.total_params, "pruned": ed.pruned,
@@ -282,7 +282,7 @@ def _priorities(costs: Mapping[int, float]) -> dict[int, int]:
 
 def _default_threads(workers_per_host: Mapping[str, int] | None) -> int:
     """Cores of this Dask worker: host cores (or SLURM_CPUS_PER_TASK) / workers on the host / threads per worker."""
-    cores = int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or len(os.sched_getaffinity(0))
+    cores = int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or usable_cores()
     nthreads, nworkers = 1, 1
     try:
         from distributed import get_worker
@@ -335,7 +335,8 @@ def _client_for(workers: int, scheduler, threads):
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env=worker_environment())  # prunekit's OpenMP settings, before torch loads
         return Client(cluster), cluster, f"dask LocalCluster({workers} workers)"
     if isinstance(scheduler, Client):
         return scheduler, None, f"dask {scheduler.scheduler.address}"

@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
 from .device import dataset_to, deterministic, model_device
 from .paths import atomic_write
+from .runtime import adapt_threads, fewest_threads_since
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
            "quiet_default", "stopped_improving"]
@@ -123,8 +124,12 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.
     """Model outputs for ``x`` in eval mode (the model's previous mode is restored), on the model's device (``x`` is
     moved there batch by batch if it is elsewhere)."""
     device = model_device(model)
+    outputs = []
     with eval_mode(model):
-        return torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, x.shape[0], batch_size)])
+        for i in range(0, x.shape[0], batch_size):
+            adapt_threads()
+            outputs.append(model(x[i:i + batch_size].to(device)))
+    return torch.cat(outputs)
 
 
 def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_size: int = 4096) -> tuple[float, float]:
@@ -163,7 +168,9 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     """Train ``model`` in place on ``ds.train`` as ``cfg`` says; returns ``(history, checkpoints)``.
 
     history: one row per epoch with ``epoch, lr, train_loss, train_accuracy`` (running means over the epoch's
-    batches), ``test_loss, test_accuracy`` (and ``val_*`` when the data set has a validation split) and ``seconds``.
+    batches), ``test_loss, test_accuracy`` (and ``val_*`` when the data set has a validation split), ``seconds``, and
+    ``threads``: the fewest CPU threads the epoch ran on (fewer than usual when other work took cores,
+    ``prunekit.runtime``).
     checkpoints: ``{epoch: state_dict}`` for the epochs in ``cfg.checkpoints`` (0 = before the first step).
     resume_path: if given, training state is saved there after each epoch (atomically) and a run that was
     interrupted resumes from it, bitwise as if never stopped. The file is removed when training completes.
@@ -219,6 +226,7 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
                   initial=start - 1, total=cfg.epochs)
     for epoch in epochs:
         t0 = time.perf_counter()
+        fewest_threads_since(mark=True)
         model.train()
         if lrs is not None:
             for group in optimizer.param_groups:
@@ -247,6 +255,7 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
             if split is not None:
                 row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(model, split, cfg.loss)
         row["seconds"] = time.perf_counter() - t0
+        row["threads"] = fewest_threads_since()  # CPU threads: fewer than the usual when the machine was busy
         if not math.isfinite(row["train_loss"]):
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
                                      f"lower lr={cfg.lr}")
