@@ -24,6 +24,10 @@ FC_ARCHS = ("mlp", "lenet300", "forai")  # the fully connected family: hidden wi
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITS = ("default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 INIT_ALIASES = {"glorot": "glorot_uniform", "xavier": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal"}
+# Values whose meaning changed after models were cached under them: the revision enters the key (ModelConfig.identity),
+# so an entry trained under the old meaning is never loaded for the new one. Revision 2 of Glorot: Glorot & Bengio's
+# own scale, Var(w) = 2 / (fan_in + fan_out); revision 1 had multiplied it by ReLU's gain, 2.
+VALUE_REVISIONS = {("init", "glorot_uniform"): 2, ("init", "glorot_normal"): 2}
 OPTIMIZERS = ("sgd", "adam", "adagrad")
 SCHEDULES = ("none", "cosine", "step")
 LOSSES = ("cross_entropy", "sse")
@@ -164,6 +168,16 @@ class ModelConfig(_Config):
         choice("init", init, INITS + tuple(INIT_ALIASES))
         object.__setattr__(self, "init", init)
 
+    def identity(self) -> dict:
+        """As :meth:`_Config.identity`, plus ``<field>_revision`` for a value whose meaning was revised
+        (:data:`VALUE_REVISIONS`)."""
+        out = super().identity()
+        for f in fields(self):
+            revision = VALUE_REVISIONS.get((f.name, getattr(self, f.name)))
+            if revision is not None:
+                out[f"{f.name}_revision"] = revision
+        return out
+
 
 @dataclass(frozen=True)
 class TrainConfig(_Config):
@@ -230,6 +244,22 @@ class TrainConfig(_Config):
         if device_type(self.device) != "cpu":
             out["device"] = device_type(self.device)
         return out
+
+    def describe(self) -> str:
+        """The config in words, for a results table's ``setup``: "resnet20 at width 0.5 on fashion_mnist (10,000
+        training images, 14x14), sgd (lr 0.1, momentum 0.9, step schedule), 8 epochs"."""
+        d, m = self.data, self.model
+        data = [f"{d.subset:,} training images" if d.subset else "", f"{d.resize}x{d.resize}" if d.resize else "",
+                "raw pixels" if d.raw_pixels else "", f"digit {d.one_vs_all} vs all" if d.one_vs_all is not None
+                else ""]
+        data = ", ".join(p for p in data if p)
+        width = f" at width {m.width_mult:g}" if m.width_mult != 1 else ""
+        sparse = f", {m.init_density:.0%} of its weights kept at initialisation" if m.init_density < 1 else ""
+        opt = [f"lr {self.lr:g}", f"momentum {self.momentum:g}" if self.momentum else "",
+               f"weight decay {self.weight_decay:g}" if self.weight_decay else "",
+               f"{self.schedule} schedule" if self.schedule != "none" else ""]
+        return (f"{m.arch}{width}{sparse} on {d.name}" + (f" ({data})" if data else "")
+                + f", {self.optimizer} ({', '.join(p for p in opt if p)}), {self.epochs} epochs")
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with fields changed; each key goes to the data, model or train fields by name.

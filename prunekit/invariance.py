@@ -29,8 +29,10 @@ from .config import DataConfig, TrainConfig
 from .data import available_datasets  # noqa: F401  (re-exported: notebook 03 calls it here)
 from .sweep import make_grid
 
-__all__ = ["GROUP", "WIDTHS", "PROFILES", "OPTIMIZER_SETTINGS", "width_grid", "split_untrained", "fit_core_scaling", "density_trend",
-           "factor_effect", "claims", "claims_table", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width",
+__all__ = ["GROUP", "WIDTHS", "PROFILES", "OPTIMIZER_SETTINGS", "width_grid", "split_untrained", "fit_loglog",
+           "fit_core_scaling", "fit_density_vs_width", "density_trend",
+           "factor_effect", "grid_setup", "claims", "claims_table", "plot_density_vs_width", "plot_core_vs_params",
+           "plot_hoyer_vs_width",
            "available_datasets"]
 
 GROUP = ["dataset", "arch", "optimizer", "init"]  # one width series = one (dataset, arch, optimizer, init)
@@ -131,24 +133,43 @@ def split_untrained(df: pd.DataFrame, min_dense_accuracy: float) -> tuple[pd.Dat
     return df[ok], df[~ok]
 
 
+def fit_loglog(df: pd.DataFrame, x: str, y: str, by: Sequence[str] = GROUP, confidence: float = 0.95) -> pd.DataFrame:
+    """Per group: OLS ``log10(y) = intercept + slope * log10(x)`` over its rows (rows with ``x`` or ``y`` <= 0 are left
+    out: log undefined). Columns: by..., n, slope, intercept, slope_se, ci_low, ci_high (the ``confidence`` interval of
+    the slope, t with n - 2 degrees of freedom), r2, p_zero (H0: slope = 0), p_one (H0: slope = 1)."""
+    by = list(by)
+    rows = []
+    for key, g in df.groupby(by, sort=True) if by else [((), df)]:
+        g = g[(g[y] > 0) & (g[x] > 0)]
+        key = key if isinstance(key, tuple) else (key,)
+        res = _ols(np.log10(g[x].to_numpy(float)), np.log10(g[y].to_numpy(float)), confidence)
+        rows.append({**dict(zip(by, key)), **res})
+    return pd.DataFrame(rows)
+
+
 def fit_core_scaling(df: pd.DataFrame, by: Sequence[str] = ("dataset", "arch", "optimizer", "init"),
                      confidence: float = 0.95) -> pd.DataFrame:
     """Per group: OLS ``log10(core_params) = intercept + slope * log10(params)`` over every model (widths x seeds).
 
-    Columns: by..., n, slope, intercept, slope_se, ci_low, ci_high (the ``confidence`` interval of the slope, t with
-    n - 2 degrees of freedom), r2, p_zero (H0: slope = 0, the core size does not change with width), p_one (H0:
-    slope = 1, density invariant), params_fold (largest / smallest |θ| of the group). Rows with core_params <= 0
-    are left out (log undefined).
+    Columns: those of :func:`fit_loglog` and params_fold (largest / smallest |θ| of the group). slope 0 = the core
+    size does not change with width (the source's null hypothesis); slope 1 = density invariant. Rows with
+    core_params <= 0 are left out (log undefined).
     """
     by = list(by)
     rows = []
     for key, g in df.groupby(by, sort=True) if by else [((), df)]:
-        g = g[(g["core_params"] > 0) & (g["params"] > 0)]
         key = key if isinstance(key, tuple) else (key,)
-        res = _ols(np.log10(g["params"].to_numpy(float)), np.log10(g["core_params"].to_numpy(float)), confidence)
-        res["params_fold"] = g["params"].max() / g["params"].min() if len(g) else np.nan
-        rows.append({**dict(zip(by, key)), **res})
+        fit = fit_loglog(g, "params", "core_params", (), confidence).iloc[0].to_dict()
+        g = g[(g["core_params"] > 0) & (g["params"] > 0)]
+        fit["params_fold"] = g["params"].max() / g["params"].min() if len(g) else np.nan
+        rows.append({**dict(zip(by, key)), **fit})
     return pd.DataFrame(rows)
+
+
+def fit_density_vs_width(df: pd.DataFrame, by: Sequence[str] = GROUP, confidence: float = 0.95) -> pd.DataFrame:
+    """Per width series: OLS ``log10(density) = intercept + slope * log10(width_mult)`` (:func:`fit_loglog`); density
+    moves by ``F**slope`` over an F-fold range of widths (0: width-invariant)."""
+    return fit_loglog(df, "width_mult", "density", by, confidence)
 
 
 def density_trend(df: pd.DataFrame, by: Sequence[str] = ("dataset", "arch", "optimizer", "init")) -> pd.DataFrame:
@@ -218,26 +239,49 @@ SOURCE = "000 The Propensity for Density in Feed-forward Models"
 ARCH_KIND = {"lenet300": "fc", "mlp": "fc", "forai": "fc", "conv": "conv", "resnet": "conv"}
 
 
-def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
-                 min_dense_accuracy: float = 0.0) -> pd.DataFrame:
-    """The claims of source 000 checked on ``df`` (one row per model, as ``prunekit.sweep`` writes it): a
-    ``prunekit.claims`` table. Rules, with their thresholds as parameters:
+QUOTES = {
+    "null": "However, the experimental results show that as the model width increases, the size of the core model also "
+            "increases significantly, which contradicts the null hypothesis.",
+    "flat": "We find that the proportion of weights that can be pruned without degrading performance is largely "
+            "invariant to model size.",
+    "optimizer": "For example, the convolutional model exhibits a higher effective density when using the Adam "
+                 "optimizer, while the fully - connected model exhibits a lower effective density when using SGD.",
+    "init": "Glorot initialization usually results in a lower effective density, while He initialization results in "
+            "a higher effective density. However, this difference is relatively small",
+}
+MIN_DENSE_ACCURACY = 0.5  # a model below this test accuracy has not learned the task: it has no meaningful core
+SOURCE_WIDTH_RANGE = 50.0  # the source's widest model is 50x its narrowest (0.1x to 5x)
 
-    - models below ``min_dense_accuracy`` are left out first (:func:`split_untrained`; noted in ``df.attrs``);
-    - null hypothesis (|ω| does not change with width) rejected: the slope of log|ω| on log|θ| has p < ``alpha``
-      against 0 in every width series with >= 3 models;
-    - density flat across widths: ``|slope - 1| <= flat_slope`` in at least half of the series (a 50x wider model
-      then changes density by at most 50**0.2 = 2.2x while |ω| grows ~50x);
-    - conv + Adam densest: among conv/residual models with >= 2 optimizers, Adam has the highest mean density;
-    - FC + SGD sparsest: among fully connected models with >= 2 optimizers, SGD has the lowest mean density;
-    - Glorot slightly sparser than He: the mean paired difference Glorot - He (pairs equal in dataset, arch, width,
-      optimizer and seed) is negative and its t-test has p < ``alpha``.
+
+def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.0,
+                 min_dense_accuracy: float = MIN_DENSE_ACCURACY, setup: str = "") -> pd.DataFrame:
+    """The claims of source 000 checked on ``df`` (one row per model, as ``prunekit.sweep`` writes it): a
+    ``prunekit.claims`` table. Every verdict is decided on a ``1 - alpha`` interval; models below
+    ``min_dense_accuracy`` are left out first (:func:`split_untrained`; noted in ``df.attrs``). A width series is one
+    (dataset, arch, optimizer, init).
+
+    - null hypothesis (|ω| does not change with width) rejected: the interval of the slope of log|ω| on log|θ| is
+      above 0 in every series with >= 3 models (holds), at or below 0 in one (does not hold);
+    - effective density roughly constant across widths: per series, the slope ``b`` of log density on log width;
+      over the source's 50x range of widths density moves by ``50**b``; a series is flat when the interval of that
+      fold lies within ``density_fold`` either way, not flat when it lies wholly outside; the claim holds when at
+      least half the series are flat, does not hold when more than half are not;
+    - conv + Adam denser: within the conv architecture (``arch == "conv"``), the paired difference Adam - SGD (equal
+      dataset, width, init, seed) has its t interval above 0;
+    - fully connected + SGD sparser: within each fully connected architecture, SGD - every other optimizer (paired)
+      has its t interval below 0;
+    - Glorot slightly sparser than He: the paired difference Glorot - He (equal dataset, arch, width, optimizer,
+      seed) has its t interval below 0.
     A claim the table cannot decide is "not measured here", with the reason.
     """
+    from .intervals import Interval, mean_interval, side_of
+
+    confidence = 1 - alpha
+    flat_slope = math.log(density_fold) / math.log(SOURCE_WIDTH_RANGE)
     rows = []
     names = {"null": "Null hypothesis (|ω| constant in width) rejected",
              "flat": "Effective density roughly constant across widths",
-             "conv_adam": "Conv + Adam gives the highest density",
+             "conv_adam": "Conv + Adam gives a higher density than conv + SGD",
              "fc_sgd": "Fully connected + SGD gives the lowest density",
              "init": "Glorot gives slightly lower density than He"}
     reports = {"null": "rejected: |ω| grows with width",
@@ -245,17 +289,32 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
                "conv_adam": "conv nets trained with Adam are denser",
                "fc_sgd": "fully connected nets trained with SGD are sparser",
                "init": "Glorot slightly sparser than He"}
-    rules = {"null": f"slope of log|ω| on log|θ| has p < {alpha} against 0 in every width series (>= 3 models)",
-             "flat": f"|slope - 1| <= {flat_slope} in at least half of the width series",
-             "conv_adam": "Adam has the highest mean density of the conv/residual models (>= 2 optimizers)",
-             "fc_sgd": "SGD has the lowest mean density of the fully connected models (>= 2 optimizers)",
-             "init": f"mean paired difference Glorot - He < 0 with p < {alpha} (pairs equal in every other factor)"}
+    quotes = {"null": QUOTES["null"], "flat": QUOTES["flat"], "conv_adam": QUOTES["optimizer"],
+              "fc_sgd": QUOTES["optimizer"], "init": QUOTES["init"]}
+    ci = f"{confidence:.0%}"
+    rules = {"null": f"{ci} interval of the slope of log|ω| on log|θ| > 0 in every width series (>= 3 models)",
+             "flat": f"per series, {ci} interval of the density fold over a 50x width range (50^slope of log density "
+                     f"on log width) within {density_fold:g}x either way; flat in at least half the series",
+             "conv_adam": f"{ci} t interval of the paired difference Adam - SGD within the conv architecture > 0",
+             "fc_sgd": f"{ci} t interval of the paired difference SGD - each other optimizer < 0 within each fully "
+                       "connected architecture",
+             "init": f"{ci} t interval of the paired difference Glorot - He < 0 (pairs equal in every other factor)"}
+
+    def ctx(key: str, **more) -> dict:
+        return {"quote": quotes[key], "setup": setup, "seeds": seeds, **more}
 
     def nm(key: str, why: str) -> dict:
-        return C.not_measured(SOURCE, names[key], reports[key], why, rules[key])
+        return C.not_measured(SOURCE, names[key], reports[key], why, rules[key], **ctx(key))
+
+    def decided(key: str, measured: str, holds: bool | None, why: str, interval: str) -> dict:
+        if holds is None:
+            return C.cannot_decide(SOURCE, names[key], reports[key], measured, why, rules[key],
+                                   **ctx(key, interval=interval))
+        return C.claim(SOURCE, names[key], reports[key], measured, holds, rules[key], **ctx(key, interval=interval))
 
     needed = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", "params", "core_params", "density"]
     missing = C.missing_columns(df, needed + (["dense_accuracy"] if min_dense_accuracy > 0 else []))
+    seeds = C.seed_list(df["seed"]) if "seed" in df.columns and len(df) else ""
     if missing or df.empty:
         why = C.lacking(missing, "table")
         return C.claims_frame(nm(k, why) for k in names)
@@ -266,77 +325,135 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
                  .apply(lambda r: f"{r['arch']} {r['width_mult']:g}x ({r['n']})", axis=1))
         notes.append(f"Left out as not trained (dense test accuracy below {min_dense_accuracy:.0%}, so no meaningful "
                      f"core): {len(untrained)} of {len(df) + len(untrained)} models: {', '.join(which)}.")
-    fits = fit_core_scaling(df) if not df.empty else pd.DataFrame()
+    fits = fit_core_scaling(df, confidence=confidence) if not df.empty else pd.DataFrame()
     fits = fits[fits["n"] >= 3].dropna(subset=["slope"]) if not fits.empty else fits
     if fits.empty:
         why = "no width series has 3 or more trained models to fit |ω| against |θ|"
         rows += [nm("null", why), nm("flat", why)]
     else:
-        rejected = fits["p_zero"] < alpha
-        measured = (f"rejected in {int(rejected.sum())} of {len(fits)} width series (slope of log|ω| on log|θ| from "
-                    f"{fits['slope'].min():.2f} to {fits['slope'].max():.2f}, median {fits['slope'].median():.2f}): "
-                    + ("the paper's rejection is reproduced." if rejected.all() else
-                       "the paper's rejection is reproduced for most series, not all." if rejected.mean() >= 0.5
-                       else "the paper's rejection is NOT reproduced here."))
-        rows.append(C.claim(SOURCE, names["null"], reports["null"], measured, bool(rejected.all()), rules["null"]))
-        flat = (fits["slope"] - 1).abs() <= flat_slope
-        one_in_ci = (fits["ci_low"] <= 1) & (fits["ci_high"] >= 1)
-        trend = density_trend(df)
-        measured = (f"flat in {int(flat.sum())} of {len(fits)} series, slope 1 inside the CI for "
-                    f"{int(one_in_ci.sum())}; over a {trend['params_fold'].median():.0f}x range of |θ| (median) mean "
-                    f"density moved by a factor {trend['density_fold'].median():.2f} (median; "
-                    f"{trend['density_fold'].min():.2f} to {trend['density_fold'].max():.2f}) while |ω| grew "
-                    f"{trend['core_fold'].median():.1f}x: "
-                    + ("density is roughly width-invariant." if flat.mean() >= 0.5 else
-                       "density is NOT width-invariant here."))
-        rows.append(C.claim(SOURCE, names["flat"], reports["flat"], measured, bool(flat.mean() >= 0.5),
-                            rules["flat"]))
-    kinds = df.assign(kind=df["arch"].map(ARCH_KIND).fillna("other"))
-    for key, kind, optimizer, pick in (("conv_adam", "conv", "adam", "idxmax"), ("fc_sgd", "fc", "sgd", "idxmin")):
-        g = kinds[kinds["kind"] == kind]
-        means = g.groupby("optimizer")["density"].mean().dropna()
-        label = "conv/residual" if kind == "conv" else "fully connected"
-        if g.empty:
-            rows.append(nm(key, f"no {label} models in the table"))
-        elif len(means) < 2 or optimizer not in means.index:
-            rows.append(nm(key, f"the {label} models have densities for "
-                                f"{C.listing(means.index, none='no optimizer')} only; need {optimizer} and at least "
-                                "one other"))
-        else:
-            top = getattr(means, pick)()
-            short = "conv/residual" if kind == "conv" else "FC"
-            measured = (f"mean density of the {label} models by optimizer: "
-                        + ", ".join(f"{k} {v:.3f}" for k, v in means.sort_values().items())
-                        + f"; the {'highest' if pick == 'idxmax' else 'lowest'} {short} density is with {top}.")
-            rows.append(C.claim(SOURCE, names[key], reports[key], measured, top == optimizer, rules[key]))
+        sides = [side_of(Interval(r.slope, r.ci_low, r.ci_high, int(r.n), "t"), 0.0) for r in fits.itertuples()]
+        rejected = sum(s is True for s in sides)
+        measured = (f"the slope of log|ω| on log|θ| is above 0 in {rejected} of "
+                    f"{C.plural(len(fits), 'width series', 'width series')} (from {fits['slope'].min():.2f} to "
+                    f"{fits['slope'].max():.2f}, median {fits['slope'].median():.2f}).")
+        holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
+        interval = (f"{ci} t intervals of the slopes: lowest lower end {fits['ci_low'].min():+.2f}, highest upper end "
+                    f"{fits['ci_high'].max():+.2f}")
+        rows.append(decided("null", measured, holds, "a series' interval includes 0", interval))
+        widths = fit_density_vs_width(df, confidence=confidence)
+        widths = widths[widths["n"] >= 3].dropna(subset=["slope"])
+        flat = [side_of(Interval(r.slope, r.ci_low, r.ci_high, int(r.n), "t"), flat_slope, holds_above=False) is True
+                and side_of(Interval(r.slope, r.ci_low, r.ci_high, int(r.n), "t"), -flat_slope) is True
+                for r in widths.itertuples()]
+        steep = [bool(r.ci_low > flat_slope or r.ci_high < -flat_slope) for r in widths.itertuples()]
+        folds = SOURCE_WIDTH_RANGE ** widths["slope"]
+        measured = (f"over a 50x range of widths density moves by a factor {folds.median():.2f} (median over "
+                    f"{C.plural(len(widths), 'series', 'series')}; {folds.min():.2f} to {folds.max():.2f}); flat "
+                    "within "
+                    f"{density_fold:g}x in {sum(flat)}, clearly not in {sum(steep)}.")
+        n = len(widths)
+        holds = True if n and sum(flat) >= n / 2 else False if n and sum(steep) > n / 2 else None
+        interval = ("per series " + ci + " t interval of the fold: " +
+                    "; ".join(f"{r.arch}/{r.optimizer}/{r.init} {SOURCE_WIDTH_RANGE ** r.ci_low:.2f} to "
+                              f"{SOURCE_WIDTH_RANGE ** r.ci_high:.2f}" for r in widths.itertuples()))
+        rows.append(decided("flat", measured, holds, "fewer than half the series are decided flat and no more than "
+                            "half clearly not", interval))
+    # optimizers, compared within one architecture (paired on every other factor)
+    conv = df[df["arch"] == "conv"]
+    eff = factor_effect(conv, "optimizer", reference="sgd", by=(), confidence=confidence) if not conv.empty else None
+    eff = eff[eff["optimizer"] == "adam"] if eff is not None and not eff.empty else None
+    if conv.empty:
+        rows.append(nm("conv_adam", "no conv models in the table"))
+    elif eff is None or eff.empty or eff["pairs"].iloc[0] == 0:
+        rows.append(nm("conv_adam", "the conv models have no Adam and SGD runs paired on dataset, width, init and "
+                                    "seed"))
+    else:
+        e = eff.iloc[0]
+        iv = mean_interval(_pair_diffs(conv, "optimizer", "adam", "sgd"), confidence, what="paired t")
+        measured = (f"conv: mean density {e['mean_level']:.3f} with Adam, {e['mean_reference']:.3f} with SGD "
+                    f"({C.plural(int(e['pairs']), 'pair')}).")
+        rows.append(decided("conv_adam", measured, side_of(iv, 0.0), "the interval includes 0",
+                            f"Adam - SGD: {iv.text('{:+.3f}')}"))
+    fc = df[df["arch"].map(ARCH_KIND).fillna("other") == "fc"]
+    parts, sides, ivs = [], [], []
+    for arch, g in fc.groupby("arch"):
+        others = sorted(set(g["optimizer"]) - {"sgd"})
+        if "sgd" not in set(g["optimizer"]) or not others:
+            continue
+        for other in others:
+            d = _pair_diffs(g, "optimizer", "sgd", other)
+            if len(d) == 0:
+                continue
+            iv = mean_interval(d, confidence, what="paired t")
+            sides.append(side_of(iv, 0.0, holds_above=False))
+            parts.append(f"{arch}: SGD {g.loc[g.optimizer == 'sgd', 'density'].mean():.3f} vs {other} "
+                         f"{g.loc[g.optimizer == other, 'density'].mean():.3f}")
+            ivs.append(f"{arch} SGD - {other}: {iv.text('{:+.3f}')}")
+    if fc.empty:
+        rows.append(nm("fc_sgd", "no fully connected models in the table"))
+    elif not sides:
+        rows.append(nm("fc_sgd", "no fully connected architecture has SGD and another optimizer paired on dataset, "
+                                 "width, init and seed"))
+    else:
+        holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
+        rows.append(decided("fc_sgd", "mean density " + "; ".join(parts) + ".", holds, "an interval includes 0",
+                            "; ".join(ivs)))
     inits = sorted(df["init"].dropna().unique())
     glorot, he = [i for i in inits if i.startswith("glorot")], [i for i in inits if i.startswith("he")]
     if not (glorot and he):
         rows.append(nm("init", f"the table has {C.plural(len(inits), 'init')} ({C.listing(inits)}); "
                                "need both Glorot and He"))
     else:
-        eff = factor_effect(df, "init", reference=he[0], by=())
-        eff = eff[eff["init"] == glorot[0]] if not eff.empty else eff
-        if eff.empty or eff["pairs"].iloc[0] == 0:
+        d = _pair_diffs(df, "init", glorot[0], he[0])
+        if len(d) == 0:
             rows.append(nm("init", "no Glorot and He models are paired (equal dataset, arch, width, optimizer, seed)"))
         else:
-            e = eff.iloc[0]
-            sig = bool(e["p"] < alpha) if not np.isnan(e["p"]) else False
-            measured = (f"paired difference Glorot - He = {e['diff']:+.3f} (95% CI {e['ci_low']:+.3f} to "
-                        f"{e['ci_high']:+.3f}, {int(e['pairs'])} pairs; mean density {e['mean_level']:.3f} vs "
-                        f"{e['mean_reference']:.3f}" + ("" if e["pairs"] >= 2 else "; one pair, no test") + ").")
-            rows.append(C.claim(SOURCE, names["init"], reports["init"], measured, bool(e["diff"] < 0 and sig),
-                                rules["init"]))
+            iv = mean_interval(d, confidence, what="paired t")
+            level = df.loc[df["init"] == glorot[0], "density"].mean()
+            reference = df.loc[df["init"] == he[0], "density"].mean()
+            measured = (f"mean density {level:.3f} with Glorot, {reference:.3f} with He "
+                        f"({C.plural(len(d), 'pair')}).")
+            rows.append(decided("init", measured, side_of(iv, 0.0, holds_above=False),
+                                "the interval includes 0" if iv.decided else "one pair gives no interval",
+                                f"Glorot - He: {iv.text('{:+.3f}')}"))
     table = C.claims_frame(rows)
     table.attrs["notes"] = notes
     return table
 
 
-def claims(df: pd.DataFrame, alpha: float = 0.05, flat_slope: float = 0.2,
-           min_dense_accuracy: float = 0.0) -> list[str]:
+def grid_setup(configs: Sequence[TrainConfig], tolerance: float = 0.05, relative: bool = False,
+               scope: str = "global") -> str:
+    """The width sweep in words, for a claims table's ``setup``: the architectures with their data, the widths and
+    epochs, and the core's definition."""
+    archs = {}
+    for c in configs:
+        d = c.data
+        data = d.name + (f" ({d.subset:,} images" + (f", {d.resize}x{d.resize})" if d.resize else ")") if d.subset
+                         else f" ({d.resize}x{d.resize})" if d.resize else "")
+        archs.setdefault(c.model.arch, set()).add(data)
+    widths = sorted({c.model.width_mult for c in configs})
+    epochs = sorted({c.epochs for c in configs})
+    drop = f"{100 * tolerance:g}% of the dense accuracy" if relative else f"{100 * tolerance:g} points"
+    return ("; ".join(f"{a} on {', '.join(sorted(d))}" for a, d in archs.items())
+            + f"; widths {widths[0]:g}x to {widths[-1]:g}x; {'/'.join(map(str, epochs))} epochs; core: {scope} "
+            f"magnitude pruning to a {drop} accuracy drop, no retraining") if configs else ""
+
+
+def _pair_diffs(df: pd.DataFrame, factor: str, level: str, reference: str,
+                pair_on: Sequence[str] = ("dataset", "arch", "width_mult", "optimizer", "init", "seed")) -> np.ndarray:
+    """``density(level) - density(reference)`` of ``factor`` on rows equal in every other ``pair_on`` column."""
+    pair_on = [c for c in pair_on if c != factor and c in df.columns]
+    wide = df.pivot_table(index=pair_on, columns=factor, values="density", aggfunc="mean")
+    if level not in wide.columns or reference not in wide.columns:
+        return np.array([])
+    return (wide[level] - wide[reference]).dropna().to_numpy(dtype=float)
+
+
+def claims(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.0,
+           min_dense_accuracy: float = MIN_DENSE_ACCURACY) -> list[str]:
     """:func:`claims_table` as whole sentences (notes on left-out models first); never raises on a table that lacks
     a factor: such claims read "Not measured here: <why>"."""
-    table = claims_table(df, alpha, flat_slope, min_dense_accuracy)
+    table = claims_table(df, alpha, density_fold, min_dense_accuracy)
     return list(table.attrs.get("notes", [])) + C.sentences(table)
 
 

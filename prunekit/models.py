@@ -205,7 +205,7 @@ def build_model(cfg: ModelConfig, input_shape, num_classes: int) -> nn.Module:
     else:
         model = ResNet(input_shape, num_classes, cfg.width_mult, activation=activation, batch_norm=cfg.batch_norm)
     if cfg.init != "default":
-        init_weights(model, cfg.init, activation)
+        init_weights(model, cfg.init)
     return model
 
 
@@ -221,15 +221,17 @@ def prunable_parameters(model: nn.Module, include_output: bool = False) -> list[
             if isinstance(m, (nn.Linear, nn.Conv2d)) and (include_output or m is not out)]
 
 
-def init_weights(model: nn.Module, scheme: str, activation: str = "relu") -> None:
-    """Re-initialise Linear/Conv2d weights (biases to 0) with Glorot (Glorot & Bengio 2010) or He (He et al. 2015).
+def init_weights(model: nn.Module, scheme: str) -> None:
+    """Re-initialise Linear/Conv2d weights (biases to 0): Glorot & Bengio's (2010, eq. 16) normalised initialisation,
+    ``Var(w) = 2 / (fan_in + fan_out)`` (uniform on ``±sqrt(6 / (fan_in + fan_out))``, or normal), or He et al.'s
+    (2015), ``Var(w) = 2 / fan_in``. Glorot has no gain, as in ``torch.nn.init.xavier_*``'s default and Keras'
+    ``glorot_uniform``, whatever the activation; He's gain is ReLU's.
 
     Draws from torch's global generator: seed it (``torch.manual_seed``) for reproducibility.
     """
-    nonlin = activation if activation in ("relu", "tanh", "sigmoid") else "relu"
     fns = {
-        "glorot_uniform": lambda w: nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(nonlin)),
-        "glorot_normal": lambda w: nn.init.xavier_normal_(w, gain=nn.init.calculate_gain(nonlin)),
+        "glorot_uniform": lambda w: nn.init.xavier_uniform_(w, gain=1.0),
+        "glorot_normal": lambda w: nn.init.xavier_normal_(w, gain=1.0),
         "he_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
         "he_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
     }

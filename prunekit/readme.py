@@ -51,14 +51,19 @@ def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
              f"Run by `make reproduce PROFILE={PROFILE}` on {run['machine'].iloc[0]}: {_minutes(total)} in all "
              f"({times}), from an empty model cache, notebooks in order. {len(claims)} claims of the four sources: "
              + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". Each verdict follows the rule in its "
-             "notebook's claims table; the sources' own numbers are for their own setups and data (CIFAR-10 for "
-             "source 002's), so compare directions. `make report PROFILE=paper` builds the executed notebooks as a "
+             "notebook's claims table, on the interval shown: \"holds\" or \"does not hold\" only when the interval "
+             "clears the rule's threshold, \"cannot decide here\" when it does not or when the setup cannot show the "
+             "effect (the row says why). The sources' own numbers are for their own setups and data (CIFAR-10 for "
+             "source 002's), so compare directions. Each row's setup, seeds, the source's own sentence and the rule "
+             "are in `docs/claims_paper.csv`; `make report PROFILE=paper` builds the executed notebooks as a "
              "site.", "",
-             "| notebook | source | claim | the source reports | this run | verdict |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| notebook | source | claim | the source reports | this run | interval | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in claims.itertuples():
+        interval = getattr(r, "interval", "")
+        interval = "" if not isinstance(interval, str) else interval
         lines.append(f"| {str(r.notebook).zfill(2)} | {_cell(r.source.split(' ', 1)[0])} | {_cell(r.claim)} | "
-                     f"{_cell(r.source_reports)} | {_cell(r.measured)} | **{_cell(r.verdict)}** |")
+                     f"{_cell(r.source_reports)} | {_cell(r.measured)} | {_cell(interval)} | **{_cell(r.verdict)}** |")
     lines.append("")
     for name, caption in HEADLINE_FIGURES.items():
         png = f"figures/{name}_{PROFILE}.png"

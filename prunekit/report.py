@@ -43,7 +43,8 @@ HEADLINE_FIGURES = {
 }
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "seaborn", "dask",
             "papermill", "nbconvert", "jupyterlab")
-VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not measured here": "unmeasured"}
+VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "cannot decide here": "undecided",
+                 "not measured here": "unmeasured"}
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
        padding: 0 1rem; color: #1f2328; line-height: 1.45; }
@@ -52,7 +53,7 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { border: 1px solid #d0d7de; padding: 0.35rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 .verdict { font-weight: 600; white-space: nowrap; }
-.holds { color: #1a7f37; } .fails { color: #cf222e; } .unmeasured { color: #6e7781; }
+.holds { color: #1a7f37; } .fails { color: #cf222e; } .undecided { color: #9a6700; } .unmeasured { color: #6e7781; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #d0d7de; }
 figcaption { color: #57606a; font-size: 0.9rem; }
 """
@@ -231,8 +232,11 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
         page = pages.get(str(r.notebook).zfill(2))
         where = (f'<a href="{notebook_page(page)}#{html.escape(anchors[page], quote=True)}">{html.escape(page)}</a>'
                  if page else html.escape(str(r.notebook)))
+        interval = getattr(r, "interval", "")
+        interval = interval if isinstance(interval, str) else ""
         rows.append(f"<tr><td>{html.escape(str(r.source))}</td><td>{html.escape(str(r.claim))}</td>"
                     f"<td>{html.escape(str(r.source_reports))}</td><td>{html.escape(str(r.measured))}</td>"
+                    f"<td>{html.escape(interval)}</td>"
                     f'<td class="verdict {VERDICT_CLASS.get(r.verdict, "")}">{html.escape(str(r.verdict))}</td>'
                     f"<td>{where}</td></tr>")
     counts = claims["verdict"].value_counts()
@@ -247,9 +251,11 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
                            f"<figcaption>{html.escape(caption)} (<code>{png.name}</code>)</figcaption></figure>")
     links = "".join(f'<li><a href="{notebook_page(n)}">{html.escape(n)}</a></li>' for n in anchors)
     body = (f"<p>{len(claims)} claims of the four sources, checked on this run of the <code>{profile}</code> profile "
-            f"({summary}). Each verdict follows the rule stated in the notebook's claims table; the link opens the "
-            f"section that shows it.</p>\n<table><thead><tr><th>source</th><th>claim</th><th>the source reports</th>"
-            f"<th>this run</th><th>verdict</th><th>notebook</th></tr></thead><tbody>{''.join(rows)}</tbody></table>\n"
+            f"({summary}). Each verdict follows the rule stated in the notebook's claims table, on the interval "
+            f"shown (\"cannot decide here\" when it straddles the rule's threshold or the setup cannot show the "
+            f"effect); the link opens the section that shows it.</p>\n<table><thead><tr><th>source</th><th>claim</th>"
+            f"<th>the source reports</th><th>this run</th><th>interval</th><th>verdict</th><th>notebook</th></tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody></table>\n"
             f"<h2>Headline figures</h2>\n{''.join(figures) or '<p>No figures of this profile.</p>'}\n"
             f"<h2>Notebooks</h2>\n<ul>{links}</ul>\n")
     _write(out / "index.html", _page(f"prunekit: the {profile} profile", body, profile))

@@ -127,7 +127,7 @@ def gather_claims(profile: str) -> pd.DataFrame:
         raise ValueError(f"no claims tables in {folder}: run the notebooks first (make reproduce PROFILE={profile})")
     frames = []
     for path in parts:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)  # text columns: "0" stays a seed list, "" stays ""
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"{path} is not a claims table: it lacks {', '.join(missing)}")

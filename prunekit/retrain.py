@@ -23,6 +23,7 @@ these are parameters.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -38,7 +39,7 @@ from .pruning import weight_masks
 from .train import evaluate, schedule_lrs, train
 
 __all__ = ["RETRAIN_METHODS", "Retrained", "retraining_lrs", "magnitude_masks", "pruned_model", "plain_state_dict",
-           "retrain", "prune_and_retrain", "retrain_table"]
+           "retrain", "prune_and_retrain", "distinct_methods", "retrain_table"]
 
 RETRAIN_METHODS = ("finetune", "lr_rewind", "weight_rewind")
 
@@ -56,6 +57,7 @@ class Retrained:
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
     lrs: list[float] = field(default_factory=list)  # the learning rate of each retraining epoch
+    same_as: str | None = None  # another method whose run this is: the same starting weights and learning rates
 
 
 def magnitude_masks(model: nn.Module, k: float) -> Masks:
@@ -159,10 +161,14 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
     checkpoints: the pretraining run's ``{epoch: state_dict}`` (``run.checkpoints``), needed for "weight_rewind",
     which resets to ``checkpoints[rewind_epoch]``. epochs: ``t`` for every method (None: each method's default, see
     :func:`retraining_lrs`). Returns ``(pruned model, masks, {method: Retrained})``.
+
+    Two methods that start from the same weights with the same learning rates are one run (fine-tuning and
+    learning-rate rewinding after a constant-rate pretraining): it is trained once, and the later method's entry is
+    that run with ``same_as`` naming the first (:func:`distinct_methods`).
     """
     masks = magnitude_masks(model, k)
     pruned = pruned_model(model, masks)
-    out = {}
+    out, runs = {}, {}
     for method in methods:
         rewind = None
         if method == "weight_rewind":
@@ -171,9 +177,23 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
                                  f"TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have "
                                  f"{sorted(checkpoints or {})}")
             rewind = checkpoints[rewind_epoch]
+        at = rewind_epoch if method == "weight_rewind" else None
+        run = ("rewound" if at is not None else "pruned", at,
+               tuple(retraining_lrs(cfg, method, epochs, at, finetune_lr)))
+        if run in runs:
+            out[method] = dataclasses.replace(out[runs[run]], method=method, same_as=runs[run])
+            continue
+        runs[run] = method
         out[method] = retrain(model, masks, ds, cfg, method, epochs, finetune_lr, rewind, quiet=quiet,
-                              rewind_epoch=rewind_epoch if method == "weight_rewind" else None)
+                              rewind_epoch=at)
     return pruned, masks, out
+
+
+def distinct_methods(results: dict[str, Retrained]) -> tuple[dict[str, Retrained], dict[str, str]]:
+    """``(distinct, same_as)``: the results that are runs of their own, and ``{method: the method whose run it
+    is}`` for the others."""
+    same = {m: r.same_as for m, r in results.items() if r.same_as is not None}
+    return {m: r for m, r in results.items() if m not in same}, same
 
 
 def retrain_table(model: nn.Module, pruned: nn.Module, results: dict[str, Retrained], ds: Dataset,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,8 @@ from .train import evaluate
 from .utility import flat_weights, random_ablation
 
 __all__ = ["PRUNE_RATIOS", "size_config", "size_comparison", "size_claims", "conv_pruned", "small_config",
-           "small_config_at", "pruned_comparison", "pruned_table", "pruned_claims"]
+           "small_config_at", "PrunedExperiment", "pruned_experiment", "pruned_comparison", "pruned_table",
+           "pruned_claims"]
 
 PRUNE_RATIOS = (0.25, 0.5, 0.75)  # Sec. 2.2.2's shares of the conv weights pruned in one shot
 
@@ -94,75 +96,119 @@ def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch
     return ablations, summary
 
 
-def size_claims(summary: pd.DataFrame | None, *, similar_within: float = 0.05, number_factor: float = 2.0,
-                max_level: float = 0.1) -> pd.DataFrame:
-    """Source 002's two claims about network size (``prunekit.claims`` format), from :func:`size_comparison`'s summary.
+QUOTES = {
+    "proportion": "The neural networks utilize the weights in proportion to their size.",
+    "max_utility": "larger networks use less-utilized weights by a larger portion (Sec. 2.2.1: the maximum utility "
+                   "in the sample set is higher in smaller networks)",
+    "small": "However, a network with the same number of weights as that of the pruned network cannot achieve "
+             "similar performance when trained from scratch (Frankle & Carbin, 2018).",
+    "uneven": "However, N small generally performs worse, because N small does not utilize all of its weights "
+              "either.",
+}
 
-    - networks use their weights in proportion to their size: for every smaller network, its mean accuracy differs
-      from the largest one's by at most ``similar_within`` on average over the levels of its by-ratio curve, and by at
-      least ``number_factor`` times that on average over the levels of its by-number curve (a level above its own
-      number of weights has no by-number point);
+
+def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup: str = "",
+                seeds: str = "") -> pd.DataFrame:
+    """Source 002's two claims about network size (``prunekit.claims`` format), from :func:`size_comparison`'s
+    ablations (one row per subset: share, by, level, subset, accuracy, utility).
+
+    - networks use their weights in proportion to their size ("similar curves by ratio, different by absolute
+      number"): for every smaller network, the mean gap between its accuracy curve and the largest network's is
+      larger by number than by ratio (``D = gap_number - gap_ratio``, each gap the mean over the levels both curves
+      have of |mean accuracy - the largest's|); holds when the bootstrap interval of ``D`` (subsets resampled in
+      every cell) is above 0 for every smaller network, does not hold when it is below 0 for one;
     - smaller networks have subsets of higher maximum utility: by ratio at the level nearest ``max_level``, the
-      maximum utility of the sample set is higher the smaller the network (strictly, from share to share).
-    A summary that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, more than
-    one row per share, mode and level) gives "not measured here", with the reason.
+      bootstrap interval of (maximum utility of the smaller - of the next larger network) is above 0 for every pair
+      of neighbouring sizes (holds), below 0 for one (does not hold).
+    A table that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, a duplicate
+    subset) gives "not measured here", with the reason.
     """
+    from .intervals import bootstrap_interval, side_of
+
     names = ("Networks use their weights in proportion to their size (pruned at initialisation)",
              "Smaller networks have subsets of higher maximum utility")
     reports = ("similar ablation curves by ratio of each network's weights, different by absolute number",
                "the maximum utility in the sample set is higher in smaller networks")
-    rules = (f"for each smaller network: mean |accuracy - largest's| <= {similar_within:.0%} over its by-ratio levels, "
-             f"and >= {number_factor:g}x that over its by-number levels",
-             f"utility_max by ratio at the level nearest {max_level:g} falls as the share grows")
-    cols = ["share", "by", "level", "accuracy_mean", "utility_max"]
+    quotes = (QUOTES["proportion"], QUOTES["max_utility"])
+    rules = ("for each smaller network, 95% bootstrap interval of (by-number gap - by-ratio gap) to the largest "
+             "network's accuracy curve > 0 (gap: mean over shared levels of |mean accuracy difference|)",
+             f"95% bootstrap interval of (max utility of a network - of the next larger one), by ratio at the level "
+             f"nearest {max_level:g}, > 0 for every pair of neighbouring sizes")
+    context = [{"quote": q, "setup": setup, "seeds": seeds} for q in quotes]
+    cols = ["share", "by", "level", "subset", "accuracy", "utility"]
     why = None
-    if summary is None or C.missing_columns(summary, cols):
-        why = C.lacking(C.missing_columns(summary, cols) if summary is not None else cols, "size summary")
-    elif summary["share"].nunique() < 2:
+    if ablations is None or C.missing_columns(ablations, cols):
+        why = C.lacking(C.missing_columns(ablations, cols) if ablations is not None else cols, "size ablations")
+    elif ablations["share"].nunique() < 2:
         why = "fewer than two network sizes"
-    elif summary.duplicated(["share", "by", "level"]).any():
-        why = "more than one row per share, mode and level (average seeds first)"
+    elif ablations.duplicated(["share", "by", "level", "subset"]).any():
+        why = "more than one row per share, mode, level and subset"
+    elif not np.isfinite(ablations[["share", "level", "accuracy", "utility"]].to_numpy(dtype=float)).all():
+        why = "a share, level, accuracy or utility that is not a finite number"
     if why is not None:
-        return C.claims_frame([C.not_measured(SOURCE, n, r, why, rule) for n, r, rule in zip(names, reports, rules)])
-    rows = []
-    largest = summary["share"].max()
-    acc = summary.pivot_table(index="level", columns=["by", "share"], values="accuracy_mean", dropna=False)
-    gaps = {}
-    for share in sorted(set(summary["share"]) - {largest}):
-        gap = []
+        return C.claims_frame([C.not_measured(SOURCE, n, r, why, rule, **c)
+                               for n, r, rule, c in zip(names, reports, rules, context)])
+    cells = {key: g["accuracy"].to_numpy(dtype=float) for key, g in ablations.groupby(["share", "by", "level"])}
+    largest = float(ablations["share"].max())
+    rows, intervals, parts, sides = [], {}, [], []
+    for share in sorted(set(ablations["share"]) - {largest}):
+        curves = {}
         for by in ("ratio", "number"):  # the largest network's curve is the same by ratio and by number
-            if (by, share) not in acc.columns or ("ratio", largest) not in acc.columns:
-                break
-            t = acc[[(by, share), ("ratio", largest)]].dropna()
-            if t.empty:
-                break
-            gap.append(float((t[(by, share)] - t[("ratio", largest)]).abs().mean()))
-        if len(gap) == 2:
-            gaps[share] = tuple(gap)
-    if len(gaps) < summary["share"].nunique() - 1:
+            levels = sorted(lv for (s, b, lv) in cells if s == share and b == by
+                            and (largest, "ratio", lv) in cells)
+            curves[by] = levels
+        if not curves["ratio"] or not curves["number"]:
+            intervals = None
+            break
+        keys = ([(share, "ratio", lv) for lv in curves["ratio"]] + [(largest, "ratio", lv) for lv in curves["ratio"]]
+                + [(share, "number", lv) for lv in curves["number"]]
+                + [(largest, "ratio", lv) for lv in curves["number"]])
+        nr, nn = len(curves["ratio"]), len(curves["number"])
+
+        def gap_difference(*samples, axis=-1, nr=nr, nn=nn):
+            means = [np.mean(x, axis=axis) for x in samples]
+            by_ratio = np.mean([np.abs(means[i] - means[nr + i]) for i in range(nr)], axis=0)
+            by_number = np.mean([np.abs(means[2 * nr + i] - means[2 * nr + nn + i]) for i in range(nn)], axis=0)
+            return by_number - by_ratio
+
+        iv = bootstrap_interval([cells[k] for k in keys], gap_difference, what="bootstrap over the subsets of "
+                                "every level")
+        intervals[share] = iv
+        means = {k: float(cells[k].mean()) for k in keys}
+        gr = np.mean([abs(means[(share, "ratio", lv)] - means[(largest, "ratio", lv)]) for lv in curves["ratio"]])
+        gn = np.mean([abs(means[(share, "number", lv)] - means[(largest, "ratio", lv)]) for lv in curves["number"]])
+        parts.append(f"{100 * gr:.1f} / {100 * gn:.1f} points at share {share:g}")
+        sides.append(side_of(iv, 0.0))
+    if not intervals:
         rows.append(C.not_measured(SOURCE, names[0], reports[0], "a smaller network has no level in common with the "
-                                   "largest by ratio or by number", rules[0]))
+                                   "largest by ratio or by number", rules[0], **context[0]))
     else:
-        holds = all(r <= similar_within and n >= number_factor * r for r, n in gaps.values())
-        measured = ("mean gap to the largest network's accuracy, by ratio / by number: "
-                    + ", ".join(f"{100 * r:.1f} / {100 * n:.1f} points at share {s:g}" for s, (r, n) in gaps.items())
-                    + ".")
-        rows.append(C.claim(SOURCE, names[0], reports[0], measured, holds, rules[0]))
-    by_ratio = summary[summary["by"] == "ratio"]
+        measured = "mean gap to the largest network's accuracy, by ratio / by number: " + ", ".join(parts) + "."
+        interval = "; ".join(f"share {s:g}: {iv.text('{:+.1f}', 100, ' points')}" for s, iv in intervals.items())
+        rows.append(C.decided(SOURCE, names[0], reports[0], measured, sides, rules[0], interval=interval,
+                              intervals=list(intervals.values()), **context[0]))
+    by_ratio = ablations[ablations["by"] == "ratio"]
     if by_ratio.empty:
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], "no ablation by ratio", rules[1]))
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], "no ablation by ratio", rules[1], **context[1]))
         return C.claims_frame(rows)
     level = by_ratio["level"].iloc[int((by_ratio["level"] - max_level).abs().to_numpy().argmin())]
-    at = by_ratio[np.isclose(by_ratio["level"], level)].set_index("share")["utility_max"].sort_index()
-    if len(at) < 2 or at.isna().any():
-        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes with a maximum utility at "
-                                   f"level {level:g}", rules[1]))
-    else:
-        falls = bool((np.diff(at.to_numpy()) < 0).all())
-        measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{u:.4f} at share {s:g}"
-                                                                       for s, u in at.items()) + ".")
-        rows.append(C.claim(SOURCE, names[1], reports[1], measured, falls, rules[1]))
+    at = {float(s): g["utility"].to_numpy(dtype=float)
+          for s, g in by_ratio[np.isclose(by_ratio["level"], level)].groupby("share")}
+    shares = sorted(at)
+    if len(shares) < 2:
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes with utilities at level "
+                                   f"{level:g}", rules[1], **context[1]))
+        return C.claims_frame(rows)
+    ivs = {(a, b): bootstrap_interval([at[a], at[b]], lambda x, y, axis: np.max(x, axis=axis) - np.max(y, axis=axis),
+                                      what="bootstrap over subsets")
+           for a, b in zip(shares[:-1], shares[1:])}
+    measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{at[s].max():.4f} at share {s:g}"
+                                                                   for s in shares) + ".")
+    interval = "; ".join(f"share {a:g} - {b:g}: {iv.text('{:+.4f}')}" for (a, b), iv in ivs.items())
+    rows.append(C.decided(SOURCE, names[1], reports[1], measured, [side_of(iv, 0.0) for iv in ivs.values()],
+                          rules[1], interval=interval, intervals=list(ivs.values()), **context[1]))
     return C.claims_frame(rows)
+
 
 
 # ------------------------------------------------------------------------------------ Sec. 2.2.2: pruned networks
@@ -212,6 +258,42 @@ def small_config_at(cfg: TrainConfig, ratio: float) -> TrainConfig:
     return same_size_config(cfg, model, n - round(ratio * n), 2 * cfg.epochs)
 
 
+@dataclass
+class PrunedExperiment:
+    """Sec. 2.2.2's networks for every seed: ``runs[seed]`` (the pretrained run), ``pruned[seed][ratio]`` ((masks,
+    pruned and retrained network)), ``small[seed][ratio]`` (the small network) and ``table`` (:func:`pruned_table` of
+    every seed)."""
+
+    runs: dict[int, Run]
+    pruned: dict[int, dict[float, tuple[Masks, nn.Module]]]
+    small: dict[int, dict[float, nn.Module]]
+    table: pd.DataFrame
+
+
+def pruned_experiment(profile: str, seeds, prune_ratios=PRUNE_RATIOS, dataset: str | None = None,
+                      device: str = "cpu", quiet: bool = True) -> PrunedExperiment:
+    """Sec. 2.2.2 for each of ``seeds``: the pretrained ResNet20 of ``prunekit.mechanism.pretrain_config``, its conv
+    weights pruned in one shot at each ratio and retrained (:func:`conv_pruned`, cached), and the small network of
+    each ratio trained from scratch (:func:`small_config_at`), with their accuracies (:func:`pruned_table`)."""
+    from .cache import train_or_load
+
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r} must be a non-empty list of distinct training seeds")
+    ratios = [fraction("prune_ratios", r, low_open=True, high_open=True) for r in prune_ratios]
+    if not ratios or len(set(ratios)) != len(ratios):
+        raise ValueError(f"prune_ratios={prune_ratios!r} must be distinct fractions in (0, 1), at least one")
+    runs, pruned, small, tables = {}, {}, {}, []
+    for seed in seeds:
+        cfg = pretrain_config(profile, seed, dataset=dataset).replace(device=device)
+        run = runs[seed] = train_or_load(cfg, quiet=quiet)
+        ds = run.dataset()
+        pruned[seed] = {r: conv_pruned(run, r, ds, quiet=quiet) for r in ratios}
+        small[seed] = {r: train_or_load(small_config_at(cfg, r), quiet=quiet).model for r in ratios}
+        tables.append(pruned_table(run.model, pruned[seed], small[seed], ds, cfg.loss, seed=seed))
+    return PrunedExperiment(runs, pruned, small, pd.concat(tables, ignore_index=True))
+
+
 def _kept_flat(model: nn.Module, masks: Masks) -> torch.Tensor:
     """Flat indices (over ``model``'s prunable weights) of the weights ``masks`` keep; unmasked layers whole."""
     params = prunable_parameters(model)
@@ -256,10 +338,11 @@ def pruned_comparison(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks,
 
 
 def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.Module]],
-                 small: Mapping[float, nn.Module], ds: Dataset, loss: str = "cross_entropy") -> pd.DataFrame:
-    """One row per network of Sec. 2.2.2: ``prune_ratio`` (NaN for the pretrained one), ``network``
-    ("pretrained", "pruned": pruned and retrained, "small": from scratch), ``conv_weights`` in use, ``test_accuracy``
-    and ``train_accuracy``."""
+                 small: Mapping[float, nn.Module], ds: Dataset, loss: str = "cross_entropy",
+                 seed: int = 0) -> pd.DataFrame:
+    """One row per network of Sec. 2.2.2 for one training ``seed``: ``seed``, ``prune_ratio`` (NaN for the pretrained
+    one), ``network`` ("pretrained", "pruned": pruned and retrained, "small": from scratch), ``conv_weights`` in use,
+    ``test_accuracy`` and ``train_accuracy``."""
     total = sum(getattr(m, a).numel() for m, a in conv_parameters(pretrained))
     nets = [(np.nan, "pretrained", pretrained, total)]
     for ratio, (masks, net) in pruned.items():
@@ -269,65 +352,130 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
             nets.append((float(ratio), "small", small[ratio], used))
     rows = []
     for ratio, name, net, used in nets:
-        rows.append({"prune_ratio": ratio, "network": name, "conv_weights": used, "conv_density": used / total,
+        rows.append({"seed": int(seed), "prune_ratio": ratio, "network": name, "conv_weights": used,
+                     "conv_density": used / total,
                      "test_accuracy": evaluate(net, ds.test, loss)[1],
                      "train_accuracy": evaluate(net, ds.train, loss)[1]})
     return pd.DataFrame(rows)
 
 
-def pruned_claims(table: pd.DataFrame | None, summary: pd.DataFrame | None, *, level: float = 0.1) -> pd.DataFrame:
-    """Sec. 2.2.2's two claims (``prunekit.claims`` format), from :func:`pruned_table` and :func:`pruned_comparison`'s
-    summary, decided at every pruning ratio that has both a pruned and a small network:
+def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *, level: float = 0.1,
+                  ceiling_gap: float = 0.01, setup: str = "") -> pd.DataFrame:
+    """Sec. 2.2.2's two claims (``prunekit.claims`` format), from :func:`pruned_table` rows of one or more seeds
+    (``seed`` column) and :func:`pruned_comparison`'s ablations (one row per subset), decided at every pruning ratio
+    that has both a pruned and a small network:
 
     - a small network trained from scratch does not reach the pruned-and-retrained network's test accuracy (the
-      premise the source starts from, after Frankle & Carbin 2018);
-    - the small network uses its weights less evenly: the standard deviation of its utilities (the source's
-      imbalance) at the level nearest ``level`` is above the pruned-and-retrained network's (the source's main
-      hypothesis: the small network performs worse because it does not utilise all of its weights).
+      premise the source starts from, after Frankle & Carbin 2018): the t interval over seeds of (pruned - small)
+      is above 0 at every ratio (holds), below 0 at one (does not hold), else cannot decide; "cannot decide at this
+      scale" when at every ratio both are within ``ceiling_gap`` of each other and of the pretrained network;
+    - the small network uses its weights less evenly (the source's *hypothesis* for that premise, which it states and
+      does not measure): read on a scale-free measure, the coefficient of variation (std / mean) of the utilities
+      at the level nearest ``level`` (raw standard deviations are not comparable across networks whose utilities
+      differ in size); holds when the bootstrap interval of CV(small) - CV(pruned) is above 0 at every ratio, does
+      not hold when it is below 0 at one.
     A table that cannot decide (missing columns, no ratio with both networks, a NaN, a duplicate row) gives "not
     measured here", with the reason.
     """
+    from .intervals import bootstrap_interval, mean_interval, side_of
+
     names = ("A small network trained from scratch does not reach the pruned-and-retrained network's accuracy",
-             "A small network trained from scratch uses its weights less evenly than a pruned-and-retrained one")
+             "A small network trained from scratch uses its weights less evenly than a pruned-and-retrained one "
+             "(the source's hypothesis)")
     reports = ("a network with as many weights as the pruned one, trained from scratch, performs worse",
                "main hypothesis: the small network performs worse because it does not utilise all of its weights")
-    rules = ("test accuracy of the small network < the pruned-and-retrained one's, at every pruning ratio",
-             f"std of the utilities at the level nearest {level:g}: small > pruned-and-retrained, at every ratio")
-    checks = ((table, "test_accuracy", None,
-               "{r:.0%} of conv weights pruned: {p:.2%} pruned and retrained, {s:.2%} small", lambda p, s: s < p),
-              (summary, "std", level, "{r:.0%} pruned: std {p:.3g} pruned and retrained, {s:.3g} small",
-               lambda p, s: s > p))
+    rules = ("95% t interval over seeds of (pruned - small) test accuracy > 0 at every pruning ratio; cannot decide "
+             f"when both are within {100 * ceiling_gap:g} point of each other and of the pretrained network",
+             f"95% bootstrap interval over subsets of CV(small) - CV(pruned) of the utilities at the level nearest "
+             f"{level:g} > 0 at every pruning ratio (CV = std / mean: scale-free)")
+    seeds = C.seed_list(table["seed"]) if table is not None and "seed" in table.columns and len(table) else ""
+    context = [{"quote": QUOTES["small"], "setup": setup, "seeds": seeds},
+               {"quote": QUOTES["uneven"], "setup": setup, "seeds": seeds}]
     rows = []
-    for i, (df, column, at, text, holds) in enumerate(checks):
-        values, why = _by_ratio(df, column, at)
-        if values is None:
-            rows.append(C.not_measured(SOURCE, names[i], reports[i], why, rules[i]))
-            continue
-        measured = "; ".join(text.format(r=r, p=p, s=s) for r, (p, s) in values.items()) + "."
-        rows.append(C.claim(SOURCE, names[i], reports[i], measured, all(holds(p, s) for p, s in values.values()),
-                            rules[i]))
+    values, why = _by_ratio(table, "test_accuracy")
+    if values is None:
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], why, rules[0], **context[0]))
+    else:
+        pretrained = None
+        if "network" in table.columns and (table["network"] == "pretrained").any():
+            pretrained = float(pd.to_numeric(table.loc[table["network"] == "pretrained", "test_accuracy"],
+                                             errors="coerce").mean())
+        ivs = {r: mean_interval(w["pruned"] - w["small"]) for r, w in values.items()}
+        measured = ("; ".join(f"{r:.0%} of conv weights pruned: {w['pruned'].mean():.2%} pruned and retrained, "
+                              f"{w['small'].mean():.2%} small" for r, w in values.items())
+                    + f" (test accuracy, mean over {C.plural(max(len(w) for w in values.values()), 'seed')}"
+                    + (f"; pretrained {pretrained:.2%})." if pretrained is not None else ")."))
+        interval = "; ".join(f"{r:.0%}: {iv.text('{:+.2f}', 100, ' points')}" for r, iv in ivs.items())
+        top = pretrained if pretrained is not None else max(max(w["pruned"].mean(), w["small"].mean())
+                                                            for w in values.values())
+        at_ceiling = all(abs(w["pruned"].mean() - w["small"].mean()) <= ceiling_gap
+                         and min(w["pruned"].mean(), w["small"].mean()) >= top - ceiling_gap
+                         for w in values.values())
+        if at_ceiling:
+            rows.append(C.cannot_decide(SOURCE, names[0], reports[0], measured, f"at this scale both networks are "
+                                        f"within {100 * ceiling_gap:g} point of each other and of the pretrained "
+                                        f"network ({100 * top:.1f}%) at every ratio, the task's ceiling here",
+                                        rules[0], **{**context[0], "interval": interval}))
+        else:
+            rows.append(C.decided(SOURCE, names[0], reports[0], measured, [side_of(iv, 0.0) for iv in ivs.values()],
+                                  rules[0], interval=interval, intervals=list(ivs.values()), **context[0]))
+    cols = ["prune_ratio", "network", "level", "subset", "utility"]
+    if ablations is None or C.missing_columns(ablations, cols) or ablations.empty:
+        why = C.lacking(C.missing_columns(ablations, cols) if ablations is not None else cols, "ablations")
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], why, rules[1], **context[1]))
+        return C.claims_frame(rows)
+    t = ablations[ablations["network"].isin(["pruned", "small"])]
+    if t.empty or not np.isfinite(t[["prune_ratio", "level", "utility"]].to_numpy(dtype=float)).all():
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], "no finite utilities of a pruned and a small "
+                                   "network", rules[1], **context[1]))
+        return C.claims_frame(rows)
+    nearest = t["level"].iloc[int((t["level"] - level).abs().to_numpy().argmin())]
+    t = t[np.isclose(t["level"], nearest)]
+    cv = {}
+    for r, g in t.groupby("prune_ratio"):
+        u = {n: h["utility"].to_numpy(dtype=float) for n, h in g.groupby("network")}
+        if set(u) == {"pruned", "small"}:
+            cv[float(r)] = u
+    if not cv:
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], "no pruning ratio with utilities of both a pruned "
+                                   "and a small network", rules[1], **context[1]))
+        return C.claims_frame(rows)
+
+    def cv_difference(small, pruned, axis=-1):
+        return (np.std(small, axis=axis) / np.mean(small, axis=axis)
+                - np.std(pruned, axis=axis) / np.mean(pruned, axis=axis))
+
+    ivs = {r: bootstrap_interval([u["small"], u["pruned"]], cv_difference, what="bootstrap over subsets")
+           for r, u in cv.items()}
+    measured = (f"coefficient of variation of the utilities at level {nearest:g}: "
+                + "; ".join(f"{r:.0%} pruned: {np.std(u['pruned']) / np.mean(u['pruned']):.3f} pruned and retrained, "
+                            f"{np.std(u['small']) / np.mean(u['small']):.3f} small" for r, u in cv.items())
+                + " (the source's raw standard deviations: "
+                + "; ".join(f"{np.std(u['pruned']):.3g} and {np.std(u['small']):.3g}" for u in cv.values()) + ").")
+    interval = "; ".join(f"{r:.0%}: {iv.text('{:+.3f}')}" for r, iv in ivs.items())
+    rows.append(C.decided(SOURCE, names[1], reports[1], measured, [side_of(iv, 0.0) for iv in ivs.values()],
+                          rules[1], interval=interval, intervals=list(ivs.values()), **context[1]))
     return C.claims_frame(rows)
 
 
-def _by_ratio(df: pd.DataFrame | None, column: str, level: float | None):
-    """``({prune_ratio: (pruned value, small value)}, "")`` from ``df`` (at the level nearest ``level`` when given),
-    or ``(None, why)`` when the table cannot give exactly one finite value of each at one ratio or more."""
-    cols = ["prune_ratio", "network", column] + (["level"] if level is not None else [])
+def _by_ratio(df: pd.DataFrame | None, column: str):
+    """``({prune_ratio: seeds x ["pruned", "small"] table of column}, "")`` from ``df`` (one row per seed, ratio and
+    network; a table without ``seed`` is one seed), or ``(None, why)`` when the table cannot give exactly one finite
+    value of each at one ratio or more."""
+    cols = ["prune_ratio", "network", column]
     if df is None or C.missing_columns(df, cols) or df.empty:
-        return None, C.lacking(C.missing_columns(df, cols) if df is not None else cols,
-                               "summary" if level is not None else "accuracy table")
+        return None, C.lacking(C.missing_columns(df, cols) if df is not None else cols, "accuracy table")
     t = df[df["network"].isin(["pruned", "small"])]
-    if level is not None and not np.isfinite(pd.to_numeric(t["level"], errors="coerce").to_numpy(dtype=float)).all():
-        return None, "a level that is not a finite number"
-    if level is not None and not t.empty:
-        nearest = t["level"].iloc[int((t["level"] - level).abs().to_numpy().argmin())]
-        t = t[np.isclose(t["level"], nearest)]
-    if t.duplicated(["prune_ratio", "network"]).any():
-        return None, "more than one row per pruning ratio and network"
+    t = t if "seed" in t.columns else t.assign(seed=0)
+    if t.duplicated(["seed", "prune_ratio", "network"]).any():
+        return None, "more than one row per seed, pruning ratio and network"
     if not np.isfinite(pd.to_numeric(t[column], errors="coerce").to_numpy(dtype=float)).all():
         return None, f"a {column} that is not a finite number"
-    wide = t.pivot(index="prune_ratio", columns="network", values=column).reindex(columns=["pruned", "small"])
-    wide = wide.dropna()  # a ratio without both networks is left out
-    if wide.empty:
+    out = {}
+    for r, g in t.groupby("prune_ratio"):
+        wide = g.pivot(index="seed", columns="network", values=column).reindex(columns=["pruned", "small"]).dropna()
+        if len(wide):
+            out[float(r)] = wide.astype(float)
+    if not out:
         return None, "no pruning ratio with both a pruned-and-retrained and a small network"
-    return {float(r): (float(p), float(s)) for r, (p, s) in wide.iterrows()}, ""
+    return out, ""

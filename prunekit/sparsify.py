@@ -16,7 +16,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .reporting import check_profile
 
 __all__ = ["SOURCE", "PROFILES", "SETUPS", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
-           "speed_summary", "claims_table", "speed_claims"]
+           "plateau_ends", "global_unit_note", "speed_summary", "claims_table", "speed_claims", "K_GRID"]
 
 # quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds; full: the
 # longest training the challenge's answers report (20 epochs) and 5 seeds.
@@ -30,6 +30,8 @@ PROFILES = {
                  seeds=[0, 1, 2, 3, 4], timing_repeat=50),
 }
 SETUPS = ("prunekit", "blog")  # prunekit's inputs (standardised) or the blog's own code's (raw 0-255 pixels)
+# k (%): the source's grid {0, 25, 50, 60, ..., 99} with steps of 5 around both plateaus, where the claims are decided
+K_GRID = (0, 25, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 97, 99)
 
 
 def challenge_config(profile: str, dataset: str, seed: int, setup: str = "prunekit") -> TrainConfig:
@@ -110,6 +112,21 @@ def plateau_report(summary, tolerance: float = 0.01) -> str:
 
 
 
+def global_unit_note(layers: pd.DataFrame, k: float = 25.0) -> str:
+    """Why global unit ranking falls early, in this run's numbers (from ``prunekit.curves.layer_sparsity_table``):
+    with one L2 threshold over layers of different fan-in, the layer whose units have the smallest norms loses far
+    more than k% of its units. Returns a sentence, or "" when the table has no global unit row at ``k``."""
+    g = layers[(layers["method"] == "unit") & (layers["scope"] == "global") & np.isclose(layers["k"], k)]
+    if g.empty:
+        return ""
+    worst = g.loc[g["sparsity"].idxmax()]
+    return (f"Global unit ranking at k = {k:g}% removes {worst['sparsity']:.0%} of {worst['layer_name']} "
+            f"(the layers hold {', '.join(f'{s:.0%}' for s in g.sort_values('layer')['sparsity'])} of their units "
+            "pruned): one L2 threshold over layers of different fan-in takes the units with the smallest norms, and "
+            "those sit mostly in one layer, so the network loses most of a layer long before k reaches the "
+            "source's plateau.")
+
+
 def speed_summary(timing: pd.DataFrame) -> pd.DataFrame:
     """When pruning saves time, from ``prunekit.curves.inference_speedups`` rows: one row per (``batch_size``,
     ``form``) with ``saves_from_k`` (the smallest pruned k from which the form is faster than the dense net at that k
@@ -137,82 +154,154 @@ def speed_summary(timing: pd.DataFrame) -> pd.DataFrame:
                                        "best_speedup", "best_k"])
 
 
-def claims_table(summary, weight_min_k: float = 70.0, unit_range: tuple[float, float] = (25.0, 50.0),
-                 tolerance: float = 0.01):
-    """The claims of source 003 checked on a :func:`plateau_summary` table (``prunekit.claims`` format).
+QUOTE = ("This threshold value was around 70-75% sparsity in weight pruning and just under 50% sparsity in the unit "
+         "pruning, leading to weight pruning being an overall more effective method than unit pruning.")
+SOURCE_SETUP = ("blog", "global")  # the blog's own code: raw-pixel inputs, one ranking over the four hidden layers
+DECIDING_K = {"weight": 70.0, "unit": 45.0}  # where "around 70-75%" and "just under 50%" are decided
 
-    - weight pruning keeps accuracy to about 70-75% sparsity: the weight-magnitude plateau (largest k with mean
-      accuracy within ``tolerance`` of dense at that k and every smaller one) reaches ``weight_min_k`` in every
-      (setup, dataset, scope) group;
-    - unit pruning keeps it to just under 50%: the unit-L2 plateau lies in ``[unit_range[0], unit_range[1])`` in
-      every group (with the source's k grid 0, 25, 50, ...: holds at 25%, fails at 50%);
-    - weight pruning keeps accuracy longer than unit pruning: a higher plateau in every group with both.
-    A claim the summary cannot decide is "not measured here", with the reason.
+
+def plateau_ends(curve: pd.DataFrame, tolerance: float = 0.01,
+                 by: Sequence[str] = ("setup", "dataset", "method", "scope")) -> pd.DataFrame:
+    """Per group and ``seed``: ``dense_accuracy`` (k = 0), ``holds_to_k`` (the largest k whose accuracy is within
+    ``tolerance`` of that seed's dense accuracy at that k and every smaller k) and ``next_k`` (the first k where it
+    is not; NaN if none)."""
+    by = [c for c in by if c in curve.columns]
+    keys = by + (["seed"] if "seed" in curve.columns else [])
+    rows = []
+    for key, g in curve.groupby(keys, sort=True):
+        g = g.groupby("k", as_index=False)["accuracy"].mean().sort_values("k")
+        if not (g["k"] == 0).any():
+            raise ValueError("the curve needs a k = 0 (dense) point for each group to measure the plateau")
+        dense = float(g.loc[g["k"] == 0, "accuracy"].iloc[0])
+        ok = (g["accuracy"] >= dense - tolerance - 1e-12).to_numpy()
+        n_ok = len(ok) if ok.all() else int(ok.argmin())
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(keys, key)), "dense_accuracy": dense, "holds_to_k": float(g["k"].iloc[n_ok - 1]),
+                     "next_k": float(g["k"].iloc[n_ok]) if n_ok < len(g) else math.nan})
+    return pd.DataFrame(rows)
+
+
+def claims_table(curve: pd.DataFrame, tolerance: float = 0.01, deciding_k: dict | None = None) -> pd.DataFrame:
+    """The claims of source 003 (``prunekit.claims`` format), decided on a pruning-curve table with one row per
+    (setup, dataset, method, scope, seed, k) and its accuracy (``prunekit.curves.pruning_curve``).
+
+    The claims are decided on the source's own setup (the blog's code: ``setup="blog"``, global ranking); every other
+    (setup, dataset, scope) group gets rows of its own, labelled as this project's extensions. In each group, with
+    ``drop(k)`` = a seed's dense accuracy minus its accuracy at k:
+
+    - weight pruning keeps accuracy to about 70-75% sparsity: the t interval over seeds of ``drop(70)`` (magnitude
+      weight pruning) is within ``tolerance`` (holds) or wholly above it (does not hold);
+    - unit pruning keeps it to just under 50%: the same at k = 45 (unit L2 pruning);
+    - weight pruning keeps accuracy longer than unit pruning: the t interval over seeds of the difference of their
+      plateau ends (largest k held within ``tolerance`` at it and every smaller k) is above 0; below 0 does not hold;
+      equal plateaus in every seed are a tie at the grid's resolution (cannot decide).
+    A claim the table cannot decide (no such group, no k = 70 or 45 in the grid) is "not measured here".
     """
+    from .intervals import mean_interval, side_of
+
+    at = {**DECIDING_K, **(deciding_k or {})}
     names = ("Weight pruning keeps accuracy to about 70-75% sparsity",
              "Unit pruning keeps accuracy to just under 50% sparsity",
              "Weight pruning keeps accuracy longer than unit pruning")
     reports = ("accuracy holds to about 70-75% weight sparsity", "accuracy holds to just under 50% unit sparsity",
                "weight pruning is the more effective")
-    points = 100 * tolerance
-    tol = f"mean accuracy within {points:g} point{'' if points == 1 else 's'} of dense"
-    rules = (f"{tol} up to k >= {weight_min_k:g}% in every (setup, dataset, scope) group",
-             f"{tol} up to a k in [{unit_range[0]:g}%, {unit_range[1]:g}%) in every group",
-             "the weight plateau is higher than the unit plateau in every group with both")
-    missing = C.missing_columns(summary, ["method", "holds_to_k"])
-    if missing or summary.empty:
-        why = C.lacking(missing, "summary")
-        return C.claims_frame(C.not_measured(SOURCE, n, r, why, u) for n, r, u in zip(names, reports, rules))
-    keys = [c for c in ("setup", "dataset", "scope") if c in summary.columns]
-    groups = {}
-    for key, g in (summary.groupby(keys) if keys else [((), summary)]):
-        key = key if isinstance(key, tuple) else (key,)
-        groups[", ".join(f"{k}" for k in key) or "all"] = g.set_index("method")["holds_to_k"]
-
-    def per_group(method: str) -> dict[str, float]:
-        return {name: float(g[method]) for name, g in groups.items() if method in g.index}
-
+    points = f"{100 * tolerance:g} point{'' if 100 * tolerance == 1 else 's'}"
+    rules = (f"95% t interval over seeds of the accuracy drop at k = {at['weight']:g}% (weight magnitude) within "
+             f"{points} of dense", f"95% t interval over seeds of the accuracy drop at k = {at['unit']:g}% (unit L2) "
+             f"within {points} of dense", "95% t interval over seeds of (weight plateau end - unit plateau end) > 0; "
+             f"a plateau ends at the largest k held within {points} at it and every smaller k")
+    cols = ["method", "k", "accuracy"]
+    missing = C.missing_columns(curve, cols)
+    if missing or curve.empty:
+        why = C.lacking(missing, "curve")
+        return C.claims_frame(C.not_measured(SOURCE, n, r, why, u, quote=QUOTE) for n, r, u in zip(names, reports,
+                                                                                                     rules))
+    curve = curve.assign(**{c: v for c, v in (("setup", "prunekit"), ("dataset", "?"), ("scope", "global"),
+                                              ("seed", 0)) if c not in curve.columns})
+    ends = plateau_ends(curve, tolerance)
+    groups = list(curve.groupby(["setup", "dataset", "scope"], sort=True).groups)
+    groups.sort(key=lambda g: (g[0], g[2]) != SOURCE_SETUP)  # the source's own setup first
     rows = []
-    for i, (method, test) in enumerate((("weight", lambda k: k >= weight_min_k),
-                                        ("unit", lambda k: unit_range[0] <= k < unit_range[1]))):
-        found = per_group(method)
-        if not found:
-            rows.append(C.not_measured(SOURCE, names[i], reports[i], f"no {method} pruning curve in the summary",
-                                       rules[i]))
+    for setup, dataset, scope in groups:
+        own = (setup, scope) == SOURCE_SETUP
+        label = "" if own else f" (this project's extension: {setup} inputs, {dataset}, {scope} ranking)"
+        described = (f"the blog's own: raw-pixel {dataset}, global ranking over the four hidden layers, the FOR.ai net"
+                     if own else f"this project's extension: {'standardised' if setup == 'prunekit' else 'raw-pixel'} "
+                     f"{dataset}, {scope} ranking, the FOR.ai net")
+        g = curve[(curve.setup == setup) & (curve.dataset == dataset) & (curve.scope == scope)]
+        e = ends[(ends.setup == setup) & (ends.dataset == dataset) & (ends.scope == scope)]
+        context = {"quote": QUOTE, "setup": described, "seeds": C.seed_list(g["seed"])}
+        for i, method in enumerate(("weight", "unit")):
+            k = at[method]
+            m = g[g.method == method]
+            if m.empty or not (m["k"] == k).any() or not (m["k"] == 0).any():
+                rows.append(C.not_measured(SOURCE, names[i] + label, reports[i], f"no {method}-pruning accuracy at "
+                                           f"k = 0 and k = {k:g}% in this group", rules[i], **context))
+                continue
+            per_seed = m.groupby(["seed", "k"])["accuracy"].mean().unstack("k")
+            drop = (per_seed[0.0] - per_seed[k]).dropna()
+            iv = mean_interval(drop)
+            me = e[e.method == method]
+            measured = (f"{method} pruning at k = {k:g}%: accuracy {100 * per_seed[k].mean():.1f}% against "
+                        f"{100 * per_seed[0.0].mean():.1f}% dense (mean over {C.plural(len(drop), 'seed')}); the "
+                        "plateau ends at k = " + ", ".join(f"{v:g}%" for v in me["holds_to_k"]) + " by seed.")
+            holds = side_of(iv, tolerance + 1e-12, holds_above=False)
+            interval = f"drop at k = {k:g}%: {iv.text('{:+.2f}', 100, ' points')}"
+            if holds is None:
+                why = C.undecided_reason([iv]) if not iv.decided else f"the interval straddles the {points} tolerance"
+                rows.append(C.cannot_decide(SOURCE, names[i] + label, reports[i], measured, why, rules[i],
+                                            **{**context, "interval": interval}))
+            else:
+                rows.append(C.claim(SOURCE, names[i] + label, reports[i], measured, holds, rules[i],
+                                    **{**context, "interval": interval}))
+        w = e[e.method == "weight"].set_index("seed")["holds_to_k"]
+        u = e[e.method == "unit"].set_index("seed")["holds_to_k"]
+        both = pd.concat([w, u], axis=1, keys=["weight", "unit"]).dropna()
+        if both.empty:
+            rows.append(C.not_measured(SOURCE, names[2] + label, reports[2], "no seed with both weight and unit "
+                                       "pruning curves", rules[2], **context))
             continue
-        measured = f"{method} pruning holds to " + "; ".join(f"k = {k:.0f}% ({g})" for g, k in found.items()) + "."
-        rows.append(C.claim(SOURCE, names[i], reports[i], measured, all(test(k) for k in found.values()),
-                            rules[i]))
-    weight, unit = per_group("weight"), per_group("unit")
-    both = [g for g in weight if g in unit]
-    if not both:
-        rows.append(C.not_measured(SOURCE, names[2], reports[2], "no group has both weight and unit pruning",
-                                   rules[2]))
-    else:
-        measured = "; ".join(f"{g}: weight to k = {weight[g]:.0f}%, unit to k = {unit[g]:.0f}%" for g in both) + "."
-        rows.append(C.claim(SOURCE, names[2], reports[2], measured, all(weight[g] > unit[g] for g in both),
-                            rules[2]))
+        iv = mean_interval(both["weight"] - both["unit"])
+        measured = (f"plateau ends by seed: weight k = {', '.join(f'{v:g}%' for v in both['weight'])}; unit k = "
+                    f"{', '.join(f'{v:g}%' for v in both['unit'])}.")
+        interval = f"weight - unit: {iv.text('{:+.1f}', 1, ' points of k')}"
+        if iv.decided and iv.low == iv.high == 0:
+            rows.append(C.cannot_decide(SOURCE, names[2] + label, reports[2], measured, "the two plateaus end at the "
+                                        "same k in every seed: a tie at the k grid's resolution", rules[2],
+                                        **{**context, "interval": interval}))
+            continue
+        holds = side_of(iv, 0.0)
+        if holds is None:
+            rows.append(C.cannot_decide(SOURCE, names[2] + label, reports[2], measured, C.undecided_reason([iv]),
+                                        rules[2], **{**context, "interval": interval}))
+        else:
+            rows.append(C.claim(SOURCE, names[2] + label, reports[2], measured, holds, rules[2],
+                                **{**context, "interval": interval}))
     return C.claims_frame(rows)
 
 
 
-def speed_claims(speed: pd.DataFrame | None) -> pd.DataFrame:
+def speed_claims(speed: pd.DataFrame | None, setup: str = "") -> pd.DataFrame:
     """The blog's reason for pruning, that it "saves on matrix operations", checked on a :func:`speed_summary` table
     (``prunekit.claims`` format): at the largest batch size measured, both forms that remove work, compacted unit
     pruning and CSR weight pruning, are faster than the dense net from some k on. Masking alone cannot save time
     and does not count."""
     name = "Pruning saves time on matrix operations"
     reports = "pruning the network is meant to save on matrix operations"
-    rule = "at the largest batch size, compacted units and CSR weights are both faster than dense from some k on"
+    rule = ("at the largest batch size, compacted units and CSR weights are both faster than dense from some k on "
+            "(medians of repeated timings)")
+    context = {"quote": "Here, I explore the effects of different ways of \"pruning\" a network, save on matrix "
+                        "operations, and evaluate the maximum amount of sacrifice we can afford to make on accuracy.",
+               "setup": setup or "the FOR.ai net, timed on this machine", "seeds": "0"}
     cols = ["batch_size", "form", "saves_from_k", "speedup_there", "flop_ratio_there"]
     if speed is None or C.missing_columns(speed, cols) or speed.empty:
         why = C.lacking(C.missing_columns(speed, cols) if speed is not None else cols, "speed summary")
-        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule)])
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule, **context)])
     top = speed[speed["batch_size"] == speed["batch_size"].max()].set_index("form")
     forms = [f for f in ("compacted", "csr") if f in top.index]
     if len(forms) < 2 or top.index.duplicated().any():
         why = "the speed summary needs one compacted and one csr row at its largest batch size"
-        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule)])
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule, **context)])
     parts = []
     for form in forms:
         r = top.loc[form]
@@ -222,4 +311,5 @@ def speed_claims(speed: pd.DataFrame | None) -> pd.DataFrame:
                      f"{r['flop_ratio_there']:.2f}x)")
     measured = f"at batch {int(top['batch_size'].iloc[0])}: " + "; ".join(parts) + "."
     holds = all(not math.isnan(top.loc[f, "saves_from_k"]) for f in forms)
-    return C.claims_frame([C.claim(SOURCE, name, reports, measured, holds, rule)])
+    return C.claims_frame([C.claim(SOURCE, name, reports, measured, holds, rule,
+                                   interval="medians of repeated timings at each k", **context)])

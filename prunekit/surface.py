@@ -23,9 +23,11 @@ Source 002 draws the accuracy surface on the 2-D plane through three points of w
   of the reconstructed weights (for batch-norm models: their metrics after the same recalibration).
 
 The "same basin" test: the loss along the straight line ``w(t) = (1 - t) w_a + t w_b`` from the pretrained to the
-retrained network, and its **loss barrier** ``max_t L(w(t)) - (L(w_a) + L(w_b)) / 2`` (Frankle et al. 2020, linear
-mode connectivity): about 0 or negative means the line stays in one basin; a clearly positive value means a ridge
-separates them.
+retrained network, its **loss barrier** ``max_t L(w(t)) - (L(w_a) + L(w_b)) / 2`` (over the mean of the ends, as
+Frankle et al. 2020, "Linear Mode Connectivity and the Lottery Ticket Hypothesis", arXiv:1912.05671, measure their
+error barrier) and its height above the chord ``max_t [L(w(t)) - ((1 - t) L(w_a) + t L(w_b))]`` (the barrier of
+Entezari et al. 2022, "The Role of Permutation Invariance in Linear Mode Connectivity of Neural Networks",
+arXiv:2110.06296): about 0 means the line stays in one basin; a clearly positive value means a ridge separates them.
 """
 
 from __future__ import annotations
@@ -238,7 +240,8 @@ def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, 
 
 
 def loss_barrier(path: pd.DataFrame, split: str = "test") -> float:
-    """``max_t L(t) - (L(0) + L(1)) / 2`` along a ``linear_path`` result, on one split."""
+    """``max_t L(t) - (L(0) + L(1)) / 2`` along a ``linear_path`` result, on one split: the rise over the mean of the
+    ends (Frankle et al. 2020 measure their error barrier so)."""
     p = path[path["split"] == split].sort_values("t")
     if p.empty:
         raise ValueError(f"split={split!r} is not in the path; have {sorted(path['split'].unique())}")
@@ -252,7 +255,7 @@ def barrier_table(path: pd.DataFrame) -> pd.DataFrame:
     - ``loss_barrier``: ``max_t L(t) - (L(0) + L(1)) / 2`` (a monotone path from a low to a
       high end gives half the difference of the ends);
     - ``loss_barrier_linear``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]``, the height above the chord between the ends
-      (Frankle et al. 2020): 0 for a path that never rises above the straight line between its ends;
+      (Entezari et al. 2022's barrier): 0 for a path that never rises above the straight line between its ends;
     - ``accuracy_dip``: ``(acc(0) + acc(1)) / 2 - min_t acc(t)``; and the ends, the maximum and where it is.
     """
     rows = []

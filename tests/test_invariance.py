@@ -54,15 +54,86 @@ def test_density_trend_and_factor_effect():
     assert eff.iloc[0]["diff"] == pytest.approx(-0.3 * adam)
 
 
+def _verdict(df, claim, **kwargs):
+    from prunekit.invariance import claims_table
+
+    t = claims_table(df, **kwargs).set_index("claim")
+    return t.loc[claim, "verdict"], t.loc[claim, "measured"], t.loc[claim, "interval"]
+
+
+NULL = "Null hypothesis (|ω| constant in width) rejected"
+FLAT = "Effective density roughly constant across widths"
+FC = "Fully connected + SGD gives the lowest density"
+CONV = "Conv + Adam gives a higher density than conv + SGD"
+INIT = "Glorot gives slightly lower density than He"
+
+
 def test_claims_follow_the_numbers():
-    yes = " ".join(claims(_table(1.0)))
-    assert "rejected in 2 of 2" in yes and "roughly width-invariant" in yes
-    assert "lowest FC density is with sgd" in yes and "holds." in yes
-    no = " ".join(claims(_table(0.0)))
-    assert "rejected in 0 of 2" in no and "NOT reproduced" in no and "NOT width-invariant" in no
-    inits = _table(1.0, inits=("he_normal", "glorot_uniform"))
-    inits.loc[inits.init == "glorot_uniform", "density"] *= 0.9
-    assert "Glorot - He = -" in " ".join(claims(inits))
+    yes = _table(1.0)  # |ω| grows like |θ|: density flat, the null rejected; SGD's cores are 0.7x Adam's
+    assert [_verdict(yes, c)[0] for c in (NULL, FLAT, FC)] == ["holds"] * 3
+    no = _table(0.0)  # a constant core: density falls like 1/width (50x over the range), slopes near 0
+    verdict, measured, _ = _verdict(no, NULL)
+    assert verdict == "cannot decide here" and "includes 0" in measured  # a slope of 0 +- noise: no rejection
+    verdict, measured, _ = _verdict(no, FLAT)
+    assert verdict == "does not hold" and "clearly not in 2" in measured
+    shrinking = _table(-0.2)  # |ω| shrinks with width: the slope interval is below 0 in every series
+    assert _verdict(shrinking, NULL)[0] == "does not hold"
+
+
+def _density_series(exponents, noise=0.01, seed=0):
+    """One width series per exponent b: density = 0.2 * width**b (times noise), three seeds per width."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, b in enumerate(exponents):
+        for w in (0.1, 0.25, 0.5, 1, 2, 3, 5):
+            for s in range(3):
+                d = 0.2 * w ** b * np.exp(rng.normal(0, noise))
+                params = int(50000 * w)
+                rows.append(dict(dataset="mnist", arch="lenet300", width_mult=w, optimizer=f"opt{i}",
+                                 init="he_normal", seed=s, params=params, core_params=d * params, density=d,
+                                 dense_accuracy=0.9))
+    return pd.DataFrame(rows)
+
+
+def test_density_is_judged_against_the_change_in_width():
+    """A series is flat when density moves by less than 2x over the source's 50x range of widths: 50**0.1 = 1.48x
+    is, 50**0.3 = 3.2x is not (although |ω| still grows 50**1.3 = 162x against |θ|'s 50x: judged against the
+    width, not against the core's growth)."""
+    assert _verdict(_density_series([0.1]), FLAT)[0] == "holds"
+    verdict, measured, interval = _verdict(_density_series([0.3]), FLAT)
+    assert verdict == "does not hold" and "factor 3.22" in measured and "3.18 to 3.25" in interval
+    assert _verdict(_density_series([0.05, 0.1, 0.3, 0.35]), FLAT)[0] == "holds"  # half the series flat
+    assert _verdict(_density_series([0.05, 0.3, 0.35]), FLAT)[0] == "does not hold"  # most clearly not
+    assert _verdict(_density_series([0.177], noise=0.05), FLAT)[0] == "cannot decide here"  # 2x: on the line
+    assert _verdict(_density_series([0.3]), FLAT, density_fold=4.0)[0] == "holds"  # the threshold is a parameter
+
+
+def _pairs(diffs, factor="init", level="glorot_uniform", reference="he_normal", arch="lenet300"):
+    """Rows paired on everything but ``factor``: density(level) - density(reference) = each of ``diffs``."""
+    rows = []
+    for s, d in enumerate(diffs):
+        base = dict(dataset="mnist", arch=arch, width_mult=1.0, optimizer="adam", init="he_normal", seed=s,
+                    params=1000, dense_accuracy=0.9)
+        rows.append({**base, factor: reference, "density": 0.5, "core_params": 500})
+        rows.append({**base, factor: level, "density": 0.5 + d, "core_params": 1000 * (0.5 + d)})
+    return pd.DataFrame(rows)
+
+
+def test_paired_verdicts_are_decided_on_their_t_interval():
+    """Hand-worked: differences -0.01, -0.02, -0.03 have mean -0.02 and sd 0.01, so the 95% t interval is
+    -0.02 +- 4.303 * 0.01 / sqrt(3) = [-0.0448, +0.0048]: it straddles 0. Adding a fourth pair (-0.02) gives
+    -0.02 +- 3.182 * 0.008165 / 2 = [-0.0330, -0.0070]: wholly below 0."""
+    verdict, _, interval = _verdict(_pairs([-0.01, -0.02, -0.03]), INIT)
+    assert verdict == "cannot decide here" and "-0.045 to +0.005" in interval
+    verdict, _, interval = _verdict(_pairs([-0.01, -0.02, -0.03, -0.02]), INIT)
+    assert verdict == "holds" and "-0.033 to -0.007" in interval
+    assert _verdict(_pairs([0.01, 0.02, 0.03, 0.02]), INIT)[0] == "does not hold"  # Glorot denser
+    assert _verdict(_pairs([0.0, 0.0, 0.0]), INIT)[0] == "does not hold"  # identical: not lower
+    assert _verdict(_pairs([-0.02]), INIT)[0] == "cannot decide here"  # one pair: no interval
+    conv = _pairs([0.01, 0.02, 0.03, 0.02], "optimizer", "adam", "sgd", arch="conv")
+    assert _verdict(conv, CONV)[0] == "holds"
+    resnet = conv.assign(arch="resnet")  # Adam runs on residual nets do not count for the conv claim
+    assert _verdict(resnet, CONV)[0] == "not measured here"
 
 
 def test_untrained_models_are_left_out_of_fits_and_verdicts():
@@ -71,11 +142,13 @@ def test_untrained_models_are_left_out_of_fits_and_verdicts():
     narrow = table["width_mult"] == table["width_mult"].min()
     table.loc[narrow, "dense_accuracy"] = 0.12
     table.loc[narrow, "core_params"] = 1  # a chance-level model: its "core" says nothing, and drags the slope
+    table.loc[narrow, "density"] = 1 / table.loc[narrow, "params"]
     learned, untrained = split_untrained(table, 0.5)
     assert len(untrained) == narrow.sum() and len(learned) == len(table) - narrow.sum()
     kept = " ".join(claims(table, min_dense_accuracy=0.5))
-    assert f"{narrow.sum()} of {len(table)} models" in kept and "roughly width-invariant" in kept
-    assert "roughly width-invariant" not in " ".join(claims(table))  # with them, the slope is off
+    assert f"{narrow.sum()} of {len(table)} models" in kept
+    assert _verdict(table, FLAT, min_dense_accuracy=0.5)[0] == "holds"
+    assert _verdict(table, FLAT, min_dense_accuracy=0.0)[0] != "holds"  # with them, density is off
     with pytest.raises(ValueError, match="min_dense_accuracy"):
         split_untrained(table, 50)
 
@@ -101,14 +174,13 @@ def test_claims_table_format_and_verdicts():
     from prunekit.claims import COLUMNS, VERDICTS
     from prunekit.invariance import claims_table
 
-    t = claims_table(_table(1.0, inits=("he_normal", "glorot_uniform")))
+    t = claims_table(_table(1.0, inits=("he_normal", "glorot_uniform")), setup="a test grid")
     assert list(t.columns) == COLUMNS and set(t["verdict"]) <= set(VERDICTS) and len(t) == 5
+    assert (t["setup"] == "a test grid").all() and (t["seeds"] == "0, 1, 2").all() and t["quote"].str.len().min() > 40
     v = _verdicts(t)
-    assert v["Null hypothesis (|ω| constant in width) rejected"] == "holds"
-    assert v["Effective density roughly constant across widths"] == "holds"
-    assert v["Fully connected + SGD gives the lowest density"] == "holds"          # sgd cores are 0.7x
-    assert v["Conv + Adam gives the highest density"] == "not measured here"       # no conv rows
-    assert v["Glorot gives slightly lower density than He"] == "does not hold"     # identical densities
+    assert v[NULL] == "holds" and v[FLAT] == "holds" and v[FC] == "holds"
+    assert v[CONV] == "not measured here"       # no conv rows
+    assert v[INIT] == "cannot decide here"      # the same densities up to noise: the interval straddles 0
 
 
 @pytest.mark.parametrize("case", ["glorot_and_he_unpaired", "one_init", "no_init_column", "one_optimizer",
@@ -137,25 +209,22 @@ def test_claims_never_raise_and_say_why(case):
     text = " ".join(claims(df))
     assert len(table) == 5
     v = _verdicts(table)
-    init_claim = "Glorot gives slightly lower density than He"
     if case in ("glorot_and_he_unpaired", "one_init", "no_init_column", "empty"):
-        assert v[init_claim] == "not measured here"
-        assert "Not measured here:" in table.set_index("claim").loc[init_claim, "measured"]
+        assert v[INIT] == "not measured here"
+        assert "Not measured here:" in table.set_index("claim").loc[INIT, "measured"]
     if case == "glorot_and_he_unpaired":
-        assert "paired" in table.set_index("claim").loc[init_claim, "measured"]
+        assert "paired" in table.set_index("claim").loc[INIT, "measured"]
     if case in ("no_init_column", "empty"):
         assert set(v.values()) == {"not measured here"}
         assert ("lacks the column init" if case == "no_init_column" else "empty") in text
     if case == "one_optimizer":
-        assert v["Fully connected + SGD gives the lowest density"] == "not measured here"
-        assert "densities for adam only" in text
+        assert v[FC] == "not measured here" and "SGD and another optimizer" in text
     if case == "two_widths":
-        assert v["Null hypothesis (|ω| constant in width) rejected"] == "not measured here"
-        assert v["Effective density roughly constant across widths"] == "not measured here"
+        assert v[NULL] == "not measured here" and v[FLAT] == "not measured here"
     if case == "conv_without_adam":
-        assert v["Conv + Adam gives the highest density"] == "not measured here"
-    if case == "one_glorot_pair":     # one pair: a difference, no test, so not significant
-        assert v[init_claim] == "does not hold" and "one pair, no test" in text
+        assert v[CONV] == "not measured here"
+    if case == "one_glorot_pair":     # one pair: a difference, no interval
+        assert v[INIT] == "cannot decide here" and "one pair gives no interval" in text
 
 
 def test_factor_effect_without_pairs_has_columns():

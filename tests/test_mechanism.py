@@ -11,9 +11,19 @@ from prunekit import mechanism as M
 from prunekit.claims import COLUMNS
 
 
-def _random(spread):
-    return pd.DataFrame({"ratio": [0.05, 0.1, 0.2], "accuracy_min": [0.9, 0.9 - spread, 0.5],
-                         "accuracy_max": [0.95, 0.9, 0.8]})
+def _random(accuracies, other=(0.95, 0.94)):
+    """Random-ablation rows: one per subset, ``accuracies`` at ratio 0.1 and ``other`` at ratio 0.05."""
+    return pd.DataFrame([{"ratio": 0.1, "subset": i, "accuracy": a} for i, a in enumerate(accuracies)]
+                        + [{"ratio": 0.05, "subset": i, "accuracy": a} for i, a in enumerate(other)])
+
+
+def _epochs(stds, n=200, seed=0):
+    """Utilities of the same ``n`` subsets at epochs 0, 1, ...: the utilities of epoch e have standard deviation
+    ``stds[e]`` around 1 (subset by subset, one shared normal draw scaled per epoch: paired across epochs)."""
+    z = np.random.default_rng(seed).standard_normal(n)
+    z = (z - z.mean()) / z.std()
+    return pd.DataFrame([{"epoch": e, "subset": i, "utility": 1.0 + sd * z[i]} for e, sd in enumerate(stds)
+                         for i in range(n)])
 
 
 def _bands(drops, dense=0.95):
@@ -24,14 +34,14 @@ def test_presets_of_notebooks_04_and_05_are_one_model():
     a, b = M.pretrain_config("paper"), M.pretrain_config("paper", seed=0, width_mult=1.0, network="resnet20")
     assert a.key() == b.key() and a.key() == B.cycles_config("paper").key()   # 04's cycles and 05: one ResNet20
     assert (a.model.arch, a.model.init, a.model.batch_norm, a.data.name, a.data.subset, a.data.resize) == (
-        "resnet20", "he_normal", True, "mnist", 10_000, 14)
+        "resnet20", "he_normal", True, "fashion_mnist", 10_000, 14) and a.model.width_mult == 0.5
     assert (a.optimizer, a.lr, a.momentum, a.weight_decay, a.schedule) == ("sgd", 0.1, 0.9, 1e-4, "step")
     assert a.checkpoints[0] == 0 and a.checkpoints[-1] == a.epochs                  # imbalance from initialisation
     mlp = M.pretrain_config("paper", network="mlp")
     assert (mlp.model.arch, mlp.data.name, mlp.optimizer) == ("lenet300", "mnist", "adam")
     assert M.pretrain_config("quick", width_mult=2.0).model.width_mult == 2 * M.SOURCE_NETWORK["quick"]["width_mult"]
-    fashion = M.pretrain_config("paper", dataset="fashion_mnist")
-    assert fashion.data.name == "fashion_mnist" and fashion.data.resize == 14
+    mnist = M.pretrain_config("paper", dataset="mnist")
+    assert mnist.data.name == "mnist" and mnist.data.resize == 14
     assert M.pretrain_config("paper", dataset="cifar10").data.resize is None          # 32x32 colour, never shrunk
     with pytest.raises(ValueError, match="profile"):
         M.pretrain_config("huge")
@@ -41,19 +51,19 @@ def test_presets_of_notebooks_04_and_05_are_one_model():
         M.pretrain_config("quick", dataset="imagenet")
 
 
-def test_the_full_profile_is_the_sources_length_and_falls_back_to_mnist(monkeypatch, tmp_path):
+def test_the_full_profile_is_the_sources_length_and_falls_back_to_fashion_mnist(monkeypatch, tmp_path):
     """'full' trains the source's 200 epochs on the whole training set: on CIFAR-10 where its files are, else on
-    MNIST at full size (decided by the files in the data folder, without loading or downloading)."""
+    Fashion-MNIST at full size (decided by the files in the data folder, without loading or downloading)."""
     monkeypatch.setenv("PRUNEKIT_DATA", str(tmp_path))                    # an empty data folder: no CIFAR-10
     full = M.pretrain_config("full")
-    assert (full.epochs, full.data.name, full.data.subset, full.data.resize) == (200, "mnist", None, None)
+    assert (full.epochs, full.data.name, full.data.subset, full.data.resize) == (200, "fashion_mnist", None, None)
     assert M.eval_subset("full") is None and M.STUDY["full"]["n_subsets"] == 500
     batches = tmp_path / "cifar-10-batches-py"
     batches.mkdir()
     for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
         (batches / name).write_bytes(b"")                                    # present (not loaded to decide)
-    assert M.pretrain_config("full").data.name == "cifar10" and M.default_dataset("paper") == "mnist"
-    assert B.CYCLE_PROFILES["full"]["retrain_epochs"] is None                          # each cycle retrains T epochs
+    assert M.pretrain_config("full").data.name == "cifar10" and M.default_dataset("paper") == "fashion_mnist"
+    assert all("retrain_epochs" not in p for p in B.CYCLE_PROFILES.values())  # every cycle retrains T epochs
 
 
 def test_vanilla_cnn_stand_in_is_a_plain_conv_net_with_the_sources_sgd():
@@ -75,34 +85,52 @@ def test_check_plan_names_the_bad_list(kwargs, match):
 
 
 def test_utility_claims_follow_their_rules():
-    epochs = pd.DataFrame({"epoch": [0, 1, 5, 10], "std": [0.08, 0.07, 0.09, 0.10]})
+    rng = np.random.default_rng(0)
+    wide = rng.uniform(0.30, 0.90, 500)  # a spread of ~60 points, as the source's Fig. 1
     crit = pd.DataFrame({"width_mult": [1.0, 2.0, 4.0], "critical_ratio": [0.80, 0.83, 0.82]})
-    t = M.utility_claims(_random(0.6), _bands([0, 0, 0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.1, 0.6]), 0.95, epochs,
-                         crit)
+    t = M.utility_claims(_random(wide), _bands([0, 0, 0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.1, 0.6]), 0.95,
+                         _epochs([0.01, 0.02, 0.05, 0.1]), crit, setup="a test", seeds="0")
     assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds"] * 4
-    assert "spread of 60.0 points" in t["measured"].iloc[0]
-    t = M.utility_claims(_random(0.007), _bands([0, 0.02, 0, 0, 0, 0.1]), 0.95,
-                         epochs.assign(std=[0.1, 0.09, 0.08, 0.07]), crit.assign(critical_ratio=[0.5, 0.7, 0.9]))
-    assert list(t["verdict"]) == ["does not hold"] * 4   # 0.7 points; a lower band costs 2 points; falls; 1.8x
-    # near the boundaries: 10.01 points of spread holds, 9.99 does not; a top band only 5x the worst lower band does not
-    t = M.utility_claims(_random(0.1001), _bands([0, 0.002, 0, 0.01]), 0.95)
-    assert list(t["verdict"][:2]) == ["holds", "does not hold"]
-    assert M.utility_claims(_random(0.0999))["verdict"].iloc[0] == "does not hold"
-    # not monotone, but up at the end with a positive correlation: holds
-    bumpy = pd.DataFrame({"epoch": [0, 1, 2, 3, 4], "std": [0.08, 0.06, 0.07, 0.09, 0.10]})
-    assert M.utility_claims(imbalance_by_epoch=bumpy)["verdict"].iloc[2] == "holds"
-    # this project's scale-free extras decide the same rule when asked for; the source's std is the default
-    gini = bumpy.rename(columns={"std": "gini"})
-    assert M.utility_claims(imbalance_by_epoch=gini, imbalance="gini")["verdict"].iloc[2] == "holds"
-    assert M.utility_claims(imbalance_by_epoch=gini)["verdict"].iloc[2] == "not measured here"
+    assert "a spread of 59." in t["measured"].iloc[0] and "points [95% CI" in t["interval"].iloc[0]
+    assert (t["setup"] == "a test").all() and t["quote"].str.contains("increases during optimization").any()
+    narrow = rng.uniform(0.85, 0.90, 500)  # 5 points: the whole interval is below 10
+    t = M.utility_claims(_random(narrow), _bands([0, 0.02, 0, 0, 0, 0.1]), 0.95, _epochs([0.1, 0.05, 0.02]),
+                         crit.assign(critical_ratio=[0.5, 0.7, 0.9]))
+    assert list(t["verdict"]) == ["does not hold"] * 4   # 5 points; a lower band costs 2 points; falls; 1.8x
+    # one outlier makes a 10-point spread: resampling often leaves it out, so the interval straddles 10 points
+    outlier = np.r_[np.full(499, 0.85), 0.95]
+    assert M.utility_claims(_random(outlier))["verdict"].iloc[0] == "cannot decide here"
+    # a top band only 5x the worst lower band does not hold (exact: each whole band is one ablation)
+    t = M.utility_claims(magnitude_summary=_bands([0, 0.002, 0, 0.01]), dense_accuracy=0.95)
+    assert t["verdict"].iloc[1] == "does not hold" and t["interval"].iloc[1].startswith("exact")
+
+
+def test_imbalance_growth_is_decided_on_a_paired_bootstrap_interval():
+    grows = M.utility_claims(imbalance_ablations={"net": _epochs([0.10, 0.08, 0.12, 0.13])})
+    row = grows.set_index("claim").loc["Utility imbalance grows during training (net)"]
+    assert row["verdict"] == "holds" and "0.1 at epoch 0, 0.13 at epoch 3" in row["measured"]
+    # the same subsets at both ends, their utilities redrawn with the same spread (0.8 of the old deviation plus 0.6
+    # of a fresh one): no change in the spread but the noise of 300 subsets
+    rng = np.random.default_rng(1)
+    u0 = 1 + 0.1 * rng.standard_normal(300)
+    u1 = 1 + 0.8 * (u0 - 1) + 0.06 * rng.standard_normal(300)
+    noisy = pd.DataFrame({"epoch": [0] * 300 + [5] * 300, "subset": list(range(300)) * 2, "utility": [*u0, *u1]})
+    assert M.utility_claims(imbalance_ablations=noisy)["verdict"].iloc[2] == "cannot decide here"
+    assert M.utility_claims(imbalance_ablations=_epochs([0.2, 0.1]))["verdict"].iloc[2] == "does not hold"
+
+
+def test_the_width_variant_says_the_width_study_did_not_run():
+    row = M.utility_claims(network="resnet20").iloc[3]
+    assert row["verdict"] == "not measured here" and "the width study did not run" in row["measured"]
+    assert "network='mlp'" in row["measured"] and "resnet20" in row["measured"]
 
 
 @pytest.mark.parametrize("kwargs", [
     {},                                                                             # nothing measured
-    {"random_summary": pd.DataFrame(columns=["ratio", "accuracy_min", "accuracy_max"])},  # empty
+    {"random_ablations": pd.DataFrame(columns=["ratio", "accuracy"])},              # empty
     {"magnitude_summary": _bands([0.1])},                                           # one band, no dense accuracy
-    {"imbalance_by_epoch": pd.DataFrame({"epoch": [10], "std": [0.1]})},           # one epoch
-    {"imbalance_by_epoch": pd.DataFrame({"epoch": [0, 10], "cv": [0.1, 0.2]})},     # lacks the measure
+    {"imbalance_ablations": _epochs([0.1]).assign(epoch=10)},                       # one epoch
+    {"imbalance_ablations": _epochs([0.1, 0.2]).drop(columns="subset")},            # no subsets to pair
     {"critical": pd.DataFrame({"width_mult": [1.0, 2.0], "critical_ratio": [0.8, math.nan]})},  # never reached
 ])
 def test_utility_claims_never_raise(kwargs):
@@ -115,11 +143,21 @@ def test_basin_claims():
     b = pd.DataFrame({"method": ["finetune", "lr_rewind", "finetune", "lr_rewind"],
                       "split": ["train", "train", "test", "test"], "loss_barrier_linear": [0.001, 0.2, 0.0, 0.0]})
     t = B.basin_claims(b)
-    assert t["verdict"].iloc[0] == "does not hold" and "1 of 2 retraining methods" in t["measured"].iloc[0]
+    assert t["verdict"].iloc[0] == "does not hold" and "1 of 2 distinct retraining runs" in t["measured"].iloc[0]
     assert B.basin_claims(b, barrier_tol=0.25)["verdict"].iloc[0] == "holds"
     assert B.basin_claims(b, split="test")["verdict"].iloc[0] == "holds"
     for bad in (None, b.iloc[:0], b.drop(columns="split"), b[b.split == "test"]):
         assert B.basin_claims(bad)["verdict"].iloc[0] == "not measured here"
+
+
+def test_basin_claims_count_one_run_once():
+    """Fine-tuning and lr rewinding after a constant-rate pretraining are one run: counted once, named with it."""
+    b = pd.DataFrame({"method": ["finetune", "lr_rewind", "weight_rewind"], "split": "train",
+                      "loss_barrier_linear": [0.0, 0.0, 0.01]})
+    t = B.basin_claims(b, same_as={"lr_rewind": "finetune"})
+    measured = t["measured"].iloc[0]
+    assert t["verdict"].iloc[0] == "holds" and "2 of 2 distinct retraining runs" in measured
+    assert "finetune +0.0000 nats (lr_rewind: the same run" in measured and measured.count("lr_rewind") == 1
 
 
 def test_ablation_table_rows():
@@ -144,10 +182,14 @@ def test_ablation_table_rows():
 
 
 
-def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs=None):
-    accs = accs or {("weight", "finetune"): 0.97, ("weight", "lr_rewind"): 0.98, ("weight", "small"): 0.96,
-                    ("channel", "finetune"): 0.40, ("channel", "lr_rewind"): 0.90, ("channel", "small"): 0.92}
-    table = pd.DataFrame([{"unit": u, "network": n, "test_accuracy": a} for (u, n), a in accs.items()])
+def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs=None, pretrained=None):
+    """Table 1 rows for seeds 0, 1, 2: each network's accuracy plus (-0.001, 0, +0.001) by seed, and barriers."""
+    accs = accs or {("weight", "finetune"): 0.87, ("weight", "lr_rewind"): 0.88, ("weight", "small"): 0.85,
+                    ("channel", "finetune"): 0.40, ("channel", "lr_rewind"): 0.86, ("channel", "small"): 0.86}
+    if pretrained is not None:
+        accs = {**accs, ("pretrained", "pretrained"): pretrained}
+    table = pd.DataFrame([{"seed": s, "unit": u, "network": n, "test_accuracy": a + 0.001 * (s - 1)}
+                          for (u, n), a in accs.items() for s in range(3)])
     rows = [{"unit": "weight", "method": m, "split": "train", "loss_barrier_linear": b}
             for m, b in zip(("finetune", "lr_rewind"), weight_barriers)]
     rows += [{"unit": "channel", "method": "lr_rewind", "split": "train",
@@ -158,17 +200,42 @@ def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs
 
 def test_cycle_claims_follow_their_rules():
     table, barriers = _cycle_tables()
-    got = B.cycle_claims(table, barriers)
+    got = B.cycle_claims(table, barriers, setup="a test")
     assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds"] * 4
-    # each rule at and across its threshold
-    table, barriers = _cycle_tables(weight_barriers=(0.05, 0.0500001), channel_rewind_barrier=0.05,
-                                    accs={("weight", "finetune"): 0.96, ("weight", "lr_rewind"): 0.98,
-                                          ("weight", "small"): 0.96, ("channel", "finetune"): 0.80,
-                                          ("channel", "lr_rewind"): 0.90})
-    got = B.cycle_claims(table, barriers).set_index("claim")["verdict"]
-    assert list(got) == ["does not hold", "does not hold", "does not hold", "holds"]  # 0.80 <= 0.90 - 0.10
-    assert B.cycle_claims(table, barriers, collapse_gap=0.11)["verdict"].iloc[3] == "does not hold"
+    assert (got["seeds"] == "0, 1, 2").all() and (got["setup"] == "a test").all()
+    # a barrier at the tolerance stays in the basin; a channel line that stays is no refutation of a "can"
+    table, barriers = _cycle_tables(weight_barriers=(0.05, 0.0500001), channel_rewind_barrier=0.05)
+    got = B.cycle_claims(table, barriers)
+    assert list(got["verdict"][:2]) == ["does not hold", "cannot decide here"]
+    assert "no refutation" in got["measured"].iloc[1]
     assert B.cycle_claims(table, barriers, barrier_tol=0.06)["verdict"].iloc[0] == "holds"
+
+
+def test_cycle_accuracy_claims_are_decided_on_seeds():
+    """Hand-worked t interval: rewinding - fine-tuning = 0.10 in every seed but one at 0.12 -> mean 0.1067, sd 0.01155,
+    95% interval 0.1067 +- 4.303 * 0.01155 / sqrt(3) = [0.078, 0.135]: it straddles the 10-point collapse gap."""
+    table, barriers = _cycle_tables(accs={("weight", "finetune"): 0.86, ("weight", "lr_rewind"): 0.87,
+                                          ("weight", "small"): 0.85, ("channel", "finetune"): 0.70,
+                                          ("channel", "lr_rewind"): 0.80})
+    table.loc[(table.unit == "channel") & (table.network == "lr_rewind") & (table.seed == 2), "test_accuracy"] += 0.02
+    got = B.cycle_claims(table, barriers)
+    assert got["verdict"].iloc[3] == "cannot decide here" and "+7.80 to +13.54 points" in got["interval"].iloc[3]
+    small = {("weight", "finetune"): 0.84, ("weight", "lr_rewind"): 0.87, ("weight", "small"): 0.85,
+             ("channel", "finetune"): 0.84, ("channel", "lr_rewind"): 0.86}
+    got = B.cycle_claims(*_cycle_tables(accs=small))
+    assert list(got["verdict"][2:]) == ["does not hold", "does not hold"]  # fine-tuning below small; 2 points
+
+
+def test_networks_at_the_tasks_ceiling_cannot_decide():
+    """MNIST at 14x14: every network within a point of the others and of the pretrained one cannot show a
+    difference of several points."""
+    near = {("weight", "finetune"): 0.9774, ("weight", "lr_rewind"): 0.9828, ("weight", "small"): 0.9812,
+            ("channel", "finetune"): 0.9759, ("channel", "lr_rewind"): 0.9810}
+    got = B.cycle_claims(*_cycle_tables(accs=near, pretrained=0.9836))
+    assert list(got["verdict"][2:]) == ["cannot decide here"] * 2
+    assert got["measured"].str.contains("at this scale").sum() == 2 and "pretrained 98.36%" in got["measured"].iloc[2]
+    got = B.cycle_claims(*_cycle_tables(accs=near, pretrained=0.9950))  # a higher ceiling: not at it
+    assert "at this scale" not in got["measured"].iloc[2]
 
 
 @pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty", "one_method",
@@ -185,13 +252,14 @@ def test_cycle_claims_never_raise(case):
         barriers = barriers[barriers.split == "test"]
     elif case == "one_method":  # only fine-tuning: the weight claims need both of the source's methods
         table = table[table.network != "lr_rewind"]
-    elif case == "duplicates":  # a second channel + lr_rewind barrier and a second weight + small accuracy: those two
-        # claims are not measured, the other two are
+    elif case == "duplicates":  # a second channel + lr_rewind barrier and a second weight + small row of one seed:
+        # those two claims are not measured, the other two are
         barriers = pd.concat([barriers, barriers.iloc[[2]].assign(loss_barrier_linear=0.0)], ignore_index=True)
-        table = pd.concat([table, table.iloc[[2]]], ignore_index=True)
-    elif case == "nan":  # a NaN weight barrier and a NaN channel accuracy: not measured, not "does not hold"
+        table = pd.concat([table, table[(table.network == "small") & (table.unit == "weight")].iloc[[0]]],
+                          ignore_index=True)
+    elif case == "nan":  # a NaN weight barrier; a NaN channel accuracy in every seed: not measured, not "does not hold"
         barriers.loc[0, "loss_barrier_linear"] = float("nan")
-        table.loc[3, "test_accuracy"] = float("nan")
+        table.loc[(table.unit == "channel") & (table.network == "finetune"), "test_accuracy"] = float("nan")
     elif case == "extra_method":  # a barrier of a method the claim does not name is left out (it would fail it)
         barriers = pd.concat([barriers, barriers.iloc[[0]].assign(method="weight_rewind", loss_barrier_linear=5.0)],
                              ignore_index=True)
@@ -217,20 +285,21 @@ def test_cycles_config_is_the_sources_recipe():
         B.cycles_config("huge")
 
 
-def _spread_rows(spreads: dict) -> pd.DataFrame:
-    """Rows whose accuracy max - min per (network, statistics) is the given spread (3 subsets each)."""
-    return pd.DataFrame([{"network": n, "statistics": s, "subset": i, "accuracy": 1.0 - v * i / 2}
-                         for (n, s), v in spreads.items() for i in range(3)])
+def _spread_rows(spreads: dict, n: int = 200) -> pd.DataFrame:
+    """Rows whose accuracy max - min per (network, statistics) is the given spread: ``n`` subsets spread evenly."""
+    return pd.DataFrame([{"network": k[0], "statistics": k[1], "subset": i, "accuracy": 1.0 - v * i / (n - 1)}
+                         for k, v in spreads.items() for i in range(n)])
 
 
 def test_spread_claims_follow_their_rules():
-    df = _spread_rows({("bn", "stored"): 0.5, ("bn", "recalibrated"): 0.25, ("plain", "none"): 0.25})  # exact floats
+    df = _spread_rows({("bn", "stored"): 0.6, ("bn", "recalibrated"): 0.1, ("plain", "none"): 0.5})
     got = M.spread_claims(df)
-    assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds", "holds"]  # both exactly at 50%
-    assert "50.0 points with stored statistics, 25.0 recalibrated" in got["measured"].iloc[0]
-    df = _spread_rows({("bn", "stored"): 0.5, ("bn", "recalibrated"): 0.26, ("plain", "none"): 0.24})
+    assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds", "holds"]
+    assert "60.0 points with stored statistics, 10.0 recalibrated" in got["measured"].iloc[0]
+    assert "bn: 0.17 [95% CI" in got["interval"].iloc[0]  # 0.1 / 0.6
+    df = _spread_rows({("bn", "stored"): 0.6, ("bn", "recalibrated"): 0.5, ("plain", "none"): 0.1})
     assert list(M.spread_claims(df)["verdict"]) == ["does not hold", "does not hold"]
-    assert list(M.spread_claims(df, stale_share=0.4)["verdict"]) == ["holds", "does not hold"]  # .26 <= .3, .24 < .3
+    assert list(M.spread_claims(df, stale_share=0.1)["verdict"]) == ["holds", "does not hold"]  # 0.83 <= 0.9
 
 
 @pytest.mark.parametrize("spreads", [None, {}, {("bn", "stored"): 0.6}, {("plain", "none"): 0.2},
@@ -266,15 +335,15 @@ def test_spread_experiment_uses_the_same_subsets_and_both_statistics():
 
 def test_utility_claims_odd_tables_answer_not_measured():
     nan = float("nan")
-    got = M.utility_claims(imbalance_by_epoch={})                                   # no network at all: one row
+    got = M.utility_claims(imbalance_ablations={})                                   # no network at all: one row
     assert len(got) == 4 and got["verdict"].iloc[2] == "not measured here"
-    got = M.utility_claims(imbalance_by_epoch={"cnn": pd.DataFrame({"epoch": [0, 1, 2], "std": [nan, 0.2, 0.3]})})
+    broken = _epochs([0.1, 0.2, 0.3])
+    broken.loc[0, "utility"] = nan
+    got = M.utility_claims(imbalance_ablations={"cnn": broken})
     assert got["verdict"].iloc[2] == "not measured here" and "finite" in got["measured"].iloc[2]
-    twice = pd.DataFrame({"epoch": [0, 0, 5, 5], "std": [0.1, 0.2, 0.3, 0.4]})    # two seeds, not averaged
-    assert M.utility_claims(imbalance_by_epoch=twice)["verdict"].iloc[2] == "not measured here"
-    assert M.utility_claims(_random(0.6).assign(accuracy_min=nan))["verdict"].iloc[0] == "not measured here"
-    doubled = pd.concat([_random(0.6), _random(0.6)])                                # two networks concatenated
-    assert M.utility_claims(doubled)["verdict"].iloc[0] == "not measured here"
+    twice = pd.concat([_epochs([0.1, 0.2]), _epochs([0.1, 0.2])])                  # two seeds, not split
+    assert M.utility_claims(imbalance_ablations=twice)["verdict"].iloc[2] == "not measured here"
+    assert M.utility_claims(_random([0.5, nan]))["verdict"].iloc[0] == "not measured here"
     bands = _bands([0, 0, 0, 0.3])
     assert M.utility_claims(magnitude_summary=bands, dense_accuracy=nan)["verdict"].iloc[1] == "not measured here"
     assert M.utility_claims(magnitude_summary=pd.concat([bands, bands]),

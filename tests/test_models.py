@@ -61,9 +61,9 @@ def test_prunable_parameters_exclude_the_output_layer_by_default(arch):
 
 
 @pytest.mark.parametrize("init, expected_std", [
-    ("glorot_normal", (2 / (300 + 100)) ** 0.5 * 2 ** 0.5),  # gain sqrt(2) for ReLU
-    ("he_normal", (2 / 300) ** 0.5),
-    ("glorot_uniform", (2 / (300 + 100)) ** 0.5 * 2 ** 0.5),
+    ("glorot_normal", (2 / (300 + 100)) ** 0.5),  # Glorot & Bengio (2010), eq. 16: Var = 2 / (fan_in + fan_out)
+    ("he_normal", (2 / 300) ** 0.5),              # He et al. (2015): Var = 2 / fan_in
+    ("glorot_uniform", (2 / (300 + 100)) ** 0.5),
     ("he_uniform", (2 / 300) ** 0.5),
 ])
 def test_initialisations_have_the_textbook_scale(init, expected_std):
@@ -72,6 +72,25 @@ def test_initialisations_have_the_textbook_scale(init, expected_std):
     w = model.hidden_layers[1].weight.detach()  # fan_in 300, fan_out 100
     assert abs(float(w.std()) - expected_std) / expected_std < 0.03
     assert float(model.hidden_layers[1].bias.detach().abs().max()) == 0.0
+
+
+def test_glorot_is_glorot_and_bengio_without_a_relu_gain():
+    """Linear(784, 300) of LeNet-300-100: Glorot & Bengio's std is sqrt(2 / 1084) = 0.0430, He's 0.0505; the ReLU-gain
+    variant the project used before drew 0.0608, larger than He's."""
+    torch.manual_seed(0)
+    first = build_model(ModelConfig("lenet300", init="glorot_uniform"), (1, 28, 28), 10).hidden_layers[0].weight
+    bound = 6 ** 0.5 / (784 + 300) ** 0.5  # U[-bound, bound], the paper's normalised initialisation
+    assert float(first.abs().max()) <= bound and float(first.abs().max()) > 0.99 * bound
+    assert abs(float(first.std()) - 0.0430) < 0.0005
+    torch.manual_seed(0)
+    he = build_model(ModelConfig("lenet300", init="he_normal"), (1, 28, 28), 10).hidden_layers[0].weight
+    assert float(first.std()) < float(he.std())  # Glorot starts smaller than He in every layer of LeNet-300-100
+
+
+def test_a_revised_init_does_not_reuse_models_cached_under_its_old_meaning():
+    glorot, he = ModelConfig("lenet300", init="glorot"), ModelConfig("lenet300", init="he")
+    assert glorot.identity() == {"arch": "lenet300", "init": "glorot_uniform", "init_revision": 2}
+    assert "init_revision" not in he.identity()
 
 
 def test_as_nchw_copies_only_non_canonical_strides():

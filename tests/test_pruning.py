@@ -443,38 +443,76 @@ def test_bad_params_and_masks_raise():
 
 
 # ------------------------------------------------------------------------------- source 003's claims, never raising
-def _summary(rows):
+def _curve(drops, setup="blog", dataset="fashion_mnist", scope="global", dense=0.90, seeds=(0, 1, 2)):
+    """A pruning curve: for each method, ``drops[method]`` maps k to the accuracy drop from ``dense`` (a number for
+    every seed, or one per seed)."""
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=["dataset", "method", "scope", "holds_to_k"])
+    rows = []
+    for method, by_k in drops.items():
+        for k, d in {0: 0.0, **by_k}.items():
+            for i, s in enumerate(seeds):
+                drop = d[i] if isinstance(d, (list, tuple)) else d
+                rows.append({"setup": setup, "dataset": dataset, "method": method, "scope": scope, "seed": s,
+                             "k": float(k), "accuracy": dense - drop, "sparsity": k / 100})
+    return pd.DataFrame(rows)
 
 
-def test_claims_table_003_verdicts_follow_the_plateaus():
+BLOG = {"weight": {40: 0.0, 45: 0.0, 50: 0.0, 70: 0.002, 75: 0.004, 80: 0.02},
+        "unit": {40: 0.0, 45: 0.005, 50: 0.008, 55: 0.05, 70: 0.3, 75: 0.4, 80: 0.5}}
+
+
+def test_claims_table_003_is_decided_on_the_blogs_setup_at_the_sources_words():
+    from prunekit.claims import COLUMNS
     from prunekit.sparsify import claims_table
 
-    t = claims_table(_summary([("mnist", "weight", "global", 80.0), ("mnist", "unit", "global", 25.0),
-                               ("mnist", "weight", "layerwise", 70.0), ("mnist", "unit", "layerwise", 25.0)]))
-    assert list(t["verdict"]) == ["holds", "holds", "holds"]
-    assert "k = 80% (mnist, global)" in t["measured"].iloc[0]
-    t = claims_table(_summary([("mnist", "weight", "global", 60.0), ("mnist", "unit", "global", 60.0)]))
-    assert list(t["verdict"]) == ["does not hold", "does not hold", "does not hold"]  # 60 < 70; 60 >= 50; a tie
+    t = claims_table(_curve(BLOG))
+    assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds"] * 3
+    assert t["setup"].str.startswith("the blog's own").all() and (t["seeds"] == "0, 1, 2").all()
+    assert "at k = 70%: accuracy 89.8% against 90.0% dense" in t["measured"].iloc[0]
+    assert "plateau ends at k = 75%, 75%, 75% by seed" in t["measured"].iloc[0]  # 80 costs 2 points
+    assert "weight k = 75%, 75%, 75%; unit k = 50%, 50%, 50%" in t["measured"].iloc[2]
+    # the blog's own numbers, one grid step from "just under 50%" on the source's grid, hold at k = 45
+    # a unit plateau that falls before 45 does not
+    early = {**BLOG, "unit": {40: 0.0, 45: 0.05, 50: 0.1}}
+    assert claims_table(_curve(early))["verdict"].iloc[1] == "does not hold"
+    # seeds that disagree about k = 45: one loses 3 points, two lose nothing; the interval straddles 1 point
+    split = {**BLOG, "unit": {40: 0.0, 45: [0.0, 0.0, 0.03], 50: 0.1}}
+    assert claims_table(_curve(split))["verdict"].iloc[1] == "cannot decide here"
 
 
-@pytest.mark.parametrize("rows, expected", [
-    ([], ["not measured here"] * 3),                                                      # empty
-    ([("mnist", "weight", "global", 80.0)], ["holds", "not measured here", "not measured here"]),  # no unit rows
-    ([("mnist", "random_weight", "global", 0.0)], ["not measured here"] * 3),             # baselines only
-    ([("mnist", "weight", "global", 80.0), ("fashion_mnist", "unit", "global", 25.0)],    # unpaired groups
-     ["holds", "holds", "not measured here"]),
+def test_claims_table_003_ties_and_extensions():
+    import pandas as pd
+
+    from prunekit.sparsify import claims_table
+
+    tie = {"weight": {70: 0.0, 75: 0.05}, "unit": {45: 0.0, 70: 0.0, 75: 0.05}}  # both plateaus end at 70
+    row = claims_table(_curve(tie)).iloc[2]
+    assert row["verdict"] == "cannot decide here" and "a tie at the k grid's resolution" in row["measured"]
+    worse = {"weight": {45: 0.0, 50: 0.05, 70: 0.1}, "unit": {45: 0.0, 70: 0.0, 75: 0.05}}
+    assert claims_table(_curve(worse))["verdict"].iloc[2] == "does not hold"
+    both = pd.concat([_curve(BLOG), _curve(tie, setup="prunekit", dataset="mnist", scope="layerwise")])
+    t = claims_table(both)
+    assert len(t) == 6 and not t["claim"].iloc[0].endswith(")")  # the source's setup first, unlabelled
+    assert t["claim"].iloc[3].endswith("(this project's extension: prunekit inputs, mnist, layerwise ranking)")
+    assert t["setup"].iloc[3].startswith("this project's extension: standardised mnist, layerwise")
+
+
+@pytest.mark.parametrize("drops, expected", [
+    ({}, ["not measured here"] * 3),                                                       # empty
+    ({"weight": {70: 0.0}}, ["holds", "not measured here", "not measured here"]),          # no unit rows
+    ({"random_weight": {70: 0.0}}, ["not measured here"] * 3),                             # baselines only
+    ({"weight": {60: 0.0}, "unit": {45: 0.0}}, ["not measured here", "holds", "holds"]),   # no k = 70 in the grid
 ])
-def test_claims_table_003_never_raises(rows, expected):
-    from prunekit.sparsify import claims_table, plateau_report
+def test_claims_table_003_never_raises(drops, expected):
+    from prunekit.sparsify import claims_table, plateau_report, plateau_summary
 
-    summary = _summary(rows)
-    assert list(claims_table(summary)["verdict"]) == expected
-    assert list(claims_table(summary.drop(columns="method"))["verdict"]) == ["not measured here"] * 3
-    assert "lacks the column method" in claims_table(summary.drop(columns="method"))["measured"].iloc[0]
-    assert isinstance(plateau_report(summary), str)  # never raises, whatever the summary holds
+    curve = _curve(drops) if drops else _curve({"weight": {}}).iloc[:0]
+    assert list(claims_table(curve)["verdict"]) == expected
+    assert list(claims_table(curve.drop(columns="method"))["verdict"]) == ["not measured here"] * 3
+    assert "lacks the column method" in claims_table(curve.drop(columns="method"))["measured"].iloc[0]
+    if len(curve):
+        assert isinstance(plateau_report(plateau_summary(curve)), str)  # never raises, whatever the summary holds
 
 
 # ------------------------------------------------------------------------------- scorers apart, masks keyed by name

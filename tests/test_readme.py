@@ -30,13 +30,15 @@ def test_the_readme_section_is_rendered_from_the_committed_claims():
 def test_section_escapes_cells_and_counts_verdicts():
     claims = pd.DataFrame({"notebook": ["02", "05"], "source": ["003 blog", "002 study"],
                            "claim": ["a | b", "c"], "source_reports": ["x\ny", "z"], "measured": ["m", "n"],
-                           "verdict": ["holds", "not measured here"], "rule": ["r", "r"]})
+                           "interval": ["+1 [95% CI 0 to 2]", float("nan")],
+                           "verdict": ["holds", "cannot decide here"], "rule": ["r", "r"]})
     run = pd.DataFrame({"notebook": ["02_pruning_curves", "05_weight_utility"], "wall_time_s": [600.0, 30.0],
                         "machine": ["a CPU, no GPU", "a CPU, no GPU"]})
     s = R.section(claims, run)
     assert s.startswith(R.START) and s.endswith(R.END)
-    assert "| 02 | 003 | a \\| b | x y | m | **holds** |" in s
-    assert "1 holds, 1 not measured here" in s and "10 min in all (02 10 min, 05 30 s)" in s
+    assert "| 02 | 003 | a \\| b | x y | m | +1 [95% CI 0 to 2] | **holds** |" in s
+    assert "| 05 | 002 | c | z | n |  | **cannot decide here** |" in s
+    assert "1 holds, 1 cannot decide here" in s and "10 min in all (02 10 min, 05 30 s)" in s
     assert "on a CPU, no GPU" in s
 
 

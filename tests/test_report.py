@@ -36,8 +36,10 @@ def site(tmp_path_factory):
     pm.execute_notebook(str(REPO / "notebooks" / "01_training.ipynb"), str(executed / "01_training.ipynb"),
                         parameters={"profile": "quick", "seed": 3}, kernel_name="python3", progress_bar=False,
                         cwd=str(root))
-    save_table(claims_frame([claim("003 blog", "Holds <here>", "70-75%", "80%", True, "rule"),
-                             claim("000 density", "Not here", "flat", "x", None, "rule")]), "quick", "01_claims")
+    save_table(claims_frame([claim("003 blog", "Holds <here>", "70-75%", "80%", True, "rule",
+                                   interval="+1.0 [95% CI +0.5 to +1.5]"),
+                             claim("000 density", "Not here", "flat", "x", "not measured here", "rule"),
+                             claim("000 density", "Open", "flat", "x", None, "rule")]), "quick", "01_claims")
     gather_claims("quick")
     (root / "figures" / "05_random_ablation_quick.png").write_bytes(
         (root / "figures" / "01_learning_curves_quick.png").read_bytes())         # one headline figure present
@@ -50,6 +52,7 @@ def test_the_index_links_every_claim_to_its_notebook_section(site):
     page = site.read_text()
     assert "Holds &lt;here&gt;" in page and "<here>" not in page                # escaped, not injected
     assert page.count('class="verdict holds"') == 1 and page.count('class="verdict unmeasured"') == 1
+    assert page.count('class="verdict undecided"') == 1 and "+1.0 [95% CI +0.5 to +1.5]" in page
     notebook = (site.parent / "01_training.html").read_text()
     anchor = re.findall(r'<h2 id="([^"]+)"', notebook)[-1]
     assert f'href="01_training.html#{anchor}"' in page                          # the notebook's last section

@@ -80,14 +80,14 @@ def test_gather_claims_makes_one_table_in_notebook_order(tmp_path):
         gather_claims("paper")
     a = claims_frame([claim("003 blog", "c1", "r", "m", True, "rule")])
     b = claims_frame([claim("000 density", "c2", "r", "m", False, "rule"), claim("000 density", "c3", "r", "m", None,
-                                                                                  "rule")])
+                                                                                  "rule", seeds="0, 1")])
     save_table(b, "paper", "03_claims")
     save_table(a, "paper", "02_claims")
     save_table(pd.DataFrame({"x": [1]}), "paper", "02_pruning_curves")      # not a claims table: ignored by name
     t = gather_claims("paper")
     assert list(t["notebook"]) == ["02", "03", "03"] and list(t["claim"]) == ["c1", "c2", "c3"]
-    assert list(t["verdict"]) == ["holds", "does not hold", "not measured here"]
-    on_disk = pd.read_csv(tmp_path / "results" / "paper" / "claims.csv", dtype={"notebook": str})
+    assert list(t["verdict"]) == ["holds", "does not hold", "cannot decide here"] and t["seeds"].iloc[2] == "0, 1"
+    on_disk = pd.read_csv(tmp_path / "results" / "paper" / "claims.csv", dtype=str, keep_default_na=False)
     assert on_disk.equals(t.astype({"notebook": str}))
     save_table(pd.DataFrame({"claim": ["x"]}), "paper", "04_claims")
     with pytest.raises(ValueError, match="lacks"):

@@ -82,6 +82,23 @@ def test_prune_and_retrain_all_methods(pretrained):
         R.retrain(run.model, masks, ds, run.config, "rewind")
 
 
+def test_methods_that_are_one_run_are_trained_once_and_said_so(pretrained):
+    """Constant-rate pretraining: fine-tuning (t epochs at lr(T)) and lr rewinding (the last t epochs of the schedule)
+    get the same rates from the same pruned weights, so the same weights bitwise: one run, counted once."""
+    run, ds = pretrained
+    _, _, results = R.prune_and_retrain(run.model, ds, run.config, 50, run.checkpoints, epochs=1)
+    assert results["finetune"].same_as is None and results["lr_rewind"].same_as == "finetune"
+    assert results["weight_rewind"].same_as is None  # another starting point
+    alone = R.retrain(run.model, results["finetune"].masks, ds, run.config, "lr_rewind", epochs=1)
+    assert all(torch.equal(a, b) for a, b in zip(alone.model.state_dict().values(),
+                                                 results["finetune"].model.state_dict().values()))
+    distinct, same = R.distinct_methods(results)
+    assert list(distinct) == ["finetune", "weight_rewind"] and same == {"lr_rewind": "finetune"}
+    step = run.config.replace(schedule="step", epochs=4)  # a schedule that decays: the two differ
+    _, _, results = R.prune_and_retrain(run.model, ds, step, 50, methods=("finetune", "lr_rewind"), epochs=2)
+    assert R.distinct_methods(results)[1] == {}
+
+
 def test_held_masks_are_keyed_by_name_and_equal_the_positional_ones(pretrained):
     run, ds = pretrained
     named = R.magnitude_masks(run.model, 70)

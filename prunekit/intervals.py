@@ -1,0 +1,100 @@
+"""Intervals that verdicts are decided on: a t interval of a mean over seeds (or pairs), a bootstrap interval of any
+statistic over resampled subsets (both from scipy.stats), and the three-way verdict an interval gives against a rule's
+threshold.
+
+A comparative claim "holds" only when the whole interval is on the claim's side of the threshold, "does not hold" only
+when the whole interval is on the other side, and "cannot decide here" otherwise (too few seeds, too much spread).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Interval", "mean_interval", "bootstrap_interval", "side_of"]
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its ``confidence`` interval [low, high] over ``n`` observations, and how it was made."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
+    method: str
+    confidence: float = CONFIDENCE
+
+    @property
+    def decided(self) -> bool:
+        """Whether both ends are numbers (one observation gives no interval)."""
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+    def text(self, fmt: str = "{:+.3f}", scale: float = 1.0, unit: str = "") -> str:
+        """``"+0.050 [95% CI +0.029 to +0.072; paired t, n = 63]"``; ``scale`` multiplies (100 for points), ``unit``
+        follows the estimate and the interval's upper end."""
+        def f(v: float) -> str:
+            return fmt.format(scale * v) if math.isfinite(v) else "n/a"
+
+        if not self.decided:
+            return f"{f(self.estimate)}{unit} [no interval: {self.method}, n = {self.n}]"
+        return (f"{f(self.estimate)}{unit} [{self.confidence:.0%} CI {f(self.low)} to {f(self.high)}{unit}; "
+                f"{self.method}, n = {self.n}]")
+
+
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE, what: str = "t over seeds") -> Interval:
+    """The mean of ``values`` with Student's t interval (``scipy.stats.t``): the interval of a mean over seeds, or of
+    paired differences. One value gives no interval (NaN ends); values that are all equal give the point itself."""
+    from scipy import stats
+
+    x = np.asarray([float(v) for v in values], dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, what, confidence)
+    mean = float(x.mean())
+    if x.size == 1:
+        return Interval(mean, math.nan, math.nan, 1, what, confidence)
+    if np.ptp(x) == 0:  # no spread: the point itself (not a rounding error's width)
+        return Interval(float(x[0]), float(x[0]), float(x[0]), int(x.size), what, confidence)
+    sem = float(stats.sem(x))
+    low, high = stats.t.interval(confidence, x.size - 1, loc=mean, scale=sem)
+    return Interval(mean, float(low), float(high), int(x.size), what, confidence)
+
+
+def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable[..., np.ndarray], *,
+                       confidence: float = CONFIDENCE, n_resamples: int = 2000, seed: int = 0, paired: bool = False,
+                       what: str = "bootstrap over subsets") -> Interval:
+    """``statistic(*samples)`` with a percentile bootstrap interval (``scipy.stats.bootstrap``): each sample is
+    resampled with replacement (together, row by row, when ``paired``). ``statistic`` takes the samples and an
+    ``axis`` keyword (vectorised, as scipy asks). A sample with fewer than two values gives no interval."""
+    from scipy import stats
+
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    estimate = float(statistic(*samples, axis=-1))
+    n = min((s.size for s in samples), default=0)
+    if n < 2 or not math.isfinite(estimate):
+        return Interval(estimate, math.nan, math.nan, int(n), what, confidence)
+    if all(np.ptp(s) == 0 for s in samples):
+        return Interval(estimate, estimate, estimate, int(n), what, confidence)
+    res = stats.bootstrap(samples, statistic, n_resamples=n_resamples, confidence_level=confidence,
+                          method="percentile", paired=paired, vectorized=True,
+                          rng=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Interval(estimate, min(low, estimate), max(high, estimate), int(n), what, confidence)
+
+
+def side_of(interval: Interval, threshold: float = 0.0, holds_above: bool = True) -> bool | None:
+    """True when the whole interval is on the claim's side of ``threshold`` (above it with ``holds_above``, else
+    below), False when the whole interval is on the other side (or on the threshold), None when it straddles the
+    threshold or there is no interval."""
+    if not interval.decided:
+        return None
+    low, high = interval.low, interval.high
+    if holds_above:
+        return True if low > threshold else False if high <= threshold else None
+    return True if high < threshold else False if low >= threshold else None
