@@ -14,7 +14,7 @@ LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 KERNEL_JSON := $(VENV)/share/jupyter/kernels/$(KERNEL)/kernel.json
-# OpenMP threads that do not spin away a busy machine (prunekit.runtime, chosen by benchmarks/bench_load.py): in the
+# OpenMP threads that do not spin away a busy machine (prunekit.core.runtime, chosen by benchmarks/bench_load.py): in the
 # environment of every process a target starts, before torch loads; a value already set is kept
 GOMP_SPINCOUNT ?= 30000
 export GOMP_SPINCOUNT

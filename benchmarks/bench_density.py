@@ -1,6 +1,6 @@
 """Benchmarks of the width-invariance study (source 000).
 
-1. ``density_search``: the effective-density search (``prunekit.metrics.effective_density``: an upward scan in
+1. ``density_search``: the effective-density search (``prunekit.measures.density.effective_density``: an upward scan in
    steps of 1% of the prunable weights, stopped at the first failing level, then bisection inside that step to 0.1%)
    against two baselines measured in the same run on the same model and evaluation split:
 
@@ -22,7 +22,7 @@
    against the same sweep in-process (torch using every core): wall time (cluster start-up included), speed-up and
    parallel efficiency (speed-up / workers). Both train from empty caches.
 
-Rows go to data/results/benchmarks.csv through ``prunekit.benchmarking.record``.
+Rows go to data/results/benchmarks.csv through ``prunekit.report.benchmarking.record``.
 ``python benchmarks/bench_density.py [--quick]``
 """
 
@@ -36,10 +36,10 @@ import time
 
 import torch
 
-from prunekit.benchmarking import matmul_gflops, record
-from prunekit.config import DataConfig, TrainConfig
-from prunekit.metrics import accuracy_threshold, effective_density, search_steps
-from prunekit.pruned_eval import _IncrementalMLP, _Pruner
+from prunekit.report.benchmarking import matmul_gflops, record
+from prunekit.core.config import DataConfig, TrainConfig
+from prunekit.measures.density import accuracy_threshold, effective_density, search_steps
+from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
 
 
 def old_bisection(passes, n: int, coarse: float = 0.1, resolution: float = 1e-3) -> tuple[int, int]:
@@ -78,8 +78,8 @@ def plain_linear_scan(passes, n: int, step: int) -> tuple[int, int]:
 
 
 def bench_search(quick: bool) -> None:
-    from prunekit.cache import train_or_load
-    from prunekit.data import DatasetUnavailable, load_dataset
+    from prunekit.core.store import train_or_load
+    from prunekit.core.data import DatasetUnavailable, load_dataset
 
     name = "density_search"
     record(name, "matmul throughput (all threads)", matmul_gflops(512), "GFLOP/s")
@@ -151,10 +151,10 @@ def bench_search(quick: bool) -> None:
 
 
 def bench_batch(quick: bool) -> None:
-    from prunekit.cache import build
-    from prunekit.data import DatasetUnavailable, load_dataset
-    from prunekit.pruned_eval import search_batch_size
-    from prunekit.sweep import eval_split
+    from prunekit.core.store import build
+    from prunekit.core.data import DatasetUnavailable, load_dataset
+    from prunekit.measures._density_eval import search_batch_size
+    from prunekit.core.sweep import eval_split
 
     name = "search_batch"
     record(name, "matmul throughput (all threads)", matmul_gflops(512), "GFLOP/s")
@@ -194,8 +194,8 @@ def bench_sweep(quick: bool) -> None:
     """
     from distributed import LocalCluster
 
-    from prunekit.data import DatasetUnavailable, load_dataset
-    from prunekit.sweep import make_grid, run_sweep
+    from prunekit.core.data import DatasetUnavailable, load_dataset
+    from prunekit.core.sweep import make_grid, run_sweep
 
     name = "density_sweep"
     try:

@@ -1,5 +1,5 @@
 """Training speed on a shared machine: the same training step idle and beside busy processes, with torch's defaults
-and with prunekit's CPU settings (prunekit.runtime).
+and with prunekit's CPU settings (prunekit.core.runtime).
 
 The step: LeNet-300-100 at batch 128 on MNIST-shaped inputs (prunekit's model, its fused Adam and its batch
 indexing; the pixel values do not change the time). Each measurement is a fresh process with its own environment,
@@ -14,7 +14,7 @@ stops them after each load state:
 Settings measured side by side, interleaved in rounds (median over rounds):
 
 - ``default``: torch's defaults (``OMP_WAIT_POLICY`` and ``GOMP_SPINCOUNT`` unset, one thread per usable core);
-- ``prunekit``: ``import prunekit`` before torch, which sets :func:`prunekit.runtime.environment`;
+- ``prunekit``: ``import prunekit`` before torch, which sets :func:`prunekit.core.runtime.environment`;
 - with ``--candidates``, the alternatives it was chosen from: ``OMP_WAIT_POLICY=PASSIVE``, one thread, and
   ``GOMP_SPINCOUNT`` between 0 and the default.
 
@@ -49,10 +49,10 @@ def measure_step(seconds: float, late_busy: int = 0) -> float:
         import prunekit  # noqa: F401  (first: it sets the OpenMP environment before torch loads)
     import torch
 
-    from prunekit.config import ModelConfig, TrainConfig
-    from prunekit.data import Split, iterate_batches
-    from prunekit.models import build_model
-    from prunekit.train import make_loss, make_optimizer
+    from prunekit.core.config import ModelConfig, TrainConfig
+    from prunekit.core.data import Split, iterate_batches
+    from prunekit.core.models import build_model
+    from prunekit.core.train import make_loss, make_optimizer
 
     cfg = TrainConfig(model=ModelConfig("lenet300"), batch_size=128)
     gen = torch.Generator().manual_seed(0)
@@ -147,8 +147,8 @@ class Busy:
 
 
 def main(quick: bool, candidates: bool, rounds: int, seconds: float) -> None:
-    from prunekit.benchmarking import record
-    from prunekit.runtime import usable_cores, worker_environment
+    from prunekit.report.benchmarking import record
+    from prunekit.core.runtime import usable_cores, worker_environment
 
     print(f"usable cores: {usable_cores()}; prunekit's settings in this process: {worker_environment()}")
     states = [("idle", None, 0, 0), ("1 spin busy", "spin", 1, 0), ("2 spin busy", "spin", 2, 0)]

@@ -1,4 +1,4 @@
-"""Benchmark of prunekit.pruning (source 003): pruning-curve cost and inference speed-ups of pruned FOR.ai nets.
+"""Benchmark of prunekit.pruning.select (source 003): pruning-curve cost and inference speed-ups of pruned FOR.ai nets.
 
 1. A full pruning curve (10 k values x weight and unit pruning, layerwise ranking) of the FOR.ai net
    (784-1000-1000-500-200-10, ReLU, no biases) on MNIST's 10,000 test images:
@@ -26,13 +26,14 @@ import time
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from prunekit import curves
-from prunekit.benchmarking import matmul_gflops, record, timeit
-from prunekit.cache import train_or_load
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.data import Split, load_dataset
-from prunekit.models import prunable_parameters
-from prunekit.train import evaluate
+from prunekit.measures import curves
+from prunekit.core.timing import timeit
+from prunekit.report.benchmarking import matmul_gflops, record
+from prunekit.core.store import train_or_load
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.core.data import Split, load_dataset
+from prunekit.core.models import prunable_parameters
+from prunekit.core.train import evaluate
 
 BENCH = "pruning"
 KS = [0, 25, 50, 60, 70, 80, 90, 95, 97, 99]

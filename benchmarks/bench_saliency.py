@@ -1,4 +1,4 @@
-"""Benchmark of prunekit.saliency: the whole of brute-force Algorithm II (source 001).
+"""Benchmark of prunekit.measures.saliency: the whole of brute-force Algorithm II (source 001).
 
 Brute-force Algorithm II removes, at every step, the unit whose removal raises the error least, found by trying every
 remaining unit: O(K²) evaluations for K hidden units. Compared in one run on MNIST 400-100-10 (5,000-image stratified
@@ -23,12 +23,12 @@ import time
 import torch
 from torch import nn
 
-from prunekit import saliency
-from prunekit.benchmarking import matmul_gflops, record
-from prunekit.config import DataConfig, ModelConfig
-from prunekit.data import load_dataset
-from prunekit.models import build_model
-from prunekit.train import make_loss
+from prunekit.measures import saliency
+from prunekit.report.benchmarking import matmul_gflops, record
+from prunekit.core.config import DataConfig, ModelConfig
+from prunekit.core.data import load_dataset
+from prunekit.core.models import build_model
+from prunekit.core.train import make_loss
 
 BENCH = "saliency"
 

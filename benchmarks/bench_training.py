@@ -20,17 +20,17 @@ import time
 
 import torch
 
-from prunekit.benchmarking import matmul_gflops, record
-from prunekit.cache import build
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.data import iterate_batches, load_dataset
-from prunekit.models import count_parameters
-from prunekit.paths import data_dir
-from prunekit.train import make_loss, make_optimizer
+from prunekit.report.benchmarking import matmul_gflops, record
+from prunekit.core.store import build
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.core.data import iterate_batches, load_dataset
+from prunekit.core.models import count_parameters
+from prunekit.core.paths import data_dir
+from prunekit.core.train import make_loss, make_optimizer
 
 
 def prunekit_throughput(cfg: TrainConfig, ds, samples: int) -> float:
-    """Samples/s of prunekit's training step (the loop of prunekit.train.train) over ``samples`` samples."""
+    """Samples/s of prunekit's training step (the loop of prunekit.core.train.train) over ``samples`` samples."""
     model = build(cfg, ds)
     optimizer = make_optimizer(model.parameters(), cfg)
     loss_fn = make_loss(cfg.loss)

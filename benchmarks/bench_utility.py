@@ -1,13 +1,13 @@
 """Benchmarks of weight-utility ablation and of the loss-surface plane (source 002).
 
-1. Random ablation, small net on digits (per-call overhead dominates): batched subsets (prunekit.utility) vs the naive
+1. Random ablation, small net on digits (per-call overhead dominates): batched subsets (prunekit.measures.utility) vs the naive
    way (deepcopy, zero, evaluate, per subset). Target: >= 5x faster.
 2. Random ablation, LeNet-300-100 on the 10,000 MNIST test images: subsets masked in place vs plain evaluations of
    the dense model, as many. Target: <= 1.2x. (Timing does not depend on the weights' values: the model is untrained.)
 3. A 21x21 plane (train + test) on a model without batch norm vs as many plain evaluations. Target: <= 1.3x.
    Batch-norm recalibration cost reported separately (ConvNet on digits).
 
-Rows go to data/results/benchmarks.csv via prunekit.benchmarking.record. ``--quick`` shrinks every size.
+Rows go to data/results/benchmarks.csv via prunekit.report.benchmarking.record. ``--quick`` shrinks every size.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from prunekit import surface as S
-from prunekit import utility as U
-from prunekit.benchmarking import record, timeit
-from prunekit.cache import build, train_or_load
-from prunekit.config import TrainConfig
-from prunekit.data import DatasetUnavailable, load_dataset
-from prunekit.models import prunable_parameters
-from prunekit.train import evaluate, predict
+from prunekit.measures import surface as S
+from prunekit.measures import utility as U
+from prunekit.core.timing import timeit
+from prunekit.report.benchmarking import record
+from prunekit.core.store import build, train_or_load
+from prunekit.core.config import TrainConfig
+from prunekit.core.data import DatasetUnavailable, load_dataset
+from prunekit.core.models import prunable_parameters
+from prunekit.core.train import evaluate, predict
 
 BENCH = "utility"
 

@@ -4,15 +4,15 @@ Datasets, width-scaled models, a fast cached trainer, pruning masks, neuron sali
 plane and sweeps, for reproducing four studies of that question (see the README).
 """
 
-from .runtime import configure_environment
+from .core.runtime import configure_environment
 
-configure_environment()  # before torch loads OpenMP: see prunekit.runtime
+configure_environment()  # before torch loads OpenMP: see prunekit.core.runtime
 
-from .cache import Run, train_or_load  # noqa: E402
-from .config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
-from .data import Dataset, DatasetUnavailable, Split, load_dataset  # noqa: E402
-from .models import build_model, count_parameters, prunable_parameters  # noqa: E402
-from .train import evaluate  # noqa: E402
+from .core.store import Run, train_or_load  # noqa: E402
+from .core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from .core.data import Dataset, DatasetUnavailable, Split, load_dataset  # noqa: E402
+from .core.models import build_model, count_parameters, prunable_parameters  # noqa: E402
+from .core.train import evaluate  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from .claims import plural
-from .reporting import PROFILES, gather_claims
+from .report.claims import plural
+from .report.tables import PROFILES, gather_claims
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("readme", help="the README's results section from the paper profile's claims table")
     args = parser.parse_args(argv)
     if args.command == "readme":
-        from .readme import update_readme
+        from .report.readme import update_readme
 
         print(f"results section rewritten: {update_readme()}")
     if args.command == "report":
-        from .report import build_report
+        from .report.site import build_report
 
         print(f"report: {build_report(args.profile)}")
     if args.command == "claims":

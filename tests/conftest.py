@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-import prunekit  # noqa: F401  (first: it sets the OpenMP environment before torch loads, prunekit.runtime)
+import prunekit  # noqa: F401  (first: it sets the OpenMP environment before torch loads, prunekit.core.runtime)
 import pytest
 import torch
 

@@ -1,11 +1,11 @@
-"""prunekit.cache.cached_result: derived results computed once per spec, stored atomically, checked when loaded."""
+"""prunekit.core.store.cached_result: derived results computed once per spec, stored atomically, checked when loaded."""
 
 import json
 
 import pytest
 import torch
 
-from prunekit.cache import cached_result, result_key
+from prunekit.core.store import cached_result, result_key
 
 
 def test_computed_once_then_loaded_exactly(tmp_path):

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from prunekit.claims import lacking, listing, plural
+from prunekit.report.claims import lacking, listing, plural
 
 
 @pytest.mark.parametrize("count, digits, expected", [(1, 0, "1 point"), (0, 0, "0 points"), (2, 0, "2 points"),
@@ -31,7 +31,7 @@ def _plateau(k, next_k, acc_next):
 
 
 def test_plateau_report_is_whole_sentences_with_integer_k():
-    from prunekit.sparsify import plateau_report
+    from prunekit.studies.s003_sparsify import plateau_report
 
     text = plateau_report(_plateau(80.0, 90.0, 0.9), tolerance=0.01)
     assert "within 1 point of the dense 98.0% up to k = 80% (97.5%); at k = 90% it falls to 90.0%" in text
@@ -45,9 +45,9 @@ def test_plateau_report_is_whole_sentences_with_integer_k():
 def test_curve_tables_show_integer_k(tmp_path):
     import torch
 
-    from prunekit.curves import pruning_curve
-    from prunekit.data import Split
-    from prunekit.models import MLP, prunable_parameters
+    from prunekit.measures.curves import pruning_curve
+    from prunekit.core.data import Split
+    from prunekit.core.models import MLP, prunable_parameters
 
     model = MLP(4, (6,), 3)
     split = Split(torch.randn(20, 4), torch.randint(0, 3, (20,)))

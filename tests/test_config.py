@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 
 
 @pytest.mark.parametrize("kwargs, field", [

@@ -10,13 +10,23 @@ import copy
 import pytest
 import torch
 
-from prunekit import curves, metrics, pruning, saliency, surface, utility
-from prunekit.cache import fit, train_or_load
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.data import load_dataset
-from prunekit.device import dataset_to
-from prunekit.models import prunable_parameters
-from prunekit.train import evaluate, predict
+from prunekit.measures import curves
+
+from prunekit.measures import density as metrics
+
+from prunekit.pruning import select as pruning
+
+from prunekit.measures import saliency
+
+from prunekit.measures import surface
+
+from prunekit.measures import utility
+from prunekit.core.store import fit, train_or_load
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.core.data import load_dataset
+from prunekit.core.device import dataset_to
+from prunekit.core.models import prunable_parameters
+from prunekit.core.train import evaluate, predict
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (make test-gpu)")]
@@ -113,8 +123,8 @@ def test_plane_point_evaluation(pair):
 
 
 def test_magnitude_ablation_weights_frame_and_rank_agreement(pair):
-    from prunekit import shrinking
-    from prunekit.reporting import layer_weights_frame
+    from prunekit.studies import s001_shrinking as shrinking
+    from prunekit.report.tables import layer_weights_frame
 
     cpu, gpu, ds, dsg = pair
     c = utility.magnitude_ablation(cpu, ds.test.x, ds.test.y, n_bands=4, ratios=(0.5,), n_subsets=5)

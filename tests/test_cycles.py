@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit import basins as B
-from prunekit import cycles as Cy
-from prunekit.cache import fit
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.masks import Masks, UnitMasks
-from prunekit.models import build_model, prunable_parameters
+from prunekit.studies import s002_basins as B
+from prunekit.pruning import cycles as Cy
+from prunekit.core.store import fit
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.pruning.masks import Masks, UnitMasks
+from prunekit.core.models import build_model, prunable_parameters
 
 
 def _net(arch: str, seed: int = 0, batch_norm: bool = True) -> nn.Module:
@@ -60,7 +60,7 @@ def test_channel_cycles_rank_batchnorm_scales_globally_and_remove_the_channel():
     assert torch.equal(got, expected)
     # the pruned model: filter, BN scale and shift are 0, so the next layer's inputs from the channel see 0: zeroing
     # those inputs as well (what compaction would remove) changes no output
-    from prunekit.retrain import pruned_model
+    from prunekit.pruning.retrain import pruned_model
 
     pruned = pruned_model(model, masks)
     x = torch.randn(16, 1, 8, 8)
@@ -239,7 +239,7 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
     """The source retrains each cycle for 200 of its 200 epochs, so learning-rate rewinding returns to lr 0.1: each
     profile's cycles are retrained for the pretraining's T epochs (the paper profile once replayed 3 of 8, the tail
     0.01, 0.001, 0.001, which never rewinds)."""
-    from prunekit.retrain import retraining_lrs
+    from prunekit.pruning.retrain import retraining_lrs
 
     seen = []
 
@@ -250,7 +250,7 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
         def dataset(self):
             return None
 
-    monkeypatch.setattr("prunekit.cache.train_or_load", lambda cfg, quiet=True: _Run(cfg))
+    monkeypatch.setattr("prunekit.core.store.train_or_load", lambda cfg, quiet=True: _Run(cfg))
     monkeypatch.setattr(Cy, "iterative_pruning", lambda model, ds, cfg, **kw: seen.append((cfg, kw)) or None)
     class Planned(Exception):
         pass

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision
 
-from prunekit.config import DataConfig
-from prunekit.data import DatasetUnavailable, iterate_batches, load_dataset
+from prunekit.core.config import DataConfig
+from prunekit.core.data import DatasetUnavailable, iterate_batches, load_dataset
 
 
 def test_digits_embedded_split_and_normalisation():
@@ -20,7 +20,7 @@ def test_digits_embedded_split_and_normalisation():
     counts = torch.bincount(ds.test.y, minlength=10)
     assert counts.min() >= 43 and counts.max() <= 46
     # fixed split: loading again (uncached) gives the same tensors
-    from prunekit.data import _load_cached
+    from prunekit.core.data import _load_cached
     _load_cached.cache_clear()
     again = load_dataset(DataConfig("digits"))
     assert torch.equal(again.test.x, ds.test.x)
@@ -125,7 +125,7 @@ def test_offline_missing_files_give_a_clear_error_and_leave_nothing(tmp_path):
 
 
 def test_random_subset_is_seeded_and_returns_small_requests_whole():
-    from prunekit.data import random_subset
+    from prunekit.core.data import random_subset
     split = load_dataset(DataConfig("digits")).test
     assert random_subset(split, None) is split and random_subset(split, len(split)) is split
     sub = random_subset(split, 50, seed=3)
@@ -137,7 +137,7 @@ def test_random_subset_is_seeded_and_returns_small_requests_whole():
 
 
 def test_files_present_looks_without_loading(tmp_path):
-    from prunekit.data import EXPECTED_FILES, files_present
+    from prunekit.core.data import EXPECTED_FILES, files_present
 
     assert files_present("digits", tmp_path) and files_present("cosine", tmp_path)
     assert not files_present("mnist", tmp_path) and not files_present("cifar10", tmp_path)
@@ -155,7 +155,7 @@ def test_files_present_looks_without_loading(tmp_path):
 
 
 def test_inside_shape_against_hand_worked_points():
-    from prunekit.data import inside_shape
+    from prunekit.core.data import inside_shape
 
     pts = torch.tensor([[0.0, 0.0], [0.5, 0.5], [0.5, 0.51], [1.0, 0.0], [-0.3, -0.8], [-0.2, 0.7]])
     assert inside_shape(pts, "diamond").tolist() == [1, 1, 0, 1, 0, 1]        # |x1| + |x2| <= 1, boundary inside
@@ -168,7 +168,7 @@ def test_inside_shape_against_hand_worked_points():
 def test_the_random_shape_is_a_star_shaped_blob_of_the_area_its_radius_gives():
     import math
 
-    from prunekit.data import inside_shape, shape_radius
+    from prunekit.core.data import inside_shape, shape_radius
 
     angles = torch.linspace(-math.pi, math.pi, 721)
     r = shape_radius(angles, seed=3)
@@ -191,7 +191,7 @@ def test_the_random_shape_is_a_star_shaped_blob_of_the_area_its_radius_gives():
 
 
 def test_shape_data_sets_are_seeded_two_class_points():
-    from prunekit.data import inside_shape
+    from prunekit.core.data import inside_shape
 
     ds = load_dataset(DataConfig(name="diamond"))
     assert (ds.input_shape, ds.num_classes, ds.task, len(ds.train), len(ds.test)) == (

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from prunekit import device as D
-from prunekit.cache import entry_path, train_or_load
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.reporting import save_table
+from prunekit.core import device as D
+from prunekit.core.store import entry_path, train_or_load
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.report.tables import save_table
 
 SMALL = TrainConfig(data=DataConfig("digits"), model=ModelConfig("mlp", hidden=(16,)), epochs=1, batch_size=64)
 NO_CUDA = not torch.cuda.is_available()
@@ -89,7 +89,7 @@ def test_saved_tables_have_a_device_column(tmp_path):
 
 
 def test_dataset_to_moves_every_split_once():
-    from prunekit.data import load_dataset
+    from prunekit.core.data import load_dataset
     ds = load_dataset("digits")
     assert D.dataset_to(ds, "cpu") is ds  # already there: the same object, nothing copied
     assert D.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
@@ -104,7 +104,7 @@ def test_deterministic_is_a_no_op_on_the_cpu_and_restores_the_setting():
 
 
 def test_benchmark_rows_carry_the_device_and_an_old_table_gains_the_column(tmp_path, monkeypatch, capsys):
-    from prunekit import benchmarking
+    from prunekit.report import benchmarking
     monkeypatch.setenv("PRUNEKIT_RESULTS", str(tmp_path))
     (tmp_path / "benchmarks.csv").write_text("benchmark,quantity,value,unit,threads,timestamp\n"
                                              "b,q,1.0,s,2,2026-01-01T00:00:00\n")

@@ -1,13 +1,13 @@
-"""prunekit.estimate: the planned training time, said (and warned about) before a notebook trains anything."""
+"""prunekit.core.estimate: the planned training time, said (and warned about) before a notebook trains anything."""
 
 import warnings
 
 import pytest
 import torch
 
-from prunekit import estimate as E
-from prunekit.cache import train_or_load
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.core import estimate as E
+from prunekit.core.store import train_or_load
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 
 DIGITS_TRAIN = 1347  # scikit-learn's 1,797 digits, 75% in prunekit's train split
 

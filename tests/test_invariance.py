@@ -1,11 +1,11 @@
-"""Tests of prunekit.invariance: slope fit with CI, density trend, paired factor effects, claim sentences."""
+"""Tests of prunekit.studies.s000_density: slope fit with CI, density trend, paired factor effects, claim sentences."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from prunekit.invariance import claims, density_trend, factor_effect, fit_core_scaling, split_untrained, width_grid
+from prunekit.studies.s000_density import claims, density_trend, factor_effect, fit_core_scaling, split_untrained, width_grid
 
 
 def _table(slope, noise=0.05, seed=0, optimizers=("adam", "sgd"), inits=("he_normal",)):
@@ -55,7 +55,7 @@ def test_density_trend_and_factor_effect():
 
 
 def _verdict(df, claim, **kwargs):
-    from prunekit.invariance import claims_table
+    from prunekit.studies.s000_density import claims_table
 
     t = claims_table(df, **kwargs).set_index("claim")
     return t.loc[claim, "verdict"], t.loc[claim, "measured"], t.loc[claim, "interval"]
@@ -171,8 +171,8 @@ def _verdicts(table):
 
 
 def test_claims_table_format_and_verdicts():
-    from prunekit.claims import COLUMNS, VERDICTS
-    from prunekit.invariance import claims_table
+    from prunekit.report.claims import COLUMNS, VERDICTS
+    from prunekit.studies.s000_density import claims_table
 
     t = claims_table(_table(1.0, inits=("he_normal", "glorot_uniform")), setup="a test grid")
     assert list(t.columns) == COLUMNS and set(t["verdict"]) <= set(VERDICTS) and len(t) == 5
@@ -186,7 +186,7 @@ def test_claims_table_format_and_verdicts():
 @pytest.mark.parametrize("case", ["glorot_and_he_unpaired", "one_init", "no_init_column", "one_optimizer",
                                   "empty", "two_widths", "conv_without_adam", "one_glorot_pair"])
 def test_claims_never_raise_and_say_why(case):
-    from prunekit.invariance import claims, claims_table
+    from prunekit.studies.s000_density import claims, claims_table
 
     df = _table(1.0, inits=("he_normal", "glorot_uniform"))
     if case == "glorot_and_he_unpaired":   # the case that raised KeyError 'init': both inits, no pair
@@ -235,7 +235,7 @@ def test_factor_effect_without_pairs_has_columns():
 
 
 def test_the_full_profile_grid_is_the_sources_reading():
-    from prunekit import invariance as I
+    from prunekit.studies import s000_density as I
 
     p = I.PROFILES["full"]
     configs = I.width_grid(p["archs"], p["widths"], p["optimizers"], p["inits"], p["seeds"], epochs=p["epochs"],

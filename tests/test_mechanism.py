@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunekit import basins as B
-from prunekit import mechanism as M
-from prunekit.claims import COLUMNS
+from prunekit.studies import s002_basins as B
+from prunekit.studies import s002_utility as M
+from prunekit.report.claims import COLUMNS
 
 
 def _random(accuracies, other=(0.95, 0.94)):
@@ -313,8 +313,8 @@ def test_spread_experiment_uses_the_same_subsets_and_both_statistics():
     import torch
     from torch import nn
 
-    from prunekit.config import ModelConfig
-    from prunekit.models import build_model
+    from prunekit.core.config import ModelConfig
+    from prunekit.core.models import build_model
 
     torch.manual_seed(0)
     bn = build_model(ModelConfig(arch="conv", width_mult=0.25), (1, 8, 8), 4).eval()
@@ -323,7 +323,7 @@ def test_spread_experiment_uses_the_same_subsets_and_both_statistics():
     df = M.spread_experiment({"bn": bn, "plain": plain}, x, y, ratio=0.2, n_subsets=5, seed=3)
     assert sorted(set(zip(df.network, df.statistics))) == [("bn", "recalibrated"), ("bn", "stored"), ("plain", "none")]
     assert (df.groupby(["network", "statistics"]).size() == 5).all()
-    from prunekit.utility import random_ablation
+    from prunekit.measures.utility import random_ablation
 
     stored = random_ablation(bn, x, y, ratios=[0.2], n_subsets=5, seed=3)
     got = df[(df.network == "bn") & (df.statistics == "stored")]

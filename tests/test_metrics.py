@@ -1,4 +1,4 @@
-"""Tests of prunekit.metrics: Hoyer sparsity against hand-worked values, effective density against a linear scan."""
+"""Tests of prunekit.measures.density: Hoyer sparsity against hand-worked values, effective density against a linear scan."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from prunekit.config import TrainConfig
-from prunekit.metrics import (
+from prunekit.core.config import TrainConfig
+from prunekit.measures.density import (
     EffectiveDensity,
     accuracy_threshold,
     effective_density,
@@ -70,8 +70,8 @@ def test_hoyer_list_is_concatenation():
 
 def test_hoyer_by_layer_and_model():
     torch.manual_seed(0)
-    from prunekit.models import build_model
-    from prunekit.config import ModelConfig
+    from prunekit.core.models import build_model
+    from prunekit.core.config import ModelConfig
 
     model = build_model(ModelConfig(arch="mlp", hidden=(6, 5)), (1, 2, 2), 3)
     with torch.no_grad():
@@ -182,8 +182,8 @@ def test_accuracy_threshold():
 # --------------------------------------------------------------------------------------------- effective density
 @pytest.fixture(scope="module")
 def trained():
-    from prunekit.cache import fit
-    from prunekit.data import load_dataset
+    from prunekit.core.store import fit
+    from prunekit.core.data import load_dataset
 
     # accuracy vs pruned weights of this model crosses the threshold several times (sample noise: 450 test images),
     # at 5064 first, then recovers and crosses again at 5070 and 5148, so the test checks "first crossing" for real
@@ -195,7 +195,7 @@ def trained():
 def _accuracy_with_smallest_zeroed(model, split, k, include_output=False, scope="global"):
     """Independent pruning: zero the k smallest |w| over all hidden weights (numpy argsort, stable), or in each layer
     l its round(k * n_l / n) smallest ("layerwise"), evaluate with a plain forward pass, restore."""
-    from prunekit.models import prunable_parameters
+    from prunekit.core.models import prunable_parameters
 
     params = prunable_parameters(model, include_output=include_output)
     saved = [m.weight.detach().clone() for m, _ in params]
@@ -225,7 +225,7 @@ def _accuracy_with_smallest_zeroed(model, split, k, include_output=False, scope=
 
 def test_pruned_accuracy_matches_independent_pruning(trained):
     model, ds = trained
-    n = sum(m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model))
+    n = sum(m.weight.numel() for m, _ in __import__("prunekit.core.models").models.prunable_parameters(model))
     fracs = [0.0, 0.3, 0.6, 0.9, 0.99]
     ours = pruned_accuracy(model, ds, fracs)
     ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
@@ -237,9 +237,9 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
     """A conv net with batch norm, evaluated by the search in its CPU batches (256 samples: on the 450 test images a
     full batch and a shorter one), against one forward pass over the whole split with the weights zeroed
     independently (numpy argsort); conv kernels are pruned in the same global ranking as the linear layers."""
-    from prunekit.cache import fit
-    from prunekit.data import load_dataset
-    from prunekit.pruned_eval import _Pruner, search_batch_size
+    from prunekit.core.store import fit
+    from prunekit.core.data import load_dataset
+    from prunekit.measures._density_eval import _Pruner, search_batch_size
 
     cfg = TrainConfig(epochs=2, lr=1e-2, batch_size=32, seed=0).replace(arch="conv", width_mult=0.5)
     model, ds = fit(cfg, quiet=True).model, load_dataset(cfg.data)
@@ -264,7 +264,7 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
 
 def _reference_effective_density(model, split, tolerance, relative, scope, step=0.01):
     """The definition with independent pruning: plain evaluations at k = s, 2s, ... to the first failure f."""
-    n = sum(m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model))
+    n = sum(m.weight.numel() for m, _ in __import__("prunekit.core.models").models.prunable_parameters(model))
     dense = _accuracy_with_smallest_zeroed(model, split, 0)[0]
     threshold = dense * (1 - tolerance) if relative else dense - tolerance
     s = max(1, round(step * n))
@@ -287,7 +287,7 @@ def test_effective_density_equals_independent_scan_then_bracket(trained, relativ
     assert ed.threshold == pytest.approx(threshold)
     assert f is not None and f > s
     r = max(1, math.floor(1e-3 * n))
-    sizes = [m.weight.numel() for m, _ in __import__("prunekit.models").models.prunable_parameters(model)]
+    sizes = [m.weight.numel() for m, _ in __import__("prunekit.core.models").models.prunable_parameters(model)]
     count = (lambda k: k) if scope == "global" else (lambda k: sum(round(k * size / n) for size in sizes))
     # the answer lies in the first failing step of the independent scan, passes, and its bracket fails
     assert count(f - s) <= ed.pruned < ed.failed_at <= count(f)
@@ -308,8 +308,8 @@ def test_effective_density_equals_independent_scan_then_bracket(trained, relativ
 def dipping():
     """A digits MLP 64-128-64-10 after 2 epochs (seed 0) whose accuracy curve fails at a 1% level and passes again at
     several higher ones; and the same net with seed 1, the case the old search got wrong by 78 weights."""
-    from prunekit.cache import fit
-    from prunekit.data import load_dataset
+    from prunekit.core.store import fit
+    from prunekit.core.data import load_dataset
 
     runs = {seed: fit(TrainConfig(epochs=2, seed=seed), quiet=True) for seed in (0, 1)}
     return {seed: run.model.eval() for seed, run in runs.items()}, load_dataset(TrainConfig().data)
@@ -345,7 +345,7 @@ def test_effective_density_dip_narrower_than_step(dipping):
 
 
 def test_effective_density_incremental_equals_plain(trained):
-    from prunekit.pruned_eval import _IncrementalMLP, _Pruner
+    from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
 
     model, ds = trained
     for scope in ("global", "layerwise"):
@@ -378,7 +378,7 @@ def test_effective_density_bad_input_before_compute(trained):
             effective_density(model, ds, **kwargs)
     with pytest.raises(ValueError, match="data"):
         effective_density(model, "not data")
-    conv = __import__("prunekit.models").models.build_model(__import__("prunekit.config").config.ModelConfig("conv"),
+    conv = __import__("prunekit.core.models").models.build_model(__import__("prunekit.core.config").config.ModelConfig("conv"),
                                                             (1, 8, 8), 10)
     with pytest.raises(ValueError, match="incremental=True"):
         effective_density(conv, ds, incremental=True)
@@ -391,10 +391,10 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     and torch.nn.utils.prune hooks (the incremental path is not used for a hooked model; the plain one is)."""
     from torch import nn
 
-    from prunekit.data import Split
-    from prunekit.masks import to_torch_prune
-    from prunekit.models import MLP, prunable_parameters
-    from prunekit.pruned_eval import _IncrementalMLP, _Pruner
+    from prunekit.core.data import Split
+    from prunekit.pruning.masks import to_torch_prune
+    from prunekit.core.models import MLP, prunable_parameters
+    from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(300, 1, 4, 5, generator=g), torch.randint(0, 4, (300,), generator=g)

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.config import ModelConfig
-from prunekit.models import MLP, as_nchw, build_model, count_parameters, prunable_parameters
+from prunekit.core.config import ModelConfig
+from prunekit.core.models import MLP, as_nchw, build_model, count_parameters, prunable_parameters
 
 SHAPES = [((1, 8, 8), 10), ((1, 20, 20), 10), ((1, 28, 28), 2), ((3, 32, 32), 10)]
 
@@ -108,8 +108,8 @@ CHANNELS_LAST_TRAINING = """
 import copy
 import torch
 from torch import nn
-from prunekit.config import ModelConfig
-from prunekit.models import build_model
+from prunekit.core.config import ModelConfig
+from prunekit.core.models import build_model
 torch.set_num_threads(1)
 torch.manual_seed(0)
 model = build_model(ModelConfig("{arch}", width_mult={wm}), (1, 14, 14), 10)
@@ -151,7 +151,7 @@ def test_resnet20_is_he_et_al_cifar_resnet20():
     0.27M parameters for CIFAR-10 (counted here layer by layer)."""
     import torch
 
-    from prunekit.models import PadShortcut, count_parameters, prunable_parameters
+    from prunekit.core.models import PadShortcut, count_parameters, prunable_parameters
 
     model = build_model(ModelConfig("resnet20"), (3, 32, 32), 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

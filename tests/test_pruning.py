@@ -1,4 +1,4 @@
-"""Tests for prunekit.pruning: exact counts, ties, equality with torch.nn.utils.prune, unit zeroing, compaction, CSR."""
+"""Tests for prunekit.pruning.select: exact counts, ties, equality with torch.nn.utils.prune, unit zeroing, compaction, CSR."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from prunekit import compaction as CP
-from prunekit import curves as CV
-from prunekit import masks as M
-from prunekit import pruning as P
-from prunekit.config import ModelConfig
-from prunekit.data import Split
-from prunekit.models import build_model, prunable_parameters
-from prunekit.train import evaluate
+from prunekit.pruning import compaction as CP
+from prunekit.measures import curves as CV
+from prunekit.pruning import masks as M
+from prunekit.pruning import select as P
+from prunekit.core.config import ModelConfig
+from prunekit.core.data import Split
+from prunekit.core.models import build_model, prunable_parameters
+from prunekit.core.train import evaluate
 
 
 def forai(width_mult=0.05, seed=0):
@@ -463,8 +463,8 @@ BLOG = {"weight": {40: 0.0, 45: 0.0, 50: 0.0, 70: 0.002, 75: 0.004, 80: 0.02},
 
 
 def test_claims_table_003_is_decided_on_the_blogs_setup_at_the_sources_words():
-    from prunekit.claims import COLUMNS
-    from prunekit.sparsify import claims_table
+    from prunekit.report.claims import COLUMNS
+    from prunekit.studies.s003_sparsify import claims_table
 
     t = claims_table(_curve(BLOG))
     assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds"] * 3
@@ -484,7 +484,7 @@ def test_claims_table_003_is_decided_on_the_blogs_setup_at_the_sources_words():
 def test_claims_table_003_ties_and_extensions():
     import pandas as pd
 
-    from prunekit.sparsify import claims_table
+    from prunekit.studies.s003_sparsify import claims_table
 
     tie = {"weight": {70: 0.0, 75: 0.05}, "unit": {45: 0.0, 70: 0.0, 75: 0.05}}  # both plateaus end at 70
     row = claims_table(_curve(tie)).iloc[2]
@@ -505,7 +505,7 @@ def test_claims_table_003_ties_and_extensions():
     ({"weight": {60: 0.0}, "unit": {45: 0.0}}, ["not measured here", "holds", "holds"]),   # no k = 70 in the grid
 ])
 def test_claims_table_003_never_raises(drops, expected):
-    from prunekit.sparsify import claims_table, plateau_report, plateau_summary
+    from prunekit.studies.s003_sparsify import claims_table, plateau_report, plateau_summary
 
     curve = _curve(drops) if drops else _curve({"weight": {}}).iloc[:0]
     assert list(claims_table(curve)["verdict"]) == expected
@@ -614,9 +614,9 @@ def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
     import torch
     from torch import nn
 
-    from prunekit.config import ModelConfig
-    from prunekit.models import build_model, prunable_parameters
-    from prunekit.pruning import sparse_at_init
+    from prunekit.core.config import ModelConfig
+    from prunekit.core.models import build_model, prunable_parameters
+    from prunekit.core.models import sparse_at_init
 
     torch.manual_seed(0)
     model = build_model(ModelConfig("resnet20", init="he"), (1, 28, 28), 10)

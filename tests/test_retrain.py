@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit import retrain as R
-from prunekit import surface as S
-from prunekit.cache import fit
-from prunekit.config import TrainConfig
-from prunekit.models import prunable_parameters
+from prunekit.pruning import retrain as R
+from prunekit.measures import surface as S
+from prunekit.core.store import fit
+from prunekit.core.config import TrainConfig
+from prunekit.core.models import plain_state_dict, prunable_parameters
 
 
 def magnitude_masks(model, fraction):
@@ -121,7 +121,7 @@ def test_held_masks_are_keyed_by_name_and_equal_the_positional_ones(pretrained):
 def test_plain_state_dict_folds_prune_reparametrisation():
     state = {"a.weight_orig": torch.tensor([1.0, 2.0]), "a.weight_mask": torch.tensor([0.0, 1.0]),
              "a.bias": torch.tensor([3.0])}
-    plain = R.plain_state_dict(state)
+    plain = plain_state_dict(state)
     assert set(plain) == {"a.weight", "a.bias"}
     assert torch.equal(plain["a.weight"], torch.tensor([0.0, 2.0]))
 
@@ -137,7 +137,7 @@ def scheduled(request):
 def test_schedule_hand_worked():
     # cosine over 8 epochs from 0.003: lr(e) = 0.003 (1 + cos(pi (e - 1) / 8)) / 2, so the last three epochs run at
     # 0.000926, 0.000439, 0.000114; "step" divides by 10 after epochs 4 and 6 (50% and 75% of 8)
-    from prunekit.train import schedule_lrs
+    from prunekit.core.train import schedule_lrs
 
     cos = schedule_lrs(TrainConfig(epochs=8, lr=3e-3, schedule="cosine"))
     assert cos[0] == pytest.approx(3e-3) and cos[-3:] == pytest.approx([0.000926, 0.000439, 0.000114], abs=1e-6)

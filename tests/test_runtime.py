@@ -1,4 +1,4 @@
-"""Tests of prunekit.runtime: the OpenMP environment prunekit's processes start with, and torch's thread count
+"""Tests of prunekit.core.runtime: the OpenMP environment prunekit's processes start with, and torch's thread count
 following the load (the load is simulated: the benchmark benchmarks/bench_load.py measures the real effect)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunekit import runtime
+from prunekit.core import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def test_the_makefile_and_the_kernel_spec_carry_the_same_setting():
 
 def test_dask_workers_start_with_the_settings(monkeypatch):
     pytest.importorskip("distributed")
-    from prunekit.sweep import _client_for
+    from prunekit.core.sweep import _client_for
 
     monkeypatch.setenv("GOMP_SPINCOUNT", "12345")
     client, cluster, _ = _client_for(1, None, None)

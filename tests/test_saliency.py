@@ -1,4 +1,4 @@
-"""Tests of prunekit.saliency (source 001) on tiny nets, against independent computations (autograd Hessians, finite
+"""Tests of prunekit.measures.saliency (source 001) on tiny nets, against independent computations (autograd Hessians, finite
 differences, explicit removal in the nn.Module, a naive greedy loop)."""
 
 import math
@@ -10,14 +10,14 @@ import torch
 from scipy import stats
 from torch import nn
 
-from prunekit import saliency as S
-from prunekit import shrinking as SH
+from prunekit.measures import saliency as S
+from prunekit.studies import s001_shrinking as SH
 
 ACT = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def make_mlp(sizes, activation="sigmoid", seed=0, scale=1.0):
-    """Equivalent of prunekit.models.MLP: Flatten, Linear, Act, ..., Linear (float64)."""
+    """Equivalent of prunekit.core.models.MLP: Flatten, Linear, Act, ..., Linear (float64)."""
     torch.manual_seed(seed)
     layers = [nn.Flatten()]
     for i in range(len(sizes) - 1):
@@ -188,7 +188,7 @@ def test_regression_targets_and_make_loss_sse():
     err, acc = S.evaluate(net, x, y)
     assert err == pytest.approx(reference_error(model, x, y, "sse") / 25, rel=1e-12)
     assert math.isnan(acc)
-    import prunekit.train as train
+    import prunekit.core.train as train
     loss_fn = train.make_loss("sse")
     assert err == pytest.approx(float(loss_fn(model(x), y)), rel=1e-6)
 
@@ -357,7 +357,7 @@ def test_invalid_arguments_raise():
 
 
 def test_from_prunekit_mlp_and_setups():
-    import prunekit.config as config
+    import prunekit.core.config as config
     setups = SH.SETUPS
     assert set(SH.PROFILES["paper"]) <= set(setups) and set(SH.PROFILES["quick"]) <= set(setups)
     for cfg in setups.values():
@@ -367,7 +367,7 @@ def test_from_prunekit_mlp_and_setups():
     assert setups["mnist20_50_50"].model.hidden == (50, 50)
     assert setups["cosine_50_50"].model.hidden == (50, 50) and setups["cosine_10_10"].loss == "sse"
     assert [setups[f"mnist_ova{d}"].data.one_vs_all for d in (0, 1, 2)] == [0, 1, 2]
-    import prunekit.models as models
+    import prunekit.core.models as models
     cfg = setups["mnist20_50_50"]
     model = models.build_model(cfg.model, (1, 20, 20), 10)
     net = S.from_model(model, loss="sse")
@@ -434,7 +434,7 @@ TAYLOR = [(e, a) for e in ("first_order", "second_order") for a in ("I", "II")]
 
 
 def test_claims_001_are_decided_per_task_kind_against_serial_brute_force():
-    from prunekit.claims import COLUMNS
+    from prunekit.report.claims import COLUMNS
 
     gaps = _gaps({"cosine_10_10": [0.5, 0.55, 0.6], "mnist20_100": [0.6, 0.62, 0.64]},
                  {("first_order", "I"): 0.3, ("first_order", "II"): 0.25, ("second_order", "I"): 0.2,

@@ -1,4 +1,4 @@
-"""Tests for prunekit.scorers and the scorer plug-in of masks_from_scores / pruning_curve, each against a
+"""Tests for prunekit.pruning.scorers and the scorer plug-in of masks_from_scores / pruning_curve, each against a
 computation of its own (copies of the model with a unit removed, autograd through output gates)."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit import curves as CV
-from prunekit import masks as M
-from prunekit import pruning as P
-from prunekit import scorers as S
-from prunekit.config import ModelConfig
-from prunekit.data import Split
-from prunekit.models import build_model, prunable_parameters
-from prunekit.train import evaluate
+from prunekit.measures import curves as CV
+from prunekit.pruning import masks as M
+from prunekit.pruning import select as P
+from prunekit.pruning import scorers as S
+from prunekit.core.config import ModelConfig
+from prunekit.core.data import Split
+from prunekit.core.models import build_model, prunable_parameters
+from prunekit.core.train import evaluate
 
 
 def mlp(activation="relu", hidden=(5, 4), seed=0):

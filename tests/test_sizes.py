@@ -1,14 +1,14 @@
-"""Source 002's networks of different sizes (prunekit.sizes): pruned at initialisation (Sec. 2.2.1) and pruned after
+"""Source 002's networks of different sizes (prunekit.studies.s002_sizes): pruned at initialisation (Sec. 2.2.1) and pruned after
 training (Sec. 2.2.2), against direct calls and hand-made tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from prunekit import mechanism as M
-from prunekit import sizes as S
-from prunekit.claims import COLUMNS
-from prunekit.masks import Masks
+from prunekit.studies import s002_utility as M
+from prunekit.studies import s002_sizes as S
+from prunekit.report.claims import COLUMNS
+from prunekit.pruning.masks import Masks
 
 
 def test_size_config_is_the_pretrained_network_pruned_at_initialisation():
@@ -22,8 +22,8 @@ def test_size_config_is_the_pretrained_network_pruned_at_initialisation():
 def test_size_comparison_against_direct_calls():
     import torch
 
-    from prunekit import utility as U
-    from prunekit.models import MLP
+    from prunekit.measures import utility as U
+    from prunekit.core.models import MLP
 
     torch.manual_seed(0)
     big, small = MLP(4, (8, 6), 3).eval(), MLP(4, (8, 6), 3).eval()
@@ -129,8 +129,8 @@ def test_size_claims_by_ratio_only_leaves_the_first_claim_unmeasured():
 
 # ------------------------------------------------------------------------------------------ Sec. 2.2.2: pruned networks
 def _conv_run():
-    from prunekit.cache import train_or_load
-    from prunekit.config import DataConfig, ModelConfig, TrainConfig
+    from prunekit.core.store import train_or_load
+    from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 
     cfg = TrainConfig(data=DataConfig(name="digits"), model=ModelConfig(arch="conv", width_mult=0.5, init="he"),
                       optimizer="sgd", lr=0.05, momentum=0.9, epochs=2, schedule="step")
@@ -141,7 +141,7 @@ def test_conv_pruned_prunes_the_smallest_conv_weights_once_and_retrains_the_whol
     import torch
     from torch import nn
 
-    from prunekit import retrain as R
+    from prunekit.pruning import retrain as R
 
     run = _conv_run()
     ds = run.dataset()
@@ -177,8 +177,8 @@ def test_small_config_has_the_pruned_networks_size_and_twice_the_epochs():
     run = _conv_run()
     masks, _ = S.conv_pruned(run, 0.75)
     small = S.small_config(run.config, run.model, masks)
-    from prunekit.cycles import conv_parameters
-    from prunekit.models import prunable_parameters
+    from prunekit.pruning.cycles import conv_parameters
+    from prunekit.core.models import prunable_parameters
 
     n_all = sum(m.weight.numel() for m, _ in prunable_parameters(run.model))
     n_conv = sum(m.weight.numel() for m, _ in conv_parameters(run.model))
@@ -191,8 +191,8 @@ def test_small_config_has_the_pruned_networks_size_and_twice_the_epochs():
 def test_pruned_comparison_against_direct_calls():
     import torch
 
-    from prunekit import utility as U
-    from prunekit.models import MLP
+    from prunekit.measures import utility as U
+    from prunekit.core.models import MLP
 
     torch.manual_seed(0)
     pretrained, retrained, small = (MLP(4, (8, 6), 3).eval() for _ in range(3))
@@ -229,13 +229,13 @@ def test_pruned_comparison_against_direct_calls():
 def test_pruned_table_counts_and_accuracies():
     import torch
 
-    from prunekit.train import evaluate
+    from prunekit.core.train import evaluate
 
     run = _conv_run()
     ds = run.dataset()
     masks, net = S.conv_pruned(run, 0.5, ds)
     small = S.small_config(run.config, run.model, masks)
-    from prunekit.cache import train_or_load
+    from prunekit.core.store import train_or_load
 
     small_net = train_or_load(small, quiet=True).model
     t = S.pruned_table(run.model, {0.5: (masks, net)}, {0.5: small_net}, ds)
@@ -320,7 +320,7 @@ def test_pruned_claims_odd_tables_answer_not_measured():
 def test_conv_pruned_on_other_data_is_another_cache_entry():
     import torch
 
-    from prunekit.data import Dataset, Split
+    from prunekit.core.data import Dataset, Split
 
     run = _conv_run()
     ds = run.dataset()
@@ -334,7 +334,7 @@ def test_conv_pruned_on_other_data_is_another_cache_entry():
 
 
 def test_small_config_at_is_small_config_before_pretraining():
-    from prunekit.cycles import next_masks
+    from prunekit.pruning.cycles import next_masks
 
     run = _conv_run()
     for ratio in (0.25, 0.5, 0.75, 0.333):

@@ -1,12 +1,12 @@
-"""Source 003's study layer (prunekit.sparsify): the blog's setup, when pruning saves time, and the speed claim."""
+"""Source 003's study layer (prunekit.studies.s003_sparsify): the blog's setup, when pruning saves time, and the speed claim."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from prunekit import sparsify as Sp
-from prunekit.claims import COLUMNS
+from prunekit.studies import s003_sparsify as Sp
+from prunekit.report.claims import COLUMNS
 
 
 def test_the_blogs_setup_feeds_raw_pixels_and_otherwise_trains_alike():

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from prunekit import surface as S
-from prunekit.config import ModelConfig
-from prunekit.data import Split
-from prunekit.models import MLP, build_model
-from prunekit.train import evaluate
+from prunekit.measures import surface as S
+from prunekit.core.config import ModelConfig
+from prunekit.core.data import Split
+from prunekit.core.models import MLP, build_model
+from prunekit.core.train import evaluate
 
 
 def _three_mlps():

@@ -1,12 +1,12 @@
-"""Tests of prunekit.sweep: grids, in-process vs Dask LocalCluster (2 worker processes), resume, failures."""
+"""Tests of prunekit.core.sweep: grids, in-process vs Dask LocalCluster (2 worker processes), resume, failures."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from prunekit.config import TrainConfig
-from prunekit.sweep import RESULT_COLUMNS, make_grid, point_key, run_point, run_sweep
+from prunekit.core.config import TrainConfig
+from prunekit.core.sweep import RESULT_COLUMNS, make_grid, point_key, run_point, run_sweep
 
 BASE = TrainConfig(epochs=1, lr=1e-2, batch_size=64).replace(arch="mlp", hidden=(16, 8))
 # columns that legitimately differ between two runs of the same points (timings, thread counts)
@@ -40,9 +40,9 @@ def test_make_grid_product_order_overrides_and_dedup():
 
 
 def test_run_point_measures_what_it_says(tmp_path):
-    from prunekit.cache import build, train_or_load
-    from prunekit.data import load_dataset
-    from prunekit.metrics import effective_density, model_hoyer_sparsity
+    from prunekit.core.store import build, train_or_load
+    from prunekit.core.data import load_dataset
+    from prunekit.measures.density import effective_density, model_hoyer_sparsity
 
     cfg = BASE.replace(width_mult=2.0, seed=1, checkpoints=(0,))
     row = run_point(cfg, model_root=tmp_path / "m", points_root=tmp_path / "p")
@@ -69,7 +69,7 @@ def test_run_point_measures_what_it_says(tmp_path):
 
 
 def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
-    import prunekit.cache
+    import prunekit.core.store
 
     cfgs = make_grid(BASE, width_mult=[0.5, 1.0], seed=[0, 1])
     bad = BASE.replace(arch="conv", hidden=None, dataset="cosine", loss="sse")   # valid config, but conv needs images
@@ -78,13 +78,13 @@ def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
     assert len(first.results) == 2 and first.ok
 
     trained = []
-    real = prunekit.cache.train_or_load
+    real = prunekit.core.store.train_or_load
 
     def counting(cfg, *a, **k):
         trained.append(cfg.key())
         return real(cfg, *a, **k)
 
-    monkeypatch.setattr(prunekit.cache, "train_or_load", counting)
+    monkeypatch.setattr(prunekit.core.store, "train_or_load", counting)
     (tmp_path / "p" / f"{point_key(cfgs[1])}.json").write_text('{"truncated": ')   # an unreadable point
     with pytest.warns(RuntimeWarning, match="1 of 5 sweep points failed"):
         res = run_sweep([*cfgs, bad], **roots)
@@ -129,8 +129,8 @@ def test_expected_cost_counts_the_forward_flops_of_the_samples_a_point_sees():
     """Hand count for the MLP 64-16-8-10 on digits: a forward pass is 2 x (64*16 + 16*8 + 8*10) = 2,464 FLOPs per
     sample (multiply-adds of the three matrix products; biases and ReLUs are not counted), seen 3 x epochs x train
     (forward and backward) plus 100 x the measured samples; a config that cannot be built costs 0."""
-    from prunekit.data import load_dataset
-    from prunekit.sweep import expected_cost
+    from prunekit.core.data import load_dataset
+    from prunekit.core.sweep import expected_cost
 
     ds = load_dataset(BASE.data)
     assert ds.input_shape == (1, 8, 8) and ds.num_classes == 10  # 64 inputs once flattened
@@ -145,7 +145,7 @@ def test_expected_cost_counts_the_forward_flops_of_the_samples_a_point_sees():
 def test_points_start_costliest_first_ties_in_config_order():
     """Dask runs a higher priority first: the costliest point gets the highest, equal costs keep the config order,
     and no priority is above Dask's default 0; points are submitted in that order."""
-    from prunekit.sweep import _priorities
+    from prunekit.core.sweep import _priorities
 
     priorities = _priorities({0: 5.0, 1: 9.0, 2: 5.0, 3: 1.0, 7: 0.0})
     assert sorted(priorities, key=priorities.get, reverse=True) == [1, 0, 2, 3, 7] == list(priorities)

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunekit.cache import entry_path, train_or_load
-from prunekit.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.train import evaluate, make_loss
+from prunekit.core.store import entry_path, train_or_load
+from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+from prunekit.core.train import evaluate, make_loss
 
 SMALL = TrainConfig(data=DataConfig("digits"), model=ModelConfig("mlp", hidden=(32,)), epochs=3, batch_size=64,
                     lr=3e-3)
@@ -21,7 +21,7 @@ def _weights(model):
                                               ("adagrad", dict(lr=0.05))])
 def test_same_config_and_seed_give_bitwise_identical_weights(optimizer, extra):
     cfg = SMALL.replace(optimizer=optimizer, schedule="cosine", weight_decay=1e-4, **extra)
-    from prunekit.cache import fit
+    from prunekit.core.store import fit
     r1, r2 = fit(cfg, quiet=True), fit(cfg, quiet=True)
     for k, v in r1.model.state_dict().items():
         assert torch.equal(v, r2.model.state_dict()[k]), k
@@ -32,7 +32,7 @@ def test_same_config_and_seed_give_bitwise_identical_weights(optimizer, extra):
 
 
 def test_history_is_tidy_and_checkpoints_are_kept():
-    from prunekit.cache import fit
+    from prunekit.core.store import fit
     run = fit(SMALL.replace(checkpoints=(0, 2), data_seed=0, val_fraction=0.2), quiet=True)
     h = run.history
     assert list(h["epoch"]) == [1, 2, 3]
@@ -46,7 +46,7 @@ def test_history_is_tidy_and_checkpoints_are_kept():
 
 
 def test_evaluate_matches_an_explicit_computation():
-    from prunekit.cache import fit
+    from prunekit.core.store import fit
     run = fit(SMALL, quiet=True)
     split = run.dataset().test
     with torch.no_grad():
@@ -69,7 +69,7 @@ def test_sse_loss_is_half_sum_of_squared_sigmoid_errors():
 
 
 def test_cosine_regression_trains_with_sse():
-    from prunekit.cache import fit
+    from prunekit.core.store import fit
     cfg = TrainConfig(data=DataConfig("cosine"), model=ModelConfig("mlp", hidden=(10, 10), activation="sigmoid"),
                       loss="sse", epochs=30, lr=0.01, batch_size=32)
     run = fit(cfg, quiet=True)
@@ -105,9 +105,9 @@ def test_cache_reuses_detects_corruption_and_writes_atomically(tmp_path):
 
 
 def test_interrupted_training_resumes_bitwise(tmp_path):
-    from prunekit.cache import build, fit
-    from prunekit.data import load_dataset
-    from prunekit.train import train
+    from prunekit.core.store import build, fit
+    from prunekit.core.data import load_dataset
+    from prunekit.core.train import train
 
     cfg = SMALL.replace(epochs=4, schedule="step")
     reference = fit(cfg, quiet=True)
@@ -137,7 +137,7 @@ def test_bad_config_fails_before_training():
 
 
 def test_state_restored_and_eval_mode_restore_even_after_an_error():
-    from prunekit.train import eval_mode, state_restored
+    from prunekit.core.train import eval_mode, state_restored
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
     before = _weights(model)
     with pytest.raises(RuntimeError, match="boom"):
@@ -158,8 +158,8 @@ def test_state_restored_and_eval_mode_restore_even_after_an_error():
 
 
 def test_inference_speedups_leave_the_model_in_its_mode():
-    from prunekit.curves import inference_speedups
-    from prunekit.models import MLP, prunable_parameters
+    from prunekit.measures.curves import inference_speedups
+    from prunekit.core.models import MLP, prunable_parameters
     model = MLP(8, (6,), 3).train()
     inference_speedups(model, prunable_parameters(model), torch.randn(5, 8), ks=[50], forms=("masked_dense",),
                        repeat=1, warmup=0)
@@ -169,9 +169,9 @@ def test_inference_speedups_leave_the_model_in_its_mode():
 def test_init_density_trains_source_002s_smaller_network_with_the_mask_held(tmp_path):
     """init_density < 1: the built network pruned at random at initialisation (He-rescaled), trained with the mask
     held, cached and reloaded as plain weights; the same config gives the same weights."""
-    from prunekit.cache import build, fit
-    from prunekit.models import prunable_parameters
-    from prunekit.pruning import sparse_at_init
+    from prunekit.core.store import build, fit
+    from prunekit.core.models import prunable_parameters
+    from prunekit.core.models import sparse_at_init
 
     cfg = SMALL.replace(hidden=(32, 16), init="he", init_density=0.5, checkpoints=(0, 3))
     dense = SMALL.replace(hidden=(32, 16), init="he", checkpoints=(0, 3))
@@ -197,7 +197,7 @@ def test_init_density_trains_source_002s_smaller_network_with_the_mask_held(tmp_
 
 
 def test_stopped_improving_against_hand_worked_curves():
-    from prunekit.train import stopped_improving
+    from prunekit.core.train import stopped_improving
 
     # improvements need a 1% drop below the best so far; a bump up or a tiny gain counts as no improvement
     losses = [1.0, 0.5, 0.499, 0.6, 0.3, 0.298, 0.2975]
@@ -212,8 +212,8 @@ def test_stopped_improving_against_hand_worked_curves():
 
 
 def test_training_stops_when_the_loss_stops_improving_and_resumes_to_the_same_end(tmp_path):
-    from prunekit.cache import fit
-    from prunekit.train import stopped_improving
+    from prunekit.core.store import fit
+    from prunekit.core.train import stopped_improving
 
     cfg = TrainConfig(data=DataConfig(name="digits"), model=ModelConfig(arch="mlp", hidden=(16,)), epochs=60,
                       lr=0.05, optimizer="sgd", patience=2, min_improvement=0.05, batch_size=256)
@@ -222,9 +222,9 @@ def test_training_stops_when_the_loss_stops_improving_and_resumes_to_the_same_en
     assert 2 < len(losses) < 60 and stopped_improving(losses, 2, 0.05)            # stopped early, by the rule
     assert not any(stopped_improving(losses[:n], 2, 0.05) for n in range(1, len(losses)))  # and not before
     assert cfg.replace(patience=0).key() != cfg.key() and TrainConfig().identity() == {}       # defaults keep keys
-    from prunekit.cache import build
-    from prunekit.data import load_dataset
-    from prunekit.train import train
+    from prunekit.core.store import build
+    from prunekit.core.data import load_dataset
+    from prunekit.core.train import train
 
     def interrupt(epoch, model):
         if epoch == 2:

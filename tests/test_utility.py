@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit import imbalance as IM
-from prunekit import masks as M
-from prunekit import mechanism as MX
-from prunekit import subset_scorer as SS
-from prunekit import utility as U
-from prunekit.config import ModelConfig
-from prunekit.models import MLP, build_model, prunable_parameters
+from prunekit.measures import imbalance as IM
+from prunekit.pruning import masks as M
+from prunekit.studies import s002_utility as MX
+from prunekit.measures import _ablation as SS
+from prunekit.measures import utility as U
+from prunekit.core.config import ModelConfig
+from prunekit.core.models import MLP, build_model, prunable_parameters
 
 
 def _tiny_mlp(seed=0, bias=True):

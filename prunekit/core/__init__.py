@@ -1,0 +1,1 @@
+"""Foundation: configs, data, models, the trainer, the result store, sweeps, devices and paths."""

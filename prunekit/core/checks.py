@@ -1,0 +1,69 @@
+"""Input validation for the whole package: one message style, raised before any compute.
+
+Every failure is a ``ValueError`` that names the parameter, the value given and what is allowed:
+``"<name>=<value> is not supported; allowed values: ..."`` or ``"<name>=<value> is out of range; allowed: [lo, hi)"``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterable
+
+import torch
+
+__all__ = ["choice", "choice_message", "number", "fraction", "generator", "pruned_count"]
+
+
+def choice_message(name: str, value, allowed: Iterable) -> str:
+    """The message of a value that is not one of ``allowed``."""
+    return f"{name}={value!r} is not supported; allowed values: {', '.join(map(repr, tuple(allowed)))}"
+
+
+def generator(value, seed: int = 0):
+    """A ``torch.Generator`` as given, or one seeded with ``seed`` for None (the package's random baselines)."""
+    if value is None:
+        return torch.Generator().manual_seed(seed)
+    if not isinstance(value, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(value).__name__}")
+    return value
+
+
+def choice(name: str, value, allowed: Iterable):
+    """``value`` if it is one of ``allowed``, else ``ValueError`` listing them."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(choice_message(name, value, allowed))
+    return value
+
+
+def number(name: str, value, *, low=None, high=None, low_open: bool = False, high_open: bool = False,
+           integer: bool = False):
+    """``value`` if it is a finite real number (an integer when ``integer``) in the stated range, else ``ValueError``.
+
+    Bounds are inclusive unless ``low_open`` / ``high_open``; None means unbounded. Booleans are not numbers here.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a number")
+    if integer and int(value) != value:
+        raise ValueError(f"{name}={value!r} must be an integer")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
+    return value
+
+
+def fraction(name: str, value, *, low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float if it is a number in [0, 1] (ends open as asked), else ``ValueError``."""
+    return float(number(name, value, low=0.0, high=1.0, low_open=low_open, high_open=high_open))
+
+
+def pruned_count(k: float, n: int) -> int:
+    """Number of elements pruned for k% of n: exactly ``round(k * n / 100)`` (Python's round, half to even), at most
+    n."""
+    return min(n, int(round(k * n / 100.0)))

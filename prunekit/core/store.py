@@ -1,0 +1,247 @@
+"""The result cache: every trained model is stored under the hash of its full config.
+
+Layout (``$PRUNEKIT_CACHE``, default ``data/models``)::
+
+    <key>/model.pt     {"state_dict": ..., "checkpoints": {epoch: state_dict}}   (torch.save)
+    <key>/meta.json    config, history, library versions, device, sha256 of model.pt   (written last)
+    <key>/progress.pt  training state of an interrupted run (removed when done)
+    <kind>/<hash>/     a result derived from trained models (a pruning cycle, a retrained network):
+                       tensors.pt and meta.json, as above (:func:`cached_result`)
+
+Both files are written atomically (temp file, then ``os.replace``); ``meta.json`` is written after ``model.pt``, so an
+entry without it is incomplete. Loading verifies the checksum and the stored config and uses
+``torch.load(weights_only=True)``; a corrupt or mismatching entry is retrained with a warning, never used.
+
+A model trained on CUDA (``TrainConfig.device``) has its own entry (the device type is part of the key) and is loaded
+onto the CPU on a machine without a GPU (``map_location``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .device import available_here, dataset_to, device_type, model_device, resolve_device
+from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
+from .paths import atomic_write, cache_dir
+from .train import train
+
+__all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
+           "cached_result", "result_key", "data_digest"]
+
+
+@dataclass
+class Run:
+    """A trained model with its config, history (one row per epoch) and checkpoints."""
+
+    model: nn.Module
+    config: TrainConfig
+    history: pd.DataFrame
+    checkpoints: dict[int, dict]
+    key: str
+    path: Path | None = None
+    cached: bool = False  # True when loaded from the cache rather than trained now
+
+    def dataset(self) -> Dataset:
+        """The run's data set, on the model's device."""
+        return dataset_to(load_dataset(self.config.data), model_device(self.model))
+
+    def model_at(self, epoch: int) -> nn.Module:
+        """A fresh model holding the weights saved at ``epoch`` (one of ``config.checkpoints``)."""
+        if epoch not in self.checkpoints:
+            raise ValueError(f"epoch={epoch} has no checkpoint; available: {sorted(self.checkpoints)}")
+        model = build(self.config).to(model_device(self.model))
+        model.load_state_dict(self.checkpoints[epoch])
+        return model
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torchvision  # imported here, not at the top: only this report needs it, and it is slow to import
+
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def describe_device(device: str) -> dict[str, str]:
+    """The device a model was trained on, as stored with it: its type and, on CUDA, the GPU's name."""
+    if device_type(device) == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(resolve_device(device))}
+    return {"type": "cpu", "name": platform.processor() or platform.machine()}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def entry_path(cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path:
+    return Path(root if root is not None else cache_dir()) / cfg.key()
+
+
+def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
+    """The untrained model of ``cfg``, initialised deterministically from ``cfg.seed``."""
+    ds = ds or load_dataset(cfg.data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model, ds.input_shape, ds.num_classes)
+
+
+def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = None) -> Run:
+    """Train ``cfg`` now, without the cache, on ``cfg.device`` (initialised on the CPU, so every device starts from
+    the same weights). With ``cfg.model.init_density < 1`` the initialised network is pruned at random
+    (``prunekit.core.models.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
+    its checkpoints come back as plain weights with the pruned ones at 0."""
+    device = resolve_device(cfg.device, "TrainConfig.device")
+    ds = load_dataset(cfg.data)
+    model = build(cfg, ds)
+    sparse = cfg.model.init_density < 1.0
+    if sparse:
+        masks = sparse_at_init(model, cfg.model.init_density, torch.Generator().manual_seed(cfg.seed))
+    model = model.to(device)
+    if sparse:
+        hold_masks(model, masks)  # held: w = w_orig * mask in every forward
+    history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)  # moves ds to the device
+    if sparse:  # fold the mask into plain weights, in the parameter order of a freshly built model
+        state = plain_state_dict(model.state_dict())
+        model = build(cfg, ds).to(device)
+        model.load_state_dict(state)
+        checkpoints = {epoch: plain_state_dict(sd) for epoch, sd in checkpoints.items()}
+    return Run(model, cfg, history, checkpoints, cfg.key())
+
+
+def _load_device(cfg: TrainConfig) -> torch.device:
+    """Where a cached model is loaded: its own device when this machine has it, else the CPU (``map_location``)."""
+    if not available_here(cfg.device):
+        return torch.device("cpu")
+    return resolve_device(cfg.device, "TrainConfig.device")
+
+
+def _load(cfg: TrainConfig, path: Path) -> Run:
+    meta = json.loads((path / "meta.json").read_text())
+    if TrainConfig.from_dict(meta.get("config", {})).key() != cfg.key():
+        raise ValueError("stored config differs from the requested one")
+    if sha256_file(path / "model.pt") != meta.get("sha256"):
+        raise ValueError("checksum mismatch in model.pt")
+    device = _load_device(cfg)
+    blob = torch.load(path / "model.pt", weights_only=True, map_location=device)
+    model = build(cfg).to(device)
+    model.load_state_dict(blob["state_dict"])
+    checkpoints = {int(k): v for k, v in blob["checkpoints"].items()}
+    return Run(model, cfg, pd.DataFrame(meta["history"]), checkpoints, cfg.key(), path, cached=True)
+
+
+def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.PathLike | None = None) -> Run:
+    """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored."""
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
+    path = entry_path(cfg, root)
+    can_train = available_here(cfg.device)
+    if can_train:
+        resolve_device(cfg.device, "TrainConfig.device")  # a bad GPU index fails here, before the entry is touched
+    if not can_train and not (path / "meta.json").exists():
+        raise ValueError(f"TrainConfig.device={cfg.device!r}: this model is not in the cache and torch sees no CUDA "
+                         "device here to train it; use device='auto' or 'cpu'")
+    if (path / "meta.json").exists():
+        try:
+            return _load(cfg, path)
+        except Exception as err:
+            if not can_train:  # keep the GPU-trained entry: it cannot be retrained on this machine
+                raise ValueError(f"cache entry {path} cannot be loaded ({err}) and torch sees no CUDA device here "
+                                 "to retrain it") from err
+            warnings.warn(f"cache entry {path} is corrupt or does not match its config ({err}); retraining",
+                          stacklevel=2)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "meta.json").unlink(missing_ok=True)
+    run = fit(cfg, quiet=quiet, resume_path=path / "progress.pt")
+    state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
+    atomic_write(path / "model.pt", lambda tmp: torch.save(state, tmp))
+    meta = {"config": cfg.to_dict(), "key": cfg.key(), "sha256": sha256_file(path / "model.pt"),
+            "history": run.history.to_dict(orient="records"), "versions": versions(),
+            "device": describe_device(cfg.device)}
+    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    run.path = path
+    return run
+
+
+def data_digest(split) -> str:
+    """SHA-256 (hex) of a split's inputs and targets (their dtype, shape and bytes): names the data a derived result
+    was trained on in its spec, so the same model retrained on other data is another entry."""
+    h = hashlib.sha256()
+    for t in (split.x, split.y):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def result_key(spec: dict) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``spec``: the name of a derived result's entry."""
+    try:
+        blob = json.dumps(spec, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"spec must be plain JSON (str, int, finite float, bool, None, lists, dicts): {err}") from err
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cached_result(kind: str, spec: dict, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]],
+                  root: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """A result derived from trained models, computed once per ``spec`` and kept beside them: ``(tensors, info)``.
+
+    ``spec`` (plain JSON) must name everything the result depends on, the parent model's ``TrainConfig.key()``
+    first; ``compute()`` returns the tensors (a ``{name: tensor}`` dict, stored on the CPU) and ``info`` (a JSON dict:
+    a table row, say). Stored in ``<cache>/<kind>/<result_key(spec)>/`` as ``tensors.pt`` then ``meta.json`` (spec,
+    info, sha256 of ``tensors.pt``), each written atomically; a later call with the same spec loads them
+    (``torch.load(weights_only=True)``, checksum and spec checked) instead of computing. A corrupt or mismatching
+    entry is recomputed, with a warning. A chain of results (one per pruning cycle) resumes at its first missing link.
+    """
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", kind):
+        raise ValueError(f"kind={kind!r} must be a lower-case name (letters, digits, '_'), e.g. 'cycles'")
+    if not isinstance(spec, dict):
+        raise ValueError(f"spec must be a dict, got {type(spec).__name__}")
+    path = Path(root if root is not None else cache_dir()) / kind / result_key(spec)
+    if (path / "meta.json").exists():
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+            if meta.get("spec") != json.loads(json.dumps(spec)):
+                raise ValueError("stored spec differs from the requested one")
+            if sha256_file(path / "tensors.pt") != meta.get("sha256"):
+                raise ValueError("checksum mismatch in tensors.pt")
+            tensors = torch.load(path / "tensors.pt", weights_only=True, map_location="cpu")
+            return tensors, meta["info"]
+        except Exception as err:  # unreadable JSON, missing file, bad checksum: recompute, never use it
+            warnings.warn(f"cached result {path} is corrupt or does not match its spec ({err}); recomputing",
+                          stacklevel=2)
+    tensors, info = compute()
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in tensors.items()):
+        raise ValueError("compute() must return ({name: tensor}, info)")
+    tensors = {k: v.detach().cpu().clone() for k, v in tensors.items()}
+    info = json.loads(json.dumps(info, allow_nan=True))  # plain JSON now, as it will be when loaded
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "meta.json").unlink(missing_ok=True)
+    atomic_write(path / "tensors.pt", lambda tmp: torch.save(tensors, tmp))
+    meta = {"kind": kind, "spec": spec, "info": info, "sha256": sha256_file(path / "tensors.pt"),
+            "versions": versions()}
+    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    return tensors, info

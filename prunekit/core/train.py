@@ -1,0 +1,280 @@
+"""A fast, deterministic trainer over in-memory tensors.
+
+Speed comes from the data path (whole data set in memory, batches by indexing, no per-sample transforms) and from
+fused optimizer steps; determinism from seeding the model's init and the shuffle generator with ``cfg.seed``: the same
+config and seed give bitwise-identical weights on the CPU (with the same number of threads).
+
+Losses:
+- ``cross_entropy``: softmax cross-entropy on the logits.
+- ``sse``: sigmoid outputs with the squared error of Wolfe et al. (2017), ``E = 1/2 sum_k (sigma(z_k) - t_k)^2`` per
+  sample (one-hot targets for classification), averaged over the samples of a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import choice_message, number
+from .config import TrainConfig
+from .data import Dataset, Split, iterate_batches
+from .device import dataset_to, deterministic, model_device
+from .paths import atomic_write
+from .runtime import adapt_threads, fewest_threads_since
+
+__all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
+           "quiet_default", "stopped_improving"]
+
+
+def quiet_default() -> bool:
+    """Progress bars are off when ``PRUNEKIT_QUIET=1``."""
+    return os.environ.get("PRUNEKIT_QUIET", "0") not in ("", "0", "false", "False")
+
+
+def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Batch-mean loss ``fn(outputs, targets)``; ``targets`` are class indices or, for regression, float values."""
+    if name == "cross_entropy":
+        return F.cross_entropy
+    if name == "sse":
+        def sse(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if t.dtype == torch.long:
+                t = F.one_hot(t, z.shape[1]).to(z.dtype)
+            return 0.5 * (torch.sigmoid(z) - t.reshape(z.shape)).pow(2).sum(1).mean()
+        return sse
+    raise ValueError(choice_message("loss", name, ("cross_entropy", "sse")))
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (with optional momentum), Adam or Adagrad, with the config's lr and weight decay (fused kernels)."""
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    raise ValueError(choice_message("optimizer", cfg.optimizer, ("sgd", "adam", "adagrad")))
+
+
+def make_scheduler(optimizer, cfg: TrainConfig):
+    """Per-epoch schedule: none, cosine annealing over ``epochs``, or x0.1 steps at 50% and 75% of ``epochs``."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.schedule == "step":
+        marks = sorted({max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=marks, gamma=0.1)
+    return None
+
+
+def schedule_lrs(cfg: TrainConfig) -> list[float]:
+    """The learning rate of each epoch ``1..cfg.epochs`` of a run with ``cfg`` (entry ``e - 1`` is epoch ``e``'s), read
+    off the same torch scheduler :func:`train` steps once per epoch."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg)
+    lrs = []
+    for _ in range(cfg.epochs):
+        lrs.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return lrs
+
+
+def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of rows whose argmax is the label, as a tensor on the outputs' device (0 for regression targets)."""
+    if y.dtype != torch.long:
+        return out.new_zeros((), dtype=torch.long)
+    return (out.argmax(1) == y).sum()
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode for the block; its previous train/eval mode is restored on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def state_restored(model: nn.Module) -> Iterator[nn.Module]:
+    """Save the model's state (weights, buffers, train/eval mode) once; restore it bitwise on exit."""
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    try:
+        yield model
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Model outputs for ``x`` in eval mode (the model's previous mode is restored), on the model's device (``x`` is
+    moved there batch by batch if it is elsewhere)."""
+    device = model_device(model)
+    outputs = []
+    with eval_mode(model):
+        for i in range(0, x.shape[0], batch_size):
+            adapt_threads()
+            outputs.append(model(x[i:i + batch_size].to(device)))
+    return torch.cat(outputs)
+
+
+def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_size: int = 4096) -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of ``model`` on ``split``; accuracy is a fraction in [0, 1] (NaN for regression)."""
+    out = predict(model, split.x, batch_size)
+    with torch.inference_mode():
+        y = split.y.to(out.device)
+        value = float(make_loss(loss)(out, y))
+        acc = float(_correct(out, y)) / len(split) if y.dtype == torch.long else math.nan
+    return value, acc
+
+
+def stopped_improving(losses: Sequence[float], patience: int, min_improvement: float = 0.01) -> bool:
+    """Whether training should stop after the last of ``losses`` (one training loss per epoch so far): an epoch
+    improves when its loss is below ``(1 - min_improvement)`` times the best loss before it, and training stops
+    once the last ``patience`` epochs have not improved (the first epoch always improves)."""
+    number("patience", patience, low=1, integer=True)
+    number("min_improvement", min_improvement, low=0.0, high=1.0, high_open=True)
+    best, since = math.inf, 0
+    for loss in losses:
+        if loss < (1.0 - min_improvement) * best:
+            best, since = loss, 0
+        else:
+            since += 1
+    return len(losses) > 0 and since >= patience
+
+
+def _atomic_save(obj, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = None,
+          resume_path: str | os.PathLike | None = None,
+          callback: Callable[[int, nn.Module], None] | None = None,
+          lrs: Sequence[float] | None = None) -> tuple[pd.DataFrame, dict[int, dict]]:
+    """Train ``model`` in place on ``ds.train`` as ``cfg`` says; returns ``(history, checkpoints)``.
+
+    history: one row per epoch with ``epoch, lr, train_loss, train_accuracy`` (running means over the epoch's
+    batches), ``test_loss, test_accuracy`` (and ``val_*`` when the data set has a validation split), ``seconds``, and
+    ``threads``: the fewest CPU threads the epoch ran on (fewer than usual when other work took cores,
+    ``prunekit.core.runtime``).
+    checkpoints: ``{epoch: state_dict}`` for the epochs in ``cfg.checkpoints`` (0 = before the first step).
+    resume_path: if given, training state is saved there after each epoch (atomically) and a run that was
+    interrupted resumes from it, bitwise as if never stopped. The file is removed when training completes.
+    callback: called as ``callback(epoch, model)`` after each epoch (for trajectories).
+    lrs: an explicit learning rate for each epoch (``lrs[e - 1]`` for epoch ``e``; ``cfg.epochs`` of them) in place of
+      ``cfg.lr`` and ``cfg.schedule`` (retraining replays part of another run's schedule, ``prunekit.pruning.retrain``).
+
+    The model is trained with whatever forward hooks it carries, so a ``torch.nn.utils.prune`` mask is held.
+    It is trained where it is (``prunekit.core.device.model_device``): the data set is moved there once, the epoch's
+    running loss and accuracy stay there (one synchronisation per epoch), and on CUDA the kernels are deterministic
+    (``prunekit.core.device.deterministic``). The shuffle generator is the CPU's, so every device sees the same batches.
+    """
+    device = model_device(model)
+    ds = dataset_to(ds, device)
+    with deterministic(device):
+        return _train(model, ds, cfg, quiet, resume_path, callback, lrs, device)
+
+
+def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
+    quiet = quiet_default() if quiet is None else quiet
+    loss_fn = make_loss(cfg.loss)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg) if lrs is None else None
+    if lrs is not None:
+        lrs = [float(v) for v in lrs]
+        if len(lrs) != cfg.epochs or not all(math.isfinite(v) and v >= 0 for v in lrs):
+            raise ValueError(f"lrs must hold {cfg.epochs} finite learning rates >= 0 (one per epoch), got {lrs}")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rows: list[dict] = []
+    checkpoints: dict[int, dict] = {}
+    start = 1
+    resume_path = Path(resume_path) if resume_path is not None else None
+    if resume_path is not None and resume_path.exists():
+        try:
+            state = torch.load(resume_path, weights_only=True, map_location=device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"].cpu())
+            rows, checkpoints, start = list(state["history"]), dict(state["checkpoints"]), int(state["epoch"]) + 1
+        except Exception as err:  # a corrupt progress file is not used
+            import warnings
+            warnings.warn(f"ignoring unreadable training progress {resume_path}: {err}")
+            rows, checkpoints, start = [], {}, 1
+    if 0 in cfg.checkpoints and start == 1:
+        checkpoints[0] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    from tqdm.auto import tqdm
+
+    n_batches = math.ceil(len(ds.train) / cfg.batch_size)
+    epochs = tqdm(range(start, cfg.epochs + 1), desc="epochs", disable=quiet, leave=False,
+                  initial=start - 1, total=cfg.epochs)
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        fewest_threads_since(mark=True)
+        model.train()
+        if lrs is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[epoch - 1]
+        lr = optimizer.param_groups[0]["lr"]
+        total_loss = torch.zeros((), device=device)
+        total_correct = torch.zeros((), dtype=torch.long, device=device)
+        batches = iterate_batches(ds.train, cfg.batch_size, shuffle=True, generator=gen)
+        if not quiet and n_batches > 200:
+            batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False)
+        for xb, yb in batches:
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                total_loss += loss.detach() * xb.shape[0]
+                total_correct += _correct(out, yb)
+        if scheduler is not None:
+            scheduler.step()
+        n = len(ds.train)
+        row = {"epoch": epoch, "lr": lr, "train_loss": float(total_loss) / n,
+               "train_accuracy": float(total_correct) / n if ds.task == "classification" else math.nan}
+        for name, split in (("val", ds.val), ("test", ds.test)):
+            if split is not None:
+                row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(model, split, cfg.loss)
+        row["seconds"] = time.perf_counter() - t0
+        row["threads"] = fewest_threads_since()  # CPU threads: fewer than the usual when the machine was busy
+        if not math.isfinite(row["train_loss"]):
+            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
+                                     f"lower lr={cfg.lr}")
+        rows.append(row)
+        if epoch in cfg.checkpoints:
+            checkpoints[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if callback is not None:
+            callback(epoch, model)
+        if not quiet:
+            epochs.set_postfix(loss=f"{row['train_loss']:.3f}", test_acc=f"{row.get('test_accuracy', math.nan):.3f}")
+        stop = cfg.patience > 0 and stopped_improving([r["train_loss"] for r in rows], cfg.patience,
+                                                      cfg.min_improvement)
+        if resume_path is not None and epoch < cfg.epochs and not stop:
+            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                          "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints,
+                          "epoch": epoch}, resume_path)
+        if stop:
+            break
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
+    return pd.DataFrame(rows), checkpoints

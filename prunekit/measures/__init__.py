@@ -1,0 +1,1 @@
+"""Measures of how a network uses its weights: pruning curves, density, utility, saliency, the loss-surface plane."""

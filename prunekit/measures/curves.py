@@ -1,0 +1,257 @@
+"""Pruning curves: accuracy after pruning k% by each method and scope, without retraining, evaluated in the cheapest
+exact form; the per-layer sparsity reached; and measured inference speed-ups of the pruned forms (source 003).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.timing import timeit
+from ..core.checks import choice
+from ..pruning.compaction import _mlp_layout, compact_mlp, flop_count, to_sparse_csr
+from ..pruning.masks import (
+    Params,
+    UnitMasks,
+    _check_params,
+    _weight,
+    mask_sparsity,
+    masks_applied,
+)
+from ..pruning.select import (
+    METHODS,
+    SCOPES,
+    _check_k,
+    _Ranking,
+    _unit_ranking,
+    _weight_masks_from_keeps,
+    _weight_ranking,
+    scores_ranking,
+)
+from ..core.device import model_device
+from ..core.train import eval_mode, evaluate
+
+__all__ = ["pruning_curve", "layer_sparsity_table", "inference_speedups"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pruning curves
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _ranking_for(params, method: str, scope: str, seed: int,
+                 scores: Mapping[str, list]) -> tuple[_Ranking, str]:
+    """The ranking of one method and scope, and its granularity ("weight" or "unit"); ``scores`` holds the scores
+    of the user's scorers, computed once per method."""
+    choice("scope", scope, SCOPES)
+    if method in scores:
+        ranking, units = scores_ranking(params, scores[method], scope)
+        return ranking, "unit" if units else "weight"
+    choice("method", method, tuple(METHODS))
+    granularity, criterion = METHODS[method]
+    g = torch.Generator().manual_seed(int(seed)) if criterion == "random" else None
+    if granularity == "weight":
+        return _weight_ranking(params, scope, criterion, g), granularity
+    return _unit_ranking(params, scope, criterion, g), granularity
+
+
+def _masks_for(params, granularity: str, ranking: _Ranking, k: float):
+    keeps = ranking.keeps(k)
+    if granularity == "weight":
+        return _weight_masks_from_keeps(params, keeps)
+    return UnitMasks.from_keeps(params, keeps)
+
+
+def _is_compactable(model: nn.Module, params) -> bool:
+    try:
+        hidden, _, _ = _mlp_layout(model)
+    except ValueError:
+        return False
+    ids = {id(l) for l in hidden}
+    return all(id(m) in ids and n == "weight" for m, n in params)
+
+
+def _k_value(k: float) -> int | float:
+    """k as tables show it: an integer percentage when it is one (50, not 50.0)."""
+    return int(k) if float(k).is_integer() else float(k)
+
+
+def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
+                  methods: Sequence[str] = ("weight", "unit", "random_weight", "random_unit"),
+                  scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0, *,
+                  loss: str = "cross_entropy", batch_size: int = 4096, form: str = "cheapest",
+                  labels: dict | None = None, scorers: Mapping[str, Callable] | None = None):
+    """Accuracy and loss of ``model`` on ``split`` pruned to each k% (no retraining), as a tidy DataFrame.
+
+    Each (method, scope) is ranked once (one sort); the masks for every k are prefixes of that order.  Each point is
+    evaluated with ``prunekit.core.train.evaluate`` in its cheapest exact form (``form="cheapest"``): unit-pruned MLPs as
+    the compacted dense net (``compact_mlp``), everything else as the masked dense net in place (``masks_applied``,
+    weights restored afterwards, no deepcopy); points that prune nothing reuse the dense evaluation.  With
+    ``form="dense"`` every point is evaluated as the masked dense net.
+
+    ``methods`` from {"weight", "unit", "random_weight", "random_unit"}; ``scopes`` from {"layerwise", "global"};
+    ``seed`` seeds the random baselines.  ``scorers`` adds methods of your own: ``{name: scorer}`` where
+    ``scorer(params)`` returns one score tensor per entry of ``params``, weight-shaped or one per unit (low scores
+    pruned first, as in ``prunekit.pruning.select.masks_from_scores``), e.g. ``{"taylor2": lambda p:
+    prunekit.pruning.scorers.saliency_scores(model, x, y)}``; each is scored once, on the unpruned model.
+    Columns: the ``labels`` (e.g. dataset, arch, seed), method, scope, k,
+    sparsity (measured fraction of zero prunable weights of the masked net), unit_sparsity (fraction of units
+    pruned; whole zero rows for weight methods), effective_sparsity (fraction of prunable weights removed or dead:
+    for unit pruning it also counts the next layer's columns of pruned units), accuracy (fraction), loss, form,
+    seconds (evaluation time of the point).
+    """
+    params = _check_params(params)
+    choice("form", form, ("cheapest", "dense"))
+    ks = [_check_k(k) for k in ks]
+    scorers = dict(scorers or {})
+    for name, scorer in scorers.items():
+        if name in METHODS or not callable(scorer):
+            raise ValueError(f"scorers[{name!r}] must be a callable under a name other than the built-in methods "
+                             f"{', '.join(METHODS)}")
+    for m in methods:
+        choice("method", m, tuple(METHODS))
+    methods = list(methods) + list(scorers)
+    for s in scopes:
+        choice("scope", s, SCOPES)
+    compactable = _is_compactable(model, params)
+    n_total = sum(_weight(m, n).numel() for m, n in params)
+    base_zero = [(_weight(m, n) == 0) for m, n in params]
+    dense_result = None
+    rows = []
+    scores = {}
+    for method in methods:
+        if method in scorers:
+            scores[method] = list(scorers[method](params))  # scored once, whatever the scopes
+        for scope in scopes:
+            ranking, granularity = _ranking_for(params, method, scope, seed, scores)
+            for k in ks:
+                masks = _masks_for(params, granularity, ranking, k)
+                pruned_any = any(not bool(mk.all()) for mk in masks)
+                zeros = sum(int(((~mk) | z).sum()) for mk, z in zip(masks, base_zero))
+                rows_zero = [~mk.reshape(mk.shape[0], -1).any(dim=1) for mk in masks]
+                unit_sp = sum(int(r.sum()) for r in rows_zero) / sum(r.numel() for r in rows_zero)
+                t0 = time.perf_counter()
+                if form == "cheapest" and not pruned_any and dense_result is not None:
+                    lo, acc, how = dense_result[0], dense_result[1], "reused_dense"
+                elif form == "cheapest" and granularity == "unit" and compactable:
+                    small = compact_mlp(model, masks, params)
+                    lo, acc = evaluate(small, split, loss=loss, batch_size=batch_size)
+                    how = "compacted"
+                else:
+                    with masks_applied(params, masks, model=model):
+                        lo, acc = evaluate(model, split, loss=loss, batch_size=batch_size)
+                    how = "masked_dense"
+                    if not pruned_any:
+                        dense_result = (lo, acc)
+                seconds = time.perf_counter() - t0
+                eff = _effective_sparsity(model, params, masks, compactable) if granularity == "unit" \
+                    else zeros / n_total
+                rows.append({**(labels or {}), "method": method, "scope": scope, "k": _k_value(k),
+                             "sparsity": zeros / n_total, "unit_sparsity": unit_sp, "effective_sparsity": eff,
+                             "accuracy": float(acc), "loss": float(lo), "form": how, "seconds": seconds})
+    return pd.DataFrame(rows)
+
+
+def _effective_sparsity(model, params, masks, compactable: bool) -> float:
+    """Fraction of the prunable weights removed by unit pruning, counting the next prunable layer's input columns of
+    pruned units (dead weights) as removed.  Falls back to the mask sparsity when the layout is unknown."""
+    sizes = [mk.numel() for mk in masks]
+    if not compactable or not isinstance(masks, UnitMasks):
+        return sum(int((~mk).sum()) for mk in masks) / sum(sizes)
+    hidden, _, _ = _mlp_layout(model)
+    keep_by = {id(m): kp for (m, _), kp in zip(params, masks.units)}
+    alive = 0
+    prev = None
+    for lin in hidden:
+        out_keep = keep_by.get(id(lin))
+        rows = int(out_keep.sum()) if out_keep is not None else lin.weight.shape[0]
+        cols = lin.weight.shape[1] if prev is None else prev
+        if id(lin) in keep_by:
+            alive += rows * cols
+        prev = rows
+    return 1.0 - alive / sum(sizes)
+
+
+def layer_sparsity_table(params: Params, ks: Sequence[float],
+                         methods: Sequence[str] = ("weight", "unit", "random_weight", "random_unit"),
+                         scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0,
+                         layer_names: Sequence[str] | None = None, labels: dict | None = None):
+    """Per-layer sparsity actually reached (fraction of zero weights with the masks applied), tidy DataFrame with
+    columns labels..., method, scope, k, layer (index), layer_name, size, sparsity.  No evaluation, cheap."""
+    params = _check_params(params)
+    ks = [_check_k(k) for k in ks]
+    names = list(layer_names) if layer_names is not None else [f"layer{i}" for i in range(len(params))]
+    if len(names) != len(params):
+        raise ValueError(f"layer_names has {len(names)} names for {len(params)} params")
+    rows = []
+    for method in methods:
+        for scope in scopes:
+            ranking, granularity = _ranking_for(params, method, scope, seed, {})
+            for k in ks:
+                masks = _masks_for(params, granularity, ranking, k)
+                _, per_layer = mask_sparsity(params, masks)
+                for i, (sp, mk) in enumerate(zip(per_layer, masks)):
+                    rows.append({**(labels or {}), "method": method, "scope": scope, "k": _k_value(k), "layer": i,
+                                 "layer_name": names[i], "size": mk.numel(), "sparsity": sp})
+    return pd.DataFrame(rows)
+
+
+def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Sequence[float],
+                       forms: Sequence[str] = ("masked_dense", "compacted", "csr"), scope: str = "layerwise",
+                       repeat: int = 5, warmup: int = 1, labels: dict | None = None):
+    """Measured inference time of ``model`` on the batch ``x`` pruned to each k%, vs the dense net.
+
+    Forms: "masked_dense" (weight masks applied in place, same dense matmuls), "compacted" (unit pruning, smaller
+    dense MLP), "csr" (weight pruning, ``to_sparse_csr``).  Columns: labels..., form, method, scope, k, batch_size,
+    seconds (median), dense_seconds, speedup (dense / form), flop_ratio (dense MACs / MACs of the form: the ideal
+    speed-up).  Uses ``prunekit.core.timing.timeit``.  A form slower than dense shows as speedup < 1.
+    """
+    params = _check_params(params)
+    ks = [_check_k(k) for k in ks]
+    x = x.to(model_device(model))
+    sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)  # time kernels, not launches
+    with eval_mode(model):  # the model's train/eval mode is restored afterwards
+        dense_flops = flop_count(model)
+
+        def run(m):
+            with torch.inference_mode():
+                m(x)
+            sync()
+
+        dense_s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
+        w_rank = _weight_ranking(params, scope, "magnitude")
+        u_rank = _unit_ranking(params, scope, "l2")
+        rows = []
+        for k in ks:
+            for form in forms:
+                choice("form", form, ("masked_dense", "compacted", "csr"))
+                if form == "compacted":
+                    if not _is_compactable(model, params):
+                        continue
+                    masks = UnitMasks.from_keeps(params, u_rank.keeps(k))
+                    net = compact_mlp(model, masks, params)
+                    method = "unit"
+                    flops = flop_count(net)
+                    s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
+                elif form == "csr":
+                    masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
+                    net = to_sparse_csr(model, masks, params)
+                    method = "weight"
+                    flops = flop_count(net)
+                    s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
+                else:
+                    masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
+                    method = "weight"
+                    with masks_applied(params, masks, model=model):
+                        flops = flop_count(model)
+                        s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
+                rows.append({**(labels or {}), "form": form, "method": method, "scope": scope, "k": _k_value(k),
+                             "batch_size": int(x.shape[0]), "seconds": s, "dense_seconds": dense_s,
+                             "speedup": dense_s / s, "flop_ratio": dense_flops / max(flops, 1)})
+    return pd.DataFrame(rows)
+
+

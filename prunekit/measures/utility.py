@@ -1,0 +1,291 @@
+"""Weight utility and utility imbalance (source 002, "An Empirical Study of a Pruning Mechanism").
+
+Utility of a subset ``W_s`` of the weights ``W`` (source 002, Definition 1)::
+
+    U(W_s) = E_x KL( f_W(x) || f_{W \\ W_s}(x) ),   KL(p || q) = sum_k p_k (log p_k - log q_k)
+
+where ``f`` is the softmax output and ``W \\ W_s`` is ``W`` with the weights of ``W_s`` set to zero (ablation). The KL
+is computed from log-softmax outputs, so it stays finite when probabilities underflow (a term with ``p_k = 0``
+contributes exactly 0). Rounding can make a per-sample KL a tiny negative number (``-1e-8``) when the two
+distributions are (almost) equal; such values are clamped to 0, so ``U >= 0`` always. ``U(empty set) = 0`` exactly
+(an empty subset is not evaluated: nothing changes).
+
+Subsets are drawn over the *prunable* weights (``prunekit.core.models.prunable_parameters``: every Linear/Conv2d weight but
+the output layer), seen as one flat vector in the order of that list. A subset is a boolean vector over that flat
+vector, ``True`` = ablated (a member of ``W_s``); a batch of subsets is a ``[S, P]`` boolean tensor, the form the
+batched scorer works on. Every function that takes subsets also takes them as keep-masks (``prunekit.pruning.masks.Masks``,
+True = keep), the form masks have everywhere else in prunekit; :func:`ablation_masks` converts one way.
+
+Experiments:
+- random ablation (source 002, Fig. 1 left): for each ratio ``r``, ``n_subsets`` (500, as the source) random subsets of
+  exactly ``round(r * P)`` weights; accuracy and utility of each;
+- magnitude ablation (Fig. 1 right): the prunable weights are split into ``n_bands`` equal-size bands by the rank of
+  ``|w|`` (band 0 = smallest magnitudes); ``ratio`` is the fraction *of the band's weights* ablated at random;
+- utility imbalance: ``prunekit.measures.imbalance``; the experiments built on these ablations (imbalance during training,
+  widths): ``prunekit.studies.s002_utility``.
+
+Speed: ``prunekit.measures._ablation`` (batched, or masked in place; class-major reductions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.checks import fraction
+from ..core.device import model_device
+from ..pruning.masks import Masks, _weight, masks_applied, resolve
+from ..pruning.scorers import magnitude_scores
+from ._ablation import _params, _AblationEngine
+from ..core.train import eval_mode
+
+__all__ = [
+    "DEFAULT_RATIOS", "kl_divergence", "log_probs", "utility", "ablation_masks", "flat_weights", "flat_scores",
+    "random_subsets", "evaluate_subsets", "random_ablation", "magnitude_bands", "magnitude_ablation", "summarize",
+]
+
+DEFAULT_RATIOS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+# ----------------------------------------------------------------------------------------------------------- basics
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``KL(p || q) = sum_k p_k (log p_k - log q_k)`` from log-probabilities (last dim = classes).
+
+    Terms with ``p_k = 0`` are exactly 0 (even where ``log q_k = -inf``); negative rounding is clamped to 0.
+    """
+    if log_p.shape[-1:] != log_q.shape[-1:]:
+        raise ValueError(f"log_p and log_q must have the same number of classes, got {tuple(log_p.shape)} and "
+                         f"{tuple(log_q.shape)}")
+    p = log_p.exp()
+    terms = torch.where(p > 0, p * (log_p - log_q), 0.0)
+    return terms.sum(-1).clamp_min(0.0)
+
+
+@torch.no_grad()
+def log_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """``log_softmax`` of the model's outputs on ``x`` (eval mode; the model's mode is restored)."""
+    device = model_device(model)
+    with eval_mode(model):
+        return torch.cat([F.log_softmax(model(x[i:i + batch_size].to(device)), -1)
+                          for i in range(0, x.shape[0], batch_size)])
+
+
+def flat_weights(model: nn.Module, params=None) -> torch.Tensor:
+    """The prunable weights as one flat vector (the order subsets index)."""
+    return torch.cat([_weight(m, n).detach().reshape(-1) for m, n in _params(model, params)])
+
+
+def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
+    """The keep-masks (``prunekit.pruning.masks.Masks``, keyed by name, True = keep) of an ablation ``subset`` (flat over the
+    prunable weights or one tensor per weight, True = ablated): ``keep = ~subset``."""
+    params = _params(model, params)
+    return Masks.from_params(model, params, _keep_masks(_as_flat_subset(subset, params), params))
+
+
+def _keep_masks(flat: torch.Tensor, params) -> list[torch.Tensor]:
+    """Weight-shaped keep-masks (True = keep) of a flat ablation subset (True = ablated)."""
+    sizes = [getattr(m, n).numel() for m, n in params]
+    if flat.numel() != sum(sizes):
+        raise ValueError(f"subset has {flat.numel()} entries for {sum(sizes)} prunable weights")
+    return [~s.view_as(getattr(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
+
+
+def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
+    """A subset given per layer (list of bool tensors shaped like the weights) or flat, as one flat bool vector;
+    a ``Masks`` (True = keep) gives its complement."""
+    if isinstance(subset, Masks):
+        if subset.units:
+            raise ValueError("subset: unit masks (Masks(units=True)) also silence biases; the utility ablates weights "
+                             "only: pass weight masks, or evaluate units with prunekit.pruning.masks.masks_applied(model=)")
+        return ~torch.cat([m.reshape(-1) for m in resolve(params, subset, model)]).cpu()
+    if isinstance(subset, torch.Tensor):
+        return subset.reshape(-1).bool()
+    subset = list(subset)
+    if len(subset) != len(params):
+        raise ValueError(f"subset has {len(subset)} masks for {len(params)} prunable weights; give one per weight")
+    out = []
+    for s, (m, n) in zip(subset, params):
+        w = getattr(m, n)
+        if tuple(s.shape) != tuple(w.shape):
+            raise ValueError(f"subset mask of shape {tuple(s.shape)} does not match weight {tuple(w.shape)}")
+        out.append(s.reshape(-1).bool())
+    return torch.cat(out)
+
+
+def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: int = 4096) -> float:
+    """``U(W_s) = mean_x KL(f_W(x) || f_{W \\ W_s}(x))`` for one subset (the model is left unchanged).
+
+    subset: a flat boolean vector over the prunable weights, or one boolean tensor per weight (True = ablated), or
+    the keep-masks of the weights left (``prunekit.pruning.masks.Masks``, True = keep; see :func:`ablation_masks`).
+    The straightforward path (``prunekit.pruning.masks.masks_applied`` + ``log_probs`` + ``kl_divergence``), independent of
+    the batched machinery of ``evaluate_subsets``, which the tests check against it.
+    """
+
+    params = _params(model, params)
+    flat = _as_flat_subset(subset, params, model)
+    if not bool(flat.any()):
+        return 0.0
+    keep = _keep_masks(flat, params)
+    log_p = log_probs(model, x, batch_size)
+    with masks_applied(params, keep):
+        log_q = log_probs(model, x, batch_size)
+    return float(kl_divergence(log_p, log_q).mean())
+
+
+def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, subsets: torch.Tensor, params=None,
+                     method: str = "auto", chunk_size: int | None = None) -> pd.DataFrame:
+    """Accuracy and utility of each subset: the rows of a boolean ``subsets [S, P]`` (True = ablated), or a sequence of
+    subsets in any form :func:`utility` takes (keep-``Masks`` keyed by name, per-weight or flat ablation vectors).
+
+    method: "batched" (vmap over stacked masked weights), "loop" (masked in place, restored) or "auto".
+    Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
+    """
+    if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
+        flat = _params(model, params)
+        subsets = [_as_flat_subset(s, flat, model) for s in subsets]
+        p = sum(getattr(m, n).numel() for m, n in flat)
+        subsets = torch.stack(subsets) if subsets else torch.zeros(0, p, dtype=torch.bool)
+    engine = _AblationEngine(model, x, y, params, method, chunk_size)
+    try:
+        acc, util = engine.score(subsets)
+    finally:
+        engine.close()
+    return pd.DataFrame({"subset": np.arange(len(acc)), "n_ablated": subsets.sum(1).cpu().numpy(),
+                         "accuracy": acc.numpy(), "utility": util.numpy()})
+
+
+def random_subsets(n_weights: int, k: int, n_subsets: int, generator: torch.Generator | None = None,
+                   within: torch.Tensor | None = None) -> torch.Tensor:
+    """``[n_subsets, n_weights]`` boolean: each row marks ``k`` distinct weights drawn uniformly (True = ablated).
+
+    within: draw only among these flat indices (e.g. a magnitude band).
+    """
+    pool = within.cpu() if within is not None else None  # subsets are drawn and held on the CPU
+    size = n_weights if pool is None else len(pool)
+    if not 0 <= k <= size:
+        raise ValueError(f"k={k} must be in [0, {size}]")
+    out = torch.zeros(n_subsets, n_weights, dtype=torch.bool)
+    for i in range(n_subsets):
+        pick = torch.randperm(size, generator=generator)[:k]
+        out[i, pick if pool is None else pool[pick]] = True
+    return out
+
+
+def _check_ratio(r: float, name: str = "ratios") -> float:
+    return fraction(name, r)
+
+
+def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
+                    ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0, params=None,
+                    method: str = "auto", chunk_size: int | None = None, *, within: torch.Tensor | None = None,
+                    counts: Sequence[int] | None = None, recalibrate: torch.Tensor | None = None) -> pd.DataFrame:
+    """Random ablation (source 002, Fig. 1 left): per ratio, ``n_subsets`` random subsets of ``round(r * P)`` weights.
+
+    within: draw only among these flat indices of the prunable weights (e.g. the weights a sparse network kept), and
+      ``P`` is their number; counts: ablate these numbers of weights instead of ratios (each at most ``P``; the
+      source's comparison of network sizes by absolute number); recalibrate: inputs on which the batch-norm running
+      statistics are recomputed after each ablation (``torch.optim.swa_utils.update_bn``) before it is evaluated, and
+      restored afterwards: do the stored statistics, which describe the unablated network, cause the spread?
+    Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``. Subsets are
+    drawn from a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed).
+    """
+    if n_subsets < 1:
+        raise ValueError(f"n_subsets={n_subsets} must be >= 1")
+    pool = None if within is None else within.reshape(-1).cpu()
+    n_weights = sum(getattr(m, n).numel() for m, n in _params(model, params))
+    if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
+                             or (len(pool) and (int(pool.min()) < 0 or int(pool.max()) >= n_weights))):
+        raise ValueError(f"within must hold distinct flat indices in [0, {n_weights}) of the prunable weights "
+                         "(e.g. mask.nonzero().flatten())")
+    size = n_weights if pool is None else pool.numel()
+    if counts is None:
+        levels = [(r, int(round(r * size))) for r in (_check_ratio(r) for r in ratios)]
+    else:
+        if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= size for c in counts):
+            raise ValueError(f"counts={list(counts)!r} must be integers in [0, {size}] (the weights drawn from)")
+        levels = [(int(c) / size if size else 0.0, int(c)) for c in counts]
+    engine = _AblationEngine(model, x, y, params, method, chunk_size, calibration=recalibrate)
+    gen = torch.Generator().manual_seed(seed)
+    frames = []
+    try:
+        step = max(engine.chunk_size, 16)
+        for r, k in levels:
+            accs, utils = [], []
+            for start in range(0, n_subsets, step):
+                subs = random_subsets(engine.n_weights, k, min(step, n_subsets - start), gen, within=pool)
+                a, u = engine.score(subs)
+                accs.append(a)
+                utils.append(u)
+            frames.append(pd.DataFrame({"ratio": r, "subset": np.arange(n_subsets), "n_ablated": k,
+                                        "accuracy": torch.cat(accs).numpy(), "utility": torch.cat(utils).numpy()}))
+    finally:
+        engine.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def flat_scores(model: nn.Module, params=None, scorer=magnitude_scores) -> torch.Tensor:
+    """A scorer's weight-shaped scores of the prunable weights as one flat vector (the order subsets index)."""
+    return torch.cat([s.reshape(-1) for s in scorer(_params(model, params))])
+
+
+def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer=magnitude_scores) -> list[torch.Tensor]:
+    """Flat indices of the prunable weights in ``n_bands`` equal-size bands by rank of their score (``|w|`` by
+    default; 0 = lowest), ties by index."""
+    if n_bands < 1:
+        raise ValueError(f"n_bands={n_bands} must be >= 1")
+    order = torch.argsort(flat_scores(model, params, scorer), stable=True)
+    return list(torch.tensor_split(order, n_bands))
+
+
+def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_bands: int = 10,
+                       ratios: Sequence[float] = (0.1, 0.5, 1.0), n_subsets: int = 20, seed: int = 0, params=None,
+                       method: str = "auto", chunk_size: int | None = None, scorer=magnitude_scores) -> pd.DataFrame:
+    """Ablation by magnitude (source 002, Fig. 1 right), or by any ``scorer``'s scores.
+
+    The prunable weights are cut into ``n_bands`` equal-size bands by rank of ``|w|`` (band 0 = smallest); for each
+    band and ratio ``r``, ``n_subsets`` random subsets of ``round(r * band size)`` of that band's weights are ablated
+    (one subset when ``r = 1``: the whole band). Returns one row per subset:
+    ``band, band_low, band_high (|w| range of the band), ratio, subset, n_ablated, accuracy, utility``.
+    """
+    ratios = [_check_ratio(r) for r in ratios]
+    rank_by = scorer
+    engine = _AblationEngine(model, x, y, params, method, chunk_size)
+    gen = torch.Generator().manual_seed(seed)
+    mags = flat_scores(model, engine.params, rank_by)
+    frames = []
+    try:
+        for b, band in enumerate(magnitude_bands(model, n_bands, engine.params, rank_by)):
+            for r in ratios:
+                k = int(round(r * len(band)))
+                n = 1 if k in (0, len(band)) else n_subsets
+                subs = random_subsets(engine.n_weights, k, n, gen, within=band)
+                a, u = engine.score(subs)
+                frames.append(pd.DataFrame({
+                    "band": b, "band_low": float(mags[band].min()), "band_high": float(mags[band].max()),
+                    "ratio": r, "subset": np.arange(n), "n_ablated": k, "accuracy": a.numpy(), "utility": u.numpy()}))
+    finally:
+        engine.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(df: pd.DataFrame, by: str | Sequence[str] = "ratio", values: Sequence[str] = ("accuracy", "utility"),
+              quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> pd.DataFrame:
+    """Distribution of each value per group: ``<value>_mean, _std, _min, _max, _q05, ...`` (one row per group)."""
+    by = [by] if isinstance(by, str) else list(by)
+    rows = []
+    for key, g in df.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        row["n"] = len(g)
+        for v in values:
+            s = g[v].to_numpy(dtype=float)
+            row.update({f"{v}_mean": s.mean(), f"{v}_std": s.std(), f"{v}_min": s.min(), f"{v}_max": s.max()})
+            for q in quantiles:
+                row[f"{v}_q{int(round(q * 100)):02d}"] = float(np.quantile(s, q))
+        rows.append(row)
+    return pd.DataFrame(rows)

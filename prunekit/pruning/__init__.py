@@ -1,0 +1,1 @@
+"""Pruning: masks, importance scorers, scores to masks, compaction, retraining, pruning cycles."""

@@ -1,0 +1,380 @@
+"""Masks: validate them, apply them in place (restorably or for good), hand them to torch, report their sparsity.
+
+A mask is a bool tensor shaped like its weight, ``True`` = keep, one per ``(module, "weight")`` pair of ``params``
+(``prunekit.core.models.prunable_parameters(model)``), as in ``torch.nn.utils.prune``. A :class:`UnitMasks` is such a list
+whose rows are kept or pruned whole; applying it also silences the pruned units' biases and following BatchNorm.
+How masks are *computed* lives in ``prunekit.pruning.select``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Iterator, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from ..core.paths import atomic_write
+
+__all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
+           "masks_from_torch_prune", "sparsity", "layer_sparsity", "mask_sparsity",
+           "following_batchnorms"]
+
+Params = Sequence[tuple[nn.Module, str]]
+
+
+class UnitMasks(list):
+    """A list of weight-shaped bool masks (whole rows kept or pruned) that remembers it prunes *units*.
+
+    ``units[i]`` is the 1-D keep vector of layer i (one entry per output neuron / channel).  Applying unit masks
+    (``masks_applied``, ``apply_masks_``, ``to_torch_prune``) also zeroes the pruned units' bias entries and, when
+    ``model`` is given, the weight and bias of the BatchNorm right after the layer, so that the unit's
+    pre-activation is exactly 0 and its output is ``act(0)`` = 0 for ReLU and tanh.
+    """
+
+    def __init__(self, masks: Iterable[torch.Tensor], units: Iterable[torch.Tensor]):
+        super().__init__(masks)
+        self.units = list(units)
+
+    @classmethod
+    def from_keeps(cls, params: "Params", keeps) -> "UnitMasks":
+        """Weight-shaped masks from one 1-D keep vector per entry of ``params`` (whole rows kept or pruned)."""
+        masks, units = [], []
+        for (m, n), kp in zip(params, keeps):
+            w = _weight(m, n)
+            kp = kp.to(w.device)
+            units.append(kp)
+            masks.append(kp.view(-1, *([1] * (w.dim() - 1))).expand(w.shape).clone())
+        return cls(masks, units)
+
+
+class Masks(dict):
+    """Masks keyed by parameter name (``"<module path>.weight"``, as ``model.named_parameters()`` names it), bool,
+    True = keep: the form masks are stored, reported and exchanged in (OpenLTH keys its masks the same way).
+    ``units=True`` marks unit masks (whole rows; applying them also zeroes biases and the following BatchNorm).
+
+    Every function of this module that applies masks takes a ``Masks`` as well as a positional list (then with
+    ``model=``, which resolves the names). ``Masks.from_params(model, params, masks)`` names a positional list;
+    ``masks.for_params(model, params)`` gives it back in ``params`` order (a :class:`UnitMasks` for unit masks);
+    ``save`` / ``load`` write and read them atomically (``torch.load(weights_only=True)``; a file without the unit
+    flag loads as weight masks); ``report()`` is a tidy table of what is pruned where.
+    """
+
+    def __init__(self, masks=(), units: bool | None = None):
+        super().__init__(masks)
+        self.units = bool(masks.units if units is None and isinstance(masks, Masks) else units)
+
+    def copy(self) -> "Masks":
+        return Masks(self)
+
+    @staticmethod
+    def names(model: nn.Module, params: Params) -> list[str]:
+        where = {id(m): n for n, m in model.named_modules()}
+        out = []
+        for module, attr in _check_params(params):
+            if id(module) not in where:
+                raise ValueError(f"params holds a {type(module).__name__} that is not part of model")
+            out.append(f"{where[id(module)]}.{attr}".lstrip("."))
+        return out
+
+    @classmethod
+    def from_params(cls, model: nn.Module, params: Params, masks) -> "Masks":
+        if isinstance(masks, Masks):
+            masks = masks.for_params(model, params)
+        units = isinstance(masks, UnitMasks)
+        masks = _check_masks(_check_params(params), masks)
+        return cls({name: m.detach().bool().cpu().clone() for name, m in zip(cls.names(model, params), masks)},
+                   units=units)
+
+    @classmethod
+    def from_units(cls, model: nn.Module, params: Params, removed) -> "Masks":
+        """Unit masks with the units ``removed`` pruned: ``(i, j)`` = row ``j`` of ``params[i]`` (e.g. the first m
+        entries of ``prunekit.measures.saliency.PruneResult.order`` for an MLP, whose hidden layers are its params)."""
+        params = _check_params(params)
+        keeps = [torch.ones(_weight(m, n).shape[0], dtype=torch.bool, device=_weight(m, n).device) for m, n in params]
+        for item in removed:
+            i, j = item
+            if not (0 <= i < len(keeps) and 0 <= j < keeps[i].numel()):
+                raise ValueError(f"removed unit {item!r} is not a (layer, unit) of params: layers have "
+                                 f"{[k.numel() for k in keeps]} units")
+            keeps[i][j] = False
+        return cls.from_params(model, params, UnitMasks.from_keeps(params, keeps))
+
+    def for_params(self, model: nn.Module, params: Params) -> list[torch.Tensor]:
+        params = _check_params(params)
+        names = self.names(model, params)
+        missing = [n for n in names if n not in self]
+        if missing:
+            raise ValueError(f"no mask for {', '.join(missing)}; have {', '.join(self) or 'none'}")
+        masks = [self[n].to(_weight(m, a).device) for n, (m, a) in zip(names, params)]
+        masks = _check_masks(params, masks)
+        if not self.units:
+            return masks
+        keeps = [mk.reshape(mk.shape[0], -1).all(1) for mk in masks]
+        if any(not torch.equal(mk.reshape(mk.shape[0], -1).any(1), kp) for mk, kp in zip(masks, keeps)):
+            raise ValueError("Masks(units=True) must keep or prune whole rows")
+        return UnitMasks(masks, keeps)
+
+    def params(self, model: nn.Module) -> list[tuple[nn.Module, str]]:
+        """The ``(module, attribute)`` pairs these masks name, found in ``model``, in the model's module order."""
+        modules = dict(model.named_modules())
+        order = {name: i for i, name in enumerate(modules)}
+        found = []
+        for name in self:
+            path, _, attr = name.rpartition(".")
+            module = modules.get(path)
+            if module is None or not isinstance(getattr(module, attr, None), torch.Tensor):
+                raise ValueError(f"mask {name!r} names no parameter of this {type(model).__name__}")
+            found.append((order[path], attr, module))
+        return [(module, attr) for _, attr, module in sorted(found, key=lambda t: (t[0], t[1]))]
+
+    def report(self):
+        """One row per parameter: parameter, weights, kept, pruned, sparsity (fraction pruned)."""
+        rows = [{"parameter": n, "weights": m.numel(), "kept": int(m.sum()), "pruned": int((~m).sum()),
+                 "sparsity": float((~m).sum()) / max(1, m.numel())} for n, m in self.items()]
+        return pd.DataFrame(rows, columns=["parameter", "weights", "kept", "pruned", "sparsity"])
+
+    def save(self, path) -> None:
+        state = {n: m.detach().cpu().clone() for n, m in self.items()}  # stored on the CPU: loadable anywhere
+        state[_UNITS_KEY] = torch.tensor(self.units)
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    @classmethod
+    def load(cls, path) -> "Masks":
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) and v.dtype == torch.bool
+                                                  for v in state.values()):
+            raise ValueError(f"{path} does not hold masks (a dict of bool tensors)")
+        units = state.pop(_UNITS_KEY, torch.tensor(False))
+        return cls(state, units=bool(units))
+
+
+_UNITS_KEY = "__units__"  # the unit flag's entry in a saved file (not a parameter name: those hold a dot)
+
+
+def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch.Tensor]:
+    """Positional masks for ``params``: a list as given (checked), or a :class:`Masks` looked up by name in
+    ``model``. Unit masks stay :class:`UnitMasks`."""
+    params = _check_params(params)
+    if isinstance(masks, Masks):
+        if model is None:
+            raise ValueError("masks keyed by parameter name (Masks) need model= to find the parameters' names")
+        return masks.for_params(model, params)
+    checked = _check_masks(params, masks)  # on the weights' devices
+    if isinstance(masks, UnitMasks):
+        return UnitMasks(checked, [u.to(m.device) for u, m in zip(masks.units, checked)])
+    return checked
+
+
+def _weight(module: nn.Module, name: str) -> torch.Tensor:
+    """The effective weight: for a module under torch.nn.utils.prune, ``weight_orig * weight_mask`` computed now (its
+    ``weight`` attribute is only refreshed by a forward pass, so it is stale after an in-place change of the original).
+    """
+    orig, mask = getattr(module, name + "_orig", None), getattr(module, name + "_mask", None)
+    if orig is not None and mask is not None:
+        return orig * mask
+    return getattr(module, name)
+
+
+def _storage(module: nn.Module, name: str) -> torch.Tensor:
+    """The tensor to write to in place (``<name>_orig`` when torch.nn.utils.prune is attached)."""
+    orig = getattr(module, name + "_orig", None)
+    return orig if orig is not None else getattr(module, name)
+
+
+def _check_params(params) -> list[tuple[nn.Module, str]]:
+    if isinstance(params, nn.Module):
+        raise ValueError("params must be a list of (module, 'weight') pairs, e.g. "
+                         "prunekit.core.models.prunable_parameters(model), not a module")
+    try:
+        params = list(params)
+    except TypeError:
+        raise ValueError(f"params must be a list of (module, 'weight') pairs, got {type(params).__name__}") from None
+    if not params:
+        raise ValueError("params is empty: there is nothing to prune (pass prunekit.core.models.prunable_parameters(model))")
+    seen = set()
+    for i, item in enumerate(params):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], nn.Module)
+                and isinstance(item[1], str)):
+            raise ValueError(f"params[{i}] must be a (module, 'weight') pair, got {item!r}")
+        module, name = item
+        w = getattr(module, name, None)
+        if not isinstance(w, torch.Tensor):
+            raise ValueError(f"params[{i}]: {type(module).__name__} has no tensor attribute {name!r}")
+        if w.dim() < 2:
+            raise ValueError(f"params[{i}]: {type(module).__name__}.{name} has shape {tuple(w.shape)}; only weight "
+                             "matrices / conv kernels (2-D or more) are prunable, not biases or norm parameters")
+        if not w.is_floating_point():
+            raise ValueError(f"params[{i}]: {type(module).__name__}.{name} is not a floating point tensor")
+        key = (id(module), name)
+        if key in seen:
+            raise ValueError(f"params[{i}]: {type(module).__name__}.{name} appears twice in params")
+        seen.add(key)
+    return [(m, n) for m, n in params]
+
+
+def _check_masks(params, masks) -> list[torch.Tensor]:
+    if masks is None or isinstance(masks, torch.Tensor):
+        raise ValueError("masks must be a list of bool tensors, one per entry of params")
+    masks = list(masks)
+    if len(masks) != len(params):
+        raise ValueError(f"got {len(masks)} masks for {len(params)} params: need exactly one mask per parameter")
+    for i, ((module, name), m) in enumerate(zip(params, masks)):
+        w = _weight(module, name)
+        if not isinstance(m, torch.Tensor):
+            raise ValueError(f"masks[{i}] must be a bool tensor, got {type(m).__name__}")
+        if m.dtype != torch.bool:
+            raise ValueError(f"masks[{i}] must have dtype torch.bool (True = keep), got {m.dtype}")
+        if tuple(m.shape) != tuple(w.shape):
+            raise ValueError(f"masks[{i}] has shape {tuple(m.shape)} but {type(module).__name__}.{name} has shape "
+                             f"{tuple(w.shape)}: a mask must have the shape of its weight")
+    return [m.to(_weight(module, name).device) for (module, name), m in zip(params, masks)]
+
+
+def _unit_keeps(masks) -> list[torch.Tensor] | None:
+    return list(masks.units) if isinstance(masks, UnitMasks) else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# applying masks
+# ----------------------------------------------------------------------------------------------------------------
+
+
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def following_batchnorms(model: nn.Module, params: Params) -> list[nn.Module | None]:
+    """For each prunable layer, the BatchNorm that directly follows it in ``model`` (or None).
+
+    "Directly follows" = the next leaf module in registration order is a BatchNorm with as many features as the
+    layer has output units (the conv -> BN -> ReLU pattern of prunekit's ConvNet and ResNet blocks).
+    """
+    leaves = [m for m in model.modules() if not list(m.children())]
+    position = {id(m): i for i, m in enumerate(leaves)}
+    out = []
+    for module, name in params:
+        i = position.get(id(module))
+        bn = leaves[i + 1] if i is not None and i + 1 < len(leaves) else None
+        units = _weight(module, name).shape[0]
+        out.append(bn if isinstance(bn, _BN_TYPES) and bn.num_features == units else None)
+    return out
+
+
+def _unit_companions(params, masks, model) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(tensor, 1-D keep) pairs that unit masks also zero: biases and following BatchNorm weight/bias."""
+    keeps = _unit_keeps(masks)
+    if keeps is None:
+        return []
+    if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
+        raise ValueError("unit masks on conv layers need model= so the BatchNorm after each conv can be zeroed too "
+                         "(otherwise the pruned channel's output is BN's shift, not 0)")
+    out = []
+    bns = following_batchnorms(model, params) if model is not None else [None] * len(params)
+    for (module, _), keep, bn in zip(params, keeps, bns):
+        for owner, attr in ((module, "bias"), (bn, "weight"), (bn, "bias")):
+            if owner is None:
+                continue
+            t = getattr(owner, attr + "_orig", None)
+            t = t if t is not None else getattr(owner, attr, None)
+            if isinstance(t, torch.Tensor) and t.shape[:1] == keep.shape:
+                out.append((t, keep.to(t.device)))
+    return out
+
+
+@contextlib.contextmanager
+def masks_applied(params: Params, masks, model: nn.Module | None = None) -> Iterator[None]:
+    """Zero the masked weights in place for the duration of the block, then restore them bitwise.
+
+    Cheap (one copy of each pruned tensor, no deepcopy of the model), for evaluation sweeps::
+
+        with masks_applied(params, weight_masks(params, 90)):
+            loss, acc = evaluate(model, ds.test)
+
+    Unit masks (``UnitMasks``) also zero the pruned units' biases and, with ``model``, the following BatchNorm's
+    weight and bias (see ``UnitMasks``).  Do not train inside the block (use ``to_torch_prune`` for that).
+    """
+    params = _check_params(params)
+    masks = mask_list = resolve(params, masks, model)
+    targets = [(_storage(m, n), ~mk) for (m, n), mk in zip(params, mask_list)]
+    targets += [(t, ~kp) for t, kp in _unit_companions(params, masks, model)]
+    saved = []
+    with torch.no_grad():
+        try:
+            for t, pruned in targets:
+                saved.append((t, t.detach().clone()))
+                t.masked_fill_(pruned, 0.0)
+            yield
+        finally:
+            for t, orig in saved:
+                t.copy_(orig)
+
+
+@torch.no_grad()
+def apply_masks_(params: Params, masks, model: nn.Module | None = None) -> None:
+    """Zero the masked weights in place, permanently (unit masks: biases and following BatchNorm too)."""
+    params = _check_params(params)
+    masks = mask_list = resolve(params, masks, model)
+    for (m, n), mk in zip(params, mask_list):
+        _storage(m, n).masked_fill_(~mk, 0.0)
+    for t, kp in _unit_companions(params, masks, model):
+        t.masked_fill_(~kp, 0.0)
+
+
+def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> None:
+    """Attach the masks with ``torch.nn.utils.prune.custom_from_mask`` so retraining keeps them (weight_orig,
+    weight_mask, forward pre-hook).  Unit masks also mask the bias and the following BatchNorm (given ``model``).
+    Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent)."""
+    params = _check_params(params)
+    masks = mask_list = resolve(params, masks, model)
+    for (m, n), mk in zip(params, mask_list):
+        torch_prune.custom_from_mask(m, n, mk.to(_weight(m, n).device))
+    if _unit_keeps(masks) is not None:
+        if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
+            raise ValueError("unit masks on conv layers need model= so the BatchNorm after each conv is masked too")
+        bns = following_batchnorms(model, params) if model is not None else [None] * len(params)
+        for (module, _), keep, bn in zip(params, masks.units, bns):
+            for owner, attr in ((module, "bias"), (bn, "weight"), (bn, "bias")):
+                if owner is not None and isinstance(getattr(owner, attr, None), torch.Tensor):
+                    torch_prune.custom_from_mask(owner, attr, keep.to(getattr(owner, attr).device))
+
+
+def masks_from_torch_prune(params: Params) -> list[torch.Tensor]:
+    """The bool masks (True = keep) that torch.nn.utils.prune holds on each ``(module, "weight")``."""
+    params = _check_params(params)
+    out = []
+    for i, (m, n) in enumerate(params):
+        mk = getattr(m, n + "_mask", None)
+        if not isinstance(mk, torch.Tensor):
+            raise ValueError(f"params[{i}]: {type(m).__name__}.{n} has no torch.nn.utils.prune mask "
+                             f"(no {n}_mask buffer); attach one with to_torch_prune or torch.nn.utils.prune first")
+        out.append(mk.detach().bool().clone())
+    return out
+
+
+@torch.no_grad()
+def sparsity(params: Params) -> float:
+    """Measured fraction of exactly-zero entries over all weights in ``params`` (effective weights)."""
+    params = _check_params(params)
+    zeros = sum(int((_weight(m, n) == 0).sum()) for m, n in params)
+    total = sum(_weight(m, n).numel() for m, n in params)
+    return zeros / total
+
+
+@torch.no_grad()
+def layer_sparsity(params: Params) -> list[float]:
+    """Measured fraction of exactly-zero entries of each weight in ``params``."""
+    params = _check_params(params)
+    return [float((_weight(m, n) == 0).float().mean()) for m, n in params]
+
+
+@torch.no_grad()
+def mask_sparsity(params: Params, masks, model: nn.Module | None = None) -> tuple[float, list[float]]:
+    """(overall, per-layer) fraction of zeros the weights would have with ``masks`` applied, without applying them
+    (counts pruned entries and entries that are already 0); ``model`` resolves a :class:`Masks`."""
+    params = _check_params(params)
+    mask_list = resolve(params, masks, model)
+    zeros = [int(((~mk) | (_weight(m, n) == 0)).sum()) for (m, n), mk in zip(params, mask_list)]
+    sizes = [mk.numel() for mk in mask_list]
+    return sum(zeros) / sum(sizes), [z / s for z, s in zip(zeros, sizes)]

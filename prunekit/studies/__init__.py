@@ -1,0 +1,1 @@
+"""One module per source: its presets, the runs its notebook calls, its claims."""

@@ -1,0 +1,347 @@
+"""Source 002, "An Empirical Study of a Pruning Mechanism" (ICLR 2021 submission, OpenReview doeyA2PBjdy): notebook
+04's question, does a pruned and retrained network stay in the pretrained network's loss basin?
+
+The one-shot variant's claim (:func:`basin_claims`, on the pretrained network of ``prunekit.studies.s002_utility.pretrain_config``
+shared with notebook 05), and the source's own experiment: iterative pruning cycles of a conv net with batch norm
+(``prunekit.pruning.cycles``) with their presets (:data:`CYCLE_PROFILES`, :func:`cycles_config`), the analogue of the
+source's Table 1 (:func:`cycles_table`) and their claims (:func:`cycle_claims`), as ``prunekit.report.claims`` tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from ..report import claims as C
+from ..core.store import Run
+from ..core.config import TrainConfig, check_profile
+from ..pruning.cycles import CYCLE_METHODS, IterativePruning, conv_parameters
+from ..core.data import Dataset
+from ..pruning.masks import sparsity
+from .s002_utility import SOURCE, pretrain_config
+from ..core.train import evaluate
+
+__all__ = ["BARRIER_TOL", "basin_claims", "Cycles", "CYCLE_PROFILES", "cycles_preset", "SOURCE_TABLE1", "cycles_config", "CyclesExperiment", "cycles_experiment",
+           "cycles_table", "cycle_claims"]
+
+
+BARRIER_TOL = 0.05  # nats: a line whose loss never rises more than this above its chord stays in one basin
+# The source's own sentences (what the claims below decide), from its contributions and Table 1
+QUOTE_BASIN = ("If a pretrained network is carefully pruned and retrained, then the pruned-and-retrained network "
+               "shares the same loss basin with the pretrained network.")
+QUOTE_TABLE1 = ("Table 1, validation accuracy on CIFAR-10 after five cycles (%): weight pruning + fine-tuning 90.870, "
+                "+ rewinding 91.897, small network 89.290; channel pruning + fine-tuning 43.375, + rewinding 87.138, "
+                "small network 88.020")
+
+
+def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL, split: str = "train",
+                 same_as: Mapping[str, str] | None = None, setup: str = "", seeds: str = "") -> pd.DataFrame:
+    """Source 002's basin claim (``prunekit.report.claims`` format) from notebook 04's ``prunekit.measures.surface.barrier_table``
+    rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
+    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``.
+    ``same_as`` (``prunekit.pruning.retrain.distinct_methods``): methods that are another method's run, counted once and
+    named with it. The barrier of one line is exact on its data: no interval."""
+    name = "Weight pruning with retraining stays in the pretrained basin (one-shot, this project's MLP variant)"
+    reports = "the pruned-and-retrained network shares the pretrained network's basin"
+    rule = f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct retraining run"
+    context = {"quote": QUOTE_BASIN, "setup": setup or "this project's variant: one-shot global magnitude pruning "
+               "of an MLP", "seeds": seeds}
+    cols = ["method", "split", "loss_barrier_linear"]
+    if barriers is None or C.missing_columns(barriers, cols) or barriers[barriers["split"] == split].empty:
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, f"no {split}-split loss barriers", rule,
+                                              **context)])
+    same_as = dict(same_as or {})
+    b = barriers[(barriers["split"] == split) & ~barriers["method"].isin(same_as)].set_index("method")
+    b = b["loss_barrier_linear"]
+    if b.index.duplicated().any() or not np.isfinite(b.to_numpy(dtype=float)).all():
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, "more than one barrier per method, or one that "
+                                              "is not a finite number", rule, **context)])
+    also = {m: [o for o, first in same_as.items() if first == m] for m in b.index}
+    parts = [f"{m} {v:+.4f} nats" + (f" ({', '.join(also[m])}: the same run, the same learning rates from the same "
+                                     "weights)" if also[m] else "") for m, v in b.items()]
+    measured = (f"height above the chord: {', '.join(parts)}; {int((b <= barrier_tol).sum())} of "
+                f"{C.plural(len(b), 'distinct retraining run')} stay in the basin.")
+    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((b <= barrier_tol).all()), rule,
+                                   interval="exact: one line per retrained network, on its data", **context)])
+
+
+# Section 3's iterative pruning cycles (notebook 04), on the source's network (``prunekit.studies.s002_utility.pretrain_config``
+# with network="resnet20": ResNet20 with batch norm and the source's recipe, the same pretrained model as notebook 05).
+# Every cycle is retrained for the pretraining's T epochs, as the source retrains 200 of 200 (so learning-rate
+# rewinding replays the whole schedule from lr 0.1). seeds: Table 1's networks are trained for each (its accuracy
+# claims compare networks within a few points); the plane and the line are drawn for the first; plane_subset:
+# training samples the plane and the line are measured on (None: all); grid: points per axis of each plane
+@dataclass(frozen=True)
+class Cycles:
+    """Notebook 04's pruning cycles for one profile: ``cycles``, Table 1's ``seeds``, the training samples the plane
+    and the line are measured on (``plane_subset``; None: all) and the ``grid`` points per axis of each plane."""
+
+    cycles: int
+    seeds: tuple[int, ...]
+    plane_subset: int | None
+    grid: int
+
+
+CYCLE_PROFILES = {
+    "quick": Cycles(2, (0,), None, 7),
+    "paper": Cycles(5, (0, 1, 2), 2_000, 9),
+    "full": Cycles(5, (0, 1, 2), 10_000, 21),
+}
+
+
+def cycles_preset(profile: str) -> Cycles:
+    """The :class:`Cycles` preset of ``profile``."""
+    return CYCLE_PROFILES[check_profile(profile, CYCLE_PROFILES)]
+
+# Table 1 of the source: validation accuracy (%) on CIFAR-10 after five cycles, and of the small network of each kind
+SOURCE_TABLE1 = {("weight", "finetune"): 90.870, ("weight", "lr_rewind"): 91.897, ("weight", "small"): 89.290,
+                 ("channel", "finetune"): 43.375, ("channel", "lr_rewind"): 87.138, ("channel", "small"): 88.020}
+
+
+def cycles_config(profile: str, seed: int = 0, dataset: str | None = None) -> TrainConfig:
+    """The pretrained network of notebook 04's pruning cycles for ``profile``: the source's ResNet20 with its recipe,
+    ``prunekit.studies.s002_utility.pretrain_config(profile, seed, network="resnet20", dataset=dataset)`` (notebook 05's too)."""
+    check_profile(profile, CYCLE_PROFILES)
+    return pretrain_config(profile, seed, network="resnet20", dataset=dataset)
+
+
+@dataclass
+class CyclesExperiment:
+    """Notebook 04's iterative pruning for every seed: ``pretrained[seed]`` (the cached run), ``runs[seed][(unit,
+    method)]`` (``prunekit.pruning.cycles.IterativePruning``), ``small[seed][unit]`` (Table 1's small network), ``table``
+    (:func:`cycles_table` of every seed) and ``cycles`` (every run's per-cycle rows, with ``seed``)."""
+
+    config: TrainConfig  # the first seed's pretraining config
+    pretrained: dict[int, Run]
+    runs: dict[int, dict[tuple[str, str], IterativePruning]]
+    small: dict[int, dict[str, nn.Module]]
+    table: pd.DataFrame
+    cycles: pd.DataFrame
+
+
+def cycles_experiment(profile: str, seeds=None, units=("weight", "channel"), methods=CYCLE_METHODS,
+                      cycles: int | None = None, dataset: str | None = None, device: str = "cpu",
+                      quiet: bool = True) -> CyclesExperiment:
+    """The source's Section 3 for each of ``seeds`` (None: the profile's): the pretrained ResNet20
+    (:func:`cycles_config`), ``cycles`` cycles (None: the profile's) of each unit x method, each retrained for the
+    pretraining's T epochs, through the result cache (a rerun loads them; an interrupted run resumes), and the small
+    network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.cycles.small_config``, sized by
+    the last method's pruned network)."""
+    from ..core.store import train_or_load
+    from ..pruning.cycles import check_plan, iterative_pruning, small_config
+
+    settings = cycles_preset(profile)
+    seeds = list(settings.seeds if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r} must be a non-empty list of distinct training seeds")
+    check_plan(units, methods, cycles)
+    cycles = int(cycles or settings.cycles)
+    pretrained, runs, small, tables, rows = {}, {}, {}, [], []
+    for seed in seeds:
+        cfg = cycles_config(profile, seed, dataset=dataset).replace(device=device)
+        run = pretrained[seed] = train_or_load(cfg, quiet=quiet)
+        ds = run.dataset()
+        runs[seed] = {(u, m): iterative_pruning(run.model, ds, cfg, unit=u, method=m, cycles=cycles,
+                                                epochs=cfg.epochs, cache=True, quiet=quiet)
+                      for u in units for m in methods}
+        small[seed] = {u: train_or_load(small_config(cfg, run.model, runs[seed][u, methods[-1]]), quiet=quiet).model
+                       for u in units}
+        tables.append(cycles_table(runs[seed], small[seed], ds, cfg.loss, pretrained=run.model, seed=seed))
+        rows += [r.table.assign(seed=seed) for r in runs[seed].values()]
+    first = cycles_config(profile, seeds[0], dataset=dataset).replace(device=device)
+    return CyclesExperiment(first, pretrained, runs, small, pd.concat(tables, ignore_index=True),
+                            pd.concat(rows, ignore_index=True))
+
+
+def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Mapping[str, nn.Module],
+                 ds: Dataset, loss: str = "cross_entropy", pretrained: nn.Module | None = None,
+                 seed: int = 0) -> pd.DataFrame:
+    """The analogue of the source's Table 1 for one seed: one row per network, ``seed``, ``unit`` ("weight" /
+    "channel"; "pretrained" for the ``pretrained`` network when given), ``network`` (the retraining method, or
+    "small": trained from scratch with as many weights), ``conv_density`` (share of conv weights in use),
+    ``test_accuracy`` and ``train_accuracy`` of this run, and ``source_cifar10_accuracy`` (%)."""
+    rows = []
+    if pretrained is not None:
+        rows.append({"unit": "pretrained", "network": "pretrained", "conv_density": 1.0,
+                     "test_accuracy": evaluate(pretrained, ds.test, loss)[1],
+                     "train_accuracy": evaluate(pretrained, ds.train, loss)[1]})
+    for (unit, method), res in results.items():
+        last = res.table.iloc[-1]
+        rows.append({"unit": unit, "network": method, "conv_density": float(last["conv_density"]),
+                     "test_accuracy": float(last["retrained_test_accuracy"]),
+                     "train_accuracy": float(last["retrained_train_accuracy"])})
+    for unit, model in small.items():
+        rows.append({"unit": unit, "network": "small", "conv_density": 1.0 - sparsity(conv_parameters(model)),
+                     "test_accuracy": evaluate(model, ds.test, loss)[1],
+                     "train_accuracy": evaluate(model, ds.train, loss)[1]})
+    out = pd.DataFrame(rows)
+    out.insert(0, "seed", int(seed))
+    out["source_cifar10_accuracy"] = [SOURCE_TABLE1.get((u, n), np.nan) for u, n in zip(out["unit"], out["network"])]
+    return out
+
+
+def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, barrier_tol: float = BARRIER_TOL,
+                 split: str = "train", collapse_gap: float = 0.10, ceiling_gap: float = 0.01,
+                 setup: str = "") -> pd.DataFrame:
+    """Source 002's claims on iterative pruning (``prunekit.report.claims`` format), from :func:`cycles_table` (one row per
+    seed, unit and network; ``unit="pretrained"`` rows give the pretrained accuracy) and the
+    ``prunekit.measures.surface.barrier_table`` rows of the line from the pretrained to each retrained network (columns
+    ``unit``, ``method``, ``split``, ``loss_barrier_linear``):
+
+    - weight pruning with retraining stays in the pretrained basin: every weight-cycle method's ``split`` loss rises
+      at most ``barrier_tol`` nats above the chord (one line per network: exact on its data);
+    - aggressive channel pruning with rewinding *can* leave it: the channel + ``lr_rewind`` line rises more than that
+      holds it; a line that does not is "cannot decide here", since one setup that stays does not refute a "can";
+    - weight-pruned and retrained networks beat the small network trained from scratch: for fine-tuning and for
+      rewinding, the t interval over seeds of the paired difference (method - small) of test accuracy is above 0
+      (holds), below 0 for either (does not hold), else cannot decide;
+    - channel pruning with fine-tuning collapses: the t interval over seeds of (rewinding - fine-tuning) test
+      accuracy is at least ``collapse_gap`` (holds) or wholly below it (does not hold).
+    The accuracy claims are "cannot decide at this scale" when every network compared is within ``ceiling_gap`` of
+    the others and of the pretrained network (the task's ceiling in this setup): such a setup cannot show the effect.
+    """
+    from ..report.intervals import mean_interval, side_of
+
+    names = ("Weight pruning with retraining stays in the pretrained basin (iterative, conv layers)",
+             "Aggressive channel pruning with rewinding can leave the pretrained basin",
+             "Weight-pruned and retrained networks beat a small network of the same size trained from scratch",
+             "Channel pruning with fine-tuning collapses")
+    reports = ("the pruned-and-retrained ResNet20 stays in the pretrained basin after five weight-pruning cycles",
+               "after five channel-pruning cycles with learning-rate rewinding the network leaves the basin",
+               "CIFAR-10: 90.87% (fine-tuning) and 91.90% (rewinding) against 89.29% for the small network",
+               "CIFAR-10: 43.38% with fine-tuning against 87.14% with rewinding")
+    quotes = (QUOTE_BASIN, QUOTE_TABLE1, QUOTE_TABLE1, QUOTE_TABLE1)
+    rules = (f"{split} loss above the chord <= {barrier_tol:g} nats for every weight-cycle method",
+             f"{split} loss above the chord > {barrier_tol:g} nats for channel cycles with lr_rewind (an existence "
+             "claim: a line that stays is not a refutation)",
+             "95% t interval over seeds of (method - small) test accuracy > 0 for fine-tuning and for rewinding; "
+             f"cannot decide when every network is within {100 * ceiling_gap:g} point of the others and of the "
+             "pretrained one",
+             f"95% t interval over seeds of (rewinding - fine-tuning) test accuracy >= {100 * collapse_gap:g} points; "
+             f"cannot decide when both are within {100 * ceiling_gap:g} point of each other and of the pretrained one")
+    cols = ["unit", "method", "split", "loss_barrier_linear"]
+    b, b_why = None, f"no {split}-split barriers (a barrier table with columns {', '.join(cols)})"
+    if barriers is not None and not C.missing_columns(barriers, cols):
+        b = barriers[barriers["split"] == split].set_index(["unit", "method"])["loss_barrier_linear"]
+    acc_cols = ["unit", "network", "test_accuracy"]
+    acc, acc_why = None, f"no cycles table (columns {', '.join(acc_cols)})"
+    if table is not None and not C.missing_columns(table, acc_cols):
+        acc = table if "seed" in table.columns else table.assign(seed=0)
+    seeds = C.seed_list(acc["seed"]) if acc is not None and len(acc) else ""
+    context = [dict(quote=q, setup=setup, seeds=seeds) for q in quotes]
+    weight_cycles = [("weight", m) for m in CYCLE_METHODS]
+    rows = []
+    v, why = _one_each(b, weight_cycles, b_why)
+    if v is None:
+        rows.append(C.not_measured(SOURCE, names[0], reports[0], why, rules[0], **context[0]))
+    else:
+        measured = ", ".join(f"{m} {x:+.4f} nats" for (_, m), x in v.items())
+        rows.append(C.claim(SOURCE, names[0], reports[0], f"height above the chord: {measured}.",
+                            all(x <= barrier_tol for x in v.values()), rules[0],
+                            interval="exact: one line per retrained network (the first seed), on its data",
+                            **context[0]))
+    v, why = _one_each(b, [("channel", "lr_rewind")], b_why)
+    if v is None:
+        rows.append(C.not_measured(SOURCE, names[1], reports[1], why, rules[1], **context[1]))
+    else:
+        x = v[("channel", "lr_rewind")]
+        measured = f"height above the chord: {x:+.4f} nats."
+        interval = "exact: one line (the first seed), on its data"
+        if x > barrier_tol:
+            rows.append(C.claim(SOURCE, names[1], reports[1], measured, True, rules[1], interval=interval,
+                                **context[1]))
+        else:
+            rows.append(C.cannot_decide(SOURCE, names[1], reports[1], measured, "the line stays within the "
+                                        "tolerance in this setup, and the source says channel pruning *can* leave "
+                                        "the basin: one setup where it does not is no refutation", rules[1],
+                                        interval=interval, **context[1]))
+    for i, compared, pairs, threshold in (
+            (2, [*weight_cycles, ("weight", "small")], [(k, ("weight", "small")) for k in weight_cycles], 0.0),
+            (3, [("channel", "lr_rewind"), ("channel", "finetune")],
+             [(("channel", "lr_rewind"), ("channel", "finetune"))], collapse_gap)):
+        wide, why = _per_seed(acc, compared, acc_why)
+        if wide is None:
+            rows.append(C.not_measured(SOURCE, names[i], reports[i], why, rules[i], **context[i]))
+            continue
+        means = wide.mean()
+        measured = (", ".join(f"{_label(k)} {means[k]:.2%}" for k in compared) +
+                    f" (test accuracy, mean over {C.plural(len(wide), 'seed')}")
+        ceiling = _pretrained_mean(acc)
+        measured += f"; pretrained {ceiling:.2%})." if ceiling is not None else ")."
+        intervals = {(a, c): mean_interval(wide[a] - wide[c], what="t over seeds") for a, c in pairs}
+        interval = "; ".join(f"{_label(a)} - {_label(c)}: {iv.text('{:+.2f}', 100, ' points')}"
+                             for (a, c), iv in intervals.items())
+        top = ceiling if ceiling is not None else float(means.max())
+        if float(means.max() - means.min()) <= ceiling_gap and float(means.min()) >= top - ceiling_gap:
+            rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured, f"at this scale every network "
+                                        f"compared is within {100 * ceiling_gap:g} point of the others and of the "
+                                        f"pretrained network ({100 * top:.1f}%), the task's ceiling here: this setup "
+                                        "cannot show the difference the source reports", rules[i],
+                                        interval=interval, **context[i]))
+            continue
+        sides = [side_of(iv, threshold) for iv in intervals.values()]
+        holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
+        if holds is None:
+            rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured,
+                                        C.undecided_reason(intervals.values()), rules[i], interval=interval,
+                                        **context[i]))
+        else:
+            rows.append(C.claim(SOURCE, names[i], reports[i], measured, holds, rules[i], interval=interval,
+                                **context[i]))
+    return C.claims_frame(rows)
+
+
+def _label(key: tuple[str, str]) -> str:
+    unit, network = key
+    return f"{unit} {network}" if network != "small" else f"{unit} small"
+
+
+def _pretrained_mean(acc: pd.DataFrame | None) -> float | None:
+    """The pretrained network's mean test accuracy over seeds (``unit == "pretrained"`` rows), if the table has it."""
+    if acc is None:
+        return None
+    p = pd.to_numeric(acc.loc[acc["unit"] == "pretrained", "test_accuracy"], errors="coerce").dropna()
+    return float(p.mean()) if len(p) else None
+
+
+def _per_seed(acc: pd.DataFrame | None, keys: list[tuple[str, str]], why_none: str):
+    """``(seeds x keys table of test accuracy, "")`` when every seed has exactly one finite value for each (unit,
+    network) key (a seed that lacks one is left out); else ``(None, why)``."""
+    if acc is None:
+        return None, why_none
+    t = acc.loc[pd.Series([p in keys for p in zip(acc["unit"], acc["network"])], index=acc.index, dtype=bool)]
+    present = set(zip(t["unit"], t["network"]))
+    for key in keys:
+        label = f"{key[0]} cycles with {key[1]}" if key[1] != "small" else f"the small network of {key[0]} cycles"
+        if key not in present:
+            return None, f"no rows for {label}"
+    if t.duplicated(["seed", "unit", "network"]).any():
+        return None, "more than one row per seed, unit and network"
+    wide = t.pivot_table(index="seed", columns=["unit", "network"], values="test_accuracy", aggfunc="first",
+                         dropna=False)
+    wide = wide.apply(pd.to_numeric, errors="coerce").reindex(columns=pd.MultiIndex.from_tuples(keys)).dropna()
+    if wide.empty:
+        return None, "no seed with a finite test accuracy for every network compared"
+    return wide, ""
+
+
+def _one_each(values: pd.Series | None, keys: list[tuple[str, str]], why_none: str):
+    """``({key: float}, "")`` when ``values`` (indexed by (unit, method or network)) holds exactly one finite number
+    for each of ``keys``; else ``(None, why)``: what a claim needs to say it is not measured."""
+    if values is None:
+        return None, why_none
+    out = {}
+    for key in keys:
+        found = values[values.index == key] if len(values) else values.iloc[:0]
+        label = f"{key[0]} cycles with {key[1]}" if key[1] != "small" else f"the small network of {key[0]} cycles"
+        if len(found) != 1:
+            return None, f"{'no' if found.empty else f'{len(found)}'} rows for {label}"
+        x = pd.to_numeric(found, errors="coerce").iloc[0]
+        if not np.isfinite(x):
+            return None, f"no finite value for {label}"
+        out[key] = float(x)
+    return out, ""
