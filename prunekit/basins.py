@@ -42,12 +42,15 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split
                  same_as: Mapping[str, str] | None = None, setup: str = "", seeds: str = "") -> pd.DataFrame:
     """Source 002's basin claim (``prunekit.claims`` format) from notebook 04's ``prunekit.surface.barrier_table``
     rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
-    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``.
-    ``same_as`` (``prunekit.retrain.distinct_methods``): methods that are another method's run, counted once and
-    named with it. The barrier of one line is exact on its data: no interval."""
+    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``. The
+    verdict counts the source's "careful" retraining, fine-tuning and learning-rate rewinding; another method (weight
+    rewinding) is reported beside, as this project's extension. ``same_as`` (``prunekit.retrain.distinct_methods``):
+    methods that are another method's run, counted once and named with it. The barrier of one line is exact on its
+    data: no interval."""
     name = "Weight pruning with retraining stays in the pretrained basin (one-shot, this project's MLP variant)"
     reports = "the pruned-and-retrained network shares the pretrained network's basin"
-    rule = f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct retraining run"
+    rule = (f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct run of the "
+            "source's retraining methods (fine-tuning, learning-rate rewinding)")
     context = {"quote": QUOTE_BASIN, "setup": setup or "this project's variant: one-shot global magnitude pruning "
                "of an MLP", "seeds": seeds}
     cols = ["method", "split", "loss_barrier_linear"]
@@ -61,11 +64,20 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split
         return C.claims_frame([C.not_measured(SOURCE, name, reports, "more than one barrier per method, or one that "
                                               "is not a finite number", rule, **context)])
     also = {m: [o for o, first in same_as.items() if first == m] for m in b.index}
-    parts = [f"{m} {v:+.4f} nats" + (f" ({', '.join(also[m])}: the same run, the same learning rates from the same "
-                                     "weights)" if also[m] else "") for m, v in b.items()]
-    measured = (f"height above the chord: {', '.join(parts)}; {int((b <= barrier_tol).sum())} of "
-                f"{C.plural(len(b), 'distinct retraining run')} stay in the basin.")
-    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((b <= barrier_tol).all()), rule,
+    sources = b[[m in CYCLE_METHODS or any(o in CYCLE_METHODS for o in also[m]) for m in b.index]]
+    if sources.empty:
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, "no barrier of fine-tuning or learning-rate "
+                                              "rewinding", rule, **context)])
+
+    def part(m, v):
+        return f"{m} {v:+.4f} nats" + (f" ({', '.join(also[m])}: the same run, the same learning rates from the same "
+                                       "weights)" if also[m] else "")
+
+    extra = [part(m, v) for m, v in b.items() if m not in sources.index]
+    measured = (f"height above the chord: {', '.join(part(m, v) for m, v in sources.items())}; "
+                f"{int((sources <= barrier_tol).sum())} of {C.plural(len(sources), 'distinct retraining run')} "
+                f"{'stays' if len(sources) == 1 else 'stay'} in the basin." + (f" This project's extension, not counted: {', '.join(extra)}." if extra else ""))
+    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((sources <= barrier_tol).all()), rule,
                                    interval="exact: one line per retrained network, on its data", **context)])
 
 
@@ -205,7 +217,7 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
              "95% t interval over seeds of (method - small) test accuracy > 0 for fine-tuning and for rewinding; "
              f"cannot decide when every network is within {100 * ceiling_gap:g} point of the others and of the "
              "pretrained one",
-             f"95% t interval over seeds of (rewinding - fine-tuning) test accuracy >= {100 * collapse_gap:g} points; "
+             f"95% t interval over seeds of (rewinding - fine-tuning) test accuracy > {100 * collapse_gap:g} points; "
              f"cannot decide when both are within {100 * ceiling_gap:g} point of each other and of the pretrained one")
     cols = ["unit", "method", "split", "loss_barrier_linear"]
     b, b_why = None, f"no {split}-split barriers (a barrier table with columns {', '.join(cols)})"
@@ -271,7 +283,7 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
         holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
         if holds is None:
             rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured,
-                                        C.undecided_reason(intervals.values()), rules[i], interval=interval,
+                                        C.undecided_reason(intervals.values(), threshold), rules[i], interval=interval,
                                         **context[i]))
         else:
             rows.append(C.claim(SOURCE, names[i], reports[i], measured, holds, rules[i], interval=interval,

@@ -644,3 +644,26 @@ def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
     for bad in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="share"):
             sparse_at_init(full, bad)
+
+
+def test_claims_table_003_leaves_a_band_between_holding_and_failing_and_never_raises_on_odd_curves():
+    """The source's plateau declines ("a consistently negative derivative"): a 2-point drop at k = 70 is between the
+    1-point tolerance and the 3 points a failure needs, so it is not decided; 4 points fail."""
+    import pandas as pd
+
+    from prunekit.sparsify import claims_table
+
+    def weight_at_70(drop):
+        return {**BLOG, "weight": {**BLOG["weight"], 70: drop}}
+
+    assert claims_table(_curve(weight_at_70([0.019, 0.02, 0.021])))["verdict"].iloc[0] == "cannot decide here"
+    assert claims_table(_curve(weight_at_70([0.039, 0.04, 0.041])))["verdict"].iloc[0] == "does not hold"
+    no_dense = _curve(BLOG)
+    no_dense = no_dense[~((no_dense.method == "unit") & (no_dense.k == 0))]
+    t = claims_table(no_dense)
+    assert t["verdict"].iloc[0] == "holds" and list(t["verdict"].iloc[1:]) == ["not measured here"] * 2
+    nan_dense = _curve(BLOG)
+    nan_dense.loc[(nan_dense.method == "unit") & (nan_dense.k == 0), "accuracy"] = float("nan")
+    t = claims_table(nan_dense)  # no fake plateau at k = 99 from a NaN dense accuracy
+    assert list(t["verdict"].iloc[1:]) == ["not measured here"] * 2
+    assert isinstance(t, pd.DataFrame)
