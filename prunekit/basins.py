@@ -76,7 +76,8 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = 0.05, split
     extra = [part(m, v) for m, v in b.items() if m not in sources.index]
     measured = (f"height above the chord: {', '.join(part(m, v) for m, v in sources.items())}; "
                 f"{int((sources <= barrier_tol).sum())} of {C.plural(len(sources), 'distinct retraining run')} "
-                f"{'stays' if len(sources) == 1 else 'stay'} in the basin." + (f" This project's extension, not counted: {', '.join(extra)}." if extra else ""))
+                f"{'stays' if len(sources) == 1 else 'stay'} in the basin."
+                + (f" This project's extension, not counted: {', '.join(extra)}." if extra else ""))
     return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((sources <= barrier_tol).all()), rule,
                                    interval="exact: one line per retrained network, on its data", **context)])
 

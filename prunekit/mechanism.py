@@ -452,8 +452,8 @@ def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: s
              "Without batch norm, random ablations of equal size still differ widely")
     reports = ("about 60 points of training accuracy between 500 random subsets at ratio 0.1 (ResNet20 with batch "
                "norm, stored statistics); what drives it is not examined", "no network without batch norm")
-    rules = (f"95% paired bootstrap interval of spread(recalibrated) / spread(stored) <= {1 - stale_share:.0%} (spread: "
-             "of the middle 95% of the subsets' accuracies)",
+    rules = (f"95% paired bootstrap interval of spread(recalibrated) / spread(stored) <= {1 - stale_share:.0%} "
+             "(spread: of the middle 95% of the subsets' accuracies)",
              f"95% paired bootstrap interval of spread(no batch norm) / spread(batch norm, stored) >= "
              f"{1 - stale_share:.0%} (spread: of the middle 95% of the subsets' accuracies)")
     context = {"quote": QUOTES["spread"], "setup": setup or "this project's question, on the source's ResNet20",
