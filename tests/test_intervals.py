@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from prunekit.report.intervals import Interval, bootstrap_interval, mean_interval, side_of
+from prunekit.report.site.intervals import Interval, bootstrap_interval, mean_interval, side_of
 
 
 def test_mean_interval_is_students_t_by_hand():
@@ -52,6 +52,17 @@ def test_bootstrap_interval_pairs_samples_when_asked():
     unpaired = bootstrap_interval([a, b], diff)
     assert unpaired.low < 0 < 0.1 < unpaired.high
     assert not bootstrap_interval([np.array([1.0])], lambda v, axis: np.mean(v, axis=axis)).decided
+    empty = bootstrap_interval([np.array([]), np.array([])], lambda u, v, axis: np.max(u, axis=axis))
+    assert empty.n == 0 and not empty.decided  # no values: no interval, and no error
+
+
+def test_a_tie_and_no_interval_cannot_decide():
+    from prunekit.report.claims import decided
+
+    tie = Interval(0.0, 0.0, 0.0, 3, "paired t")
+    row = decided("s", "c", "r", "m.", [side_of(tie, 0.0)], "rule", intervals=[tie], threshold=0.0)
+    assert row["verdict"] == "cannot decide here" and "a tie at the measurement's resolution" in row["measured"]
+    assert decided("s", "c", "r", "m.", [], "rule")["verdict"] == "cannot decide here"  # nothing to decide on
 
 
 @pytest.mark.parametrize("low, high, above, below", [
@@ -60,7 +71,7 @@ def test_bootstrap_interval_pairs_samples_when_asked():
     (-0.1, 0.1, None, None),      # straddles it
     (0.0, 0.1, None, False),      # touches it from above: not wholly above; wholly at or above, so not below
     (-0.1, 0.0, False, None),     # the mirror image
-    (0.0, 0.0, False, False),     # exactly on it: on neither side of a strict claim
+    (0.0, 0.0, None, None),       # exactly on it, every observation: a tie, decided neither way
 ])
 def test_side_of_is_three_way(low, high, above, below):
     iv = Interval(0.5 * (low + high), low, high, 5, "t")

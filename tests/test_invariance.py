@@ -63,7 +63,7 @@ def _verdict(df, claim, **kwargs):
 
 NULL = "Null hypothesis (|ω| constant in width) rejected"
 FLAT = "Effective density roughly constant across widths"
-FC = "Fully connected + SGD gives the lowest density"
+FC = "Fully connected + SGD gives a lower density than with Adam"
 CONV = "Conv + Adam gives a higher density than conv + SGD"
 INIT = "Glorot gives slightly lower density than He"
 
@@ -102,7 +102,8 @@ def test_density_is_judged_against_the_change_in_width():
     assert _verdict(_density_series([0.1]), FLAT)[0] == "holds"
     verdict, measured, interval = _verdict(_density_series([0.3]), FLAT)
     assert verdict == "does not hold" and "factor 3.22" in measured and "3.18 to 3.25" in interval
-    assert _verdict(_density_series([0.05, 0.1, 0.3, 0.35]), FLAT)[0] == "holds"  # half the series flat
+    assert _verdict(_density_series([0.05, 0.1, 0.12, 0.35]), FLAT)[0] == "holds"  # 3 of 4 flat, 1 not
+    assert _verdict(_density_series([0.05, 0.1, 0.3, 0.35]), FLAT)[0] == "cannot decide here"  # series disagree
     assert _verdict(_density_series([0.05, 0.3, 0.35]), FLAT)[0] == "does not hold"  # most clearly not
     assert _verdict(_density_series([0.177], noise=0.05), FLAT)[0] == "cannot decide here"  # 2x: on the line
     assert _verdict(_density_series([0.3]), FLAT, density_fold=4.0)[0] == "holds"  # the threshold is a parameter
@@ -128,7 +129,8 @@ def test_paired_verdicts_are_decided_on_their_t_interval():
     verdict, _, interval = _verdict(_pairs([-0.01, -0.02, -0.03, -0.02]), INIT)
     assert verdict == "holds" and "-0.033 to -0.007" in interval
     assert _verdict(_pairs([0.01, 0.02, 0.03, 0.02]), INIT)[0] == "does not hold"  # Glorot denser
-    assert _verdict(_pairs([0.0, 0.0, 0.0]), INIT)[0] == "does not hold"  # identical: not lower
+    verdict, measured, _ = _verdict(_pairs([0.0, 0.0, 0.0]), INIT)  # identical: a tie, not a refutation
+    assert verdict == "cannot decide here" and "a tie" in measured
     assert _verdict(_pairs([-0.02]), INIT)[0] == "cannot decide here"  # one pair: no interval
     conv = _pairs([0.01, 0.02, 0.03, 0.02], "optimizer", "adam", "sgd", arch="conv")
     assert _verdict(conv, CONV)[0] == "holds"
@@ -171,7 +173,7 @@ def _verdicts(table):
 
 
 def test_claims_table_format_and_verdicts():
-    from prunekit.report.claims import COLUMNS, VERDICTS
+    from prunekit.report.site.claims import COLUMNS, VERDICTS
     from prunekit.studies.s000_density import claims_table
 
     t = claims_table(_table(1.0, inits=("he_normal", "glorot_uniform")), setup="a test grid")
@@ -218,7 +220,7 @@ def test_claims_never_raise_and_say_why(case):
         assert set(v.values()) == {"not measured here"}
         assert ("lacks the column init" if case == "no_init_column" else "empty") in text
     if case == "one_optimizer":
-        assert v[FC] == "not measured here" and "SGD and another optimizer" in text
+        assert v[FC] == "not measured here" and "SGD and Adam runs paired" in text
     if case == "two_widths":
         assert v[NULL] == "not measured here" and v[FLAT] == "not measured here"
     if case == "conv_without_adam":
@@ -251,3 +253,16 @@ def test_the_full_profile_grid_is_the_sources_reading():
     old = I.width_grid(quick["archs"], quick["widths"], quick["optimizers"], quick["inits"], quick["seeds"],
                        epochs=quick["epochs"], batch_size=quick["batch_size"])
     assert all(c.patience == 0 and "patience" not in c.identity() for c in old)   # other profiles keep their keys
+
+
+def test_fc_sgd_is_set_against_adam_and_a_table_without_dense_accuracy_is_fine():
+    """The source sets SGD against Adam: an Adagrad that is sparser still does not refute "SGD lower than Adam"."""
+    import pandas as pd
+
+    sgd_vs_adam = _pairs([-0.02, -0.03, -0.025, -0.02], "optimizer", "sgd", "adam")
+    adagrad = sgd_vs_adam[sgd_vs_adam.optimizer == "adam"].assign(optimizer="adagrad", density=0.3)
+    table = pd.concat([sgd_vs_adam, adagrad], ignore_index=True)
+    verdict, measured, _ = _verdict(table, FC)
+    assert verdict == "holds" and "also adagrad 0.300" in measured
+    no_dense = _table(1.0).drop(columns="dense_accuracy")
+    assert _verdict(no_dense, NULL, min_dense_accuracy=0.0)[0] == "holds"  # no KeyError without the column

@@ -8,7 +8,7 @@ import pytest
 
 from prunekit.studies import s002_basins as B
 from prunekit.studies import s002_utility as M
-from prunekit.report.claims import COLUMNS
+from prunekit.report.site.claims import COLUMNS
 
 
 def _random(accuracies, other=(0.95, 0.94)):
@@ -97,9 +97,14 @@ def test_utility_claims_follow_their_rules():
     t = M.utility_claims(_random(narrow), _bands([0, 0.02, 0, 0, 0, 0.1]), 0.95, _epochs([0.1, 0.05, 0.02]),
                          crit.assign(critical_ratio=[0.5, 0.7, 0.9]))
     assert list(t["verdict"]) == ["does not hold"] * 4   # 5 points; a lower band costs 2 points; falls; 1.8x
-    # one outlier makes a 10-point spread: resampling often leaves it out, so the interval straddles 10 points
+    # one outlier makes a 10-point max - min, but the middle 95% of the subsets do not differ: no wide spread
     outlier = np.r_[np.full(499, 0.85), 0.95]
-    assert M.utility_claims(_random(outlier))["verdict"].iloc[0] == "cannot decide here"
+    t = M.utility_claims(_random(outlier))
+    assert t["verdict"].iloc[0] == "does not hold"
+    assert "a spread of 10.0 points (the middle 95%: 0.0" in t["measured"].iloc[0]
+    # a middle-95% spread of 10 points: the bootstrap interval straddles the threshold
+    edge = rng.uniform(0.85, 0.85 + 0.10 / 0.95, 500)
+    assert M.utility_claims(_random(edge))["verdict"].iloc[0] == "cannot decide here"
     # a top band only 5x the worst lower band does not hold (exact: each whole band is one ablation)
     t = M.utility_claims(magnitude_summary=_bands([0, 0.002, 0, 0.01]), dense_accuracy=0.95)
     assert t["verdict"].iloc[1] == "does not hold" and t["interval"].iloc[1].startswith("exact")
@@ -156,8 +161,13 @@ def test_basin_claims_count_one_run_once():
                       "loss_barrier_linear": [0.0, 0.0, 0.01]})
     t = B.basin_claims(b, same_as={"lr_rewind": "finetune"})
     measured = t["measured"].iloc[0]
-    assert t["verdict"].iloc[0] == "holds" and "2 of 2 distinct retraining runs" in measured
+    assert t["verdict"].iloc[0] == "holds" and "1 of 1 distinct retraining run stays in the basin" in measured
     assert "finetune +0.0000 nats (lr_rewind: the same run" in measured and measured.count("lr_rewind") == 1
+    # weight rewinding is not one of the source's methods: reported, never counted
+    assert "This project's extension, not counted: weight_rewind +0.0100 nats" in measured
+    high = b.assign(loss_barrier_linear=[0.0, 0.0, 0.5])
+    assert B.basin_claims(high, same_as={"lr_rewind": "finetune"})["verdict"].iloc[0] == "holds"
+    assert B.basin_claims(b[b.method == "weight_rewind"])["verdict"].iloc[0] == "not measured here"
 
 
 def test_ablation_table_rows():

@@ -1,4 +1,4 @@
-"""Tests for prunekit.pruning.select: exact counts, ties, equality with torch.nn.utils.prune, unit zeroing, compaction, CSR."""
+"""Tests for prunekit.pruning.select.select: exact counts, ties, equality with torch.nn.utils.prune, unit zeroing, compaction, CSR."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from prunekit.pruning import compaction as CP
+from prunekit.pruning.select import compaction as CP
 from prunekit.measures import curves as CV
-from prunekit.pruning import masks as M
-from prunekit.pruning import select as P
+from prunekit.pruning.select import masks as M
+from prunekit.pruning.select import select as P
 from prunekit.core.config import ModelConfig
 from prunekit.core.data import Split
 from prunekit.core.models import build_model, prunable_parameters
@@ -463,7 +463,7 @@ BLOG = {"weight": {40: 0.0, 45: 0.0, 50: 0.0, 70: 0.002, 75: 0.004, 80: 0.02},
 
 
 def test_claims_table_003_is_decided_on_the_blogs_setup_at_the_sources_words():
-    from prunekit.report.claims import COLUMNS
+    from prunekit.report.site.claims import COLUMNS
     from prunekit.studies.s003_sparsify import claims_table
 
     t = claims_table(_curve(BLOG))
@@ -644,3 +644,26 @@ def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
     for bad in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="share"):
             sparse_at_init(full, bad)
+
+
+def test_claims_table_003_leaves_a_band_between_holding_and_failing_and_never_raises_on_odd_curves():
+    """The source's plateau declines ("a consistently negative derivative"): a 2-point drop at k = 70 is between the
+    1-point tolerance and the 3 points a failure needs, so it is not decided; 4 points fail."""
+    import pandas as pd
+
+    from prunekit.studies.s003_sparsify import claims_table
+
+    def weight_at_70(drop):
+        return {**BLOG, "weight": {**BLOG["weight"], 70: drop}}
+
+    assert claims_table(_curve(weight_at_70([0.019, 0.02, 0.021])))["verdict"].iloc[0] == "cannot decide here"
+    assert claims_table(_curve(weight_at_70([0.039, 0.04, 0.041])))["verdict"].iloc[0] == "does not hold"
+    no_dense = _curve(BLOG)
+    no_dense = no_dense[~((no_dense.method == "unit") & (no_dense.k == 0))]
+    t = claims_table(no_dense)
+    assert t["verdict"].iloc[0] == "holds" and list(t["verdict"].iloc[1:]) == ["not measured here"] * 2
+    nan_dense = _curve(BLOG)
+    nan_dense.loc[(nan_dense.method == "unit") & (nan_dense.k == 0), "accuracy"] = float("nan")
+    t = claims_table(nan_dense)  # no fake plateau at k = 99 from a NaN dense accuracy
+    assert list(t["verdict"].iloc[1:]) == ["not measured here"] * 2
+    assert isinstance(t, pd.DataFrame)

@@ -75,22 +75,29 @@ def cannot_decide(source: str, name: str, source_reports: str, measured: str, wh
     return claim(source, name, source_reports, text, CANNOT_DECIDE, rule, **context)
 
 
-def undecided_reason(intervals=()) -> str:
-    """Why intervals do not decide: one observation gives none, or one straddles the threshold."""
+def undecided_reason(intervals=(), threshold: float | None = None) -> str:
+    """Why intervals do not decide: one observation gives none, every observation sits on the threshold (a tie), or
+    one straddles it."""
+    intervals = list(intervals)
     if any(not iv.decided for iv in intervals):
         return "a single seed (or subset) gives no interval: more seeds would give one"
+    if threshold is not None and any(iv.low == iv.high == threshold for iv in intervals):
+        return "a tie at the measurement's resolution: every observation sits on the rule's threshold"
     return "an interval straddles the rule's threshold"
 
 
 def decided(source: str, name: str, source_reports: str, measured: str, sides: list[bool | None], rule: str, *,
-            why: str | None = None, intervals=(), **context) -> dict:
-    """A row decided on intervals (``prunekit.report.intervals.side_of`` of each): "holds" when every interval is on the
+            why: str | None = None, intervals=(), threshold: float | None = None, **context) -> dict:
+    """A row decided on intervals (``prunekit.report.site.intervals.side_of`` of each): "holds" when every interval is on the
     claim's side, "does not hold" when one is wholly on the other side, else "cannot decide here" with ``why`` (by
-    default :func:`undecided_reason` of ``intervals``)."""
-    holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
+    default :func:`undecided_reason` of ``intervals`` and the rule's ``threshold``). No interval at all cannot
+    decide either."""
+    sides = list(sides)
+    holds = None if not sides else True if all(s is True for s in sides) else False if any(
+        s is False for s in sides) else None
     if holds is None:
-        return cannot_decide(source, name, source_reports, measured, why or undecided_reason(intervals), rule,
-                             **context)
+        why = why or ("no interval to decide on" if not sides else undecided_reason(intervals, threshold))
+        return cannot_decide(source, name, source_reports, measured, why, rule, **context)
     return claim(source, name, source_reports, measured, holds, rule, **context)
 
 

@@ -49,7 +49,8 @@ class Interval:
 
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE, what: str = "t over seeds") -> Interval:
     """The mean of ``values`` with Student's t interval (``scipy.stats.t``): the interval of a mean over seeds, or of
-    paired differences. One value gives no interval (NaN ends); values that are all equal give the point itself."""
+    paired differences. NaN values are left out; one value gives no interval (NaN ends); values that are all equal
+    give the point itself (a zero-width interval)."""
     from scipy import stats
 
     x = np.asarray([float(v) for v in values], dtype=float)
@@ -71,13 +72,19 @@ def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable[..., n
                        what: str = "bootstrap over subsets") -> Interval:
     """``statistic(*samples)`` with a percentile bootstrap interval (``scipy.stats.bootstrap``): each sample is
     resampled with replacement (together, row by row, when ``paired``). ``statistic`` takes the samples and an
-    ``axis`` keyword (vectorised, as scipy asks). A sample with fewer than two values gives no interval."""
+    ``axis`` keyword (vectorised, as scipy asks). A sample with fewer than two values gives no interval. The interval
+    is widened, where needed, to contain the estimate itself. Use it for statistics a bootstrap can estimate (means,
+    quantiles inside the sample, ratios of them), not for the sample's extremes: a resampled maximum never exceeds
+    the observed one."""
     from scipy import stats
 
     samples = [np.asarray(s, dtype=float) for s in samples]
-    estimate = float(statistic(*samples, axis=-1))
     n = min((s.size for s in samples), default=0)
-    if n < 2 or not math.isfinite(estimate):
+    if n < 2:
+        estimate = float(statistic(*samples, axis=-1)) if n == 1 else math.nan
+        return Interval(estimate, math.nan, math.nan, int(n), what, confidence)
+    estimate = float(statistic(*samples, axis=-1))
+    if not math.isfinite(estimate):
         return Interval(estimate, math.nan, math.nan, int(n), what, confidence)
     if all(np.ptp(s) == 0 for s in samples):
         return Interval(estimate, estimate, estimate, int(n), what, confidence)
@@ -90,9 +97,10 @@ def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable[..., n
 
 def side_of(interval: Interval, threshold: float = 0.0, holds_above: bool = True) -> bool | None:
     """True when the whole interval is on the claim's side of ``threshold`` (above it with ``holds_above``, else
-    below), False when the whole interval is on the other side (or on the threshold), None when it straddles the
-    threshold or there is no interval."""
-    if not interval.decided:
+    below), False when the whole interval is on the other side (touching the threshold counts as the other side),
+    None when it straddles the threshold, when there is no interval, or when it is the threshold itself (a tie at the
+    measurement's resolution: every observation equal to it)."""
+    if not interval.decided or interval.low == interval.high == threshold:
         return None
     low, high = interval.low, interval.high
     if holds_above:

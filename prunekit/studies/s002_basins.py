@@ -3,8 +3,8 @@
 
 The one-shot variant's claim (:func:`basin_claims`, on the pretrained network of ``prunekit.studies.s002_utility.pretrain_config``
 shared with notebook 05), and the source's own experiment: iterative pruning cycles of a conv net with batch norm
-(``prunekit.pruning.cycles``) with their presets (:data:`CYCLE_PROFILES`, :func:`cycles_config`), the analogue of the
-source's Table 1 (:func:`cycles_table`) and their claims (:func:`cycle_claims`), as ``prunekit.report.claims`` tables.
+(``prunekit.pruning.select.cycles``) with their presets (:data:`CYCLE_PROFILES`, :func:`cycles_config`), the analogue of the
+source's Table 1 (:func:`cycles_table`) and their claims (:func:`cycle_claims`), as ``prunekit.report.site.claims`` tables.
 """
 
 from __future__ import annotations
@@ -40,14 +40,17 @@ QUOTE_TABLE1 = ("Table 1, validation accuracy on CIFAR-10 after five cycles (%):
 
 def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL, split: str = "train",
                  same_as: Mapping[str, str] | None = None, setup: str = "", seeds: str = "") -> pd.DataFrame:
-    """Source 002's basin claim (``prunekit.report.claims`` format) from notebook 04's ``prunekit.measures.surface.barrier_table``
+    """Source 002's basin claim (``prunekit.report.site.claims`` format) from notebook 04's ``prunekit.measures.surface.barrier_table``
     rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
-    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``.
-    ``same_as`` (``prunekit.pruning.retrain.distinct_methods``): methods that are another method's run, counted once and
-    named with it. The barrier of one line is exact on its data: no interval."""
+    the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``. The
+    verdict counts the source's "careful" retraining, fine-tuning and learning-rate rewinding; another method (weight
+    rewinding) is reported beside, as this project's extension. ``same_as`` (``prunekit.pruning.select.retrain.distinct_methods``):
+    methods that are another method's run, counted once and named with it. The barrier of one line is exact on its
+    data: no interval."""
     name = "Weight pruning with retraining stays in the pretrained basin (one-shot, this project's MLP variant)"
     reports = "the pruned-and-retrained network shares the pretrained network's basin"
-    rule = f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct retraining run"
+    rule = (f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct run of the "
+            "source's retraining methods (fine-tuning, learning-rate rewinding)")
     context = {"quote": QUOTE_BASIN, "setup": setup or "this project's variant: one-shot global magnitude pruning "
                "of an MLP", "seeds": seeds}
     cols = ["method", "split", "loss_barrier_linear"]
@@ -61,11 +64,21 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL
         return C.claims_frame([C.not_measured(SOURCE, name, reports, "more than one barrier per method, or one that "
                                               "is not a finite number", rule, **context)])
     also = {m: [o for o, first in same_as.items() if first == m] for m in b.index}
-    parts = [f"{m} {v:+.4f} nats" + (f" ({', '.join(also[m])}: the same run, the same learning rates from the same "
-                                     "weights)" if also[m] else "") for m, v in b.items()]
-    measured = (f"height above the chord: {', '.join(parts)}; {int((b <= barrier_tol).sum())} of "
-                f"{C.plural(len(b), 'distinct retraining run')} stay in the basin.")
-    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((b <= barrier_tol).all()), rule,
+    sources = b[[m in CYCLE_METHODS or any(o in CYCLE_METHODS for o in also[m]) for m in b.index]]
+    if sources.empty:
+        return C.claims_frame([C.not_measured(SOURCE, name, reports, "no barrier of fine-tuning or learning-rate "
+                                              "rewinding", rule, **context)])
+
+    def part(m, v):
+        return f"{m} {v:+.4f} nats" + (f" ({', '.join(also[m])}: the same run, the same learning rates from the same "
+                                       "weights)" if also[m] else "")
+
+    extra = [part(m, v) for m, v in b.items() if m not in sources.index]
+    measured = (f"height above the chord: {', '.join(part(m, v) for m, v in sources.items())}; "
+                f"{int((sources <= barrier_tol).sum())} of {C.plural(len(sources), 'distinct retraining run')} "
+                f"{'stays' if len(sources) == 1 else 'stay'} in the basin."
+                + (f" This project's extension, not counted: {', '.join(extra)}." if extra else ""))
+    return C.claims_frame([C.claim(SOURCE, name, reports, measured, bool((sources <= barrier_tol).all()), rule,
                                    interval="exact: one line per retrained network, on its data", **context)])
 
 
@@ -112,7 +125,7 @@ def cycles_config(profile: str, seed: int = 0, dataset: str | None = None) -> Tr
 @dataclass
 class CyclesExperiment:
     """Notebook 04's iterative pruning for every seed: ``pretrained[seed]`` (the cached run), ``runs[seed][(unit,
-    method)]`` (``prunekit.pruning.cycles.IterativePruning``), ``small[seed][unit]`` (Table 1's small network), ``table``
+    method)]`` (``prunekit.pruning.select.cycles.IterativePruning``), ``small[seed][unit]`` (Table 1's small network), ``table``
     (:func:`cycles_table` of every seed) and ``cycles`` (every run's per-cycle rows, with ``seed``)."""
 
     config: TrainConfig  # the first seed's pretraining config
@@ -129,7 +142,7 @@ def cycles_experiment(profile: str, seeds=None, units=("weight", "channel"), met
     """The source's Section 3 for each of ``seeds`` (None: the profile's): the pretrained ResNet20
     (:func:`cycles_config`), ``cycles`` cycles (None: the profile's) of each unit x method, each retrained for the
     pretraining's T epochs, through the result cache (a rerun loads them; an interrupted run resumes), and the small
-    network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.cycles.small_config``, sized by
+    network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.select.cycles.small_config``, sized by
     the last method's pruned network)."""
     from ..core.store import train_or_load
     from ..pruning.cycles import check_plan, iterative_pruning, small_config
@@ -187,7 +200,7 @@ def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Map
 def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, barrier_tol: float = BARRIER_TOL,
                  split: str = "train", collapse_gap: float = 0.10, ceiling_gap: float = 0.01,
                  setup: str = "") -> pd.DataFrame:
-    """Source 002's claims on iterative pruning (``prunekit.report.claims`` format), from :func:`cycles_table` (one row per
+    """Source 002's claims on iterative pruning (``prunekit.report.site.claims`` format), from :func:`cycles_table` (one row per
     seed, unit and network; ``unit="pretrained"`` rows give the pretrained accuracy) and the
     ``prunekit.measures.surface.barrier_table`` rows of the line from the pretrained to each retrained network (columns
     ``unit``, ``method``, ``split``, ``loss_barrier_linear``):
@@ -221,7 +234,7 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
              "95% t interval over seeds of (method - small) test accuracy > 0 for fine-tuning and for rewinding; "
              f"cannot decide when every network is within {100 * ceiling_gap:g} point of the others and of the "
              "pretrained one",
-             f"95% t interval over seeds of (rewinding - fine-tuning) test accuracy >= {100 * collapse_gap:g} points; "
+             f"95% t interval over seeds of (rewinding - fine-tuning) test accuracy > {100 * collapse_gap:g} points; "
              f"cannot decide when both are within {100 * ceiling_gap:g} point of each other and of the pretrained one")
     cols = ["unit", "method", "split", "loss_barrier_linear"]
     b, b_why = None, f"no {split}-split barriers (a barrier table with columns {', '.join(cols)})"
@@ -287,7 +300,7 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
         holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
         if holds is None:
             rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured,
-                                        C.undecided_reason(intervals.values()), rules[i], interval=interval,
+                                        C.undecided_reason(intervals.values(), threshold), rules[i], interval=interval,
                                         **context[i]))
         else:
             rows.append(C.claim(SOURCE, names[i], reports[i], measured, holds, rules[i], interval=interval,

@@ -109,7 +109,7 @@ QUOTES = {
 
 def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup: str = "",
                 seeds: str = "") -> pd.DataFrame:
-    """Source 002's two claims about network size (``prunekit.report.claims`` format), from :func:`size_comparison`'s
+    """Source 002's two claims about network size (``prunekit.report.site.claims`` format), from :func:`size_comparison`'s
     ablations (one row per subset: share, by, level, subset, accuracy, utility).
 
     - networks use their weights in proportion to their size ("similar curves by ratio, different by absolute
@@ -117,9 +117,11 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
       larger by number than by ratio (``D = gap_number - gap_ratio``, each gap the mean over the levels both curves
       have of |mean accuracy - the largest's|); holds when the bootstrap interval of ``D`` (subsets resampled in
       every cell) is above 0 for every smaller network, does not hold when it is below 0 for one;
-    - smaller networks have subsets of higher maximum utility: by ratio at the level nearest ``max_level``, the
-      bootstrap interval of (maximum utility of the smaller - of the next larger network) is above 0 for every pair
-      of neighbouring sizes (holds), below 0 for one (does not hold).
+    - smaller networks have subsets of higher maximum utility: by ratio at the level nearest ``max_level``, the top
+      of each network's sample set, read as its 95th percentile of utility (a bootstrap cannot give an interval for
+      the maximum itself: a resampled maximum never exceeds the observed one), is higher in the smaller network: the
+      bootstrap interval of the difference is above 0 for every pair of neighbouring sizes (holds), below 0 for one
+      (does not hold); the maxima are reported beside.
     A table that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, a duplicate
     subset) gives "not measured here", with the reason.
     """
@@ -132,8 +134,8 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
     quotes = (QUOTES["proportion"], QUOTES["max_utility"])
     rules = ("for each smaller network, 95% bootstrap interval of (by-number gap - by-ratio gap) to the largest "
              "network's accuracy curve > 0 (gap: mean over shared levels of |mean accuracy difference|)",
-             f"95% bootstrap interval of (max utility of a network - of the next larger one), by ratio at the level "
-             f"nearest {max_level:g}, > 0 for every pair of neighbouring sizes")
+             f"95% bootstrap interval of (95th-percentile utility of a network - of the next larger one), by ratio at "
+             f"the level nearest {max_level:g}, > 0 for every pair of neighbouring sizes")
     context = [{"quote": q, "setup": setup, "seeds": seeds} for q in quotes]
     cols = ["share", "by", "level", "subset", "accuracy", "utility"]
     why = None
@@ -186,7 +188,7 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
         measured = "mean gap to the largest network's accuracy, by ratio / by number: " + ", ".join(parts) + "."
         interval = "; ".join(f"share {s:g}: {iv.text('{:+.1f}', 100, ' points')}" for s, iv in intervals.items())
         rows.append(C.decided(SOURCE, names[0], reports[0], measured, sides, rules[0], interval=interval,
-                              intervals=list(intervals.values()), **context[0]))
+                              intervals=list(intervals.values()), threshold=0.0, **context[0]))
     by_ratio = ablations[ablations["by"] == "ratio"]
     if by_ratio.empty:
         rows.append(C.not_measured(SOURCE, names[1], reports[1], "no ablation by ratio", rules[1], **context[1]))
@@ -199,14 +201,16 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
         rows.append(C.not_measured(SOURCE, names[1], reports[1], f"fewer than two sizes with utilities at level "
                                    f"{level:g}", rules[1], **context[1]))
         return C.claims_frame(rows)
-    ivs = {(a, b): bootstrap_interval([at[a], at[b]], lambda x, y, axis: np.max(x, axis=axis) - np.max(y, axis=axis),
-                                      what="bootstrap over subsets")
+    ivs = {(a, b): bootstrap_interval([at[a], at[b]], lambda x, y, axis: np.percentile(x, 95, axis=axis)
+                                      - np.percentile(y, 95, axis=axis), what="bootstrap over subsets")
            for a, b in zip(shares[:-1], shares[1:])}
-    measured = (f"maximum utility at ratio {level:g}: " + ", ".join(f"{at[s].max():.4f} at share {s:g}"
-                                                                   for s in shares) + ".")
+    measured = (f"utility at ratio {level:g}, 95th percentile / maximum of the sample set: "
+                + ", ".join(f"{np.percentile(at[s], 95):.4f} / {at[s].max():.4f} at share {s:g}" for s in shares)
+                + ".")
     interval = "; ".join(f"share {a:g} - {b:g}: {iv.text('{:+.4f}')}" for (a, b), iv in ivs.items())
     rows.append(C.decided(SOURCE, names[1], reports[1], measured, [side_of(iv, 0.0) for iv in ivs.values()],
-                          rules[1], interval=interval, intervals=list(ivs.values()), **context[1]))
+                          rules[1], interval=interval, intervals=list(ivs.values()), threshold=0.0,
+                          **context[1]))
     return C.claims_frame(rows)
 
 
@@ -215,8 +219,8 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
 def conv_pruned(run: Run, ratio: float, ds: Dataset | None = None, cache: bool = True,
                 quiet: bool = True) -> tuple[Masks, nn.Module]:
     """Sec. 2.2.2's pruned network: ``run``'s network with ``round(ratio * n)`` of its ``n`` conv weights pruned in
-    one shot, the smallest ``|w|`` over all conv layers together (``prunekit.pruning.cycles.next_masks``), then retrained with
-    the pretraining schedule, every epoch of it from the pruned weights with the mask held (``prunekit.pruning.retrain``'s
+    one shot, the smallest ``|w|`` over all conv layers together (``prunekit.pruning.select.cycles.next_masks``), then retrained with
+    the pretraining schedule, every epoch of it from the pruned weights with the mask held (``prunekit.pruning.select.retrain``'s
     ``"lr_rewind"`` with ``t = T``) on ``ds`` (default: the run's data set). Returns ``(masks, retrained network)``.
     cache: keep the retrained weights in the result cache (kind ``"pruned"``, keyed by ``run.config.key()``, the
     plan and a digest of the training split): ``run`` must be ``train_or_load``'s."""
@@ -361,7 +365,7 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
 
 def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *, level: float = 0.1,
                   ceiling_gap: float = 0.01, setup: str = "") -> pd.DataFrame:
-    """Sec. 2.2.2's two claims (``prunekit.report.claims`` format), from :func:`pruned_table` rows of one or more seeds
+    """Sec. 2.2.2's two claims (``prunekit.report.site.claims`` format), from :func:`pruned_table` rows of one or more seeds
     (``seed`` column) and :func:`pruned_comparison`'s ablations (one row per subset), decided at every pruning ratio
     that has both a pruned and a small network:
 
@@ -369,8 +373,9 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
       premise the source starts from, after Frankle & Carbin 2018): the t interval over seeds of (pruned - small)
       is above 0 at every ratio (holds), below 0 at one (does not hold), else cannot decide; "cannot decide at this
       scale" when at every ratio both are within ``ceiling_gap`` of each other and of the pretrained network;
-    - the small network uses its weights less evenly (the source's *hypothesis* for that premise, which it states and
-      does not measure): read on a scale-free measure, the coefficient of variation (std / mean) of the utilities
+    - the small network uses its weights less evenly: this project's reading of the source's *hypothesis* for that
+      premise ("N small does not utilize all of its weights either", which the source states and does not measure),
+      labelled as such; read on a scale-free measure, the coefficient of variation (std / mean) of the utilities
       at the level nearest ``level`` (raw standard deviations are not comparable across networks whose utilities
       differ in size); holds when the bootstrap interval of CV(small) - CV(pruned) is above 0 at every ratio, does
       not hold when it is below 0 at one.
@@ -381,7 +386,7 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
 
     names = ("A small network trained from scratch does not reach the pruned-and-retrained network's accuracy",
              "A small network trained from scratch uses its weights less evenly than a pruned-and-retrained one "
-             "(the source's hypothesis)")
+             "(this project's reading of the source's hypothesis)")
     reports = ("a network with as many weights as the pruned one, trained from scratch, performs worse",
                "main hypothesis: the small network performs worse because it does not utilise all of its weights")
     rules = ("95% t interval over seeds of (pruned - small) test accuracy > 0 at every pruning ratio; cannot decide "
@@ -418,7 +423,8 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
                                         rules[0], **{**context[0], "interval": interval}))
         else:
             rows.append(C.decided(SOURCE, names[0], reports[0], measured, [side_of(iv, 0.0) for iv in ivs.values()],
-                                  rules[0], interval=interval, intervals=list(ivs.values()), **context[0]))
+                                  rules[0], interval=interval, intervals=list(ivs.values()), threshold=0.0,
+                                  **context[0]))
     cols = ["prune_ratio", "network", "level", "subset", "utility"]
     if ablations is None or C.missing_columns(ablations, cols) or ablations.empty:
         why = C.lacking(C.missing_columns(ablations, cols) if ablations is not None else cols, "ablations")
@@ -454,7 +460,8 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
                 + "; ".join(f"{np.std(u['pruned']):.3g} and {np.std(u['small']):.3g}" for u in cv.values()) + ").")
     interval = "; ".join(f"{r:.0%}: {iv.text('{:+.3f}')}" for r, iv in ivs.items())
     rows.append(C.decided(SOURCE, names[1], reports[1], measured, [side_of(iv, 0.0) for iv in ivs.values()],
-                          rules[1], interval=interval, intervals=list(ivs.values()), **context[1]))
+                          rules[1], interval=interval, intervals=list(ivs.values()), threshold=0.0,
+                          **context[1]))
     return C.claims_frame(rows)
 
 
