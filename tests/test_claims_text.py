@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from prunekit.report.site.claims import lacking, listing, plural
+from prunekit.report.claims import lacking, listing, plural
 
 
 @pytest.mark.parametrize("count, digits, expected", [(1, 0, "1 point"), (0, 0, "0 points"), (2, 0, "2 points"),

@@ -14,7 +14,7 @@ from prunekit.measures import curves
 
 from prunekit.measures import density as metrics
 
-from prunekit.pruning.select import select as pruning
+from prunekit.pruning import select as pruning
 
 from prunekit.measures import saliency
 
@@ -124,7 +124,7 @@ def test_plane_point_evaluation(pair):
 
 def test_magnitude_ablation_weights_frame_and_rank_agreement(pair):
     from prunekit.studies import s001_shrinking as shrinking
-    from prunekit.report.site.tables import layer_weights_frame
+    from prunekit.report.tables import layer_weights_frame
 
     cpu, gpu, ds, dsg = pair
     c = utility.magnitude_ablation(cpu, ds.test.x, ds.test.y, n_bands=4, ratios=(0.5,), n_subsets=5)

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from prunekit.studies import s002_basins as B
-from prunekit.pruning.select import cycles as Cy
+from prunekit.pruning import cycles as Cy
 from prunekit.core.store import fit
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.pruning.select.masks import Masks, UnitMasks
+from prunekit.pruning.masks import Masks, UnitMasks
 from prunekit.core.models import build_model, prunable_parameters
 
 
@@ -60,7 +60,7 @@ def test_channel_cycles_rank_batchnorm_scales_globally_and_remove_the_channel():
     assert torch.equal(got, expected)
     # the pruned model: filter, BN scale and shift are 0, so the next layer's inputs from the channel see 0: zeroing
     # those inputs as well (what compaction would remove) changes no output
-    from prunekit.pruning.select.retrain import pruned_model
+    from prunekit.pruning.retrain import pruned_model
 
     pruned = pruned_model(model, masks)
     x = torch.randn(16, 1, 8, 8)
@@ -239,7 +239,7 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
     """The source retrains each cycle for 200 of its 200 epochs, so learning-rate rewinding returns to lr 0.1: each
     profile's cycles are retrained for the pretraining's T epochs (the paper profile once replayed 3 of 8, the tail
     0.01, 0.001, 0.001, which never rewinds)."""
-    from prunekit.pruning.select.retrain import retraining_lrs
+    from prunekit.pruning.retrain import retraining_lrs
 
     seen = []
 

@@ -14,7 +14,7 @@ import torch
 from prunekit.core import device as D
 from prunekit.core.store import entry_path, train_or_load
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
-from prunekit.report.site.tables import save_table
+from prunekit.report.tables import save_table
 
 SMALL = TrainConfig(data=DataConfig("digits"), model=ModelConfig("mlp", hidden=(16,)), epochs=1, batch_size=64)
 NO_CUDA = not torch.cuda.is_available()
@@ -104,7 +104,7 @@ def test_deterministic_is_a_no_op_on_the_cpu_and_restores_the_setting():
 
 
 def test_benchmark_rows_carry_the_device_and_an_old_table_gains_the_column(tmp_path, monkeypatch, capsys):
-    from prunekit.report.site import benchmarking
+    from prunekit.report import benchmarking
     monkeypatch.setenv("PRUNEKIT_RESULTS", str(tmp_path))
     (tmp_path / "benchmarks.csv").write_text("benchmark,quantity,value,unit,threads,timestamp\n"
                                              "b,q,1.0,s,2,2026-01-01T00:00:00\n")

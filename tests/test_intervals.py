@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from prunekit.report.site.intervals import Interval, bootstrap_interval, mean_interval, side_of
+from prunekit.report.intervals import Interval, bootstrap_interval, mean_interval, side_of
 
 
 def test_mean_interval_is_students_t_by_hand():

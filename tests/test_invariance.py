@@ -173,7 +173,7 @@ def _verdicts(table):
 
 
 def test_claims_table_format_and_verdicts():
-    from prunekit.report.site.claims import COLUMNS, VERDICTS
+    from prunekit.report.claims import COLUMNS, VERDICTS
     from prunekit.studies.s000_density import claims_table
 
     t = claims_table(_table(1.0, inits=("he_normal", "glorot_uniform")), setup="a test grid")

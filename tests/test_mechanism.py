@@ -8,7 +8,7 @@ import pytest
 
 from prunekit.studies import s002_basins as B
 from prunekit.studies import s002_utility as M
-from prunekit.report.site.claims import COLUMNS
+from prunekit.report.claims import COLUMNS
 
 
 def _random(accuracies, other=(0.95, 0.94)):

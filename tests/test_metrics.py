@@ -392,7 +392,7 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     from torch import nn
 
     from prunekit.core.data import Split
-    from prunekit.pruning.select.masks import to_torch_prune
+    from prunekit.pruning.masks import to_torch_prune
     from prunekit.core.models import MLP, prunable_parameters
     from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
 

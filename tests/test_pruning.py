@@ -1,4 +1,4 @@
-"""Tests for prunekit.pruning.select.select: exact counts, ties, equality with torch.nn.utils.prune, unit zeroing, compaction, CSR."""
+"""Tests for prunekit.pruning.select: exact counts, ties, equality with torch.nn.utils.prune, unit zeroing, compaction, CSR."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from prunekit.pruning.select import compaction as CP
+from prunekit.pruning import compaction as CP
 from prunekit.measures import curves as CV
-from prunekit.pruning.select import masks as M
-from prunekit.pruning.select import select as P
+from prunekit.pruning import masks as M
+from prunekit.pruning import select as P
 from prunekit.core.config import ModelConfig
 from prunekit.core.data import Split
 from prunekit.core.models import build_model, prunable_parameters
@@ -463,7 +463,7 @@ BLOG = {"weight": {40: 0.0, 45: 0.0, 50: 0.0, 70: 0.002, 75: 0.004, 80: 0.02},
 
 
 def test_claims_table_003_is_decided_on_the_blogs_setup_at_the_sources_words():
-    from prunekit.report.site.claims import COLUMNS
+    from prunekit.report.claims import COLUMNS
     from prunekit.studies.s003_sparsify import claims_table
 
     t = claims_table(_curve(BLOG))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prunekit.report.site import readme as R
+from prunekit.report import readme as R
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,9 +23,9 @@ def site(tmp_path_factory):
     """The quick profile's site of notebook 01 (executed here) and a two-notebook claims table."""
     import papermill as pm
 
-    from prunekit.report.site.claims import claim, claims_frame
-    from prunekit.report.site.site import build_report
-    from prunekit.report.site.tables import gather_claims, save_table
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.site import build_report
+    from prunekit.report.tables import gather_claims, save_table
 
     root = tmp_path_factory.mktemp("report")
     mp = pytest.MonkeyPatch()
@@ -64,7 +64,7 @@ def test_the_index_links_every_claim_to_its_notebook_section(site):
 
 
 def test_a_second_build_converts_nothing_again(site, monkeypatch):
-    from prunekit.report.site.site import build_report
+    from prunekit.report.site import build_report
 
     for env, sub in (("PRUNEKIT_RESULTS", "results"), ("PRUNEKIT_FIGURES", "figures")):
         monkeypatch.setenv(env, str(site.parent.parent / sub))
@@ -75,7 +75,7 @@ def test_a_second_build_converts_nothing_again(site, monkeypatch):
 
 
 def test_nothing_to_report_is_a_clear_error(tmp_path):
-    from prunekit.report.site.site import build_report
+    from prunekit.report.site import build_report
 
     with pytest.raises(ValueError, match="make reproduce"):
         build_report("quick", executed=tmp_path, out=tmp_path / "site")

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from prunekit.report.site.tables import save_figure  # noqa: E402
+from prunekit.report.tables import save_figure  # noqa: E402
 
 
 def _figure():
@@ -73,8 +73,8 @@ def test_every_notebook_figure_has_alt_text():
 def test_gather_claims_makes_one_table_in_notebook_order(tmp_path):
     import pandas as pd
 
-    from prunekit.report.site.claims import claim, claims_frame
-    from prunekit.report.site.tables import gather_claims, save_table
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.tables import gather_claims, save_table
 
     with pytest.raises(ValueError, match="run the notebooks first"):
         gather_claims("paper")
@@ -96,8 +96,8 @@ def test_gather_claims_makes_one_table_in_notebook_order(tmp_path):
 
 def test_python_m_prunekit_claims(tmp_path, capsys):
     from prunekit.__main__ import main
-    from prunekit.report.site.claims import claim, claims_frame
-    from prunekit.report.site.tables import save_table
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.tables import save_table
 
     save_table(claims_frame([claim("s", "c", "r", "m", True, "rule")]), "quick", "05_claims")
     assert main(["claims", "--profile", "quick"]) == 0

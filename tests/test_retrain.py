@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit.pruning.select import retrain as R
+from prunekit.pruning import retrain as R
 from prunekit.measures import surface as S
 from prunekit.core.store import fit
 from prunekit.core.config import TrainConfig

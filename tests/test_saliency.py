@@ -434,7 +434,7 @@ TAYLOR = [(e, a) for e in ("first_order", "second_order") for a in ("I", "II")]
 
 
 def test_claims_001_are_decided_per_task_kind_against_serial_brute_force():
-    from prunekit.report.site.claims import COLUMNS
+    from prunekit.report.claims import COLUMNS
 
     gaps = _gaps({"cosine_10_10": [0.5, 0.55, 0.6], "mnist20_100": [0.6, 0.62, 0.64]},
                  {("first_order", "I"): 0.3, ("first_order", "II"): 0.25, ("second_order", "I"): 0.2,

@@ -1,4 +1,4 @@
-"""Tests for prunekit.pruning.select.scorers and the scorer plug-in of masks_from_scores / pruning_curve, each against a
+"""Tests for prunekit.pruning.scorers and the scorer plug-in of masks_from_scores / pruning_curve, each against a
 computation of its own (copies of the model with a unit removed, autograd through output gates)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunekit.measures import curves as CV
-from prunekit.pruning.select import masks as M
-from prunekit.pruning.select import select as P
-from prunekit.pruning.select import scorers as S
+from prunekit.pruning import masks as M
+from prunekit.pruning import select as P
+from prunekit.pruning import scorers as S
 from prunekit.core.config import ModelConfig
 from prunekit.core.data import Split
 from prunekit.core.models import build_model, prunable_parameters

@@ -7,8 +7,8 @@ import pytest
 
 from prunekit.studies import s002_utility as M
 from prunekit.studies import s002_sizes as S
-from prunekit.report.site.claims import COLUMNS
-from prunekit.pruning.select.masks import Masks
+from prunekit.report.claims import COLUMNS
+from prunekit.pruning.masks import Masks
 
 
 def test_size_config_is_the_pretrained_network_pruned_at_initialisation():
@@ -141,7 +141,7 @@ def test_conv_pruned_prunes_the_smallest_conv_weights_once_and_retrains_the_whol
     import torch
     from torch import nn
 
-    from prunekit.pruning.select import retrain as R
+    from prunekit.pruning import retrain as R
 
     run = _conv_run()
     ds = run.dataset()
@@ -177,7 +177,7 @@ def test_small_config_has_the_pruned_networks_size_and_twice_the_epochs():
     run = _conv_run()
     masks, _ = S.conv_pruned(run, 0.75)
     small = S.small_config(run.config, run.model, masks)
-    from prunekit.pruning.select.cycles import conv_parameters
+    from prunekit.pruning.cycles import conv_parameters
     from prunekit.core.models import prunable_parameters
 
     n_all = sum(m.weight.numel() for m, _ in prunable_parameters(run.model))
@@ -334,7 +334,7 @@ def test_conv_pruned_on_other_data_is_another_cache_entry():
 
 
 def test_small_config_at_is_small_config_before_pretraining():
-    from prunekit.pruning.select.cycles import next_masks
+    from prunekit.pruning.cycles import next_masks
 
     run = _conv_run()
     for ratio in (0.25, 0.5, 0.75, 0.333):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from prunekit.studies import s003_sparsify as Sp
-from prunekit.report.site.claims import COLUMNS
+from prunekit.report.claims import COLUMNS
 
 
 def test_the_blogs_setup_feeds_raw_pixels_and_otherwise_trains_alike():

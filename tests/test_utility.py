@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from prunekit.measures import imbalance as IM
-from prunekit.pruning.select import masks as M
+from prunekit.pruning import masks as M
 from prunekit.studies import s002_utility as MX
 from prunekit.measures import _ablation as SS
 from prunekit.measures import utility as U

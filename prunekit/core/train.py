@@ -176,7 +176,7 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     interrupted resumes from it, bitwise as if never stopped. The file is removed when training completes.
     callback: called as ``callback(epoch, model)`` after each epoch (for trajectories).
     lrs: an explicit learning rate for each epoch (``lrs[e - 1]`` for epoch ``e``; ``cfg.epochs`` of them) in place of
-      ``cfg.lr`` and ``cfg.schedule`` (retraining replays part of another run's schedule, ``prunekit.pruning.select.retrain``).
+      ``cfg.lr`` and ``cfg.schedule`` (retraining replays part of another run's schedule, ``prunekit.pruning.retrain``).
 
     The model is trained with whatever forward hooks it carries, so a ``torch.nn.utils.prune`` mask is held.
     It is trained where it is (``prunekit.core.device.model_device``): the data set is moved there once, the epoch's

@@ -2,7 +2,7 @@
 effective-density search, :func:`prunekit.measures.density.effective_density`).
 
 * :class:`_Pruner`, the plain way: rank the magnitudes once, then for each level apply the masks in place
-  (``prunekit.pruning.select.masks.masks_applied``, which restores the weights bitwise) and run the model on the split.
+  (``prunekit.pruning.masks.masks_applied``, which restores the weights bitwise) and run the model on the split.
 * :class:`_IncrementalMLP`, the same accuracies for a plain fully connected net whose first layer reads the input
   (prunekit's ``MLP``, no hooks): pruning only zeroes weights and the pruned set at level ``k`` is a prefix of one
   order, so the first layer's pre-activations move from one level to another by a sparse product, and only the layers
@@ -32,7 +32,7 @@ __all__: list[str] = []  # internal: the public entry points are prunekit.measur
 
 
 def _check_scope(scope: str) -> str:
-    """"global" or "layerwise" (alias "layer"), the scopes of prunekit.pruning.select.select."""
+    """"global" or "layerwise" (alias "layer"), the scopes of prunekit.pruning.select."""
     return choice("scope", {"layer": "layerwise"}.get(scope, scope), ("global", "layerwise"))
 
 
@@ -67,8 +67,8 @@ class _Pruner:
     """Evaluates ``model`` with its ``k`` lowest-scored prunable weights zeroed (global or per-layer ranking; ``|w|``
     by default, ``scorer``: ``params -> weight-shaped scores``).
 
-    Scores are ranked once (``prunekit.pruning.select.select.score_order``: ties by index); each evaluation runs
-    under ``prunekit.pruning.select.masks.masks_applied``, which restores the weights bitwise. ``batch_size``: samples per forward
+    Scores are ranked once (``prunekit.pruning.select.score_order``: ties by index); each evaluation runs
+    under ``prunekit.pruning.masks.masks_applied``, which restores the weights bitwise. ``batch_size``: samples per forward
     pass (None: :func:`search_batch_size` for the model's device).
     """
 

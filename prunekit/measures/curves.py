@@ -96,8 +96,8 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     ``methods`` from {"weight", "unit", "random_weight", "random_unit"}; ``scopes`` from {"layerwise", "global"};
     ``seed`` seeds the random baselines.  ``scorers`` adds methods of your own: ``{name: scorer}`` where
     ``scorer(params)`` returns one score tensor per entry of ``params``, weight-shaped or one per unit (low scores
-    pruned first, as in ``prunekit.pruning.select.select.masks_from_scores``), e.g. ``{"taylor2": lambda p:
-    prunekit.pruning.select.scorers.saliency_scores(model, x, y)}``; each is scored once, on the unpruned model.
+    pruned first, as in ``prunekit.pruning.select.masks_from_scores``), e.g. ``{"taylor2": lambda p:
+    prunekit.pruning.scorers.saliency_scores(model, x, y)}``; each is scored once, on the unpruned model.
     Columns: the ``labels`` (e.g. dataset, arch, seed), method, scope, k,
     sparsity (measured fraction of zero prunable weights of the masked net), unit_sparsity (fraction of units
     pruned; whole zero rows for weight methods), effective_sparsity (fraction of prunable weights removed or dead:

@@ -237,7 +237,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
       "layerwise" (alias "layer": the same fraction removed from every layer, round(k * n_l / |θ|) weights of layer l).
     step: the scan's step as a fraction of |θ| (1% by default); resolution: the bisection's final bracket inside the
       first failing step (0.1% by default). See :func:`first_crossing` for the definition and its cost.
-    scorer: ``params -> weight-shaped scores``, the lowest pruned first (``prunekit.pruning.select.scorers``; ``|w|``, the
+    scorer: ``params -> weight-shaped scores``, the lowest pruned first (``prunekit.pruning.scorers``; ``|w|``, the
       source's magnitude pruning, by default).
     incremental: evaluate an ``MLP`` with the sparse first-layer update of :class:`_IncrementalMLP` (None: whenever
       the model is one). The two levels that bracket the answer are then evaluated again the plain way (masks

@@ -13,7 +13,7 @@ distributions are (almost) equal; such values are clamped to 0, so ``U >= 0`` al
 Subsets are drawn over the *prunable* weights (``prunekit.core.models.prunable_parameters``: every Linear/Conv2d weight but
 the output layer), seen as one flat vector in the order of that list. A subset is a boolean vector over that flat
 vector, ``True`` = ablated (a member of ``W_s``); a batch of subsets is a ``[S, P]`` boolean tensor, the form the
-batched scorer works on. Every function that takes subsets also takes them as keep-masks (``prunekit.pruning.select.masks.Masks``,
+batched scorer works on. Every function that takes subsets also takes them as keep-masks (``prunekit.pruning.masks.Masks``,
 True = keep), the form masks have everywhere else in prunekit; :func:`ablation_masks` converts one way.
 
 Experiments:
@@ -81,7 +81,7 @@ def flat_weights(model: nn.Module, params=None) -> torch.Tensor:
 
 
 def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
-    """The keep-masks (``prunekit.pruning.select.masks.Masks``, keyed by name, True = keep) of an ablation ``subset`` (flat over the
+    """The keep-masks (``prunekit.pruning.masks.Masks``, keyed by name, True = keep) of an ablation ``subset`` (flat over the
     prunable weights or one tensor per weight, True = ablated): ``keep = ~subset``."""
     params = _params(model, params)
     return Masks.from_params(model, params, _keep_masks(_as_flat_subset(subset, params), params))
@@ -101,7 +101,7 @@ def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
     if isinstance(subset, Masks):
         if subset.units:
             raise ValueError("subset: unit masks (Masks(units=True)) also silence biases; the utility ablates weights "
-                             "only: pass weight masks, or evaluate units with prunekit.pruning.select.masks.masks_applied(model=)")
+                             "only: pass weight masks, or evaluate units with prunekit.pruning.masks.masks_applied(model=)")
         return ~torch.cat([m.reshape(-1) for m in resolve(params, subset, model)]).cpu()
     if isinstance(subset, torch.Tensor):
         return subset.reshape(-1).bool()
@@ -121,8 +121,8 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     """``U(W_s) = mean_x KL(f_W(x) || f_{W \\ W_s}(x))`` for one subset (the model is left unchanged).
 
     subset: a flat boolean vector over the prunable weights, or one boolean tensor per weight (True = ablated), or
-    the keep-masks of the weights left (``prunekit.pruning.select.masks.Masks``, True = keep; see :func:`ablation_masks`).
-    The straightforward path (``prunekit.pruning.select.masks.masks_applied`` + ``log_probs`` + ``kl_divergence``), independent of
+    the keep-masks of the weights left (``prunekit.pruning.masks.Masks``, True = keep; see :func:`ablation_masks`).
+    The straightforward path (``prunekit.pruning.masks.masks_applied`` + ``log_probs`` + ``kl_divergence``), independent of
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
 

@@ -2,7 +2,7 @@
 
 Source 002 ("An Empirical Study of a Pruning Mechanism", ICLR 2021 submission, OpenReview doeyA2PBjdy) prunes a
 pretrained ResNet20 over five cycles, each cycle retrained (by fine-tuning or learning-rate rewinding, as
-``prunekit.pruning.select.retrain`` defines them) with the mask held:
+``prunekit.pruning.retrain`` defines them) with the mask held:
 
 - **weights** (Han et al. 2015): each cycle prunes ``rate`` (30%) of the *remaining* conv weights, the smallest
   ``|w|`` over all conv layers together;

@@ -3,7 +3,7 @@
 A mask is a bool tensor shaped like its weight, ``True`` = keep, one per ``(module, "weight")`` pair of ``params``
 (``prunekit.core.models.prunable_parameters(model)``), as in ``torch.nn.utils.prune``. A :class:`UnitMasks` is such a list
 whose rows are kept or pruned whole; applying it also silences the pruned units' biases and following BatchNorm.
-How masks are *computed* lives in ``prunekit.pruning.select.select``.
+How masks are *computed* lives in ``prunekit.pruning.select``.
 """
 
 from __future__ import annotations

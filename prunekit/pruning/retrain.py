@@ -1,8 +1,8 @@
 """Prune, then retrain with the mask held (source 002, section 3: the pruning-and-retraining phase).
 
-A pretrained model is pruned by global magnitude (``prunekit.pruning.select.select.weight_masks(..., scope="global")``): k% of its
-prunable weights, as everywhere in prunekit; the held masks are ``prunekit.pruning.select.masks.Masks`` (keyed by name). It is then
-retrained with ``torch.nn.utils.prune`` masks attached (``prunekit.pruning.select.masks.to_torch_prune``: the pruned weights stay
+A pretrained model is pruned by global magnitude (``prunekit.pruning.select.weight_masks(..., scope="global")``): k% of its
+prunable weights, as everywhere in prunekit; the held masks are ``prunekit.pruning.masks.Masks`` (keyed by name). It is then
+retrained with ``torch.nn.utils.prune`` masks attached (``prunekit.pruning.masks.to_torch_prune``: the pruned weights stay
 exactly 0 through every step), in one of the three ways compared by Renda, Frankle & Carbin,
 "Comparing Rewinding and Fine-tuning in Neural Network Pruning" (ICLR 2020, arXiv:2003.02389). With ``T`` the
 original run's epochs, ``lr(e)`` the learning rate of its epoch ``e`` (1-based, :func:`prunekit.core.train.schedule_lrs`)
@@ -64,8 +64,8 @@ class Retrained:
 
 def magnitude_masks(model: nn.Module, k: float, scorer=magnitude_scores) -> Masks:
     """Global masks (``Masks``, keyed by name, True = keep) pruning the k% lowest-scored prunable weights
-    (``round(k * n / 100)`` of them, ``prunekit.pruning.select.select.masks_from_scores(..., scope="global")``; ties by
-    index); 0 <= k < 100. ``scorer``: ``params -> scores`` (``prunekit.pruning.select.scorers``; magnitude by default)."""
+    (``round(k * n / 100)`` of them, ``prunekit.pruning.select.masks_from_scores(..., scope="global")``; ties by
+    index); 0 <= k < 100. ``scorer``: ``params -> scores`` (``prunekit.pruning.scorers``; magnitude by default)."""
     number("k", k, low=0.0, high=100.0, high_open=True)
     params = prunable_parameters(model)
     return Masks.from_params(model, params, masks_from_scores(params, scorer(params), k, scope="global"))

@@ -1,5 +1,5 @@
 """Importance scorers: one score per weight (weight-shaped) or per unit (one per row / output channel), low scores
-pruned first. Scorers only score; ``prunekit.pruning.select.select.masks_from_scores(params, scores, k, scope)`` turns any of
+pruned first. Scorers only score; ``prunekit.pruning.select.masks_from_scores(params, scores, k, scope)`` turns any of
 them into masks with the exact-count and tie rules (as ``torch.nn.utils.prune``'s ``importance_scores=`` and
 Torch-Pruning's ``Importance`` keep scoring apart from pruning). A scorer of your own plugs in the same way, and
 ``prunekit.measures.curves.pruning_curve(..., scorers={name: scorer})`` draws its curve beside the built-in methods.

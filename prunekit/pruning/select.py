@@ -8,7 +8,7 @@ without retraining in two ways, for a sparsity k%:
   PyTorch's ``[out, in]`` weight, an output channel of a conv layer) with the smallest L2 norm ``||W[j, :]||_2``.
 
 The layer into the logits is never pruned (callers pass ``prunekit.core.models.prunable_parameters(model)``). Applying
-masks lives in ``prunekit.pruning.select.masks``, compaction and CSR in ``prunekit.pruning.select.compaction``, curves in ``prunekit.measures.curves``.
+masks lives in ``prunekit.pruning.masks``, compaction and CSR in ``prunekit.pruning.compaction``, curves in ``prunekit.measures.curves``.
 
 Conventions (as ``torch.nn.utils.prune``): masks are computed apart from where they are applied; a mask is a bool
 tensor shaped like the weight, ``True`` = keep.  ``params`` is always a list of ``(module, "weight")`` pairs.
@@ -142,7 +142,7 @@ def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> _R
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# scores to masks (the scorers live in prunekit.pruning.select.scorers; low scores are pruned first)
+# scores to masks (the scorers live in prunekit.pruning.scorers; low scores are pruned first)
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -154,7 +154,7 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
     ("layerwise") or over all layers ("global"); ties by (score, flat index), the lower index pruned first; scores
     are ranked in float32 when they all are, else in float64. Any scorer plugs in: magnitude
     (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), the Taylor and brute-force saliencies
-    (``prunekit.pruning.select.scorers``), your own.
+    (``prunekit.pruning.scorers``), your own.
     """
     params = _check_params(params)
     ranking, units = scores_ranking(params, scores, scope)

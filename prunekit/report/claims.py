@@ -88,7 +88,7 @@ def undecided_reason(intervals=(), threshold: float | None = None) -> str:
 
 def decided(source: str, name: str, source_reports: str, measured: str, sides: list[bool | None], rule: str, *,
             why: str | None = None, intervals=(), threshold: float | None = None, **context) -> dict:
-    """A row decided on intervals (``prunekit.report.site.intervals.side_of`` of each): "holds" when every interval is on the
+    """A row decided on intervals (``prunekit.report.intervals.side_of`` of each): "holds" when every interval is on the
     claim's side, "does not hold" when one is wholly on the other side, else "cannot decide here" with ``why`` (by
     default :func:`undecided_reason` of ``intervals`` and the rule's ``threshold``). No interval at all cannot
     decide either."""

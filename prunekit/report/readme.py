@@ -42,7 +42,7 @@ def _minutes(seconds: float) -> str:
 
 
 def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
-    """The README's results section (markers included) from a claims table (``prunekit.report.site.tables.gather_claims``)
+    """The README's results section (markers included) from a claims table (``prunekit.report.tables.gather_claims``)
     and the run table (columns ``notebook``, ``wall_time_s``, ``machine``)."""
     counts = claims["verdict"].value_counts()
     total = float(run["wall_time_s"].sum())

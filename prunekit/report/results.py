@@ -8,7 +8,7 @@ value writes to ``data/results/<profile>+<hash>/`` and ``figures/<name>_<profile
 overridden values), never over the profile's. Beside its tables each run writes ``<notebook>.params.json``: the
 notebook, the profile, every parameter, the overrides, whether it is the profile's preset and the git commit.
 ``make claims``, ``make readme`` and ``make report`` refuse a profile's table whose run was not its preset
-(``prunekit.report.site.tables.preset_runs``).
+(``prunekit.report.tables.preset_runs``).
 """
 
 from __future__ import annotations
@@ -125,9 +125,9 @@ class Results:
         return results
 
     def table(self, df: pd.DataFrame, name: str, device: str | None = None) -> Path:
-        """``prunekit.report.site.tables.save_table`` into this run's folder."""
+        """``prunekit.report.tables.save_table`` into this run's folder."""
         return save_table(df, self.label, name, device=device)
 
     def figure(self, fig, name: str, alt: str | None = None, **kwargs) -> list[Path]:
-        """``prunekit.report.site.figures.save_figure`` as ``figures/<name>_<label>.png`` (and ``.svg``)."""
+        """``prunekit.report.figures.save_figure`` as ``figures/<name>_<label>.png`` (and ``.svg``)."""
         return save_figure(fig, f"{name}_{self.label}", alt=alt, **kwargs)

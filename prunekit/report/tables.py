@@ -1,5 +1,5 @@
 """Result tables: tidy CSVs in ``data/results/<label>/`` (``label``: a profile, or ``<profile>+<hash>`` for a run with
-other parameters, ``prunekit.report.site.results``), and every notebook's claims gathered into one table."""
+other parameters, ``prunekit.report.results``), and every notebook's claims gathered into one table."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def layer_weights_frame(model, include_output: bool = True) -> pd.DataFrame:
 
 def preset_runs(profile: str) -> dict[str, dict]:
     """``{notebook: its params.json}`` of the runs in ``data/results/<profile>/``, after checking that each was made
-    with the profile's own parameters (``prunekit.report.site.results``): a ValueError names a table without its
+    with the profile's own parameters (``prunekit.report.results``): a ValueError names a table without its
     parameters or made with others, so that nothing publishes another run as the profile's."""
     import json
 

@@ -10,7 +10,7 @@ Analysis of a sweep table (:func:`prunekit.core.sweep.run_sweep`, one row per tr
   fold change of |θ| over the same widths).
 * :func:`factor_effect` -- paired effect of a factor (optimizer, init) on density: differences between levels of the
   factor on otherwise identical configs (same dataset, arch, width, seed, ...), with a t confidence interval.
-* :func:`claims_table` -- the paper's claims checked against a table (``prunekit.report.site.claims`` format; a claim the table
+* :func:`claims_table` -- the paper's claims checked against a table (``prunekit.report.claims`` format; a claim the table
   cannot decide is "not measured here"); :func:`claims` gives them as sentences.
 * :func:`width_grid` -- the grid of configs of notebook 03; plotting helpers draw its three figures.
 """
@@ -417,7 +417,7 @@ SOURCE_WIDTH_RANGE = 50.0  # the source's widest model is 50x its narrowest (0.1
 def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.0,
                  min_dense_accuracy: float = MIN_DENSE_ACCURACY, setup: str = "") -> pd.DataFrame:
     """The claims of source 000 checked on ``df`` (one row per model, as ``prunekit.core.sweep`` writes it): a
-    ``prunekit.report.site.claims`` table. Every verdict is decided on a ``1 - alpha`` interval; models below
+    ``prunekit.report.claims`` table. Every verdict is decided on a ``1 - alpha`` interval; models below
     ``min_dense_accuracy`` are left out first (:func:`split_untrained`; noted in ``df.attrs``). A width series is one
     (dataset, arch, optimizer, init).
 

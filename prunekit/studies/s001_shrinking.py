@@ -218,7 +218,7 @@ def task_kind(setup: str) -> str:
 
 def claims_table(gaps: pd.DataFrame, brute_force_min: float = 0.4, min_shortfall: float = 0.1,
                  close: float = 0.05) -> pd.DataFrame:
-    """The claims of source 001 (``prunekit.report.site.claims`` format), decided on :func:`curve_gap`'s table (one row per
+    """The claims of source 001 (``prunekit.report.claims`` format), decided on :func:`curve_gap`'s table (one row per
     setup, seed, estimator and algorithm), for the toy tasks and the image-classification tasks apart
     (:func:`task_kind`). Per seed, each number is the mean over the group's setups; the interval is Student's t over
     seeds:

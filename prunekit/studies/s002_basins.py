@@ -3,8 +3,8 @@
 
 The one-shot variant's claim (:func:`basin_claims`, on the pretrained network of ``prunekit.studies.s002_utility.pretrain_config``
 shared with notebook 05), and the source's own experiment: iterative pruning cycles of a conv net with batch norm
-(``prunekit.pruning.select.cycles``) with their presets (:data:`CYCLE_PROFILES`, :func:`cycles_config`), the analogue of the
-source's Table 1 (:func:`cycles_table`) and their claims (:func:`cycle_claims`), as ``prunekit.report.site.claims`` tables.
+(``prunekit.pruning.cycles``) with their presets (:data:`CYCLE_PROFILES`, :func:`cycles_config`), the analogue of the
+source's Table 1 (:func:`cycles_table`) and their claims (:func:`cycle_claims`), as ``prunekit.report.claims`` tables.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ QUOTE_TABLE1 = ("Table 1, validation accuracy on CIFAR-10 after five cycles (%):
 
 def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL, split: str = "train",
                  same_as: Mapping[str, str] | None = None, setup: str = "", seeds: str = "") -> pd.DataFrame:
-    """Source 002's basin claim (``prunekit.report.site.claims`` format) from notebook 04's ``prunekit.measures.surface.barrier_table``
+    """Source 002's basin claim (``prunekit.report.claims`` format) from notebook 04's ``prunekit.measures.surface.barrier_table``
     rows (one per method and split): a pruned-and-retrained network stays in the pretrained basin when the loss on
     the straight line between them never rises more than ``barrier_tol`` nats above the chord, on ``split``. The
     verdict counts the source's "careful" retraining, fine-tuning and learning-rate rewinding; another method (weight
-    rewinding) is reported beside, as this project's extension. ``same_as`` (``prunekit.pruning.select.retrain.distinct_methods``):
+    rewinding) is reported beside, as this project's extension. ``same_as`` (``prunekit.pruning.retrain.distinct_methods``):
     methods that are another method's run, counted once and named with it. The barrier of one line is exact on its
     data: no interval."""
     name = "Weight pruning with retraining stays in the pretrained basin (one-shot, this project's MLP variant)"
@@ -125,7 +125,7 @@ def cycles_config(profile: str, seed: int = 0, dataset: str | None = None) -> Tr
 @dataclass
 class CyclesExperiment:
     """Notebook 04's iterative pruning for every seed: ``pretrained[seed]`` (the cached run), ``runs[seed][(unit,
-    method)]`` (``prunekit.pruning.select.cycles.IterativePruning``), ``small[seed][unit]`` (Table 1's small network), ``table``
+    method)]`` (``prunekit.pruning.cycles.IterativePruning``), ``small[seed][unit]`` (Table 1's small network), ``table``
     (:func:`cycles_table` of every seed) and ``cycles`` (every run's per-cycle rows, with ``seed``)."""
 
     config: TrainConfig  # the first seed's pretraining config
@@ -142,7 +142,7 @@ def cycles_experiment(profile: str, seeds=None, units=("weight", "channel"), met
     """The source's Section 3 for each of ``seeds`` (None: the profile's): the pretrained ResNet20
     (:func:`cycles_config`), ``cycles`` cycles (None: the profile's) of each unit x method, each retrained for the
     pretraining's T epochs, through the result cache (a rerun loads them; an interrupted run resumes), and the small
-    network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.select.cycles.small_config``, sized by
+    network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.cycles.small_config``, sized by
     the last method's pruned network)."""
     from ..core.store import train_or_load
     from ..pruning.cycles import check_plan, iterative_pruning, small_config
@@ -200,7 +200,7 @@ def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Map
 def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, barrier_tol: float = BARRIER_TOL,
                  split: str = "train", collapse_gap: float = 0.10, ceiling_gap: float = 0.01,
                  setup: str = "") -> pd.DataFrame:
-    """Source 002's claims on iterative pruning (``prunekit.report.site.claims`` format), from :func:`cycles_table` (one row per
+    """Source 002's claims on iterative pruning (``prunekit.report.claims`` format), from :func:`cycles_table` (one row per
     seed, unit and network; ``unit="pretrained"`` rows give the pretrained accuracy) and the
     ``prunekit.measures.surface.barrier_table`` rows of the line from the pretrained to each retrained network (columns
     ``unit``, ``method``, ``split``, ``loss_barrier_linear``):

@@ -109,7 +109,7 @@ QUOTES = {
 
 def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup: str = "",
                 seeds: str = "") -> pd.DataFrame:
-    """Source 002's two claims about network size (``prunekit.report.site.claims`` format), from :func:`size_comparison`'s
+    """Source 002's two claims about network size (``prunekit.report.claims`` format), from :func:`size_comparison`'s
     ablations (one row per subset: share, by, level, subset, accuracy, utility).
 
     - networks use their weights in proportion to their size ("similar curves by ratio, different by absolute
@@ -219,8 +219,8 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
 def conv_pruned(run: Run, ratio: float, ds: Dataset | None = None, cache: bool = True,
                 quiet: bool = True) -> tuple[Masks, nn.Module]:
     """Sec. 2.2.2's pruned network: ``run``'s network with ``round(ratio * n)`` of its ``n`` conv weights pruned in
-    one shot, the smallest ``|w|`` over all conv layers together (``prunekit.pruning.select.cycles.next_masks``), then retrained with
-    the pretraining schedule, every epoch of it from the pruned weights with the mask held (``prunekit.pruning.select.retrain``'s
+    one shot, the smallest ``|w|`` over all conv layers together (``prunekit.pruning.cycles.next_masks``), then retrained with
+    the pretraining schedule, every epoch of it from the pruned weights with the mask held (``prunekit.pruning.retrain``'s
     ``"lr_rewind"`` with ``t = T``) on ``ds`` (default: the run's data set). Returns ``(masks, retrained network)``.
     cache: keep the retrained weights in the result cache (kind ``"pruned"``, keyed by ``run.config.key()``, the
     plan and a digest of the training split): ``run`` must be ``train_or_load``'s."""
@@ -365,7 +365,7 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
 
 def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *, level: float = 0.1,
                   ceiling_gap: float = 0.01, setup: str = "") -> pd.DataFrame:
-    """Sec. 2.2.2's two claims (``prunekit.report.site.claims`` format), from :func:`pruned_table` rows of one or more seeds
+    """Sec. 2.2.2's two claims (``prunekit.report.claims`` format), from :func:`pruned_table` rows of one or more seeds
     (``seed`` column) and :func:`pruned_comparison`'s ablations (one row per subset), decided at every pruning ratio
     that has both a pruned and a small network:
 

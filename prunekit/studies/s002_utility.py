@@ -3,10 +3,10 @@
 Presets shared by notebooks 04 (the loss-surface plane) and 05 (weight utility), so that both use the same cached
 pretrained model by construction (:func:`pretrain_config`: the source's ResNet20, or this project's MLP variant), the
 stand-in for the source's "vanilla CNN" (:func:`vanilla_cnn_config`), the tidy table of notebook 05
-(:func:`ablation_table`), and the source's claims on weight utility as ``prunekit.report.site.claims`` tables
+(:func:`ablation_table`), and the source's claims on weight utility as ``prunekit.report.claims`` tables
 (:func:`utility_claims`, :func:`spread_claims`). Network sizes (Sec. 2.2) are in ``prunekit.studies.s002_sizes``, notebook 04's
 basin questions in ``prunekit.studies.s002_basins``; the mechanisms live in ``prunekit.measures.utility``, ``prunekit.measures.imbalance``,
-``prunekit.pruning.select.retrain``, ``prunekit.pruning.select.cycles`` and ``prunekit.measures.surface``.
+``prunekit.pruning.retrain``, ``prunekit.pruning.cycles`` and ``prunekit.measures.surface``.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
                    critical: pd.DataFrame | None = None, *, network: str = "resnet20", spread_ratio: float = 0.1,
                    min_spread: float = 0.10, lower_band_max_drop: float = 0.01, top_band_factor: float = 5.0,
                    proportional_within: float = 1.25, setup: str = "", seeds: str = "") -> pd.DataFrame:
-    """The weight-utility claims of source 002 (``prunekit.report.site.claims`` format), from notebook 05's tables.
+    """The weight-utility claims of source 002 (``prunekit.report.claims`` format), from notebook 05's tables.
 
     - equal-size random subsets differ widely (the source: ~60 points of training accuracy at ratio 0.1): at the
       ratio of ``random_ablations`` (one row per subset: ratio, accuracy) nearest ``spread_ratio``, the spread of
@@ -463,7 +463,7 @@ def spread_experiment(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch
 
 def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: str = "",
                   seeds: str = "") -> pd.DataFrame:
-    """This project's answer to "what drives the spread?" (``prunekit.report.site.claims`` format) from
+    """This project's answer to "what drives the spread?" (``prunekit.report.claims`` format) from
     :func:`spread_experiment` rows (network, statistics, subset, accuracy): the spread is accuracy max - min over the
     subsets of one (network, statistics), reported as max - min; the rules compare the spreads of the middle 95% of
     the subsets (97.5th - 2.5th percentile, which a bootstrap can give an interval for), each ratio of spreads with a

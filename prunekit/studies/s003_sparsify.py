@@ -203,7 +203,7 @@ def plateau_ends(curve: pd.DataFrame, tolerance: float = TOLERANCE,
 
 def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: dict | None = None,
                  fail_drop: float = 0.03) -> pd.DataFrame:
-    """The claims of source 003 (``prunekit.report.site.claims`` format), decided on a pruning-curve table with one row per
+    """The claims of source 003 (``prunekit.report.claims`` format), decided on a pruning-curve table with one row per
     (setup, dataset, method, scope, seed, k) and its accuracy (``prunekit.measures.curves.pruning_curve``).
 
     The claims are decided on the source's own setup (the blog's code: ``setup="blog"``, global ranking); every other
@@ -313,7 +313,7 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
 
 def speed_claims(speed: pd.DataFrame | None, setup: str = "", band: float = 0.05) -> pd.DataFrame:
     """The blog's reason for pruning, that it "saves on matrix operations", checked on a :func:`speed_summary` table
-    (``prunekit.report.site.claims`` format): at the largest batch size measured, a form that removes work (compacted unit
+    (``prunekit.report.claims`` format): at the largest batch size measured, a form that removes work (compacted unit
     pruning, CSR weight pruning) is faster than the dense net from some k on, by more than the timing noise
     ``band`` (its best speed-up >= 1 + band): holds; every such form at best ``1 - band`` as fast: does not hold;
     in between: cannot decide. Masking alone cannot save time and does not count."""
