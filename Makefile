@@ -78,7 +78,7 @@ test: install
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 
 test-gpu: install
-	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests/test_cuda.py tests/test_device.py tests/test_train.py -rs $(PYTEST_ARGS)
+	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests/core/test_cuda.py tests/core/test_device.py tests/core/test_train.py -rs $(PYTEST_ARGS)
 
 unit: install
 	PRUNEKIT_QUIET=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)

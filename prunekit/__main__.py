@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from .core.config import PROFILES
 from .report.claims import plural
-from .report.tables import PROFILES, gather_claims
+from .report.tables import gather_claims
 
 
 def main(argv: list[str] | None = None) -> int:

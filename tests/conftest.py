@@ -62,3 +62,22 @@ def fashion_root(tmp_path_factory) -> Path:
     for f in FASHION_FILES:
         shutil.copy(src / f, root / "FashionMNIST" / "raw" / f)
     return root
+
+
+def _record_preset_run(profile: str, notebook: str) -> None:
+    import json
+
+    from prunekit.report.tables import results_dir
+
+    (results_dir(profile) / f"{notebook}.params.json").write_text(json.dumps(
+        {"notebook": notebook, "profile": profile, "label": profile, "preset": True, "parameters": {},
+         "overrides": {}, "commit": "test"}))
+
+
+@pytest.fixture(scope="session")
+def preset_run():
+    """``preset_run(profile, notebook)`` records ``notebook`` as run with ``profile``'s own parameters (the
+    params.json a notebook writes through ``prunekit.report.results.Results``), for tests that write a profile's
+    tables by hand."""
+    return _record_preset_run
+

@@ -58,3 +58,15 @@ def test_kernel_language_info_is_what_the_kernel_reports(path):
 def test_the_first_cell_links_to_the_rendered_paper_run(path):
     first = nbformat.read(path, as_version=nbformat.NO_CONVERT).cells[0].source
     assert f"](../data/report/paper/{path.stem}.html)" in first
+
+
+def test_the_notebooks_thresholds_are_the_studies_own():
+    """Every threshold is defined once, in its study: a notebook's default (a literal, for papermill) equals it."""
+    from prunekit.report.results import notebook_defaults
+    from prunekit.studies import s000_density, s001_shrinking, s002_basins, s003_sparsify
+
+    assert notebook_defaults("02_pruning_curves")["tolerance"] == s003_sparsify.TOLERANCE
+    assert notebook_defaults("03_width_invariance")["tolerance"] == s000_density.TOLERANCE
+    assert notebook_defaults("03_width_invariance")["min_dense_accuracy"] == s000_density.MIN_DENSE_ACCURACY
+    assert notebook_defaults("04_loss_surface")["barrier_tol"] == s002_basins.BARRIER_TOL
+    assert notebook_defaults("06_neuron_saliency")["margin"] == s001_shrinking.MARGIN

@@ -75,7 +75,7 @@ CIFAR10_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 def expected_files(name: str) -> tuple[str, ...]:
     """The files data set ``name`` needs, relative to the data folder (empty: generated or embedded)."""
-    return DATASETS[name].files
+    return DATASETS.entry(name, "name").files
 
 
 def _raw_files_present(folder: str):
@@ -316,7 +316,7 @@ def files_present(name: str, root: str | os.PathLike | None = None) -> bool:
     """Whether ``name``'s files are in the data folder (``$PRUNEKIT_DATA``), looked for without loading or downloading
     anything (its ``DATASETS`` entry's ``present``; a generated or embedded data set always is): MNIST-family: the four
     raw files, gzipped or unpacked; CIFAR-10: its archive or the unpacked ``cifar-10-batches-py/`` folder."""
-    entry = DATASETS[name]
+    entry = DATASETS.entry(name, "name")
     return True if entry.present is None else bool(entry.present(Path(root) if root is not None else data_dir()))
 
 

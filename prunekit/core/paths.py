@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def repo_root() -> Path:
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 

@@ -87,9 +87,14 @@ class Registry(Generic[T]):
         return tuple(self._entries)
 
     def __getitem__(self, name: str) -> T:
+        return self.entry(name)
+
+    def entry(self, name: str, parameter: str | None = None) -> T:
+        """The entry ``name``, or a ValueError naming ``parameter`` (default: what the registry holds) and the
+        allowed names."""
         self._load()
         if name not in self._entries:
-            raise ValueError(f"{self.what}={name!r} is not allowed; allowed: {', '.join(self._entries)}")
+            raise ValueError(f"{parameter or self.what}={name!r} is not allowed; allowed: {', '.join(self._entries)}")
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:

@@ -46,7 +46,7 @@ from ..core.device import model_device
 from ..core.train import evaluate, state_restored
 
 __all__ = ["flatten", "state_vector", "write_vector_", "has_batchnorm", "recalibrate_bn", "Plane", "evaluate_point",
-           "plane_surface", "linear_path", "loss_barrier", "barrier_table"]
+           "plane_surface", "check_anchors", "linear_path", "loss_barrier", "barrier_table"]
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -215,6 +215,27 @@ def plane_surface(model: nn.Module, plane: Plane, splits, n: int = 21, margin: f
             anchor_rows += [{"point": name, "alpha": a, "beta": b, "split": s, "loss": lo, "accuracy": acc}
                             for s, (lo, acc) in res.items()]
     return pd.DataFrame(rows), pd.DataFrame(anchor_rows)
+
+
+def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], splits, loss: str = "cross_entropy",
+                  rtol: float = 1e-5, batch_size: int = 4096) -> int:
+    """Check that the plane reproduces its networks: each anchor row of :func:`plane_surface` (``point``, ``split``,
+    ``loss``, ``accuracy``) must equal ``networks[point]``'s own loss (within ``rtol``, relative, at least 1 absolute
+    times ``rtol``) and accuracy on that split. Returns the number of checks; raises ``RuntimeError`` naming the
+    first mismatch (the plane's view of the weights is then not the networks', and its surface would be wrong).
+    Models with batch norm are compared as they are: give them after the same recalibration."""
+    splits = _splits(splits)
+    missing = sorted(set(anchors["point"]) - set(networks))
+    if missing:
+        raise ValueError(f"networks lacks the anchor point(s) {missing}; give a model for each of "
+                         f"{sorted(set(anchors['point']))}")
+    for row in anchors.itertuples(index=False):
+        own_loss, own_acc = evaluate(networks[row.point], splits[row.split], loss, batch_size)
+        if abs(own_loss - row.loss) > rtol * max(1.0, abs(own_loss)) or own_acc != row.accuracy:
+            raise RuntimeError(f"the plane's point {row.point!r} does not reproduce the network on the {row.split} "
+                               f"split: loss {row.loss:.6g} / accuracy {row.accuracy:.6g} on the plane, "
+                               f"{own_loss:.6g} / {own_acc:.6g} from the network itself")
+    return len(anchors)
 
 
 def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, n: int = 21,

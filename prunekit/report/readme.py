@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..core.paths import atomic_write, repo_root, results_root
 from .site import HEADLINE_FIGURES, environment_table, executed_dir
+from .tables import preset_runs
 
 __all__ = ["START", "END", "claims_file", "run_file", "section", "update_readme"]
 
@@ -81,6 +82,7 @@ def update_readme(root: str | os.PathLike | None = None) -> Path:
     if not claims_csv.exists() or not notebooks:
         raise ValueError(f"the {PROFILE} profile has not been run here (no {claims_csv} or no executed notebooks): "
                          f"make reproduce PROFILE={PROFILE} first")
+    preset_runs(PROFILE)  # a ValueError when a table was made with other parameters than the profile's
     readme = root / "README.md"
     text = readme.read_text()
     if text.count(START) != 1 or text.count(END) != 1:

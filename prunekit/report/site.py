@@ -6,18 +6,23 @@
   what the source reports, what this run measured, the verdict, and a link to the notebook section that shows it;
   then the headline figures;
 - one page per notebook (``NN_name.html``): nbconvert's ``lab`` template, as JupyterLab shows the executed notebook;
-- ``environment.html``: package versions, the machine, the wall time of each notebook and its seeds.
+- ``environment.html``: package versions, the machine, the wall time of each notebook and its seeds;
+- ``api/``: the API reference, generated from the package's docstrings by pdoc (:func:`build_api_reference`).
 
 Why nbconvert with its lab template: it is installed with JupyterLab already, works offline, renders an executed
 notebook as JupyterLab shows it (figures, tables, the alt text prunekit writes) without running anything, and its pages
 are plain files that need no server. Jupyter Book or Quarto would add a documentation build system for seven pages.
 MathJax comes from the ``jupyter-server-mathjax`` package and is copied beside the pages, so formulas render offline.
 Nothing is executed here, and a page whose notebook has not changed since it was written is not converted again.
+Why pdoc for the API reference: one package with no configuration, it reads the docstrings' reStructuredText as they
+are written, builds the whole package in about ten seconds on these machines, and its pages are static files too
+(Sphinx autodoc would add a conf.py and a build tree; mkdocstrings a MkDocs site).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import html
 import os
 import platform
@@ -30,9 +35,13 @@ import pandas as pd
 
 from ..core.paths import atomic_write, figures_dir, repo_root, results_root
 from ..core.config import check_profile
+from .tables import preset_runs
 
-__all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "build_report", "notebook_page", "seeds_of",
-           "environment_table"]
+__all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "build_report", "build_api_reference", "notebook_page",
+           "seeds_of", "environment_table"]
+
+API_PACKAGES = ("prunekit", "prunekit.core", "prunekit.pruning", "prunekit.measures", "prunekit.studies",
+                "prunekit.report", "!prunekit.measures._.*")  # private engines stay out of the reference
 
 # the figures the index shows first (one per study), as figures/<name>_<profile>.png
 HEADLINE_FIGURES = {
@@ -170,9 +179,39 @@ def _write(path: Path, text: str) -> None:
 
 def _page(title: str, body: str, profile: str) -> str:
     nav = (f'<nav><a href="index.html">Claims and figures</a><a href="environment.html">Environment</a>'
+           f'<a href="api/prunekit.html">API reference</a>'
            f'<span>profile <code>{html.escape(profile)}</code></span></nav>')
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"/><title>{html.escape(title)}</title>'
             f"<style>{STYLE}</style></head>\n<body>\n{nav}\n<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n")
+
+
+def _package_hash() -> str:
+    """SHA-256 of every ``.py`` file of the package (path and bytes), to rebuild the reference only when it changed."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_api_reference(out: str | os.PathLike) -> Path:
+    """The API reference of the whole package in ``out`` (``out/prunekit.html`` and one page per module), generated
+    by pdoc from the docstrings; skipped when ``out`` already holds the reference of the same source. Returns the
+    package's page."""
+    import pdoc
+    import pdoc.render
+
+    out = Path(out)
+    stamp, page = out / ".source-sha256", out / "prunekit.html"
+    source = _package_hash()
+    if page.exists() and stamp.exists() and stamp.read_text() == source:
+        return page
+    if out.exists():
+        shutil.rmtree(out)
+    pdoc.render.configure(docformat="restructuredtext", footer_text="prunekit API reference")
+    pdoc.pdoc(*API_PACKAGES, output_directory=out)
+    stamp.write_text(source)
+    return page
 
 
 def _last_heading(page: str) -> str:
@@ -218,6 +257,7 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
         raise ValueError(f"no executed notebooks in {executed}: run make reproduce PROFILE={profile}")
     if not claims_csv.exists():
         raise ValueError(f"no claims table {claims_csv}: run make claims PROFILE={profile}")
+    preset_runs(profile)  # a ValueError when a table was made with other parameters than the profile's
     out = Path(out) if out is not None else report_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     mathjax = out / "mathjax"
@@ -263,4 +303,5 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
     env = (f"<h2>Notebooks</h2>{runs.to_html(index=False, na_rep='-', border=0)}"
            f"<h2>Software and machine</h2>{packages.to_html(index=False, border=0)}")
     _write(out / "environment.html", _page("Environment", env, profile))
+    build_api_reference(out / "api")
     return out / "index.html"

@@ -17,19 +17,20 @@ import torch
 from ..report import claims as C
 from ..core.store import train_or_load
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
-from ..core.data import load_dataset
+from ..core.data import DatasetUnavailable, load_dataset
 from ..measures.saliency import (
     ALGORITHMS,
     ESTIMATORS,
     UnitNet,
     _check,
     from_model,
+    hessian_diagonal_check,
     removable_units,
     saliencies,
     serial_prune,
 )
 
-__all__ = ["SOURCE", "SETUPS", "Preset", "PRESETS", "preset", "MARGIN", "load_setup", "run_setup", "rank_agreement", "curve_gap",
+__all__ = ["SOURCE", "SETUPS", "Preset", "PRESETS", "preset", "MARGIN", "load_setup", "run_setup", "Experiment", "check_setups", "run_experiment", "rank_agreement", "curve_gap",
            "removable_summary", "task_kind", "claims_table"]
 
 SOURCE = "001 The Incredible Shrinking Neural Network"
@@ -188,6 +189,62 @@ def run_setup(cfg, setup: str = "", estimators=ESTIMATORS, algorithms=ALGORITHMS
     ranks.insert(0, "setup", setup)
     ranks.insert(1, "seed", cfg.seed)
     return pd.concat(frames, ignore_index=True), ranks, results
+
+
+@dataclass
+class Experiment:
+    """Notebook 06's experiment: ``curves`` (the pruning tables of every setup and seed, one row per unit removed),
+    ``ranks`` (rank agreement with brute force), ``hessian_checks`` (the first seed's Hessian diagonal against
+    autograd, per setup), ``skipped`` (setup -> why its data are missing) and ``log`` (one line per setup and seed)."""
+
+    curves: pd.DataFrame
+    ranks: pd.DataFrame
+    hessian_checks: pd.DataFrame
+    skipped: dict[str, str]
+    log: list[str]
+
+
+def check_setups(setups, seeds) -> tuple[list[str], list[int]]:
+    """``(setups, seeds)`` as lists, or ``ValueError`` for an empty one or a setup name not in :data:`SETUPS`."""
+    setups, seeds = list(setups), [int(s) for s in seeds]
+    unknown = [s for s in setups if s not in SETUPS]
+    if unknown:
+        raise ValueError(f"setups: unknown {unknown}; allowed: {sorted(SETUPS)}")
+    if not setups or not seeds:
+        raise ValueError(f"setups and seeds must not be empty (got setups={setups}, seeds={seeds})")
+    return setups, seeds
+
+
+def run_experiment(setups, seeds, device: str = "auto", max_samples: int | None = None,
+                   output_hessian: str = "diagonal") -> Experiment:
+    """Run :func:`run_setup` on every setup of :data:`SETUPS` in ``setups`` for every training seed in ``seeds``
+    (the seed also drives the ``random`` estimator and the ``max_samples`` draw) and check the second-order
+    estimator's Hessian diagonal on each setup's first seed. A setup whose data are missing is skipped (reported in
+    ``skipped``); unknown setup names and an empty plan raise ``ValueError`` before any training."""
+    setups, seeds = check_setups(setups, seeds)
+    curves, ranks, checks, skipped, log = [], [], [], {}, []
+    for name in setups:
+        for seed in seeds:
+            cfg = SETUPS[name].replace(seed=seed, device=device)
+            try:
+                table, rank, _ = run_setup(cfg, name, max_samples=max_samples, seed=seed, output_hessian=output_hessian)
+            except DatasetUnavailable as err:
+                skipped[name] = str(err)
+                break
+            curves.append(table)
+            ranks.append(rank)
+            if seed == seeds[0]:
+                net, x, y = load_setup(cfg, max_samples, seed)
+                check = hessian_diagonal_check(net, x, y, max_samples=32, output_hessian=output_hessian)
+                check.insert(0, "setup", name)
+                checks.append(check)
+            base = table[table.units_removed == 0].iloc[0]
+            log.append(f"{name} seed {seed}: {int(table.units_removed.max())} hidden units, unpruned error "
+                       f"{base.error:.4g}, accuracy {base.accuracy:.3f}")
+    if not curves:
+        raise RuntimeError(f"no setup could run, every data set is missing: {skipped}")
+    return Experiment(pd.concat(curves, ignore_index=True), pd.concat(ranks, ignore_index=True),
+                      pd.concat(checks, ignore_index=True), skipped, log)
 
 
 def removable_summary(table: pd.DataFrame, margin: float, mode: str = "range") -> pd.DataFrame:

@@ -359,7 +359,7 @@ def test_invalid_arguments_raise():
 def test_from_prunekit_mlp_and_setups():
     import prunekit.core.config as config
     setups = SH.SETUPS
-    assert set(SH.PROFILES["paper"]) <= set(setups) and set(SH.PROFILES["quick"]) <= set(setups)
+    assert set(SH.PRESETS["paper"].setups) <= set(setups) and set(SH.PRESETS["quick"].setups) <= set(setups)
     for cfg in setups.values():
         assert isinstance(cfg, config.TrainConfig)
         assert cfg.model.activation == "sigmoid"

@@ -39,7 +39,7 @@ def test_presets_of_notebooks_04_and_05_are_one_model():
     assert a.checkpoints[0] == 0 and a.checkpoints[-1] == a.epochs                  # imbalance from initialisation
     mlp = M.pretrain_config("paper", network="mlp")
     assert (mlp.model.arch, mlp.data.name, mlp.optimizer) == ("lenet300", "mnist", "adam")
-    assert M.pretrain_config("quick", width_mult=2.0).model.width_mult == 2 * M.SOURCE_NETWORK["quick"]["width_mult"]
+    assert M.pretrain_config("quick", width_mult=2.0).model.width_mult == 2 * M.SOURCE_NETWORK["quick"].width_mult
     mnist = M.pretrain_config("paper", dataset="mnist")
     assert mnist.data.name == "mnist" and mnist.data.resize == 14
     assert M.pretrain_config("paper", dataset="cifar10").data.resize is None          # 32x32 colour, never shrunk
@@ -57,13 +57,13 @@ def test_the_full_profile_is_the_sources_length_and_falls_back_to_fashion_mnist(
     monkeypatch.setenv("PRUNEKIT_DATA", str(tmp_path))                    # an empty data folder: no CIFAR-10
     full = M.pretrain_config("full")
     assert (full.epochs, full.data.name, full.data.subset, full.data.resize) == (200, "fashion_mnist", None, None)
-    assert M.eval_subset("full") is None and M.STUDY["full"]["n_subsets"] == 500
+    assert M.eval_subset("full") is None and M.STUDY["full"].n_subsets == 500
     batches = tmp_path / "cifar-10-batches-py"
     batches.mkdir()
     for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
         (batches / name).write_bytes(b"")                                    # present (not loaded to decide)
     assert M.pretrain_config("full").data.name == "cifar10" and M.default_dataset("paper") == "fashion_mnist"
-    assert all("retrain_epochs" not in p for p in B.CYCLE_PROFILES.values())  # every cycle retrains T epochs
+    assert all(not hasattr(p, "retrain_epochs") for p in B.CYCLE_PROFILES.values())  # every cycle retrains T
 
 
 def test_vanilla_cnn_stand_in_is_a_plain_conv_net_with_the_sources_sgd():

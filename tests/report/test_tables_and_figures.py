@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from prunekit.report.tables import save_figure  # noqa: E402
+from prunekit.report.figures import save_figure  # noqa: E402
 
 
 def _figure():
@@ -60,17 +60,18 @@ def test_every_notebook_figure_has_alt_text():
     import json
     from pathlib import Path
 
-    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+    for path in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb")):
         for cell in json.loads(path.read_text())["cells"]:
             src = "".join(cell["source"])
-            if cell["cell_type"] != "code" or "save_figure(" not in src:
+            if cell["cell_type"] != "code" or "results.figure(" not in src:
                 continue
             calls = [n for n in ast.walk(ast.parse(src.replace("%matplotlib inline", "")))
-                     if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "save_figure"]
+                     if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "figure"
+                     and getattr(n.func.value, "id", None) == "results"]
             assert calls and all(any(k.arg == "alt" for k in c.keywords) for c in calls), path.name
 
 
-def test_gather_claims_makes_one_table_in_notebook_order(tmp_path):
+def test_gather_claims_makes_one_table_in_notebook_order(tmp_path, preset_run):
     import pandas as pd
 
     from prunekit.report.claims import claim, claims_frame
@@ -84,22 +85,28 @@ def test_gather_claims_makes_one_table_in_notebook_order(tmp_path):
     save_table(b, "paper", "03_claims")
     save_table(a, "paper", "02_claims")
     save_table(pd.DataFrame({"x": [1]}), "paper", "02_pruning_curves")      # not a claims table: ignored by name
+    with pytest.raises(ValueError, match="no <notebook>.params.json"):     # made with unknown parameters
+        gather_claims("paper")
+    preset_run("paper", "02_pruning_curves")
+    preset_run("paper", "03_width_invariance")
     t = gather_claims("paper")
     assert list(t["notebook"]) == ["02", "03", "03"] and list(t["claim"]) == ["c1", "c2", "c3"]
     assert list(t["verdict"]) == ["holds", "does not hold", "cannot decide here"] and t["seeds"].iloc[2] == "0, 1"
     on_disk = pd.read_csv(tmp_path / "results" / "paper" / "claims.csv", dtype=str, keep_default_na=False)
     assert on_disk.equals(t.astype({"notebook": str}))
     save_table(pd.DataFrame({"claim": ["x"]}), "paper", "04_claims")
+    preset_run("paper", "04_loss_surface")
     with pytest.raises(ValueError, match="lacks"):
         gather_claims("paper")
 
 
-def test_python_m_prunekit_claims(tmp_path, capsys):
+def test_python_m_prunekit_claims(tmp_path, capsys, preset_run):
     from prunekit.__main__ import main
     from prunekit.report.claims import claim, claims_frame
     from prunekit.report.tables import save_table
 
     save_table(claims_frame([claim("s", "c", "r", "m", True, "rule")]), "quick", "05_claims")
+    preset_run("quick", "05_weight_utility")
     assert main(["claims", "--profile", "quick"]) == 0
     assert "1 claim of 1 notebook (1 holds)" in capsys.readouterr().out
     with pytest.raises(SystemExit):

@@ -111,3 +111,16 @@ def test_a_new_field_with_a_default_keeps_every_key():
     grown = Grown(data=base.data, model=base.model, epochs=5)
     assert grown.key() == base.key()
     assert Grown(label_smoothing=0.1).key() != TrainConfig().key()
+
+
+def test_the_default_folders_are_the_repositorys_wherever_python_starts(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from prunekit.core import paths
+
+    monkeypatch.chdir(tmp_path)
+    for env in ("PRUNEKIT_DATA", "PRUNEKIT_CACHE"):
+        monkeypatch.delenv(env, raising=False)
+    root = Path(__file__).resolve().parents[2]
+    assert paths.repo_root() == root and (root / "pyproject.toml").is_file()
+    assert paths.data_dir() == root / "data" / "datasets" and paths.cache_dir() == root / "data" / "models"

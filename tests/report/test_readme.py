@@ -8,7 +8,7 @@ import pytest
 
 from prunekit.report import readme as R
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_readme_section_is_rendered_from_the_committed_claims():

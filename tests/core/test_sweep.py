@@ -1,4 +1,5 @@
-"""Tests of prunekit.core.sweep: grids, in-process vs Dask LocalCluster (2 worker processes), resume, failures."""
+"""Tests of prunekit.core.sweep with source 000's point (prunekit.studies.s000_density.DensityPoint): grids, in-process
+vs Dask LocalCluster (2 worker processes), resume, failures, and a measure of your own."""
 
 import json
 
@@ -6,7 +7,10 @@ import pandas as pd
 import pytest
 
 from prunekit.core.config import TrainConfig
-from prunekit.core.sweep import RESULT_COLUMNS, make_grid, point_key, run_point, run_sweep
+from prunekit.core.sweep import make_grid, point_key, run_point, run_sweep
+from prunekit.studies.s000_density import RESULT_COLUMNS, DensityPoint
+
+POINT = DensityPoint()
 
 BASE = TrainConfig(epochs=1, lr=1e-2, batch_size=64).replace(arch="mlp", hidden=(16, 8))
 # columns that legitimately differ between two runs of the same points (timings, thread counts)
@@ -45,7 +49,7 @@ def test_run_point_measures_what_it_says(tmp_path):
     from prunekit.measures.density import effective_density, model_hoyer_sparsity
 
     cfg = BASE.replace(width_mult=2.0, seed=1, checkpoints=(0,))
-    row = run_point(cfg, model_root=tmp_path / "m", points_root=tmp_path / "p")
+    row = run_point(cfg, POINT, model_root=tmp_path / "m", points_root=tmp_path / "p")
     assert list(row) == RESULT_COLUMNS
     run = train_or_load(cfg, root=tmp_path / "m")
     ds = load_dataset(cfg.data)
@@ -61,11 +65,13 @@ def test_run_point_measures_what_it_says(tmp_path):
     assert row["hoyer_init"] != pytest.approx(row["hoyer_trained"])
     # stored atomically under the point key, nothing temporary left behind
     files = sorted(p.name for p in (tmp_path / "p").iterdir())
-    assert files == [f"{point_key(cfg)}.json"]
+    assert files == [f"{point_key(cfg, POINT)}.json"]
     assert json.loads((tmp_path / "p" / files[0]).read_text()) == row
-    assert point_key(cfg) != point_key(cfg, tolerance=0.1) != point_key(cfg, scope="layerwise")
-    assert point_key(cfg, scope="layer") == point_key(cfg, scope="layerwise")
-    assert point_key(cfg, step=0.01, resolution=1e-3) == point_key(cfg) != point_key(cfg, step=0.02)
+    assert point_key(cfg, POINT) != point_key(cfg, DensityPoint(tolerance=0.1)) != point_key(
+        cfg, DensityPoint(scope="layerwise"))
+    assert point_key(cfg, DensityPoint(scope="layer")) == point_key(cfg, DensityPoint(scope="layerwise"))
+    assert point_key(cfg, DensityPoint(step=0.01, resolution=1e-3)) == point_key(cfg, POINT) != point_key(
+        cfg, DensityPoint(step=0.02))
 
 
 def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
@@ -74,7 +80,7 @@ def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
     cfgs = make_grid(BASE, width_mult=[0.5, 1.0], seed=[0, 1])
     bad = BASE.replace(arch="conv", hidden=None, dataset="cosine", loss="sse")   # valid config, but conv needs images
     roots = dict(model_root=tmp_path / "m", points_root=tmp_path / "p", progress=False)
-    first = run_sweep(cfgs[:2], **roots)                             # "interrupted" after two points
+    first = run_sweep(cfgs[:2], POINT, **roots)                             # "interrupted" after two points
     assert len(first.results) == 2 and first.ok
 
     trained = []
@@ -85,9 +91,9 @@ def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
         return real(cfg, *a, **k)
 
     monkeypatch.setattr(prunekit.core.store, "train_or_load", counting)
-    (tmp_path / "p" / f"{point_key(cfgs[1])}.json").write_text('{"truncated": ')   # an unreadable point
+    (tmp_path / "p" / f"{point_key(cfgs[1], POINT)}.json").write_text('{"truncated": ')   # an unreadable point
     with pytest.warns(RuntimeWarning, match="1 of 5 sweep points failed"):
-        res = run_sweep([*cfgs, bad], **roots)
+        res = run_sweep([*cfgs, bad], POINT, **roots)
     # only the missing points and the unreadable one ran; the bad point is reported, the others kept
     assert sorted(trained) == sorted(c.key() for c in [cfgs[1], cfgs[2], cfgs[3], bad])
     assert len(res.results) == 4 and list(res.results["key"]) == [c.key() for c in cfgs]
@@ -100,17 +106,19 @@ def test_resume_failures_and_corrupt_points(tmp_path, monkeypatch):
         res.raise_if_failed()
     pd.testing.assert_frame_equal(_stable(res.results.iloc[:2]), _stable(first.results))
     with pytest.raises(ValueError, match="workers"):
-        run_sweep(cfgs, workers=0)
+        run_sweep(cfgs, POINT, workers=0)
     with pytest.raises(ValueError, match="scope"):
-        run_sweep(cfgs, scope="neuron")
+        run_sweep(cfgs, DensityPoint(scope="neuron"))
+    with pytest.raises(ValueError, match="measure"):
+        run_sweep(cfgs, lambda cfg: {})  # no spec(), no columns
 
 
 def test_dask_local_cluster_equals_in_process(tmp_path):
     cfgs = make_grid(BASE, width_mult=[0.25, 1.0, 3.0], optimizer=["adam", "sgd"])
     bad = BASE.replace(arch="conv", hidden=None, dataset="cosine", loss="sse")
-    local = run_sweep(cfgs, threads=1, model_root=tmp_path / "m1", points_root=tmp_path / "p1", progress=False)
+    local = run_sweep(cfgs, POINT, threads=1, model_root=tmp_path / "m1", points_root=tmp_path / "p1", progress=False)
     with pytest.warns(RuntimeWarning, match="failed"):
-        dist = run_sweep([*cfgs, bad], workers=2, model_root=tmp_path / "m2", points_root=tmp_path / "p2",
+        dist = run_sweep([*cfgs, bad], POINT, workers=2, model_root=tmp_path / "m2", points_root=tmp_path / "p2",
                          progress=False)
     assert local.mode == "in-process" and dist.mode.startswith("dask LocalCluster(2")
     assert len(dist.failures) == 1 and dist.failures.iloc[0]["key"] == bad.key()
@@ -130,7 +138,8 @@ def test_expected_cost_counts_the_forward_flops_of_the_samples_a_point_sees():
     sample (multiply-adds of the three matrix products; biases and ReLUs are not counted), seen 3 x epochs x train
     (forward and backward) plus 100 x the measured samples; a config that cannot be built costs 0."""
     from prunekit.core.data import load_dataset
-    from prunekit.core.sweep import expected_cost
+    def expected_cost(cfg, eval_subset=None):
+        return DensityPoint(eval_subset=eval_subset).cost(cfg)
 
     ds = load_dataset(BASE.data)
     assert ds.input_shape == (1, 8, 8) and ds.num_classes == 10  # 64 inputs once flattened
@@ -151,3 +160,27 @@ def test_points_start_costliest_first_ties_in_config_order():
     assert sorted(priorities, key=priorities.get, reverse=True) == [1, 0, 2, 3, 7] == list(priorities)
     assert max(priorities.values()) == 0 and len(set(priorities.values())) == 5
     assert _priorities({}) == {} and _priorities({4: 2.0}) == {4: 0}
+
+
+class _Params:
+    """A measure of one's own: the number of parameters of the trained model (picklable: a module-level class)."""
+
+    columns = ["arch", "width_mult", "params", "threads", "device", "key", "point_key"]
+
+    def spec(self) -> dict:
+        return {"measure": "params", "version": 1}
+
+    def __call__(self, cfg, model_root=None) -> dict:
+        from prunekit.core.models import count_parameters
+        from prunekit.core.store import train_or_load
+
+        run = train_or_load(cfg, quiet=True, root=model_root)
+        return {"arch": cfg.model.arch, "width_mult": cfg.model.width_mult, "params": count_parameters(run.model)}
+
+
+def test_a_sweep_runs_any_measure(tmp_path):
+    cfgs = make_grid(BASE, width_mult=[0.5, 1.0])
+    res = run_sweep(cfgs, _Params(), model_root=tmp_path / "m", points_root=tmp_path / "p", progress=False)
+    assert list(res.results.columns) == _Params.columns and res.ok
+    assert list(res.results["params"]) == [64 * 8 + 8 + 8 * 4 + 4 + 4 * 10 + 10, 64 * 16 + 16 + 16 * 8 + 8 + 8 * 10 + 10]
+    assert point_key(cfgs[0], _Params()) != point_key(cfgs[0], POINT)  # one config, two measures: two stored rows

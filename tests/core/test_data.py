@@ -137,16 +137,16 @@ def test_random_subset_is_seeded_and_returns_small_requests_whole():
 
 
 def test_files_present_looks_without_loading(tmp_path):
-    from prunekit.core.data import EXPECTED_FILES, files_present
+    from prunekit.core.data import expected_files, files_present
 
     assert files_present("digits", tmp_path) and files_present("cosine", tmp_path)
     assert not files_present("mnist", tmp_path) and not files_present("cifar10", tmp_path)
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for i, f in enumerate(EXPECTED_FILES["fashion_mnist"]):                # Debian's files unpacked, one still gzipped
+    for i, f in enumerate(expected_files("fashion_mnist")):                # Debian's files unpacked, one still gzipped
         (tmp_path / (f if i == 0 else f.removesuffix(".gz"))).write_bytes(b"")
     assert files_present("fashion_mnist", tmp_path)
-    (tmp_path / EXPECTED_FILES["fashion_mnist"][0]).unlink()
+    (tmp_path / expected_files("fashion_mnist")[0]).unlink()
     assert not files_present("fashion_mnist", tmp_path)
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")
     assert files_present("cifar10", tmp_path)

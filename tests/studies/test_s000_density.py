@@ -239,19 +239,20 @@ def test_factor_effect_without_pairs_has_columns():
 def test_the_full_profile_grid_is_the_sources_reading():
     from prunekit.studies import s000_density as I
 
-    p = I.PROFILES["full"]
-    configs = I.width_grid(p["archs"], p["widths"], p["optimizers"], p["inits"], p["seeds"], epochs=p["epochs"],
-                           batch_size=p["batch_size"], subset=p["subset"], resize=p["resize"],
-                           patience=p["patience"], min_improvement=p["min_improvement"])
+    p = I.preset("full")
+    configs = I.width_grid(p.archs, p.widths, p.optimizers, p.inits, p.seeds, epochs=p.epochs,
+                           batch_size=p.batch_size, subset=p.subset, resize=p.resize,
+                           patience=p.patience, min_improvement=p.min_improvement)
+    assert configs == p.grid()
     assert len(configs) == 3 * 2 * 7 * 3 * 2 * 3                      # archs x data sets x widths x opt x init x seed
     assert {(c.patience, c.min_improvement, c.epochs) for c in configs} == {(3, 0.01, 100)}
     assert {c.data.subset for c in configs} == {None} and {c.data.resize for c in configs} == {None}
     assert {c.optimizer for c in configs} == {"sgd", "adam", "adagrad"}
     assert {c.model.init for c in configs} == {"glorot_uniform", "he_normal"}
     assert max(c.model.width_mult for c in configs) / min(c.model.width_mult for c in configs) == 50
-    quick = I.PROFILES["quick"]
-    old = I.width_grid(quick["archs"], quick["widths"], quick["optimizers"], quick["inits"], quick["seeds"],
-                       epochs=quick["epochs"], batch_size=quick["batch_size"])
+    quick = I.preset("quick")
+    old = I.width_grid(quick.archs, quick.widths, quick.optimizers, quick.inits, quick.seeds,
+                       epochs=quick.epochs, batch_size=quick.batch_size)
     assert all(c.patience == 0 and "patience" not in c.identity() for c in old)   # other profiles keep their keys
 
 

@@ -263,7 +263,7 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
         seen.clear()
         with pytest.raises(Planned):  # stopped after the cycles' plan, before any small network
             B.cycles_experiment(profile, seeds=[0])
-        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.CYCLE_PROFILES[profile]["cycles"]}
+        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.CYCLE_PROFILES[profile].cycles}
         for cfg, kw in seen:
             assert kw["epochs"] == cfg.epochs
             lrs = retraining_lrs(cfg, "lr_rewind", kw["epochs"])

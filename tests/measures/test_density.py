@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from prunekit.core.config import TrainConfig
+from prunekit.core.models import prunable_parameters
 from prunekit.measures.density import (
     EffectiveDensity,
     accuracy_threshold,
@@ -225,7 +226,7 @@ def _accuracy_with_smallest_zeroed(model, split, k, include_output=False, scope=
 
 def test_pruned_accuracy_matches_independent_pruning(trained):
     model, ds = trained
-    n = sum(m.weight.numel() for m, _ in __import__("prunekit.core.models").models.prunable_parameters(model))
+    n = sum(m.weight.numel() for m, _ in prunable_parameters(model))
     fracs = [0.0, 0.3, 0.6, 0.9, 0.99]
     ours = pruned_accuracy(model, ds, fracs)
     ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
@@ -264,7 +265,7 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
 
 def _reference_effective_density(model, split, tolerance, relative, scope, step=0.01):
     """The definition with independent pruning: plain evaluations at k = s, 2s, ... to the first failure f."""
-    n = sum(m.weight.numel() for m, _ in __import__("prunekit.core.models").models.prunable_parameters(model))
+    n = sum(m.weight.numel() for m, _ in prunable_parameters(model))
     dense = _accuracy_with_smallest_zeroed(model, split, 0)[0]
     threshold = dense * (1 - tolerance) if relative else dense - tolerance
     s = max(1, round(step * n))
@@ -287,7 +288,7 @@ def test_effective_density_equals_independent_scan_then_bracket(trained, relativ
     assert ed.threshold == pytest.approx(threshold)
     assert f is not None and f > s
     r = max(1, math.floor(1e-3 * n))
-    sizes = [m.weight.numel() for m, _ in __import__("prunekit.core.models").models.prunable_parameters(model)]
+    sizes = [m.weight.numel() for m, _ in prunable_parameters(model)]
     count = (lambda k: k) if scope == "global" else (lambda k: sum(round(k * size / n) for size in sizes))
     # the answer lies in the first failing step of the independent scan, passes, and its bracket fails
     assert count(f - s) <= ed.pruned < ed.failed_at <= count(f)
@@ -378,8 +379,10 @@ def test_effective_density_bad_input_before_compute(trained):
             effective_density(model, ds, **kwargs)
     with pytest.raises(ValueError, match="data"):
         effective_density(model, "not data")
-    conv = __import__("prunekit.core.models").models.build_model(__import__("prunekit.core.config").config.ModelConfig("conv"),
-                                                            (1, 8, 8), 10)
+    from prunekit.core.config import ModelConfig
+    from prunekit.core.models import build_model
+
+    conv = build_model(ModelConfig("conv"), (1, 8, 8), 10)
     with pytest.raises(ValueError, match="incremental=True"):
         effective_density(conv, ds, incremental=True)
     for k, v in model.state_dict().items():

@@ -16,7 +16,7 @@ import torch
 
 from prunekit.core import runtime
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _clean_env(**extra) -> dict[str, str]:
@@ -50,7 +50,7 @@ def test_settings_of_the_user_and_the_torch_mode_are_left_alone():
 
 def test_torch_imported_first_gets_one_note_naming_the_setting_and_the_readme_section():
     code = ("import warnings; warnings.simplefilter('always'); import torch, prunekit; "
-            "from prunekit import runtime; runtime.configure_environment(); runtime.configure_environment()")
+            "from prunekit.core import runtime; runtime.configure_environment(); runtime.configure_environment()")
     err = _python(code)
     assert err.count("RuntimeWarning") == 1, err
     assert "GOMP_SPINCOUNT=30000" in err and "'Busy machines'" in err

@@ -14,12 +14,12 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, preset_run):
     """The quick profile's site of notebook 01 (executed here) and a two-notebook claims table."""
     import papermill as pm
 
@@ -40,9 +40,10 @@ def site(tmp_path_factory):
                                    interval="+1.0 [95% CI +0.5 to +1.5]"),
                              claim("000 density", "Not here", "flat", "x", "not measured here", "rule"),
                              claim("000 density", "Open", "flat", "x", None, "rule")]), "quick", "01_claims")
+    preset_run("quick", "01_training")
     gather_claims("quick")
-    (root / "figures" / "05_random_ablation_quick.png").write_bytes(
-        (root / "figures" / "01_learning_curves_quick.png").read_bytes())         # one headline figure present
+    curves = next((root / "figures").glob("01_learning_curves_quick+*.png"))   # seed 3: not the preset's run
+    (root / "figures" / "05_random_ablation_quick.png").write_bytes(curves.read_bytes())  # one headline figure
     index = build_report("quick", executed=executed, out=root / "site")
     yield index
     mp.undo()
@@ -123,3 +124,31 @@ def test_the_site_renders_in_chromium_with_no_missing_image_or_broken_link(site)
         assert not _check_dom(dom, page), _check_dom(dom, page)
         subprocess.run([*cmd, f"--screenshot={shots / shot}", page.as_uri()], capture_output=True, timeout=120)
         assert (shots / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (shots / shot).stat().st_size > 20_000
+
+
+def test_the_site_serves_an_api_reference_of_every_public_module(site):
+    import pkgutil
+
+    import prunekit
+
+    api = site.parent / "api"
+    modules = [m.name for m in pkgutil.walk_packages(prunekit.__path__, "prunekit.")
+               if not any(part.startswith("_") for part in m.name.split("."))]
+    assert len(modules) > 30
+    for name in modules:
+        page = api / (name.replace(".", "/") + ".html")
+        assert page.is_file(), f"no API page for {name}"
+    assert not (api / "prunekit" / "measures" / "_ablation.html").exists()  # private engines stay out
+    density = (api / "prunekit" / "measures" / "density.html").read_text()
+    assert "effective_density" in density and "Hoyer" in density
+    assert 'href="api/prunekit.html"' in site.read_text()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_an_api_page_renders_with_no_broken_link(site):
+    page = site.parent / "api" / "prunekit" / "measures" / "density.html"
+    cmd = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert not _check_dom(dom, page), _check_dom(dom, page)

@@ -18,6 +18,7 @@ from prunekit.core.config import ModelConfig
 from prunekit.core.data import Split
 from prunekit.core.models import build_model, prunable_parameters
 from prunekit.core.train import evaluate
+from prunekit.measures.saliency import saliency_scores
 
 
 def mlp(activation="relu", hidden=(5, 4), seed=0):
@@ -60,7 +61,7 @@ def removal_costs(model, x, y) -> list[list[float]]:
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_brute_force_scores_are_the_exact_removal_costs(activation):
     model, (x, y) = mlp(activation), data()
-    scores = S.saliency_scores(model, x, y, "brute_force")
+    scores = saliency_scores(model, x, y, "brute_force")
     want = removal_costs(model, x, y)
     assert [s.shape[0] for s in scores] == [5, 4]
     for got, exp in zip(scores, want):
@@ -77,7 +78,7 @@ def test_first_order_scores_equal_the_gradient_through_output_gates():
     F.cross_entropy(net(x.double()), y, reduction="sum").backward()
     for h in hooks:
         h.remove()
-    scores = S.saliency_scores(model, x, y, "first_order")
+    scores = saliency_scores(model, x, y, "first_order")
     for got, g in zip(scores, gates):  # removing unit j moves its gate from 1 to 0: dE ~ -dE/dg_j
         torch.testing.assert_close(got, -g.grad, rtol=1e-9, atol=1e-12)
 
@@ -86,7 +87,7 @@ def test_masks_from_brute_force_scores_prune_the_cheapest_units():
     model, (x, y) = mlp(), data()
     costs = [c for layer in removal_costs(model, x, y) for c in layer]
     params = prunable_parameters(model)
-    masks = P.masks_from_scores(params, S.saliency_scores(model, x, y, "brute_force"), 100 * 2 / 9, "global")
+    masks = P.masks_from_scores(params, saliency_scores(model, x, y, "brute_force"), 100 * 2 / 9, "global")
     assert isinstance(masks, M.UnitMasks)
     pruned = [i for i, keep in enumerate(torch.cat(masks.units).tolist()) if not keep]
     assert pruned == sorted(sorted(range(9), key=lambda i: (costs[i], i))[:2])
@@ -95,15 +96,15 @@ def test_masks_from_brute_force_scores_prune_the_cheapest_units():
 def test_saliency_scores_refuse_what_they_cannot_score():
     x, y = data()
     with pytest.raises(ValueError, match="sigmoid"):
-        S.saliency_scores(mlp("sigmoid"), x, y)
+        saliency_scores(mlp("sigmoid"), x, y)
     with pytest.raises(ValueError, match="estimator"):
-        S.saliency_scores(mlp(), x, y, "third_order")
+        saliency_scores(mlp(), x, y, "third_order")
     with pytest.raises(ValueError, match="output_hessian"):
-        S.saliency_scores(mlp(), x, y, output_hessian="exact")
+        saliency_scores(mlp(), x, y, output_hessian="exact")
     torch.manual_seed(0)  # a batch norm between the layers: the saliencies would leave it out, so they refuse
     with_bn = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3)).eval()
     with pytest.raises(ValueError, match="BatchNorm1d"):
-        S.saliency_scores(with_bn, x, y)
+        saliency_scores(with_bn, x, y)
 
 
 def test_scores_are_ranked_in_float64():
