@@ -233,38 +233,3 @@ def test_cached_cycles_reload_and_resume_at_the_first_missing_cycle(monkeypatch,
     Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=1, rate=0.5, epochs=1,
                          cache=True)
     assert len(calls) == 3
-
-
-def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
-    """The source retrains each cycle for 200 of its 200 epochs, so learning-rate rewinding returns to lr 0.1: each
-    profile's cycles are retrained for the pretraining's T epochs (the paper profile once replayed 3 of 8, the tail
-    0.01, 0.001, 0.001, which never rewinds)."""
-    from prunekit.pruning.retrain import retraining_lrs
-
-    seen = []
-
-    class _Run:
-        def __init__(self, cfg):
-            self.config, self.model = cfg, None
-
-        def dataset(self):
-            return None
-
-    monkeypatch.setattr("prunekit.core.store.train_or_load", lambda cfg, quiet=True: _Run(cfg))
-    monkeypatch.setattr(Cy, "iterative_pruning", lambda model, ds, cfg, **kw: seen.append((cfg, kw)) or None)
-    class Planned(Exception):
-        pass
-
-    def stop(*args):
-        raise Planned
-
-    monkeypatch.setattr(Cy, "small_config", stop)
-    for profile in ("quick", "paper", "full"):
-        seen.clear()
-        with pytest.raises(Planned):  # stopped after the cycles' plan, before any small network
-            B.cycles_experiment(profile, seeds=[0])
-        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.CYCLE_PROFILES[profile].cycles}
-        for cfg, kw in seen:
-            assert kw["epochs"] == cfg.epochs
-            lrs = retraining_lrs(cfg, "lr_rewind", kw["epochs"])
-            assert lrs[0] == cfg.lr == 0.1 and lrs[-1] == pytest.approx(0.001)  # the whole schedule, from 0.1

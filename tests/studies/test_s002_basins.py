@@ -1,0 +1,173 @@
+"""Source 002's basins study (prunekit.studies.s002_basins): the pruning cycles' presets and recipe, and the basin and
+cycle claims, decided by their stated rules on hand-made tables."""
+
+import pandas as pd
+import pytest
+
+from prunekit.pruning import cycles as Cy
+from prunekit.report.claims import COLUMNS
+from prunekit.studies import s002_basins as B
+
+
+def test_basin_claims():
+    b = pd.DataFrame({"method": ["finetune", "lr_rewind", "finetune", "lr_rewind"],
+                      "split": ["train", "train", "test", "test"], "loss_barrier_linear": [0.001, 0.2, 0.0, 0.0]})
+    t = B.basin_claims(b)
+    assert t["verdict"].iloc[0] == "does not hold" and "1 of 2 distinct retraining runs" in t["measured"].iloc[0]
+    assert B.basin_claims(b, barrier_tol=0.25)["verdict"].iloc[0] == "holds"
+    assert B.basin_claims(b, split="test")["verdict"].iloc[0] == "holds"
+    for bad in (None, b.iloc[:0], b.drop(columns="split"), b[b.split == "test"]):
+        assert B.basin_claims(bad)["verdict"].iloc[0] == "not measured here"
+
+
+def test_basin_claims_count_one_run_once():
+    """Fine-tuning and lr rewinding after a constant-rate pretraining are one run: counted once, named with it."""
+    b = pd.DataFrame({"method": ["finetune", "lr_rewind", "weight_rewind"], "split": "train",
+                      "loss_barrier_linear": [0.0, 0.0, 0.01]})
+    t = B.basin_claims(b, same_as={"lr_rewind": "finetune"})
+    measured = t["measured"].iloc[0]
+    assert t["verdict"].iloc[0] == "holds" and "1 of 1 distinct retraining run stays in the basin" in measured
+    assert "finetune +0.0000 nats (lr_rewind: the same run" in measured and measured.count("lr_rewind") == 1
+    # weight rewinding is not one of the source's methods: reported, never counted
+    assert "This project's extension, not counted: weight_rewind +0.0100 nats" in measured
+    high = b.assign(loss_barrier_linear=[0.0, 0.0, 0.5])
+    assert B.basin_claims(high, same_as={"lr_rewind": "finetune"})["verdict"].iloc[0] == "holds"
+    assert B.basin_claims(b[b.method == "weight_rewind"])["verdict"].iloc[0] == "not measured here"
+
+
+def _cycle_tables(weight_barriers=(0.01, 0.02), channel_rewind_barrier=0.3, accs=None, pretrained=None):
+    """Table 1 rows for seeds 0, 1, 2: each network's accuracy plus (-0.001, 0, +0.001) by seed, and barriers."""
+    accs = accs or {("weight", "finetune"): 0.87, ("weight", "lr_rewind"): 0.88, ("weight", "small"): 0.85,
+                    ("channel", "finetune"): 0.40, ("channel", "lr_rewind"): 0.86, ("channel", "small"): 0.86}
+    if pretrained is not None:
+        accs = {**accs, ("pretrained", "pretrained"): pretrained}
+    table = pd.DataFrame([{"seed": s, "unit": u, "network": n, "test_accuracy": a + 0.001 * (s - 1)}
+                          for (u, n), a in accs.items() for s in range(3)])
+    rows = [{"unit": "weight", "method": m, "split": "train", "loss_barrier_linear": b}
+            for m, b in zip(("finetune", "lr_rewind"), weight_barriers)]
+    rows += [{"unit": "channel", "method": "lr_rewind", "split": "train",
+              "loss_barrier_linear": channel_rewind_barrier},
+             {"unit": "weight", "method": "finetune", "split": "test", "loss_barrier_linear": 9.0}]  # other split
+    return table, pd.DataFrame(rows)
+
+
+def test_cycle_claims_follow_their_rules():
+    table, barriers = _cycle_tables()
+    got = B.cycle_claims(table, barriers, setup="a test")
+    assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds"] * 4
+    assert (got["seeds"] == "0, 1, 2").all() and (got["setup"] == "a test").all()
+    # a barrier at the tolerance stays in the basin; a channel line that stays is no refutation of a "can"
+    table, barriers = _cycle_tables(weight_barriers=(0.05, 0.0500001), channel_rewind_barrier=0.05)
+    got = B.cycle_claims(table, barriers)
+    assert list(got["verdict"][:2]) == ["does not hold", "cannot decide here"]
+    assert "no refutation" in got["measured"].iloc[1]
+    assert B.cycle_claims(table, barriers, barrier_tol=0.06)["verdict"].iloc[0] == "holds"
+
+
+def test_cycle_accuracy_claims_are_decided_on_seeds():
+    """Hand-worked t interval: rewinding - fine-tuning = 0.10 in every seed but one at 0.12 -> mean 0.1067, sd 0.01155,
+    95% interval 0.1067 +- 4.303 * 0.01155 / sqrt(3) = [0.078, 0.135]: it straddles the 10-point collapse gap."""
+    table, barriers = _cycle_tables(accs={("weight", "finetune"): 0.86, ("weight", "lr_rewind"): 0.87,
+                                          ("weight", "small"): 0.85, ("channel", "finetune"): 0.70,
+                                          ("channel", "lr_rewind"): 0.80})
+    table.loc[(table.unit == "channel") & (table.network == "lr_rewind") & (table.seed == 2), "test_accuracy"] += 0.02
+    got = B.cycle_claims(table, barriers)
+    assert got["verdict"].iloc[3] == "cannot decide here" and "+7.80 to +13.54 points" in got["interval"].iloc[3]
+    small = {("weight", "finetune"): 0.84, ("weight", "lr_rewind"): 0.87, ("weight", "small"): 0.85,
+             ("channel", "finetune"): 0.84, ("channel", "lr_rewind"): 0.86}
+    got = B.cycle_claims(*_cycle_tables(accs=small))
+    assert list(got["verdict"][2:]) == ["does not hold", "does not hold"]  # fine-tuning below small; 2 points
+
+
+def test_networks_at_the_tasks_ceiling_cannot_decide():
+    """MNIST at 14x14: every network within a point of the others and of the pretrained one cannot show a
+    difference of several points."""
+    near = {("weight", "finetune"): 0.9774, ("weight", "lr_rewind"): 0.9828, ("weight", "small"): 0.9812,
+            ("channel", "finetune"): 0.9759, ("channel", "lr_rewind"): 0.9810}
+    got = B.cycle_claims(*_cycle_tables(accs=near, pretrained=0.9836))
+    assert list(got["verdict"][2:]) == ["cannot decide here"] * 2
+    assert got["measured"].str.contains("at this scale").sum() == 2 and "pretrained 98.36%" in got["measured"].iloc[2]
+    got = B.cycle_claims(*_cycle_tables(accs=near, pretrained=0.9950))  # a higher ceiling: not at it
+    assert "at this scale" not in got["measured"].iloc[2]
+
+
+@pytest.mark.parametrize("case", ["none", "no_columns", "weight_only", "test_split_only", "empty", "one_method",
+                                  "duplicates", "nan", "extra_method"])
+def test_cycle_claims_never_raise(case):
+    table, barriers = _cycle_tables()
+    if case == "none":
+        table = barriers = None
+    elif case == "no_columns":
+        table, barriers = table.drop(columns="test_accuracy"), barriers.drop(columns="unit")
+    elif case == "weight_only":
+        table, barriers = table[table.unit == "weight"], barriers[barriers.unit == "weight"]
+    elif case == "test_split_only":
+        barriers = barriers[barriers.split == "test"]
+    elif case == "one_method":  # only fine-tuning: the weight claims need both of the source's methods
+        table = table[table.network != "lr_rewind"]
+    elif case == "duplicates":  # a second channel + lr_rewind barrier and a second weight + small row of one seed:
+        # those two claims are not measured, the other two are
+        barriers = pd.concat([barriers, barriers.iloc[[2]].assign(loss_barrier_linear=0.0)], ignore_index=True)
+        table = pd.concat([table, table[(table.network == "small") & (table.unit == "weight")].iloc[[0]]],
+                          ignore_index=True)
+    elif case == "nan":  # a NaN weight barrier; a NaN channel accuracy in every seed: not measured, not "does not hold"
+        barriers.loc[0, "loss_barrier_linear"] = float("nan")
+        table.loc[(table.unit == "channel") & (table.network == "finetune"), "test_accuracy"] = float("nan")
+    elif case == "extra_method":  # a barrier of a method the claim does not name is left out (it would fail it)
+        barriers = pd.concat([barriers, barriers.iloc[[0]].assign(method="weight_rewind", loss_barrier_linear=5.0)],
+                             ignore_index=True)
+    else:
+        table, barriers = table.iloc[:0], barriers.iloc[:0]
+    got = B.cycle_claims(table, barriers)
+    assert list(got.columns) == COLUMNS and len(got) == 4
+    measured = {"none": [], "no_columns": [], "weight_only": [0, 2], "test_split_only": [2, 3], "empty": [],
+                "one_method": [0, 1], "duplicates": [0, 3], "nan": [1, 2], "extra_method": [0, 1, 2, 3]}[case]
+    assert [i for i, v in enumerate(got["verdict"]) if v != "not measured here"] == measured
+    assert all(m.startswith("Not measured here") for m, v in zip(got["measured"], got["verdict"])
+               if v == "not measured here")
+
+
+def test_cycles_config_is_the_sources_recipe():
+    for profile in ("quick", "paper", "full"):
+        cfg = B.cycles_config(profile, seed=2)
+        assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.schedule, cfg.seed) == (
+            "sgd", 0.1, 0.9, 1e-4, "step", 2)
+        assert cfg.model.batch_norm and cfg.model.arch == "resnet20"
+    assert B.cycles_config("paper").model.arch == "resnet20"
+    with pytest.raises(ValueError, match="profile"):
+        B.cycles_config("huge")
+
+
+def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
+    """The source retrains each cycle for 200 of its 200 epochs, so learning-rate rewinding returns to lr 0.1: each
+    profile's cycles are retrained for the pretraining's T epochs (the paper profile once replayed 3 of 8, the tail
+    0.01, 0.001, 0.001, which never rewinds)."""
+    from prunekit.pruning.retrain import retraining_lrs
+
+    seen = []
+
+    class _Run:
+        def __init__(self, cfg):
+            self.config, self.model = cfg, None
+
+        def dataset(self):
+            return None
+
+    monkeypatch.setattr("prunekit.core.store.train_or_load", lambda cfg, quiet=True: _Run(cfg))
+    monkeypatch.setattr(Cy, "iterative_pruning", lambda model, ds, cfg, **kw: seen.append((cfg, kw)) or None)
+    class Planned(Exception):
+        pass
+
+    def stop(*args):
+        raise Planned
+
+    monkeypatch.setattr(Cy, "small_config", stop)
+    for profile in ("quick", "paper", "full"):
+        seen.clear()
+        with pytest.raises(Planned):  # stopped after the cycles' plan, before any small network
+            B.cycles_experiment(profile, seeds=[0])
+        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.CYCLE_PROFILES[profile].cycles}
+        for cfg, kw in seen:
+            assert kw["epochs"] == cfg.epochs
+            lrs = retraining_lrs(cfg, "lr_rewind", kw["epochs"])
+            assert lrs[0] == cfg.lr == 0.1 and lrs[-1] == pytest.approx(0.001)  # the whole schedule, from 0.1
