@@ -13,7 +13,7 @@
    baseline's, and whether the search equals the linear scan's answer (it must, up to the bisection inside the step).
    Also the incremental evaluator's time per 1% level with the whole split as one block against blocks of 2,000
    samples (its default), best of 3 interleaved rounds.
-2. ``search_batch``: the plain evaluator's time per pruning level (``_Pruner.accuracy`` at 1% of the weights) for
+2. ``search_batch``: the plain evaluator's time per pruning level (``Pruner.accuracy`` at 1% of the weights) for
    the conv net and the ResNet of notebook 03 (untrained: the time does not depend on the weights) on 2,000 MNIST
    test images at 14x14 (digits 8x8 when MNIST is missing), in batches of 4,096 (prunekit's evaluation batch before:
    here all 2,000 images in one batch) against the search's CPU batch (``search_batch_size``), best of 3 interleaved
@@ -39,7 +39,7 @@ import torch
 from prunekit.report.benchmarking import matmul_gflops, record
 from prunekit.core.config import DataConfig, TrainConfig
 from prunekit.measures.density import accuracy_threshold, effective_density, search_steps
-from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
+from prunekit.measures._density_eval import IncrementalMLP, Pruner
 
 
 def old_bisection(passes, n: int, coarse: float = 0.1, resolution: float = 1e-3) -> tuple[int, int]:
@@ -94,7 +94,7 @@ def bench_search(quick: bool) -> None:
             continue
         model = train_or_load(cfg, quiet=True).model.eval()
         tag = f"{cfg.data.name}/{cfg.model.arch} ({len(ds.test):,} test images)"
-        _Pruner(model, ds.test).accuracy(0)  # warm-up, so that no method pays first-call costs
+        Pruner(model, ds.test).accuracy(0)  # warm-up, so that no method pays first-call costs
         methods = ("search", "old bisection", "plain 1% scan")
         rounds = 1 if quick else 5
         timings: dict[str, tuple[float, int, int]] = {}
@@ -105,7 +105,7 @@ def bench_search(quick: bool) -> None:
                     ed = effective_density(model, ds.test)
                     answer, evals = ed.pruned, ed.evaluations
                 else:  # each baseline pays the same ranking and dense evaluation as the search
-                    pruner = _Pruner(model, ds.test)
+                    pruner = Pruner(model, ds.test)
                     threshold = accuracy_threshold(pruner.accuracy(0))
                     passes = lambda k: pruner.accuracy(k) >= threshold  # noqa: E731
                     if method == "old bisection":
@@ -132,7 +132,7 @@ def bench_search(quick: bool) -> None:
             per_level = {}
             for _ in range(3):
                 for chunk in (len(ds.test), 2000):
-                    with _IncrementalMLP(model, ds.test, chunk=chunk) as fast:
+                    with IncrementalMLP(model, ds.test, chunk=chunk) as fast:
                         t0 = time.perf_counter()
                         levels = range(step, n - step, step)
                         for k in levels:
@@ -169,7 +169,7 @@ def bench_batch(quick: bool) -> None:
     for arch, width in [("conv", 1.0), ("resnet", 1.0)] + ([] if quick else [("conv", 5.0), ("resnet", 5.0)]):
         model = build(TrainConfig(data=data).replace(arch=arch, width_mult=width), ds).eval()
         tag = f"{data.name} {tuple(ds.input_shape)}/{arch} {width:g}x ({len(split.x):,} images)"
-        pruners = {size: _Pruner(model, split, batch_size=size) for size in (4096, batch)}
+        pruners = {size: Pruner(model, split, batch_size=size) for size in (4096, batch)}
         k = round(0.01 * pruners[batch].n)
         for pruner in pruners.values():  # warm-up: neither pays first-call costs
             pruner.accuracy(0)

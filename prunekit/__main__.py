@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("readme", help="the README's results section from the paper profile's claims table")
     args = parser.parse_args(argv)
     if args.command == "readme":
-        from .report.readme import update_readme
+        from .report.readme import update_readme  # each command imports only what it needs
 
         print(f"results section rewritten: {update_readme()}")
     if args.command == "report":

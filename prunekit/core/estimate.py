@@ -21,7 +21,11 @@ import torch.nn.functional as F
 
 from .checks import number
 from .config import TrainConfig
+from .data import load_dataset
 from .device import device_type, resolve_device
+from .models import build_model
+from .store import entry_path
+from .timing import timeit
 
 __all__ = ["LongRunWarning", "training_rate", "expect", "duration"]
 
@@ -46,8 +50,6 @@ def training_rate(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: i
     """Training images per second of ``cfg``'s network on ``cfg.device``: the median of ``steps`` timed SGD steps
     (forward, cross-entropy, backward, update; ``prunekit.core.timing.timeit``, the device synchronised) on random
     inputs of ``input_shape`` at ``cfg.batch_size``, after one warm-up step. The global random state is kept."""
-    from .timing import timeit
-    from .models import build_model
 
     number("steps", steps, low=1, integer=True)
     device = resolve_device(cfg.device, "TrainConfig.device")
@@ -77,8 +79,6 @@ def expect(pretraining: Iterable[TrainConfig], retraining: Iterable[tuple[TrainC
     per item: ``kind``, ``arch``, ``dataset``, ``epochs``, ``images`` (epochs x training samples), ``cached``,
     ``images_per_s`` (:func:`training_rate`, measured once per distinct network), ``seconds``, ``device``; the total
     is ``table.attrs["seconds"]``. Warns (:class:`LongRunWarning`) when it exceeds ``warn_after`` seconds."""
-    from .store import entry_path
-    from .data import load_dataset
 
     number("warn_after", warn_after, low=0.0)
     items = [("pretraining", cfg, getattr(cfg, "epochs", 0)) for cfg in pretraining]

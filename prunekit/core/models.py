@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import prune as torch_prune
 
 from .checks import fraction, pruned_count
 from .checks import generator as checked_generator
@@ -310,8 +311,6 @@ def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | 
 def hold_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     """Hold ``{parameter name: keep mask}`` through training with ``torch.nn.utils.prune.custom_from_mask``: every
     forward uses ``w = w_orig * mask`` (fold it with :func:`plain_state_dict`)."""
-    from torch.nn.utils import prune as torch_prune
-
     modules = dict(model.named_modules())
     for name, keep in masks.items():
         owner, _, attr = name.rpartition(".")

@@ -89,7 +89,7 @@ def schedule_lrs(cfg: TrainConfig) -> list[float]:
     return lrs
 
 
-def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def correct_count(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Number of rows whose argmax is the label, as a tensor on the outputs' device (0 for regression targets)."""
     if y.dtype != torch.long:
         return out.new_zeros((), dtype=torch.long)
@@ -138,7 +138,7 @@ def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_
     with torch.inference_mode():
         y = split.y.to(out.device)
         value = float(make_loss(loss)(out, y))
-        acc = float(_correct(out, y)) / len(split) if y.dtype == torch.long else math.nan
+        acc = float(correct_count(out, y)) / len(split) if y.dtype == torch.long else math.nan
     return value, acc
 
 
@@ -245,7 +245,7 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
             optimizer.step()
             with torch.no_grad():
                 total_loss += loss.detach() * xb.shape[0]
-                total_correct += _correct(out, yb)
+                total_correct += correct_count(out, yb)
         if scheduler is not None:
             scheduler.step()
         n = len(ds.train)

@@ -32,7 +32,7 @@ _ACT_BUDGET = 1 << 20  # floats of activations per batched chunk (4 MB: stays in
 _MIN_BATCH = 32  # "auto" batches only when this many subsets' activations fit the budget (measured on 2 CPU cores)
 
 
-def _params(model: nn.Module, params=None) -> list[tuple[nn.Module, str]]:
+def ablation_params(model: nn.Module, params=None) -> list[tuple[nn.Module, str]]:
     params = prunable_parameters(model) if params is None else list(params)
     if not params:
         raise ValueError("params is empty: the model has no prunable weights")
@@ -154,7 +154,7 @@ def _resolve_method(model, x, method, chunk_size):
     return method, chunk_size or fit
 
 
-class _AblationEngine:
+class AblationEngine:
     """Accuracy and utility of subsets of one model on fixed data (reference outputs computed once)."""
 
     def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096,
@@ -163,7 +163,7 @@ class _AblationEngine:
         x, y = x.to(device), (y.to(device) if y is not None else None)
         self.calibration = None if calibration is None else calibration.to(device)
         self.model, self.x, self.y = model, x, y
-        self.params = _params(model, params)
+        self.params = ablation_params(model, params)
         self.n_weights = sum(getattr(m, n).numel() for m, n in self.params)
         self.batch_size = batch_size
         self.mlp = _is_plain_mlp(model)

@@ -1,9 +1,9 @@
 """Accuracy of a model with its ``k`` lowest-magnitude prunable weights zeroed, at many levels ``k`` (source 000's
 effective-density search, :func:`prunekit.measures.density.effective_density`).
 
-* :class:`_Pruner`, the plain way: rank the magnitudes once, then for each level apply the masks in place
+* :class:`Pruner`, the plain way: rank the magnitudes once, then for each level apply the masks in place
   (``prunekit.pruning.masks.masks_applied``, which restores the weights bitwise) and run the model on the split.
-* :class:`_IncrementalMLP`, the same accuracies for a plain fully connected net whose first layer reads the input
+* :class:`IncrementalMLP`, the same accuracies for a plain fully connected net whose first layer reads the input
   (prunekit's ``MLP``, no hooks): pruning only zeroes weights and the pruned set at level ``k`` is a prefix of one
   order, so the first layer's pre-activations move from one level to another by a sparse product, and only the layers
   above are recomputed.
@@ -21,22 +21,22 @@ from torch import nn
 from ..core.checks import choice, number
 from ..core.device import model_device
 from ..core.data import Split
-from ..pruning.masks import _storage, masks_applied
+from ..pruning.masks import weight_storage, masks_applied
 from ..core.models import prunable_parameters
 from ..pruning.scorers import magnitude_scores
 from ..pruning.select import masks_from_order, score_order
 from ..core.runtime import adapt_threads
-from ..core.train import _correct, eval_mode, predict
+from ..core.train import correct_count, eval_mode, predict
 
 __all__: list[str] = []  # internal: the public entry points are prunekit.measures.density' pruned_accuracy and effective_density
 
 
-def _check_scope(scope: str) -> str:
+def check_scope(scope: str) -> str:
     """"global" or "layerwise" (alias "layer"), the scopes of prunekit.pruning.select."""
     return choice("scope", {"layer": "layerwise"}.get(scope, scope), ("global", "layerwise"))
 
 
-def _eval_split(data, device: torch.device | None = None) -> Split:
+def as_eval_split(data, device: torch.device | None = None) -> Split:
     """Accepts a Split (x, y), a Dataset (uses its test split) or an (x, y) tuple; on ``device`` when given."""
     if hasattr(data, "x") and hasattr(data, "y"):
         split = Split(data.x, data.y)
@@ -59,11 +59,11 @@ def search_batch_size(device: torch.device) -> int:
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Accuracy only (no loss): ``prunekit.core.train``'s batched ``predict`` and its ``_correct`` count."""
-    return float(_correct(predict(model, x, batch_size), y)) / max(1, x.shape[0])
+    """Accuracy only (no loss): ``prunekit.core.train``'s batched ``predict`` and its ``correct_count`` count."""
+    return float(correct_count(predict(model, x, batch_size), y)) / max(1, x.shape[0])
 
 
-class _Pruner:
+class Pruner:
     """Evaluates ``model`` with its ``k`` lowest-scored prunable weights zeroed (global or per-layer ranking; ``|w|``
     by default, ``scorer``: ``params -> weight-shaped scores``).
 
@@ -74,7 +74,7 @@ class _Pruner:
 
     def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
                  batch_size: int | None = None, order=None, scorer=magnitude_scores):
-        scope = _check_scope(scope)
+        scope = check_scope(scope)
         if batch_size is None:
             batch_size = search_batch_size(model_device(model))  # where the forward passes run
         number("batch_size", batch_size, low=1, integer=True)
@@ -127,8 +127,8 @@ _ACTIVATION_INTO = {nn.ReLU: lambda z, out: torch.clamp_min(z, 0, out=out),  # t
                     nn.Tanh: lambda z, out: torch.tanh(z, out=out)}
 
 
-class _IncrementalMLP(_Pruner):
-    """The accuracies of :class:`_Pruner` for an ``MLP`` (``Flatten -> Linear -> ...``), computed incrementally.
+class IncrementalMLP(Pruner):
+    """The accuracies of :class:`Pruner` for an ``MLP`` (``Flatten -> Linear -> ...``), computed incrementally.
 
     Pruning only zeroes weights, and the pruned set at level ``k`` is a prefix of the magnitude order, so the first
     layer's pre-activations at level ``k`` are those at the current level ``c`` minus (``k > c``) or plus (``k < c``)
@@ -183,7 +183,7 @@ class _IncrementalMLP(_Pruner):
             batches = [first(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]  # as predict runs it
             zt = torch.cat([z.T for z in batches], 1) if batches else x.new_empty(first.out_features, 0)
             # ^ copied before an in-place activation can change a batch
-            correct = sum(int(_correct(self.upper(z), y)) for z, y in zip(batches, split.y.split(batch_size)))
+            correct = sum(int(correct_count(self.upper(z), y)) for z, y in zip(batches, split.y.split(batch_size)))
             self.dense_accuracy = correct / max(1, x.shape[0])
             # per block of samples: the first layer's input [d_in, C] (the sparse product reads its rows), its
             # pre-activations at the current level [d_out, C], and the labels
@@ -192,7 +192,7 @@ class _IncrementalMLP(_Pruner):
             self.hidden = x.new_empty(first.out_features, min(chunk, x.shape[0]))  # the first activation, per block
             self.outputs: dict[int, torch.Tensor] = {}  # and each upper Linear's output, per block
         self.row_pruned = torch.zeros(first.out_features, dtype=torch.long, device=zt.device)
-        self.storage = [_storage(m, a).detach() for m, a in self.params[1:]]
+        self.storage = [weight_storage(m, a).detach() for m, a in self.params[1:]]
         self.saved = [t.clone() for t in self.storage]
         if self.scope == "global":  # each layer's weights in the global pruning order, and their places in it
             offsets = list(itertools.accumulate(self.sizes, initial=0))
@@ -203,7 +203,7 @@ class _IncrementalMLP(_Pruner):
             self.by_layer = self.order
         self.level, self.counts = 0, [0] * len(self.sizes)
 
-    def __enter__(self) -> "_IncrementalMLP":
+    def __enter__(self) -> "IncrementalMLP":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -272,7 +272,7 @@ class _IncrementalMLP(_Pruner):
         """Correct predictions of the layers above the first on one block of ``Z`` (at the current level)."""
         _, zb, yb = block
         if not self.lean:
-            return _correct(self.upper(zb.T.clone() if self.inplace else zb.T), yb)
+            return correct_count(self.upper(zb.T.clone() if self.inplace else zb.T), yb)
         h = self.activate(zb, self.hidden[:, :zb.shape[1]]).T
         for i, m in enumerate(self.above):  # h W^T + b into a kept buffer, then activations in place
             if type(m) is nn.Linear:
@@ -282,4 +282,4 @@ class _IncrementalMLP(_Pruner):
                 h = torch.mm(h, m.weight.T, out=out) if m.bias is None else torch.addmm(m.bias, h, m.weight.T, out=out)
             else:
                 h = _ACTIVATION_INTO[type(m)](h, h)
-        return _correct(h, yb)
+        return correct_count(h, yb)

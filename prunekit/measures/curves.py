@@ -13,23 +13,23 @@ from torch import nn
 
 from ..core.timing import timeit
 from ..core.checks import choice
-from ..pruning.compaction import _mlp_layout, compact_mlp, flop_count, to_sparse_csr
+from ..pruning.compaction import mlp_layout, compact_mlp, flop_count, to_sparse_csr
 from ..pruning.masks import (
     Params,
     UnitMasks,
-    _check_params,
-    _weight,
+    check_params,
+    weight_of,
     mask_sparsity,
     masks_applied,
 )
 from ..pruning.select import (
     METHODS,
     SCOPES,
-    _check_k,
-    _Ranking,
-    _unit_ranking,
-    _weight_masks_from_keeps,
-    _weight_ranking,
+    check_k,
+    Ranking,
+    unit_ranking,
+    weight_masks_from_keeps,
+    weight_ranking,
     scores_ranking,
 )
 from ..core.device import model_device
@@ -44,7 +44,7 @@ __all__ = ["pruning_curve", "layer_sparsity_table", "inference_speedups"]
 
 
 def _ranking_for(params, method: str, scope: str, seed: int,
-                 scores: Mapping[str, list]) -> tuple[_Ranking, str]:
+                 scores: Mapping[str, list]) -> tuple[Ranking, str]:
     """The ranking of one method and scope, and its granularity ("weight" or "unit"); ``scores`` holds the scores
     of the user's scorers, computed once per method."""
     choice("scope", scope, SCOPES)
@@ -55,20 +55,20 @@ def _ranking_for(params, method: str, scope: str, seed: int,
     granularity, criterion = METHODS[method]
     g = torch.Generator().manual_seed(int(seed)) if criterion == "random" else None
     if granularity == "weight":
-        return _weight_ranking(params, scope, criterion, g), granularity
-    return _unit_ranking(params, scope, criterion, g), granularity
+        return weight_ranking(params, scope, criterion, g), granularity
+    return unit_ranking(params, scope, criterion, g), granularity
 
 
-def _masks_for(params, granularity: str, ranking: _Ranking, k: float):
+def _masks_for(params, granularity: str, ranking: Ranking, k: float):
     keeps = ranking.keeps(k)
     if granularity == "weight":
-        return _weight_masks_from_keeps(params, keeps)
+        return weight_masks_from_keeps(params, keeps)
     return UnitMasks.from_keeps(params, keeps)
 
 
 def _is_compactable(model: nn.Module, params) -> bool:
     try:
-        hidden, _, _ = _mlp_layout(model)
+        hidden, _, _ = mlp_layout(model)
     except ValueError:
         return False
     ids = {id(l) for l in hidden}
@@ -104,9 +104,9 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     for unit pruning it also counts the next layer's columns of pruned units), accuracy (fraction), loss, form,
     seconds (evaluation time of the point).
     """
-    params = _check_params(params)
+    params = check_params(params)
     choice("form", form, ("cheapest", "dense"))
-    ks = [_check_k(k) for k in ks]
+    ks = [check_k(k) for k in ks]
     scorers = dict(scorers or {})
     for name, scorer in scorers.items():
         if name in METHODS or not callable(scorer):
@@ -118,8 +118,8 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     for s in scopes:
         choice("scope", s, SCOPES)
     compactable = _is_compactable(model, params)
-    n_total = sum(_weight(m, n).numel() for m, n in params)
-    base_zero = [(_weight(m, n) == 0) for m, n in params]
+    n_total = sum(weight_of(m, n).numel() for m, n in params)
+    base_zero = [(weight_of(m, n) == 0) for m, n in params]
     dense_result = None
     rows = []
     scores = {}
@@ -162,7 +162,7 @@ def _effective_sparsity(model, params, masks, compactable: bool) -> float:
     sizes = [mk.numel() for mk in masks]
     if not compactable or not isinstance(masks, UnitMasks):
         return sum(int((~mk).sum()) for mk in masks) / sum(sizes)
-    hidden, _, _ = _mlp_layout(model)
+    hidden, _, _ = mlp_layout(model)
     keep_by = {id(m): kp for (m, _), kp in zip(params, masks.units)}
     alive = 0
     prev = None
@@ -182,8 +182,8 @@ def layer_sparsity_table(params: Params, ks: Sequence[float],
                          layer_names: Sequence[str] | None = None, labels: dict | None = None):
     """Per-layer sparsity actually reached (fraction of zero weights with the masks applied), tidy DataFrame with
     columns labels..., method, scope, k, layer (index), layer_name, size, sparsity.  No evaluation, cheap."""
-    params = _check_params(params)
-    ks = [_check_k(k) for k in ks]
+    params = check_params(params)
+    ks = [check_k(k) for k in ks]
     names = list(layer_names) if layer_names is not None else [f"layer{i}" for i in range(len(params))]
     if len(names) != len(params):
         raise ValueError(f"layer_names has {len(names)} names for {len(params)} params")
@@ -210,8 +210,8 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     seconds (median), dense_seconds, speedup (dense / form), flop_ratio (dense MACs / MACs of the form: the ideal
     speed-up).  Uses ``prunekit.core.timing.timeit``.  A form slower than dense shows as speedup < 1.
     """
-    params = _check_params(params)
-    ks = [_check_k(k) for k in ks]
+    params = check_params(params)
+    ks = [check_k(k) for k in ks]
     x = x.to(model_device(model))
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)  # time kernels, not launches
     with eval_mode(model):  # the model's train/eval mode is restored afterwards
@@ -223,8 +223,8 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
             sync()
 
         dense_s = timeit(lambda: run(model), repeat=repeat, warmup=warmup)
-        w_rank = _weight_ranking(params, scope, "magnitude")
-        u_rank = _unit_ranking(params, scope, "l2")
+        w_rank = weight_ranking(params, scope, "magnitude")
+        u_rank = unit_ranking(params, scope, "l2")
         rows = []
         for k in ks:
             for form in forms:
@@ -238,13 +238,13 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
                     flops = flop_count(net)
                     s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
                 elif form == "csr":
-                    masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
+                    masks = weight_masks_from_keeps(params, w_rank.keeps(k))
                     net = to_sparse_csr(model, masks, params)
                     method = "weight"
                     flops = flop_count(net)
                     s = timeit(lambda: run(net), repeat=repeat, warmup=warmup)
                 else:
-                    masks = _weight_masks_from_keeps(params, w_rank.keeps(k))
+                    masks = weight_masks_from_keeps(params, w_rank.keeps(k))
                     method = "weight"
                     with masks_applied(params, masks, model=model):
                         flops = flop_count(model)

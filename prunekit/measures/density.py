@@ -50,10 +50,10 @@ from torch import nn
 
 from ..core.checks import fraction, number
 from ..core.device import model_device
-from ..pruning.masks import Masks, _weight
+from ..pruning.masks import Masks, weight_of
 from ..pruning.scorers import magnitude_scores
 from ..core.models import count_parameters, prunable_parameters
-from ._density_eval import _check_scope, _eval_split, _IncrementalMLP, _Pruner
+from ._density_eval import check_scope, as_eval_split, IncrementalMLP, Pruner
 from ..core.train import eval_mode
 
 __all__ = [
@@ -105,12 +105,12 @@ def _prunable(model: nn.Module, include_output: bool):
 def hoyer_by_layer(model: nn.Module, include_output: bool = False) -> dict[str, float]:
     """Hoyer sparsity of each prunable weight tensor: ``{"<module name>.weight": H}`` in model order."""
     params = _prunable(model, include_output)
-    return {name: hoyer_sparsity(_weight(m, attr)) for name, (m, attr) in zip(Masks.names(model, params), params)}
+    return {name: hoyer_sparsity(weight_of(m, attr)) for name, (m, attr) in zip(Masks.names(model, params), params)}
 
 
 def model_hoyer_sparsity(model: nn.Module, include_output: bool = False) -> float:
     """Hoyer sparsity of all prunable weights of ``model`` concatenated into one vector."""
-    return hoyer_sparsity([_weight(m, attr) for m, attr in _prunable(model, include_output)])
+    return hoyer_sparsity([weight_of(m, attr) for m, attr in _prunable(model, include_output)])
 
 
 # ----------------------------------------------------------------------------------------------- first crossing
@@ -186,7 +186,7 @@ def first_crossing(passes: Callable[[int], bool], n: int, *, step: float = 0.01,
 # --------------------------------------------------------------------------------------------- pruned accuracy
 def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool = False, scope: str = "global"):
     """Accuracy after pruning each fraction of the prunable weights (no retraining): list of floats."""
-    pruner = _Pruner(model, _eval_split(data, model_device(model)), include_output=include_output, scope=scope)
+    pruner = Pruner(model, as_eval_split(data, model_device(model)), include_output=include_output, scope=scope)
     return [pruner.accuracy(round(f * pruner.n)) for f in fractions]
 
 
@@ -239,7 +239,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
       first failing step (0.1% by default). See :func:`first_crossing` for the definition and its cost.
     scorer: ``params -> weight-shaped scores``, the lowest pruned first (``prunekit.pruning.scorers``; ``|w|``, the
       source's magnitude pruning, by default).
-    incremental: evaluate an ``MLP`` with the sparse first-layer update of :class:`_IncrementalMLP` (None: whenever
+    incremental: evaluate an ``MLP`` with the sparse first-layer update of :class:`IncrementalMLP` (None: whenever
       the model is one). The two levels that bracket the answer are then evaluated again the plain way (masks
       applied, full forward pass); should either disagree (a float rounding tie at the threshold), the search is
       repeated the plain way. ``evaluations`` counts every model evaluation, the dense one and these included.
@@ -247,21 +247,21 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
 
     search_steps(1, step, resolution)  # validates step and resolution before any compute
     t0 = time.perf_counter()
-    split = _eval_split(data, model_device(model))  # moved to the model's device once
-    scope = _check_scope(scope)
+    split = as_eval_split(data, model_device(model))  # moved to the model's device once
+    scope = check_scope(scope)
     with eval_mode(model):
-        plain = _Pruner(model, split, include_output=include_output, scope=scope, scorer=scorer)
-        use_fast = _IncrementalMLP.applies(model, plain.params) if incremental is None else bool(incremental)
-        if use_fast and not _IncrementalMLP.applies(model, plain.params):
+        plain = Pruner(model, split, include_output=include_output, scope=scope, scorer=scorer)
+        use_fast = IncrementalMLP.applies(model, plain.params) if incremental is None else bool(incremental)
+        if use_fast and not IncrementalMLP.applies(model, plain.params):
             raise ValueError("incremental=True needs a plain MLP (Flatten -> Linear -> ..., the first Linear prunable, "
                              "no forward hooks such as torch.nn.utils.prune's); use incremental=None or False for "
                              "other models")
-        fast = _IncrementalMLP(model, split, include_output, scope, order=plain.order) if use_fast else None
-        dense = fast.dense_accuracy if use_fast else plain.accuracy(0)  # bitwise the same (see _IncrementalMLP)
+        fast = IncrementalMLP(model, split, include_output, scope, order=plain.order) if use_fast else None
+        dense = fast.dense_accuracy if use_fast else plain.accuracy(0)  # bitwise the same (see IncrementalMLP)
         threshold = accuracy_threshold(dense, tolerance, relative)
         evaluations = 1
 
-        def search(pruner: _Pruner) -> tuple[Crossing, dict[int, float]]:
+        def search(pruner: Pruner) -> tuple[Crossing, dict[int, float]]:
             accs: dict[int, float] = {0: dense}
 
             def passes(k: int) -> bool:

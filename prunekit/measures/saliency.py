@@ -73,7 +73,6 @@ OUTPUT_HESSIANS = ("diagonal", "full")
 _CHUNK_ELEMENTS = 1 << 22
 
 
-_check = choice
 
 
 # ---------------------------------- Activations: value, first and second derivative, as functions of the pre-activation
@@ -114,8 +113,8 @@ class UnitNet:
     loss: str = "sse"
 
     def __post_init__(self):
-        _check("activation", self.activation, ACTIVATIONS)
-        _check("loss", self.loss, LOSSES)
+        choice("activation", self.activation, ACTIVATIONS)
+        choice("loss", self.loss, LOSSES)
         if len(self.weights) < 2:
             raise ValueError("weights must hold at least one hidden layer and the output layer")
         if len(self.biases) != len(self.weights):
@@ -143,7 +142,7 @@ def from_model(model: nn.Module, loss: str = "sse", dtype: torch.dtype = torch.f
     any ``nn.Sequential`` of Flatten / Linear / Sigmoid|Tanh|ReLU / ... / Linear. Weights are copied (detached) to
     ``dtype`` (float64 by default, the safe choice for near-ties; float32 halves the time of brute force, whose ΔE
     are summed from per-sample differences in float64 and stay accurate to ~1e-6 relative)."""
-    _check("loss", loss, LOSSES)
+    choice("loss", loss, LOSSES)
     if hasattr(model, "hidden_layers") and hasattr(model, "output") and hasattr(model, "activation"):
         linears = list(model.hidden_layers) + [model.output]
         activation = model.activation
@@ -259,7 +258,7 @@ def output_derivatives(net: UnitNet, x: torch.Tensor, y: torch.Tensor, masks=Non
     """Per-sample ``(O, ∂E/∂O, ∂²E/∂O²)`` for every hidden layer (lists of [N, h_l]); ∂²E/∂O² is the source's
     back-propagated diagonal (exact for the last hidden layer with loss "sse", or "cross_entropy" with
     ``output_hessian="full"``)."""
-    _check("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     x, t = prepare_data(net, x, y)
     fw = _Forward(net, x, masks)
     g, h = _backward(net, fw, t, True, output_hessian)
@@ -365,8 +364,8 @@ def saliencies(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str = 
                generator: torch.Generator | None = None, output_hessian: str = "diagonal") -> torch.Tensor:
     """Score of every hidden unit [num_units] (estimated ΔE summed over the data set for first_order, second_order,
     brute_force; incoming L2 norm; random). Units already removed by ``masks`` get +inf."""
-    _check("estimator", estimator, ESTIMATORS)
-    _check("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    choice("estimator", estimator, ESTIMATORS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     x, t = prepare_data(net, x, y)
     return _scores(net, _Forward(net, x, masks), t, estimator, generator, output_hessian)
 
@@ -407,7 +406,7 @@ def removable_units(error, margin: float, mode: str = "absolute") -> int:
     error ``error[0]``. The allowed rise is ``margin`` itself (``mode="absolute"``), ``margin·error[0]``
     ("relative"), or ``margin·(error[-1] - error[0])`` ("range": a fraction of the way to the error of the curve's
     last point, the net with every hidden unit removed when the curve is complete; scale-free across losses)."""
-    _check("mode", mode, MARGIN_MODES)
+    choice("mode", mode, MARGIN_MODES)
     error = np.asarray(error, dtype=float)
     rise = {"absolute": margin, "relative": margin * abs(error[0]), "range": margin * (error[-1] - error[0])}[mode]
     over = np.nonzero(error > error[0] + rise)[0]
@@ -456,9 +455,9 @@ def serial_prune(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str 
     Algorithm "I" ranks every unit once on the full net and removes in that order; "II" re-ranks the remaining units
     after every removal (brute force then evaluates every remaining unit exactly, batched, at every step).
     ``max_removed`` stops early (default: all units). ``seed`` drives the ``random`` estimator."""
-    _check("estimator", estimator, ESTIMATORS)
-    _check("algorithm", algorithm, ALGORITHMS)
-    _check("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    choice("estimator", estimator, ESTIMATORS)
+    choice("algorithm", algorithm, ALGORITHMS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     t0 = time.perf_counter()
     classification = not y.is_floating_point()
     x, t = prepare_data(net, x, y)
@@ -471,7 +470,7 @@ def serial_prune(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str 
     def record():
         z = fw.logits
         errors.append(float(_per_sample_loss(net.loss, z, t).sum()) / n)
-        accs.append(float(train._correct(z, labels)) / n if classification else float("nan"))
+        accs.append(float(train.correct_count(z, labels)) / n if classification else float("nan"))
 
     errors: list[float] = []
     accs: list[float] = []

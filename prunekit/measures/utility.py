@@ -39,9 +39,9 @@ from torch import nn
 
 from ..core.checks import fraction
 from ..core.device import model_device
-from ..pruning.masks import Masks, _weight, masks_applied, resolve
+from ..pruning.masks import Masks, weight_of, masks_applied, resolve
 from ..pruning.scorers import magnitude_scores
-from ._ablation import _params, _AblationEngine
+from ._ablation import ablation_params, AblationEngine
 from ..core.train import eval_mode
 
 __all__ = [
@@ -77,13 +77,13 @@ def log_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torc
 
 def flat_weights(model: nn.Module, params=None) -> torch.Tensor:
     """The prunable weights as one flat vector (the order subsets index)."""
-    return torch.cat([_weight(m, n).detach().reshape(-1) for m, n in _params(model, params)])
+    return torch.cat([weight_of(m, n).detach().reshape(-1) for m, n in ablation_params(model, params)])
 
 
 def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
     """The keep-masks (``prunekit.pruning.masks.Masks``, keyed by name, True = keep) of an ablation ``subset`` (flat over the
     prunable weights or one tensor per weight, True = ablated): ``keep = ~subset``."""
-    params = _params(model, params)
+    params = ablation_params(model, params)
     return Masks.from_params(model, params, _keep_masks(_as_flat_subset(subset, params), params))
 
 
@@ -126,7 +126,7 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
 
-    params = _params(model, params)
+    params = ablation_params(model, params)
     flat = _as_flat_subset(subset, params, model)
     if not bool(flat.any()):
         return 0.0
@@ -146,11 +146,11 @@ def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, 
     Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
     """
     if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
-        flat = _params(model, params)
+        flat = ablation_params(model, params)
         subsets = [_as_flat_subset(s, flat, model) for s in subsets]
         p = sum(getattr(m, n).numel() for m, n in flat)
         subsets = torch.stack(subsets) if subsets else torch.zeros(0, p, dtype=torch.bool)
-    engine = _AblationEngine(model, x, y, params, method, chunk_size)
+    engine = AblationEngine(model, x, y, params, method, chunk_size)
     try:
         acc, util = engine.score(subsets)
     finally:
@@ -197,7 +197,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
     if n_subsets < 1:
         raise ValueError(f"n_subsets={n_subsets} must be >= 1")
     pool = None if within is None else within.reshape(-1).cpu()
-    n_weights = sum(getattr(m, n).numel() for m, n in _params(model, params))
+    n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params))
     if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
                              or (len(pool) and (int(pool.min()) < 0 or int(pool.max()) >= n_weights))):
         raise ValueError(f"within must hold distinct flat indices in [0, {n_weights}) of the prunable weights "
@@ -209,7 +209,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
         if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= size for c in counts):
             raise ValueError(f"counts={list(counts)!r} must be integers in [0, {size}] (the weights drawn from)")
         levels = [(int(c) / size if size else 0.0, int(c)) for c in counts]
-    engine = _AblationEngine(model, x, y, params, method, chunk_size, calibration=recalibrate)
+    engine = AblationEngine(model, x, y, params, method, chunk_size, calibration=recalibrate)
     gen = torch.Generator().manual_seed(seed)
     frames = []
     try:
@@ -230,7 +230,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
 
 def flat_scores(model: nn.Module, params=None, scorer=magnitude_scores) -> torch.Tensor:
     """A scorer's weight-shaped scores of the prunable weights as one flat vector (the order subsets index)."""
-    return torch.cat([s.reshape(-1) for s in scorer(_params(model, params))])
+    return torch.cat([s.reshape(-1) for s in scorer(ablation_params(model, params))])
 
 
 def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer=magnitude_scores) -> list[torch.Tensor]:
@@ -254,7 +254,7 @@ def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None
     """
     ratios = [_check_ratio(r) for r in ratios]
     rank_by = scorer
-    engine = _AblationEngine(model, x, y, params, method, chunk_size)
+    engine = AblationEngine(model, x, y, params, method, chunk_size)
     gen = torch.Generator().manual_seed(seed)
     mags = flat_scores(model, engine.params, rank_by)
     frames = []

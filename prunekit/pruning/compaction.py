@@ -10,7 +10,7 @@ import warnings
 import torch
 from torch import nn
 
-from .masks import Params, UnitMasks, _check_params, _unit_keeps, _weight, resolve
+from .masks import Params, UnitMasks, check_params, unit_keeps, weight_of, resolve
 from ..core.models import prunable_parameters
 
 __all__ = ["compact_mlp", "CSRLinear", "to_sparse_csr", "flop_count"]
@@ -45,7 +45,7 @@ def _dense_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
     return lin
 
 
-def _mlp_layout(model: nn.Module) -> tuple[list[nn.Linear], nn.Linear, list[list[nn.Module]]]:
+def mlp_layout(model: nn.Module) -> tuple[list[nn.Linear], nn.Linear, list[list[nn.Module]]]:
     """Hidden linears, output linear and, per hidden linear, the elementwise modules applied after it."""
     if not (isinstance(model, nn.Sequential) and hasattr(model, "hidden_layers") and hasattr(model, "output")):
         raise ValueError("compaction needs a prunekit.core.models.MLP (nn.Sequential of Flatten, Linear, Act, ..., Linear "
@@ -74,10 +74,10 @@ def compact_mlp(model: nn.Module, masks, params: Params | None = None) -> nn.Mod
     inside kept rows stay as zeros.  ``params`` defaults to ``model.hidden_layers`` weights (= prunable_parameters).
     The original model is not modified; weights are new tensors (index_select), not shared.
     """
-    hidden, output, after = _mlp_layout(model)
+    hidden, output, after = mlp_layout(model)
     if params is None:
         params = [(lin, "weight") for lin in hidden]
-    params = _check_params(params)
+    params = check_params(params)
     masks = mask_list = resolve(params, masks, model)  # a list, or a Masks keyed by name
     unit = isinstance(masks, UnitMasks)
     by_module = {id(m): mk for (m, n), mk in zip(params, mask_list)}
@@ -90,7 +90,7 @@ def compact_mlp(model: nn.Module, masks, params: Params | None = None) -> nn.Mod
     in_keep = None  # kept input columns of the current layer (None = all)
     carry = None  # contribution of removed units to the next layer's pre-activation: [out_next]
     for i, lin in enumerate(hidden + [output]):
-        w = _weight(lin, "weight").detach()
+        w = weight_of(lin, "weight").detach()
         b = lin.bias.detach() if lin.bias is not None else None
         mk = by_module.get(id(lin))
         if mk is not None:
@@ -125,7 +125,7 @@ def compact_mlp(model: nn.Module, masks, params: Params | None = None) -> nn.Mod
                 const = mod(const)
             const = const[0].masked_fill(~dead, 0.0)
             if bool((const != 0).any()):
-                nxt = _weight((hidden + [output])[i + 1], "weight").detach()
+                nxt = weight_of((hidden + [output])[i + 1], "weight").detach()
                 nmk = by_module.get(id((hidden + [output])[i + 1]))
                 if nmk is not None:
                     nxt = nxt.masked_fill(~nmk, 0.0)
@@ -176,15 +176,15 @@ def to_sparse_csr(model: nn.Module, masks=None, params: Params | None = None) ->
     """
     if params is None:
         params = _default_params(model)
-    params = _check_params(params)
+    params = check_params(params)
     masks = resolve(params, masks, model) if masks is not None else None  # a list, or a Masks keyed by name
     mask_list = masks if masks is not None else [None] * len(params)
-    unit = _unit_keeps(masks) if masks is not None else None
+    unit = unit_keeps(masks) if masks is not None else None
     replace: dict[int, nn.Module] = {}
     for i, ((m, n), mk) in enumerate(zip(params, mask_list)):
         if not isinstance(m, nn.Linear):
             continue
-        w = _weight(m, n).detach()
+        w = weight_of(m, n).detach()
         b = m.bias.detach() if m.bias is not None else None
         if mk is not None:
             w = w.masked_fill(~mk, 0.0)

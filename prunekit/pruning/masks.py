@@ -43,7 +43,7 @@ class UnitMasks(list):
         """Weight-shaped masks from one 1-D keep vector per entry of ``params`` (whole rows kept or pruned)."""
         masks, units = [], []
         for (m, n), kp in zip(params, keeps):
-            w = _weight(m, n)
+            w = weight_of(m, n)
             kp = kp.to(w.device)
             units.append(kp)
             masks.append(kp.view(-1, *([1] * (w.dim() - 1))).expand(w.shape).clone())
@@ -73,7 +73,7 @@ class Masks(dict):
     def names(model: nn.Module, params: Params) -> list[str]:
         where = {id(m): n for n, m in model.named_modules()}
         out = []
-        for module, attr in _check_params(params):
+        for module, attr in check_params(params):
             if id(module) not in where:
                 raise ValueError(f"params holds a {type(module).__name__} that is not part of model")
             out.append(f"{where[id(module)]}.{attr}".lstrip("."))
@@ -84,7 +84,7 @@ class Masks(dict):
         if isinstance(masks, Masks):
             masks = masks.for_params(model, params)
         units = isinstance(masks, UnitMasks)
-        masks = _check_masks(_check_params(params), masks)
+        masks = _check_masks(check_params(params), masks)
         return cls({name: m.detach().bool().cpu().clone() for name, m in zip(cls.names(model, params), masks)},
                    units=units)
 
@@ -92,8 +92,8 @@ class Masks(dict):
     def from_units(cls, model: nn.Module, params: Params, removed) -> "Masks":
         """Unit masks with the units ``removed`` pruned: ``(i, j)`` = row ``j`` of ``params[i]`` (e.g. the first m
         entries of ``prunekit.measures.saliency.PruneResult.order`` for an MLP, whose hidden layers are its params)."""
-        params = _check_params(params)
-        keeps = [torch.ones(_weight(m, n).shape[0], dtype=torch.bool, device=_weight(m, n).device) for m, n in params]
+        params = check_params(params)
+        keeps = [torch.ones(weight_of(m, n).shape[0], dtype=torch.bool, device=weight_of(m, n).device) for m, n in params]
         for item in removed:
             i, j = item
             if not (0 <= i < len(keeps) and 0 <= j < keeps[i].numel()):
@@ -103,12 +103,12 @@ class Masks(dict):
         return cls.from_params(model, params, UnitMasks.from_keeps(params, keeps))
 
     def for_params(self, model: nn.Module, params: Params) -> list[torch.Tensor]:
-        params = _check_params(params)
+        params = check_params(params)
         names = self.names(model, params)
         missing = [n for n in names if n not in self]
         if missing:
             raise ValueError(f"no mask for {', '.join(missing)}; have {', '.join(self) or 'none'}")
-        masks = [self[n].to(_weight(m, a).device) for n, (m, a) in zip(names, params)]
+        masks = [self[n].to(weight_of(m, a).device) for n, (m, a) in zip(names, params)]
         masks = _check_masks(params, masks)
         if not self.units:
             return masks
@@ -157,7 +157,7 @@ _UNITS_KEY = "__units__"  # the unit flag's entry in a saved file (not a paramet
 def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch.Tensor]:
     """Positional masks for ``params``: a list as given (checked), or a :class:`Masks` looked up by name in
     ``model``. Unit masks stay :class:`UnitMasks`."""
-    params = _check_params(params)
+    params = check_params(params)
     if isinstance(masks, Masks):
         if model is None:
             raise ValueError("masks keyed by parameter name (Masks) need model= to find the parameters' names")
@@ -168,7 +168,7 @@ def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch
     return checked
 
 
-def _weight(module: nn.Module, name: str) -> torch.Tensor:
+def weight_of(module: nn.Module, name: str) -> torch.Tensor:
     """The effective weight: for a module under torch.nn.utils.prune, ``weight_orig * weight_mask`` computed now (its
     ``weight`` attribute is only refreshed by a forward pass, so it is stale after an in-place change of the original).
     """
@@ -178,13 +178,13 @@ def _weight(module: nn.Module, name: str) -> torch.Tensor:
     return getattr(module, name)
 
 
-def _storage(module: nn.Module, name: str) -> torch.Tensor:
+def weight_storage(module: nn.Module, name: str) -> torch.Tensor:
     """The tensor to write to in place (``<name>_orig`` when torch.nn.utils.prune is attached)."""
     orig = getattr(module, name + "_orig", None)
     return orig if orig is not None else getattr(module, name)
 
 
-def _check_params(params) -> list[tuple[nn.Module, str]]:
+def check_params(params) -> list[tuple[nn.Module, str]]:
     if isinstance(params, nn.Module):
         raise ValueError("params must be a list of (module, 'weight') pairs, e.g. "
                          "prunekit.core.models.prunable_parameters(model), not a module")
@@ -222,7 +222,7 @@ def _check_masks(params, masks) -> list[torch.Tensor]:
     if len(masks) != len(params):
         raise ValueError(f"got {len(masks)} masks for {len(params)} params: need exactly one mask per parameter")
     for i, ((module, name), m) in enumerate(zip(params, masks)):
-        w = _weight(module, name)
+        w = weight_of(module, name)
         if not isinstance(m, torch.Tensor):
             raise ValueError(f"masks[{i}] must be a bool tensor, got {type(m).__name__}")
         if m.dtype != torch.bool:
@@ -230,10 +230,10 @@ def _check_masks(params, masks) -> list[torch.Tensor]:
         if tuple(m.shape) != tuple(w.shape):
             raise ValueError(f"masks[{i}] has shape {tuple(m.shape)} but {type(module).__name__}.{name} has shape "
                              f"{tuple(w.shape)}: a mask must have the shape of its weight")
-    return [m.to(_weight(module, name).device) for (module, name), m in zip(params, masks)]
+    return [m.to(weight_of(module, name).device) for (module, name), m in zip(params, masks)]
 
 
-def _unit_keeps(masks) -> list[torch.Tensor] | None:
+def unit_keeps(masks) -> list[torch.Tensor] | None:
     return list(masks.units) if isinstance(masks, UnitMasks) else None
 
 
@@ -257,14 +257,14 @@ def following_batchnorms(model: nn.Module, params: Params) -> list[nn.Module | N
     for module, name in params:
         i = position.get(id(module))
         bn = leaves[i + 1] if i is not None and i + 1 < len(leaves) else None
-        units = _weight(module, name).shape[0]
+        units = weight_of(module, name).shape[0]
         out.append(bn if isinstance(bn, _BN_TYPES) and bn.num_features == units else None)
     return out
 
 
 def _unit_companions(params, masks, model) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(tensor, 1-D keep) pairs that unit masks also zero: biases and following BatchNorm weight/bias."""
-    keeps = _unit_keeps(masks)
+    keeps = unit_keeps(masks)
     if keeps is None:
         return []
     if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
@@ -295,9 +295,9 @@ def masks_applied(params: Params, masks, model: nn.Module | None = None) -> Iter
     Unit masks (``UnitMasks``) also zero the pruned units' biases and, with ``model``, the following BatchNorm's
     weight and bias (see ``UnitMasks``).  Do not train inside the block (use ``to_torch_prune`` for that).
     """
-    params = _check_params(params)
+    params = check_params(params)
     masks = mask_list = resolve(params, masks, model)
-    targets = [(_storage(m, n), ~mk) for (m, n), mk in zip(params, mask_list)]
+    targets = [(weight_storage(m, n), ~mk) for (m, n), mk in zip(params, mask_list)]
     targets += [(t, ~kp) for t, kp in _unit_companions(params, masks, model)]
     saved = []
     with torch.no_grad():
@@ -314,10 +314,10 @@ def masks_applied(params: Params, masks, model: nn.Module | None = None) -> Iter
 @torch.no_grad()
 def apply_masks_(params: Params, masks, model: nn.Module | None = None) -> None:
     """Zero the masked weights in place, permanently (unit masks: biases and following BatchNorm too)."""
-    params = _check_params(params)
+    params = check_params(params)
     masks = mask_list = resolve(params, masks, model)
     for (m, n), mk in zip(params, mask_list):
-        _storage(m, n).masked_fill_(~mk, 0.0)
+        weight_storage(m, n).masked_fill_(~mk, 0.0)
     for t, kp in _unit_companions(params, masks, model):
         t.masked_fill_(~kp, 0.0)
 
@@ -326,11 +326,11 @@ def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> Non
     """Attach the masks with ``torch.nn.utils.prune.custom_from_mask`` so retraining keeps them (weight_orig,
     weight_mask, forward pre-hook).  Unit masks also mask the bias and the following BatchNorm (given ``model``).
     Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent)."""
-    params = _check_params(params)
+    params = check_params(params)
     masks = mask_list = resolve(params, masks, model)
     for (m, n), mk in zip(params, mask_list):
-        torch_prune.custom_from_mask(m, n, mk.to(_weight(m, n).device))
-    if _unit_keeps(masks) is not None:
+        torch_prune.custom_from_mask(m, n, mk.to(weight_of(m, n).device))
+    if unit_keeps(masks) is not None:
         if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
             raise ValueError("unit masks on conv layers need model= so the BatchNorm after each conv is masked too")
         bns = following_batchnorms(model, params) if model is not None else [None] * len(params)
@@ -342,7 +342,7 @@ def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> Non
 
 def masks_from_torch_prune(params: Params) -> list[torch.Tensor]:
     """The bool masks (True = keep) that torch.nn.utils.prune holds on each ``(module, "weight")``."""
-    params = _check_params(params)
+    params = check_params(params)
     out = []
     for i, (m, n) in enumerate(params):
         mk = getattr(m, n + "_mask", None)
@@ -356,25 +356,25 @@ def masks_from_torch_prune(params: Params) -> list[torch.Tensor]:
 @torch.no_grad()
 def sparsity(params: Params) -> float:
     """Measured fraction of exactly-zero entries over all weights in ``params`` (effective weights)."""
-    params = _check_params(params)
-    zeros = sum(int((_weight(m, n) == 0).sum()) for m, n in params)
-    total = sum(_weight(m, n).numel() for m, n in params)
+    params = check_params(params)
+    zeros = sum(int((weight_of(m, n) == 0).sum()) for m, n in params)
+    total = sum(weight_of(m, n).numel() for m, n in params)
     return zeros / total
 
 
 @torch.no_grad()
 def layer_sparsity(params: Params) -> list[float]:
     """Measured fraction of exactly-zero entries of each weight in ``params``."""
-    params = _check_params(params)
-    return [float((_weight(m, n) == 0).float().mean()) for m, n in params]
+    params = check_params(params)
+    return [float((weight_of(m, n) == 0).float().mean()) for m, n in params]
 
 
 @torch.no_grad()
 def mask_sparsity(params: Params, masks, model: nn.Module | None = None) -> tuple[float, list[float]]:
     """(overall, per-layer) fraction of zeros the weights would have with ``masks`` applied, without applying them
     (counts pruned entries and entries that are already 0); ``model`` resolves a :class:`Masks`."""
-    params = _check_params(params)
+    params = check_params(params)
     mask_list = resolve(params, masks, model)
-    zeros = [int(((~mk) | (_weight(m, n) == 0)).sum()) for (m, n), mk in zip(params, mask_list)]
+    zeros = [int(((~mk) | (weight_of(m, n) == 0)).sum()) for (m, n), mk in zip(params, mask_list)]
     sizes = [mk.numel() for mk in mask_list]
     return sum(zeros) / sum(sizes), [z / s for z, s in zip(zeros, sizes)]

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..core.checks import choice
 from ..core.checks import generator as checked_generator
-from .masks import Params, _check_params, _weight, following_batchnorms
+from .masks import Params, check_params, weight_of, following_batchnorms
 
 __all__ = ["SCORERS", "scorer", "magnitude_scores", "l2_scores", "random_scores", "bn_scale_scores"]
 
@@ -30,13 +30,13 @@ __all__ = ["SCORERS", "scorer", "magnitude_scores", "l2_scores", "random_scores"
 @torch.no_grad()
 def magnitude_scores(params: Params) -> list[torch.Tensor]:
     """``|w|`` of every weight, weight-shaped (source 003's weight pruning)."""
-    return [_weight(m, n).detach().abs().float().cpu() for m, n in _check_params(params)]
+    return [weight_of(m, n).detach().abs().float().cpu() for m, n in check_params(params)]
 
 
 @torch.no_grad()
 def l2_scores(params: Params) -> list[torch.Tensor]:
     """``||W[j]||_2`` of every unit (row / output channel), one per unit (source 003's unit pruning)."""
-    return [_weight(m, n).detach().flatten(1).float().cpu().norm(p=2, dim=1) for m, n in _check_params(params)]
+    return [weight_of(m, n).detach().flatten(1).float().cpu().norm(p=2, dim=1) for m, n in check_params(params)]
 
 
 def random_scores(params: Params, per_unit: bool = False, generator: torch.Generator | None = None
@@ -44,7 +44,7 @@ def random_scores(params: Params, per_unit: bool = False, generator: torch.Gener
     """I.i.d. uniform scores in [0, 1), weight-shaped or one per unit (``per_unit=True``); seed 0 without a
     ``generator``. (The built-in "random_weight"/"random_unit" methods draw one permutation instead: other masks.)"""
     g = checked_generator(generator)
-    shapes = [(_weight(m, n).shape[0],) if per_unit else tuple(_weight(m, n).shape) for m, n in _check_params(params)]
+    shapes = [(weight_of(m, n).shape[0],) if per_unit else tuple(weight_of(m, n).shape) for m, n in check_params(params)]
     return [torch.rand(shape, generator=g, dtype=torch.float64) for shape in shapes]
 
 
@@ -52,7 +52,7 @@ def random_scores(params: Params, per_unit: bool = False, generator: torch.Gener
 def bn_scale_scores(params: Params, model: nn.Module) -> list[torch.Tensor]:
     """``|gamma|`` of the BatchNorm after each conv of ``params``, one per output channel (Network Slimming, Liu et al.
     2017, arXiv:1708.06519: the channel pruning of source 002); ``model`` holds the convs and their batch norms."""
-    params = _check_params(params)
+    params = check_params(params)
     return [bn.weight.detach().abs().float() for bn in following_batchnorms(model, params)]
 
 

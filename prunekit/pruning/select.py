@@ -34,7 +34,7 @@ import torch
 
 from ..core.checks import choice, number, pruned_count
 from ..core.checks import generator as checked_generator
-from .masks import Params, UnitMasks, _check_params, _weight
+from .masks import Params, UnitMasks, check_params, weight_of
 from .scorers import l2_scores, magnitude_scores
 
 __all__ = ["SCOPES", "WEIGHT_CRITERIA", "UNIT_CRITERIA", "METHODS", "magnitude_scores", "l2_scores",
@@ -58,7 +58,7 @@ METHODS = {
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _check_k(k) -> float:
+def check_k(k) -> float:
     try:
         return float(number("k", k, low=0.0, high=100.0))
     except ValueError as err:
@@ -83,7 +83,7 @@ def _stable_order(scores: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class _Ranking:
+class Ranking:
     """Pruning order over the elements (weights or units) of several layers.
 
     ``orders`` are ascending-score index tensors: one per layer (layerwise) or one over the concatenation (global).
@@ -108,7 +108,7 @@ class _Ranking:
 
     def counts(self, k: float) -> list[int]:
         """Elements pruned per layer at k%."""
-        k = _check_k(k)
+        k = check_k(k)
         if self.scope == "layerwise":
             return [pruned_count(k, n) for n in self.sizes]
         keep = self.keeps(k)
@@ -116,7 +116,7 @@ class _Ranking:
 
     def keeps(self, k: float) -> list[torch.Tensor]:
         """Flat 1-D keep vectors (True = keep), one per layer, for k%."""
-        k = _check_k(k)
+        k = check_k(k)
         if self.scope == "layerwise":
             return [rank >= pruned_count(k, n) for n, rank in zip(self.sizes, self.ranks)]
         return self.keeps_forpruned_count(pruned_count(k, sum(self.sizes)))
@@ -126,7 +126,7 @@ class _Ranking:
         return list(torch.split(self.ranks[0] >= m, self.sizes))
 
 
-def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> _Ranking:
+def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> Ranking:
     sizes = [int(s.numel()) for s in scores]
     if random:
         g = checked_generator(generator)
@@ -138,7 +138,7 @@ def _rank(scores: list[torch.Tensor], scope: str, random: bool, generator) -> _R
         orders = [_stable_order(s) for s in scores]
     else:
         orders = [_stable_order(torch.cat(scores))]
-    return _Ranking(sizes, scope, orders)
+    return Ranking(sizes, scope, orders)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,22 +156,22 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
     (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), the Taylor and brute-force saliencies
     (``prunekit.pruning.scorers``), your own.
     """
-    params = _check_params(params)
+    params = check_params(params)
     ranking, units = scores_ranking(params, scores, scope)
     keeps = ranking.keeps(k)
-    return UnitMasks.from_keeps(params, keeps) if units else _weight_masks_from_keeps(params, keeps)
+    return UnitMasks.from_keeps(params, keeps) if units else weight_masks_from_keeps(params, keeps)
 
 
-def scores_ranking(params: Params, scores, scope: str) -> tuple[_Ranking, bool]:
+def scores_ranking(params: Params, scores, scope: str) -> tuple[Ranking, bool]:
     """Validate ``scores`` against ``params`` and rank them once: ``(ranking, True if the scores are per unit)``."""
-    params = _check_params(params)
+    params = check_params(params)
     choice("scope", scope, SCOPES)
     if isinstance(scores, torch.Tensor):
         raise ValueError("scores must be a list of tensors, one per entry of params, not one tensor")
     scores = list(scores)
     if len(scores) != len(params):
         raise ValueError(f"scores has {len(scores)} entries for {len(params)} params: need one per parameter")
-    weights = [_weight(m, n) for m, n in params]
+    weights = [weight_of(m, n) for m, n in params]
     units = [isinstance(s, torch.Tensor) and tuple(s.shape) == (w.shape[0],) and tuple(s.shape) != tuple(w.shape)
              for s, w in zip(scores, weights)]
     for i, (s, w) in enumerate(zip(scores, weights)):
@@ -189,23 +189,23 @@ def scores_ranking(params: Params, scores, scope: str) -> tuple[_Ranking, bool]:
 
 
 @torch.no_grad()
-def _weight_ranking(params, scope: str, criterion: str, generator=None) -> _Ranking:
-    params = _check_params(params)
+def weight_ranking(params, scope: str, criterion: str, generator=None) -> Ranking:
+    params = check_params(params)
     choice("scope", scope, SCOPES)
     choice("criterion", criterion, WEIGHT_CRITERIA)
     return _rank([s.reshape(-1) for s in magnitude_scores(params)], scope, criterion == "random", generator)
 
 
 @torch.no_grad()
-def _unit_ranking(params, scope: str, criterion: str, generator=None) -> _Ranking:
-    params = _check_params(params)
+def unit_ranking(params, scope: str, criterion: str, generator=None) -> Ranking:
+    params = check_params(params)
     choice("scope", scope, SCOPES)
     choice("criterion", criterion, UNIT_CRITERIA)
     return _rank(l2_scores(params), scope, criterion == "random", generator)
 
 
-def _weight_masks_from_keeps(params, keeps) -> list[torch.Tensor]:
-    return [kp.view(_weight(m, n).shape).to(_weight(m, n).device) for (m, n), kp in zip(params, keeps)]
+def weight_masks_from_keeps(params, keeps) -> list[torch.Tensor]:
+    return [kp.view(weight_of(m, n).shape).to(weight_of(m, n).device) for (m, n), kp in zip(params, keeps)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -220,9 +220,9 @@ def weight_masks(params: Params, k: float, scope: str = "layerwise", criterion: 
     ``scope="layerwise"``: round(k * n_l / 100) weights of each layer l; ``"global"``: round(k * N / 100) of all
     N prunable weights ranked together.  Ties: by (|w|, flat index).  Returns weight-shaped bool masks, True = keep.
     """
-    ranking = _weight_ranking(params, scope, criterion, generator)
-    params = _check_params(params)
-    return _weight_masks_from_keeps(params, ranking.keeps(k))
+    ranking = weight_ranking(params, scope, criterion, generator)
+    params = check_params(params)
+    return weight_masks_from_keeps(params, ranking.keeps(k))
 
 
 def unit_masks(params: Params, k: float, scope: str = "layerwise", criterion: str = "l2",
@@ -236,15 +236,15 @@ def unit_masks(params: Params, k: float, scope: str = "layerwise", criterion: st
     matching bias entries and (given ``model``) the BatchNorm weight and bias after the layer, so the unit's output
     is exactly 0 for ReLU/tanh nets.
     """
-    ranking = _unit_ranking(params, scope, criterion, generator)
-    params = _check_params(params)
+    ranking = unit_ranking(params, scope, criterion, generator)
+    params = check_params(params)
     return UnitMasks.from_keeps(params, ranking.keeps(k))
 
 
 def global_magnitude_order(params: Params) -> torch.Tensor:
     """Flat indices into the concatenation of all prunable weights (``params`` order, each flattened row-major),
     ascending ``|w|``, ties by index.  ``masks_from_order(params, order, m)`` prunes the m smallest for any m."""
-    return _weight_ranking(params, "global", "magnitude").orders[0]
+    return weight_ranking(params, "global", "magnitude").orders[0]
 
 
 def score_order(params: Params, scores) -> torch.Tensor:
@@ -258,13 +258,13 @@ def score_order(params: Params, scores) -> torch.Tensor:
 
 def masks_from_order(params: Params, order: torch.Tensor, count: int) -> list[torch.Tensor]:
     """Masks pruning the first ``count`` weights of ``order`` (flat indices over the concatenated params)."""
-    params = _check_params(params)
-    sizes = [int(_weight(m, n).numel()) for m, n in params]
+    params = check_params(params)
+    sizes = [int(weight_of(m, n).numel()) for m, n in params]
     total = sum(sizes)
     if not isinstance(order, torch.Tensor) or order.dim() != 1 or order.numel() != total:
         raise ValueError(f"order must be a 1-D index tensor over all {total} prunable weights "
                          "(see global_magnitude_order)")
     if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 0 <= count <= total:
         raise ValueError(f"count must be an integer in [0, {total}], got {count!r}")
-    ranking = _Ranking(sizes, "global", [order])
-    return _weight_masks_from_keeps(params, ranking.keeps_forpruned_count(int(count)))
+    ranking = Ranking(sizes, "global", [order])
+    return weight_masks_from_keeps(params, ranking.keeps_forpruned_count(int(count)))

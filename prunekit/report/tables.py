@@ -3,6 +3,7 @@ other parameters, ``prunekit.report.results``), and every notebook's claims gath
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from ..core.config import check_profile
 from ..core.device import device_type
 from ..core.models import prunable_parameters
 from ..core.paths import atomic_write, results_root
+from .claims import COLUMNS
 
 __all__ = ["results_dir", "save_table", "history_long", "layer_weights_frame", "gather_claims", "preset_runs"]
 
@@ -55,8 +57,6 @@ def preset_runs(profile: str) -> dict[str, dict]:
     """``{notebook: its params.json}`` of the runs in ``data/results/<profile>/``, after checking that each was made
     with the profile's own parameters (``prunekit.report.results``): a ValueError names a table without its
     parameters or made with others, so that nothing publishes another run as the profile's."""
-    import json
-
     folder = results_dir(profile)
     runs = {}
     for path in sorted(folder.glob("[0-9][0-9]_*.params.json")):
@@ -78,8 +78,6 @@ def gather_claims(profile: str) -> pd.DataFrame:
     notebooks) as one table with a ``notebook`` column ("02", ...), in notebook order, written to
     ``data/results/<profile>/claims.csv``: one row per claim of the four sources. A ValueError when no notebook of
     that profile has run yet, or when a table was not made with the profile's own parameters (:func:`preset_runs`)."""
-    from .claims import COLUMNS
-
     folder = results_dir(profile)
     parts = sorted(folder.glob("[0-9][0-9]_claims.csv"))
     if not parts:

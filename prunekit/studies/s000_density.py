@@ -27,13 +27,14 @@ import pandas as pd
 import torch
 
 from ..report import claims as C
+from ..report.intervals import Interval, mean_interval, side_of
 from ..core.checks import fraction, number
 from ..core.config import DataConfig, TrainConfig, check_profile
 from ..core.registry import MODELS
 from ..core import store
 from ..core.data import files_present, load_dataset, random_subset
 from ..core.sweep import config_columns, make_grid, run_sweep
-from ..measures.density import _check_scope, accuracy_threshold, effective_density, model_hoyer_sparsity, search_steps
+from ..measures.density import check_scope, accuracy_threshold, effective_density, model_hoyer_sparsity, search_steps
 
 __all__ = ["GROUP", "WIDTHS", "Preset", "PRESETS", "preset", "MIN_DENSE_ACCURACY", "TOLERANCE", "OPTIMIZER_SETTINGS", "POINT_VERSION", "RESULT_COLUMNS", "DensityPoint",
            "eval_split", "width_sweep", "width_grid", "split_untrained", "fit_loglog",
@@ -191,7 +192,7 @@ class DensityPoint:
 
     def validate(self) -> None:
         """The settings, checked before anything is trained."""
-        _check_scope(self.scope)
+        check_scope(self.scope)
         accuracy_threshold(1.0, self.tolerance, self.relative)
         search_steps(1, self.step, self.resolution)
         if self.eval_subset is not None:
@@ -201,7 +202,7 @@ class DensityPoint:
         """What a point's row depends on besides its config (the stored row's name). ``step`` and ``resolution``
         enter only when they differ from their defaults, so points measured with the defaults keep their names."""
         settings = {"tolerance": float(self.tolerance), "relative": bool(self.relative),
-                    "scope": _check_scope(self.scope), "include_output": bool(self.include_output),
+                    "scope": check_scope(self.scope), "include_output": bool(self.include_output),
                     "version": POINT_VERSION}
         if self.eval_subset is not None:
             settings["eval_subset"] = int(self.eval_subset)
@@ -436,7 +437,6 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.
       seed) has its t interval below 0.
     A claim the table cannot decide is "not measured here", with the reason.
     """
-    from ..report.intervals import Interval, mean_interval, side_of
 
     confidence = 1 - alpha
     flat_slope = math.log(density_fold) / math.log(SOURCE_WIDTH_RANGE)

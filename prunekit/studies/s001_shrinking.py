@@ -15,6 +15,8 @@ import pandas as pd
 import torch
 
 from ..report import claims as C
+from ..report.intervals import mean_interval, side_of
+from ..core.checks import choice
 from ..core.store import train_or_load
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 from ..core.data import DatasetUnavailable, load_dataset
@@ -22,7 +24,6 @@ from ..measures.saliency import (
     ALGORITHMS,
     ESTIMATORS,
     UnitNet,
-    _check,
     from_model,
     hessian_diagonal_check,
     removable_units,
@@ -47,7 +48,7 @@ def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators=ES
     from scipy import stats  # scipy.stats is slow to import: only here
 
     for e in estimators:
-        _check("estimator", e, ESTIMATORS)
+        choice("estimator", e, ESTIMATORS)
     gen = torch.Generator().manual_seed(seed)
     oracle = saliencies(net, x, y, "brute_force").cpu().numpy()
     rows = []
@@ -291,7 +292,6 @@ def claims_table(gaps: pd.DataFrame, brute_force_min: float = 0.4, min_shortfall
       (the interval of the difference above 0).
     A claim the table cannot decide is "not measured here", with the reason.
     """
-    from ..report.intervals import mean_interval, side_of
 
     names = ("Brute force removes 40-70% of the neurons with little effect",
              "The second-order estimate (the source's method) does much worse than brute force",

@@ -17,6 +17,7 @@ import pandas as pd
 from torch import nn
 
 from ..report import claims as C
+from ..report.intervals import mean_interval, side_of
 from ..core.store import Run
 from ..core.config import TrainConfig, check_profile
 from ..pruning.cycles import CYCLE_METHODS, IterativePruning, conv_parameters
@@ -144,8 +145,8 @@ def cycles_experiment(profile: str, seeds=None, units=("weight", "channel"), met
     pretraining's T epochs, through the result cache (a rerun loads them; an interrupted run resumes), and the small
     network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.cycles.small_config``, sized by
     the last method's pruned network)."""
-    from ..core.store import train_or_load
-    from ..pruning.cycles import check_plan, iterative_pruning, small_config
+    from ..core.store import train_or_load  # looked up at each call: tests replace it with a stand-in
+    from ..pruning.cycles import check_plan, iterative_pruning, small_config  # likewise
 
     settings = cycles_preset(profile)
     seeds = list(settings.seeds if seeds is None else seeds)
@@ -217,7 +218,6 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
     The accuracy claims are "cannot decide at this scale" when every network compared is within ``ceiling_gap`` of
     the others and of the pretrained network (the task's ceiling in this setup): such a setup cannot show the effect.
     """
-    from ..report.intervals import mean_interval, side_of
 
     names = ("Weight pruning with retraining stays in the pretrained basin (iterative, conv layers)",
              "Aggressive channel pruning with rewinding can leave the pretrained basin",

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from ..report import claims as C
-from ..core.store import Run, cached_result, data_digest
+from ..report.intervals import bootstrap_interval, mean_interval, side_of
+from ..core.store import Run, build, cached_result, data_digest
 from ..core.checks import fraction
 from ..core.config import TrainConfig
 from ..pruning.cycles import conv_parameters, kept_conv_weights, next_masks, same_size_config
@@ -125,7 +126,6 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
     A table that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, a duplicate
     subset) gives "not measured here", with the reason.
     """
-    from ..report.intervals import bootstrap_interval, side_of
 
     names = ("Networks use their weights in proportion to their size (pruned at initialisation)",
              "Smaller networks have subsets of higher maximum utility")
@@ -254,8 +254,6 @@ def small_config_at(cfg: TrainConfig, ratio: float) -> TrainConfig:
     """:func:`small_config` for :func:`conv_pruned` at ``ratio``, known before the pretrained network is: one-shot
     pruning removes ``round(ratio * n)`` of the ``n`` conv weights whichever they are (``cfg``'s network is built,
     untrained, only to count its weights)."""
-    from ..core.store import build
-
     ratio = fraction("ratio", ratio, low_open=True, high_open=True)
     model = build(cfg)
     n = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
@@ -279,7 +277,7 @@ def pruned_experiment(profile: str, seeds, prune_ratios=PRUNE_RATIOS, dataset: s
     """Sec. 2.2.2 for each of ``seeds``: the pretrained ResNet20 of ``prunekit.studies.s002_utility.pretrain_config``, its conv
     weights pruned in one shot at each ratio and retrained (:func:`conv_pruned`, cached), and the small network of
     each ratio trained from scratch (:func:`small_config_at`), with their accuracies (:func:`pruned_table`)."""
-    from ..core.store import train_or_load
+    from ..core.store import train_or_load  # looked up at each call: tests replace it with a stand-in
 
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -382,7 +380,6 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
     A table that cannot decide (missing columns, no ratio with both networks, a NaN, a duplicate row) gives "not
     measured here", with the reason.
     """
-    from ..report.intervals import bootstrap_interval, mean_interval, side_of
 
     names = ("A small network trained from scratch does not reach the pruned-and-retrained network's accuracy",
              "A small network trained from scratch uses its weights less evenly than a pruned-and-retrained one "

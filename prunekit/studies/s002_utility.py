@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..report import claims as C
+from ..report.intervals import bootstrap_interval, side_of
 from ..core.checks import choice, fraction
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 from ..core.data import files_present
@@ -300,7 +301,6 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
       ``proportional_within`` times the smallest.
     A missing table (None) or one that cannot decide its claim gives "not measured here", with the reason.
     """
-    from ..report.intervals import bootstrap_interval, side_of
 
     names = ("Equal-size random subsets differ widely in how much they matter",
              "Accuracy drops only when large-magnitude weights are ablated",
@@ -409,7 +409,6 @@ def _imbalance_claim(t: pd.DataFrame | None, name: str, reports: str, rule: str,
     subset, utility: the same subsets at every checkpoint)."""
     from scipy.stats import spearmanr  # scipy.stats is slow to import: only here
 
-    from ..report.intervals import bootstrap_interval, side_of
 
     cols = ["epoch", "subset", "utility"]
     if t is None or C.missing_columns(t, cols) or t["epoch"].nunique() < 2:
@@ -474,7 +473,6 @@ def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: s
     - the weights alone spread it too: the network without batch norm spreads at least ``1 - stale_share`` of the
       batch-norm network's stored-statistics spread.
     """
-    from ..report.intervals import bootstrap_interval, side_of
 
     names = ("Stale batch-norm statistics drive the spread of random ablations",
              "Without batch norm, random ablations of equal size still differ widely")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..report import claims as C
+from ..report.intervals import mean_interval, side_of
 from ..core.checks import choice
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 
@@ -219,7 +220,6 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
       equal plateaus in every seed are a tie at the grid's resolution (cannot decide).
     A claim the table cannot decide (no such group, no k = 70 or 45 in the grid) is "not measured here".
     """
-    from ..report.intervals import mean_interval, side_of
 
     at = {**DECIDING_K, **(deciding_k or {})}
     names = ("Weight pruning keeps accuracy to about 70-75% sparsity",

@@ -240,7 +240,7 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
     independently (numpy argsort); conv kernels are pruned in the same global ranking as the linear layers."""
     from prunekit.core.store import fit
     from prunekit.core.data import load_dataset
-    from prunekit.measures._density_eval import _Pruner, search_batch_size
+    from prunekit.measures._density_eval import Pruner, search_batch_size
 
     cfg = TrainConfig(epochs=2, lr=1e-2, batch_size=32, seed=0).replace(arch="conv", width_mult=0.5)
     model, ds = fit(cfg, quiet=True).model, load_dataset(cfg.data)
@@ -254,13 +254,13 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
     finally:
         hook.remove()
     assert calls == [256, len(ds.test) - 256] * len(fracs)
-    n = _Pruner(model, ds.test).n
+    n = Pruner(model, ds.test).n
     ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
     assert ours == pytest.approx(ref, abs=1e-9)
     assert ours[0] > 0.5 and ours[-1] < ours[0]  # it learned something, and pruning most of it hurts
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match="batch_size"):
-            _Pruner(model, ds.test, batch_size=bad)
+            Pruner(model, ds.test, batch_size=bad)
 
 
 def _reference_effective_density(model, split, tolerance, relative, scope, step=0.01):
@@ -346,16 +346,16 @@ def test_effective_density_dip_narrower_than_step(dipping):
 
 
 def test_effective_density_incremental_equals_plain(trained):
-    from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
+    from prunekit.measures._density_eval import IncrementalMLP, Pruner
 
     model, ds = trained
     for scope in ("global", "layerwise"):
-        plain = _Pruner(model, ds.test, scope=scope)
+        plain = Pruner(model, ds.test, scope=scope)
         s = round(0.01 * plain.n)
         levels = list(range(0, plain.n + 1, s))
         shuffled = [levels[i] for i in torch.randperm(len(levels), generator=torch.Generator().manual_seed(0))]
         for chunk in (2000, 97):  # one block of samples; blocks of 97 and a shorter last one
-            with _IncrementalMLP(model, ds.test, scope=scope, chunk=chunk) as fast:
+            with IncrementalMLP(model, ds.test, scope=scope, chunk=chunk) as fast:
                 assert len(fast.blocks) == -(-len(ds.test) // chunk)
                 assert fast.dense_accuracy == plain.accuracy(0)
                 for k in levels + shuffled[:20]:  # up the scan, then down and up again as a bisection moves
@@ -397,7 +397,7 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     from prunekit.core.data import Split
     from prunekit.pruning.masks import to_torch_prune
     from prunekit.core.models import MLP, prunable_parameters
-    from prunekit.measures._density_eval import _IncrementalMLP, _Pruner
+    from prunekit.measures._density_eval import IncrementalMLP, Pruner
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(300, 1, 4, 5, generator=g), torch.randint(0, 4, (300,), generator=g)
@@ -406,18 +406,18 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     inplace = MLP(20, (16,), 4).eval()
     inplace[2] = nn.ReLU(inplace=True)
     for model in (no_bias, inplace):
-        plain = _Pruner(model, Split(x, y), include_output=True)
+        plain = Pruner(model, Split(x, y), include_output=True)
         for chunk in (2000, 64):
-            with _IncrementalMLP(model, Split(x, y), include_output=True, chunk=chunk) as fast:
+            with IncrementalMLP(model, Split(x, y), include_output=True, chunk=chunk) as fast:
                 assert fast.dense_accuracy == plain.accuracy(0)
                 for k in (plain.n, plain.n // 2, plain.n - 1, plain.n, 0, plain.n // 3):  # to the end, down, up again
                     assert fast.accuracy(k) == plain.accuracy(k), (model, chunk, k)
     with pytest.raises(ValueError, match="chunk"):
-        _IncrementalMLP(no_bias, Split(x, y), chunk=0)
+        IncrementalMLP(no_bias, Split(x, y), chunk=0)
     hooked = MLP(20, (16, 12), 4)
     to_torch_prune(prunable_parameters(hooked), [torch.ones_like(m.weight, dtype=torch.bool)
                                                  for m, _ in prunable_parameters(hooked)])
-    assert not _IncrementalMLP.applies(hooked, prunable_parameters(hooked))
+    assert not IncrementalMLP.applies(hooked, prunable_parameters(hooked))
     a = effective_density(hooked, (x, y), 0.02, include_output=True)
     b = effective_density(hooked, (x, y), 0.02, include_output=True, incremental=False)
     assert (a.pruned, a.failed_at, a.evaluations) == (b.pruned, b.failed_at, b.evaluations)
