@@ -87,14 +87,20 @@ def undecided_reason(intervals=(), threshold: float | None = None) -> str:
 
 
 def decided(source: str, name: str, source_reports: str, measured: str, sides: list[bool | None], rule: str, *,
-            why: str | None = None, intervals=(), threshold: float | None = None, **context) -> dict:
+            why: str | None = None, intervals=(), threshold: float | None = None, refute: str = "any",
+            **context) -> dict:
     """A row decided on intervals (``prunekit.report.intervals.side_of`` of each): "holds" when every interval is on the
-    claim's side, "does not hold" when one is wholly on the other side, else "cannot decide here" with ``why`` (by
-    default :func:`undecided_reason` of ``intervals`` and the rule's ``threshold``). No interval at all cannot
-    decide either."""
+    claim's side; "does not hold" when one is wholly on the other side (``refute="any"``: a claim the source makes
+    of every case) or when more than half are and none is on the claim's side (``refute="majority"``: for a reading
+    of the source that several intervals test at once, where one of them alone may be chance); else "cannot decide
+    here" with ``why`` (by default :func:`undecided_reason` of ``intervals`` and the rule's ``threshold``). No
+    interval at all cannot decide either."""
     sides = list(sides)
-    holds = None if not sides else True if all(s is True for s in sides) else False if any(
-        s is False for s in sides) else None
+    if refute not in ("any", "majority"):
+        raise ValueError(f"refute={refute!r} is not supported; allowed values: 'any', 'majority'")
+    against = sum(s is False for s in sides)
+    refuted = against > 0 if refute == "any" else (against > len(sides) / 2 and not any(s is True for s in sides))
+    holds = None if not sides else True if all(s is True for s in sides) else False if refuted else None
     if holds is None:
         why = why or ("no interval to decide on" if not sides else undecided_reason(intervals, threshold))
         return cannot_decide(source, name, source_reports, measured, why, rule, **context)

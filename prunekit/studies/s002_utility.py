@@ -278,7 +278,8 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
                    dense_accuracy: float | None = None,
                    imbalance_ablations: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
                    critical: pd.DataFrame | None = None, *, network: str = "resnet20", spread_ratio: float = 0.1,
-                   min_spread: float = 0.10, lower_band_max_drop: float = 0.01, top_band_factor: float = 5.0,
+                   min_spread: float = 0.10, min_top_drop: float = 0.05, lower_share_holds: float = 0.05,
+                   lower_share_fails: float = 0.20,
                    proportional_within: float = 1.25, setup: str = "", seeds: str = "") -> pd.DataFrame:
     """The weight-utility claims of source 002 (``prunekit.report.claims`` format), from notebook 05's tables.
 
@@ -288,9 +289,11 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
       for, where max - min cannot) has its bootstrap interval at least ``min_spread`` (holds) or wholly below it
       (does not hold); max - min, the source's reading, is reported beside;
     - accuracy drops only when large-magnitude weights go: ablating the largest ``magnitude_summary`` ratio of each
-      band, every band of the lower half costs at most ``lower_band_max_drop`` and the top band more than
-      ``top_band_factor`` times the worst lower band (at least 0.002); a whole band is one deterministic ablation, so
-      this is exact;
+      band, the costliest band of the lower half costs at most ``lower_share_holds`` of what the top band costs
+      (holds), or at least ``lower_share_fails`` of it (does not hold: small weights matter too), in between cannot
+      decide; a share, not a number of points, so that a fraction of a point of evaluation noise on a band that
+      costs nothing cannot decide it; cannot decide either when the top band costs less than ``min_top_drop`` (no
+      drop to attribute). A whole band is one deterministic ablation;
     - utility imbalance grows during training: the standard deviation of the utilities of the same random subsets
       (the source's measure, Def. 3) is higher at the last checkpoint than at the first, by a paired bootstrap interval
       over the subsets of (last - first): above 0 holds, below 0 does not, else cannot decide
@@ -314,8 +317,9 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
     quotes = (QUOTES["spread"], QUOTES["magnitude"], QUOTES["grows"], QUOTES["proportion"])
     rules = (f"95% bootstrap interval over the subsets of the middle-95% accuracy range (97.5th - 2.5th percentile) at "
              f"the ratio nearest {spread_ratio:g}: >= {min_spread:.0%} holds, wholly below does not",
-             f"lower-half bands <= {lower_band_max_drop:.0%} each, top band > {top_band_factor:g}x the worst lower "
-             "band",
+             f"cost of the costliest lower-half band as a share of the top band's cost (ablating whole bands): "
+             f"<= {lower_share_holds:.0%} holds, >= {lower_share_fails:.0%} does not; the top band must cost at least "
+             f"{100 * min_top_drop:g} points",
              "95% paired bootstrap interval over the subsets of std(last checkpoint) - std(first): > 0 holds, "
              "< 0 does not",
              f"critical ratios reached at every width, largest / smallest <= {proportional_within:g}")
@@ -359,13 +363,25 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
         whole = magnitude_summary[magnitude_summary.ratio == magnitude_summary.ratio.max()].set_index("band")
         drop = (dense_accuracy - whole["accuracy_mean"]).sort_index()
         lower, top = drop.iloc[: len(drop) // 2], float(drop.iloc[-1])
-        holds = bool(lower.max() <= lower_band_max_drop and top > top_band_factor * max(float(lower.max()), 0.002))
+        worst = max(float(lower.max()), 0.0)
+        share = worst / top if top > 0 else float("nan")
         measured = (f"ablating {magnitude_summary.ratio.max():.0%} of each band, the band of largest weights costs "
-                    f"{100 * top:.1f} points; the lower half of the bands at most {100 * lower.max():.1f} points each "
-                    "(band by band: " + ", ".join(f"{100 * d:.1f}" for d in drop) + ").")
+                    f"{100 * top:.1f} points; the lower half of the bands at most {100 * worst:.1f} points each"
+                    + (f" ({share:.1%} of the top band's cost)" if top > 0 else "")
+                    + " (band by band: " + ", ".join(f"{100 * d:.1f}" for d in drop) + ").")
         exact = "exact: each whole band is one ablation" if magnitude_summary.ratio.max() == 1 else \
             "means over the subsets of each band"
-        rows.append(C.claim(SOURCE, names[1], reports[1], measured, holds, rules[1], **ctx(1, interval=exact)))
+        if top < min_top_drop:
+            rows.append(C.cannot_decide(SOURCE, names[1], reports[1], measured, f"no drop to attribute: the top band "
+                                        f"costs less than {100 * min_top_drop:g} points here", rules[1],
+                                        **ctx(1, interval=exact)))
+        elif lower_share_holds < share < lower_share_fails:
+            rows.append(C.cannot_decide(SOURCE, names[1], reports[1], measured, f"the lower half costs between "
+                                        f"{lower_share_holds:.0%} and {lower_share_fails:.0%} of the top band",
+                                        rules[1], **ctx(1, interval=exact)))
+        else:
+            rows.append(C.claim(SOURCE, names[1], reports[1], measured, bool(share <= lower_share_holds), rules[1],
+                                **ctx(1, interval=exact)))
 
     tables = imbalance_ablations if isinstance(imbalance_ablations, Mapping) else {None: imbalance_ablations}
     for name, t in (tables or {None: None}).items():

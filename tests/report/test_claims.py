@@ -55,3 +55,20 @@ def test_curve_tables_show_integer_k(tmp_path):
     assert df["k"].tolist() == [0, 50] and df["k"].dtype.kind == "i"
     df = pruning_curve(model, prunable_parameters(model), split, ks=[0, 12.5], methods=["weight"], scopes=["global"])
     assert df["k"].tolist() == [0.0, 12.5]
+
+
+def test_decided_refutes_on_any_or_on_a_majority_of_intervals():
+    from prunekit.report.claims import decided
+
+    def verdict(sides, refute="any"):
+        return decided("s", "c", "r", "m", sides, "rule", refute=refute)["verdict"]
+
+    assert verdict([True, True]) == "holds" and verdict([True, False]) == "does not hold"
+    assert verdict([None, False]) == "does not hold" and verdict([]) == "cannot decide here"
+    assert verdict([True, False], "majority") == "cannot decide here"          # one against, one for
+    assert verdict([None, None, False], "majority") == "cannot decide here"    # one of three against: chance?
+    assert verdict([None, False, False], "majority") == "does not hold"
+    assert verdict([True, False, False], "majority") == "cannot decide here"   # any interval for the claim
+    assert verdict([True, True], "majority") == "holds"
+    with pytest.raises(ValueError, match="refute"):
+        verdict([True], "most")

@@ -77,6 +77,13 @@ def test_cycle_accuracy_claims_are_decided_on_seeds():
              ("channel", "finetune"): 0.84, ("channel", "lr_rewind"): 0.86}
     got = B.cycle_claims(*_cycle_tables(accs=small))
     assert list(got["verdict"][2:]) == ["does not hold", "does not hold"]  # fine-tuning below small; 2 points
+    assert list(B.cycle_claims(*_cycle_tables(accs=small), dataset="cifar10")["verdict"][2:]) == ["does not hold"] * 2
+    # the same numbers on a substitute data set do not refute the source's CIFAR-10 gaps; a gap that holds still does
+    got = B.cycle_claims(*_cycle_tables(accs=small), dataset="fashion_mnist")
+    assert list(got["verdict"][2:]) == ["cannot decide here"] * 2
+    assert "the source measured it on cifar10" in got["measured"].iloc[3] and "+2.00 points" in got["interval"].iloc[3]
+    collapse = {**small, ("weight", "finetune"): 0.86, ("channel", "finetune"): 0.40}
+    assert B.cycle_claims(*_cycle_tables(accs=collapse), dataset="fashion_mnist")["verdict"].iloc[3] == "holds"
 
 
 def test_networks_at_the_tasks_ceiling_cannot_decide():
