@@ -75,6 +75,17 @@ def cannot_decide(source: str, name: str, source_reports: str, measured: str, wh
     return claim(source, name, source_reports, text, CANNOT_DECIDE, rule, **context)
 
 
+def not_refuted_off_setup(table: pd.DataFrame, why: str) -> pd.DataFrame:
+    """``table`` with every "does not hold" row turned into "cannot decide here" (its measurement kept, then
+    ``why``): for claims measured on a substitute of the source's setup, where a result against the claim may belong
+    to the substitute (an easier data set, a shorter schedule) rather than refute the source. Rows that hold stay."""
+    out = table.copy()
+    against = out["verdict"] == DOES_NOT_HOLD
+    out.loc[against, "measured"] = [f"{m} Cannot decide here: {why}." for m in out.loc[against, "measured"]]
+    out.loc[against, "verdict"] = CANNOT_DECIDE
+    return out
+
+
 def undecided_reason(intervals=(), threshold: float | None = None) -> str:
     """Why intervals do not decide: one observation gives none, every observation sits on the threshold (a tie), or
     one straddles it."""

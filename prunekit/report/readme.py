@@ -50,12 +50,15 @@ def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
     times = ", ".join(f"{r.notebook[:2]} {_minutes(r.wall_time_s)}" for r in run.itertuples())
     lines = [START, "", f"## Results of the `{PROFILE}` profile", "",
              f"Run by `make reproduce PROFILE={PROFILE}` on {run['machine'].iloc[0]}: {_minutes(total)} in all "
-             f"({times}), from an empty model cache, notebooks in order. {len(claims)} claims of the four sources: "
+             f"({times}), notebooks in order, reusing the models a run before it had stored (the times from an "
+             f"empty model store are in the table of profiles below). {len(claims)} claims of the four sources: "
              + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". Each verdict follows the rule in its "
              "notebook's claims table, on the interval shown: \"holds\" or \"does not hold\" only when the interval "
              "clears the rule's threshold, \"cannot decide here\" when it does not or when the setup cannot show the "
              "effect (the row says why). The sources' own numbers are for their own setups and data (CIFAR-10 for "
-             "source 002's), so compare directions. Each row's setup, seeds, the source's own sentence and the rule "
+             "source 002's), so compare directions; where this run substitutes for the source's data (source 002: "
+             "Fashion-MNIST at 14x14 for CIFAR-10), a result against a claim is \"cannot decide here\", never a "
+             "refutation. Each row's setup, seeds, the source's own sentence and the rule "
              "are in `docs/claims_paper.csv`; `make report PROFILE=paper` builds the executed notebooks as a "
              "site.", "",
              "| notebook | source | claim | the source reports | this run | interval | verdict |",

@@ -236,3 +236,16 @@ def test_utility_claims_odd_tables_answer_not_measured():
     assert M.utility_claims(magnitude_summary=pd.concat([bands, bands]),
                             dense_accuracy=0.95)["verdict"].iloc[1] == "not measured here"
     assert M.utility_claims(magnitude_summary=bands, dense_accuracy=0.95)["verdict"].iloc[1] == "holds"
+
+
+def test_a_substitute_data_set_confirms_but_does_not_refute():
+    from prunekit.report.claims import claim, claims_frame
+
+    t = claims_frame([claim("002", "a", "r", "went up.", True, "rule"), claim("002", "b", "r", "went down.", False,
+                                                                                "rule"),
+                      claim("002", "c", "r", "tied.", None, "rule")])
+    assert M.on_source_data(t, "cifar10").equals(t)
+    got = M.on_source_data(t, "fashion_mnist")
+    assert list(got["verdict"]) == ["holds", "cannot decide here", "cannot decide here"]
+    assert got["measured"].iloc[1].startswith("went down. Cannot decide here: the source measured it on cifar10")
+    assert list(t["verdict"]) == ["holds", "does not hold", "cannot decide here"]  # the input is left as it was
