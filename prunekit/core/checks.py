@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
+import numpy as np
 import torch
 
-__all__ = ["choice", "choice_message", "number", "fraction", "generator", "pruned_count"]
+__all__ = ["choice", "choice_message", "number", "count", "fraction", "sequence", "mapping", "generator",
+           "pruned_count"]
 
 
 def choice_message(name: str, value, allowed: Iterable) -> str:
@@ -43,12 +45,12 @@ def number(name: str, value, *, low=None, high=None, low_open: bool = False, hig
 
     Bounds are inclusive unless ``low_open`` / ``high_open``; None means unbounded. Booleans are not numbers here.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}={value!r} must be a number")
-    if integer and int(value) != value:
-        raise ValueError(f"{name}={value!r} must be an integer")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a number" + (" (an integer)" if integer else ""))
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name}={value!r} must be a finite number")
+    if integer and int(value) != value:
+        raise ValueError(f"{name}={value!r} must be an integer")
     lo, hi = "(" if low_open else "[", ")" if high_open else "]"
     rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if low is not None and (value < low or (low_open and value == low)):
@@ -56,6 +58,35 @@ def number(name: str, value, *, low=None, high=None, low_open: bool = False, hig
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
     return value
+
+
+def count(name: str, value, *, low: int = 1, high: int | None = None) -> int:
+    """``value`` as an int if it is a whole number in [low, high] (a float such as 3.0 is accepted; 2.5, NaN, a
+    string or a bool is not), else ``ValueError``."""
+    return int(number(name, value, low=low, high=high, integer=True))
+
+
+def sequence(name: str, value, *, nonempty: bool = True, item: Callable | None = None) -> list:
+    """``value`` as a list if it is a list, tuple or other non-string iterable (non-empty when ``nonempty``), each
+    element passed through ``item(f"{name}[i]", element)`` when given; a bare number, a string, None or a mapping is
+    a ``ValueError`` that says what was expected."""
+    if value is None or isinstance(value, (str, bytes, Mapping, numbers.Number, torch.Tensor)) \
+            or not isinstance(value, Iterable):
+        raise ValueError(f"{name}={value!r} must be a list (for example [{value!r}])" if isinstance(
+            value, numbers.Number) else f"{name}={value!r} must be a list")
+    out = list(value)
+    if nonempty and not out:
+        raise ValueError(f"{name}=[] is empty: give at least one value")
+    return [item(f"{name}[{i}]", v) for i, v in enumerate(out)] if item is not None else out
+
+
+def mapping(name: str, value, *, nonempty: bool = True) -> dict:
+    """``value`` as a dict if it is a mapping (non-empty when ``nonempty``), else ``ValueError``."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+    if nonempty and not value:
+        raise ValueError(f"{name}={{}} is empty: give at least one entry")
+    return dict(value)
 
 
 def fraction(name: str, value, *, low_open: bool = False, high_open: bool = False) -> float:

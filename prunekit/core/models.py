@@ -18,6 +18,7 @@ Presets used by the sources:
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -293,7 +294,7 @@ def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | 
     g = checked_generator(generator)
     params = prunable_parameters(model, include_output=include_output)
     orders = [torch.randperm(getattr(m, a).numel(), generator=g) for m, a in params]
-    masks = {}
+    masks, empty = {}, []
     with torch.no_grad():
         for (module, attr), name, order in zip(params, parameter_names(model, params), orders):
             w = getattr(module, attr)
@@ -304,7 +305,12 @@ def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | 
             kept = int(keep.sum())
             if kept:
                 w.mul_(math.sqrt(keep.numel() / kept))
+            else:
+                empty.append(f"{name} ({w.numel()} weights)")
             masks[name] = keep
+    if empty:
+        warnings.warn(f"share={share:g} keeps no weight of {', '.join(empty)}: such a layer passes nothing on, and "
+                      "the network cannot learn through it", RuntimeWarning, stacklevel=2)
     return masks
 
 

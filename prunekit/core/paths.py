@@ -9,6 +9,8 @@ default ``data/models``), ``PRUNEKIT_RESULTS`` (tables, default ``data/results``
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
@@ -39,18 +41,60 @@ def figures_dir() -> Path:
     return _dir("PRUNEKIT_FIGURES", "figures")
 
 
+def _umask() -> int:
+    """The process's umask (read once: ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file here
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
 def atomic_write(path, write) -> Path:
     """Write ``path`` by calling ``write(tmp)`` on a temporary file beside it, then renaming it into place: readers see
     the old file or the new one, never half of one. If ``write`` fails, the temporary file is removed and ``path`` is
-    left as it was. The one way files are written in prunekit (models, tables, figures, sweep points)."""
+    left as it was; a writer killed before the rename leaves a temporary named after its host and process, which
+    :func:`remove_dead_temporaries` clears. The file gets the permissions the umask gives (as ``open`` would), not
+    ``mkstemp``'s owner-only 0600. The one way files are written in prunekit (models, tables, figures, sweep
+    points)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_dead_temporaries(folder) -> list[Path]:
+    """Remove the temporary files :func:`atomic_write` left in ``folder`` when its writer was killed before the
+    rename: those named after this host and a process that no longer runs (a live writer keeps its own; another
+    host's are left to that host). Returns the files removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(".*.tmp"):
+        m = _TEMPORARY.match(tmp.name)
+        if m and m["host"] == _HOST and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

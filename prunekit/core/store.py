@@ -9,8 +9,16 @@ Layout (``$PRUNEKIT_CACHE``, default ``data/models``)::
                        tensors.pt and meta.json, as above (:func:`cached_result`)
 
 Both files are written atomically (temp file, then ``os.replace``); ``meta.json`` is written after ``model.pt``, so an
-entry without it is incomplete. Loading verifies the checksum and the stored config and uses
-``torch.load(weights_only=True)``; a corrupt or mismatching entry is retrained with a warning, never used.
+entry without it is incomplete. ``meta.json`` holds the SHA-256 of ``model.pt`` and, last, ``meta_sha256``: the SHA-256
+of everything else in it (config, history, a derived result's table row), so a changed digit anywhere in the entry is
+found. Loading verifies both checksums and the stored config and uses ``torch.load(weights_only=True)``; a corrupt or
+mismatching entry is recomputed with a warning that names it, never used. An entry written before ``meta_sha256``
+existed is sealed with it when it first loads intact.
+
+The same tensors give the same bytes (serialised in memory, where ``torch.save`` names its archive "archive", not
+after a random temporary file). One process computes an entry at a time: a per-entry lock (``filelock``,
+``.<name>.lock`` beside the entry) makes a second process wait and then load what the first stored. Temporary files
+of a writer that was killed are removed the next time the entry is used (``prunekit.core.paths.remove_dead_temporaries``).
 
 A model trained on CUDA (``TrainConfig.device``) has its own entry (the device type is part of the key) and is loaded
 onto the CPU on a machine without a GPU (``map_location``).
@@ -19,6 +27,7 @@ onto the CPU on a machine without a GPU (``map_location``).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -30,17 +39,18 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from filelock import FileLock
 from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .device import available_here, dataset_to, device_type, model_device, resolve_device
 from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
-from .paths import atomic_write, cache_dir
+from .paths import atomic_write, cache_dir, remove_dead_temporaries
 from .train import train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
-           "cached_result", "result_key", "data_digest"]
+           "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest"]
 
 
 @dataclass
@@ -95,6 +105,62 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def tensor_bytes(obj) -> bytes:
+    """``torch.save(obj)`` serialised in memory: the same tensors always give the same bytes."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of the canonical JSON of ``meta`` without its own ``meta_sha256``."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+META_FORMAT = 2  # entries with meta_sha256; an entry without "format" was written before it (and is sealed on load)
+
+
+def seal_meta(meta: dict) -> dict:
+    """``meta`` with ``format`` and, over everything else, ``meta_sha256`` (what :func:`read_entry_meta` checks)."""
+    meta = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    meta["format"] = META_FORMAT
+    return {**meta, "meta_sha256": _meta_digest(meta)}
+
+
+def write_entry(path: Path, payload: str, data: bytes, meta: dict) -> dict:
+    """Store an entry: ``data`` as ``path/payload``, then ``meta.json`` with the payload's SHA-256 and, written last,
+    ``meta_sha256`` over the rest; both atomically. Returns the stored meta."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "meta.json").unlink(missing_ok=True)
+    atomic_write_bytes(path / payload, data)
+    meta = seal_meta({**meta, "sha256": hashlib.sha256(data).hexdigest()})
+    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    return meta
+
+
+def read_entry_meta(path: Path, payload: str) -> dict:
+    """The verified ``meta.json`` of the entry at ``path``: a ValueError when it does not match its own checksum or
+    ``payload``'s (an entry from before ``meta_sha256`` is sealed with it here, once its payload checks out)."""
+    meta = json.loads((path / "meta.json").read_text())
+    if not isinstance(meta, dict):
+        raise ValueError("meta.json is not a JSON object")
+    if sha256_file(path / payload) != meta.get("sha256"):
+        raise ValueError(f"checksum mismatch in {payload}")
+    if "format" not in meta and "meta_sha256" not in meta:  # written before the checksum existed: seal it now
+        meta = seal_meta(meta)
+        atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    elif meta.get("meta_sha256") != _meta_digest(meta):
+        raise ValueError("meta.json does not match its checksum (its table row, history or config was changed)")
+    return meta
+
+
+def entry_lock(path: Path) -> FileLock:
+    """The lock of the entry at ``path`` (``.<name>.lock`` beside it): held while the entry is loaded or computed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / f".{path.name}.lock"))
+
+
 def entry_path(cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path:
     return Path(root if root is not None else cache_dir()) / cfg.key()
 
@@ -138,11 +204,9 @@ def _load_device(cfg: TrainConfig) -> torch.device:
 
 
 def _load(cfg: TrainConfig, path: Path) -> Run:
-    meta = json.loads((path / "meta.json").read_text())
+    meta = read_entry_meta(path, "model.pt")
     if TrainConfig.from_dict(meta.get("config", {})).key() != cfg.key():
         raise ValueError("stored config differs from the requested one")
-    if sha256_file(path / "model.pt") != meta.get("sha256"):
-        raise ValueError("checksum mismatch in model.pt")
     device = _load_device(cfg)
     blob = torch.load(path / "model.pt", weights_only=True, map_location=device)
     model = build(cfg).to(device)
@@ -162,6 +226,12 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     if not can_train and not (path / "meta.json").exists():
         raise ValueError(f"TrainConfig.device={cfg.device!r}: this model is not in the cache and torch sees no CUDA "
                          "device here to train it; use device='auto' or 'cpu'")
+    with entry_lock(path):  # a second process waits here, then loads what the first one stored
+        remove_dead_temporaries(path)
+        return _train_or_load_locked(cfg, path, quiet, can_train)
+
+
+def _train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_train: bool) -> Run:
     if (path / "meta.json").exists():
         try:
             return _load(cfg, path)
@@ -170,16 +240,14 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
                 raise ValueError(f"cache entry {path} cannot be loaded ({err}) and torch sees no CUDA device here "
                                  "to retrain it") from err
             warnings.warn(f"cache entry {path} is corrupt or does not match its config ({err}); retraining",
-                          stacklevel=2)
+                          stacklevel=3)
     path.mkdir(parents=True, exist_ok=True)
     (path / "meta.json").unlink(missing_ok=True)
     run = fit(cfg, quiet=quiet, resume_path=path / "progress.pt")
     state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
-    atomic_write(path / "model.pt", lambda tmp: torch.save(state, tmp))
-    meta = {"config": cfg.to_dict(), "key": cfg.key(), "sha256": sha256_file(path / "model.pt"),
-            "history": run.history.to_dict(orient="records"), "versions": versions(),
-            "device": describe_device(cfg.device)}
-    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    write_entry(path, "model.pt", tensor_bytes(state),
+                {"config": cfg.to_dict(), "key": cfg.key(), "history": run.history.to_dict(orient="records"),
+                 "versions": versions(), "device": describe_device(cfg.device)})
     run.path = path
     return run
 
@@ -220,28 +288,28 @@ def cached_result(kind: str, spec: dict, compute: Callable[[], tuple[dict[str, t
     if not isinstance(spec, dict):
         raise ValueError(f"spec must be a dict, got {type(spec).__name__}")
     path = Path(root if root is not None else cache_dir()) / kind / result_key(spec)
+    with entry_lock(path):  # a second process waits here, then loads what the first one stored
+        remove_dead_temporaries(path)
+        return _cached_result_locked(kind, spec, compute, path)
+
+
+def _cached_result_locked(kind: str, spec: dict, compute, path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if (path / "meta.json").exists():
         try:
-            meta = json.loads((path / "meta.json").read_text())
+            meta = read_entry_meta(path, "tensors.pt")
             if meta.get("spec") != json.loads(json.dumps(spec)):
                 raise ValueError("stored spec differs from the requested one")
-            if sha256_file(path / "tensors.pt") != meta.get("sha256"):
-                raise ValueError("checksum mismatch in tensors.pt")
             tensors = torch.load(path / "tensors.pt", weights_only=True, map_location="cpu")
             return tensors, meta["info"]
         except Exception as err:  # unreadable JSON, missing file, bad checksum: recompute, never use it
             warnings.warn(f"cached result {path} is corrupt or does not match its spec ({err}); recomputing",
-                          stacklevel=2)
+                          stacklevel=3)
     tensors, info = compute()
     if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                 for k, v in tensors.items()):
         raise ValueError("compute() must return ({name: tensor}, info)")
     tensors = {k: v.detach().cpu().clone() for k, v in tensors.items()}
     info = json.loads(json.dumps(info, allow_nan=True))  # plain JSON now, as it will be when loaded
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "meta.json").unlink(missing_ok=True)
-    atomic_write(path / "tensors.pt", lambda tmp: torch.save(tensors, tmp))
-    meta = {"kind": kind, "spec": spec, "info": info, "sha256": sha256_file(path / "tensors.pt"),
-            "versions": versions()}
-    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    write_entry(path, "tensors.pt", tensor_bytes(tensors), {"kind": kind, "spec": spec, "info": info,
+                                                             "versions": versions()})
     return tensors, info

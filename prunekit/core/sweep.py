@@ -132,18 +132,31 @@ def points_dir(root=None) -> Path:
     return cache_dir() / "sweep_points"
 
 
+def _row_digest(row: dict) -> str:
+    return hashlib.sha256(json.dumps(row, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def read_point(path: Path) -> dict | None:
-    """A stored row, or None when it is missing or unreadable."""
+    """A stored row, or None when it is missing or unreadable; a row that does not match its checksum is None too,
+    with a warning that names it (it is measured again). A row stored before the checksum existed is read as it is."""
     try:
         with open(path) as f:
-            return json.load(f)
+            stored = json.load(f)
     except (OSError, ValueError):  # missing or unreadable (never half-written: writes are atomic)
         return None
+    if isinstance(stored, dict) and set(stored) == {"row", "sha256"}:
+        if stored["sha256"] != _row_digest(stored["row"]):
+            warnings.warn(f"sweep point {path} does not match its checksum; measuring it again", stacklevel=2)
+            return None
+        return stored["row"]
+    return stored if isinstance(stored, dict) else None
 
 
 def write_point(path: Path, row: dict) -> None:
-    """Store a row atomically (a temporary file, then a rename)."""
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(row, sort_keys=True)))
+    """Store a row atomically (a temporary file, then a rename), with the SHA-256 of its canonical JSON."""
+    row = json.loads(json.dumps(row))  # as it will read back
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps({"row": row, "sha256": _row_digest(row)},
+                                                             sort_keys=True)))
 
 
 def _expected_costs(configs: Sequence[TrainConfig], measure) -> list[float]:

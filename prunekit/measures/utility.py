@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checks import fraction
+from ..core.checks import count, fraction, sequence
 from ..core.device import model_device
 from ..pruning.masks import Masks, weight_of, masks_applied, resolve
 from ..pruning.scorers import magnitude_scores
@@ -194,8 +194,12 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
     Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``. Subsets are
     drawn from a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed).
     """
-    if n_subsets < 1:
-        raise ValueError(f"n_subsets={n_subsets} must be >= 1")
+    n_subsets = count("n_subsets", n_subsets)
+    if counts is None:
+        ratios = sequence("ratios", ratios, item=fraction)
+    else:
+        counts = sequence("counts", counts)
+    count("seed", seed, low=0)
     pool = None if within is None else within.reshape(-1).cpu()
     n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params))
     if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
@@ -204,7 +208,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
                          "(e.g. mask.nonzero().flatten())")
     size = n_weights if pool is None else pool.numel()
     if counts is None:
-        levels = [(r, int(round(r * size))) for r in (_check_ratio(r) for r in ratios)]
+        levels = [(r, int(round(r * size))) for r in ratios]
     else:
         if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= size for c in counts):
             raise ValueError(f"counts={list(counts)!r} must be integers in [0, {size}] (the weights drawn from)")
@@ -252,7 +256,9 @@ def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None
     (one subset when ``r = 1``: the whole band). Returns one row per subset:
     ``band, band_low, band_high (|w| range of the band), ratio, subset, n_ablated, accuracy, utility``.
     """
-    ratios = [_check_ratio(r) for r in ratios]
+    ratios = sequence("ratios", ratios, item=fraction)
+    n_subsets = count("n_subsets", n_subsets)
+    n_bands = count("n_bands", n_bands)
     rank_by = scorer
     engine = AblationEngine(model, x, y, params, method, chunk_size)
     gen = torch.Generator().manual_seed(seed)

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.checks import choice, fraction, number
+from ..core.checks import choice, count, fraction, sequence
 from ..core.store import cached_result, data_digest
 from ..core.config import TrainConfig
 from ..core.data import Dataset
@@ -130,12 +130,14 @@ def check_plan(units, methods, cycles: int | None = None) -> None:
     """Validate a notebook's plan before any compute: ``units`` among :data:`PRUNE_UNITS`, ``methods`` among
     :data:`CYCLE_METHODS` (both non-empty lists), ``cycles`` None or a positive integer."""
     for name, values, allowed in (("cycle_units", units, PRUNE_UNITS), ("cycle_methods", methods, CYCLE_METHODS)):
-        if isinstance(values, str) or not list(values):
-            raise ValueError(f"{name}={values!r} must be a non-empty list drawn from {list(allowed)}")
+        try:
+            values = sequence(name, values)
+        except ValueError as err:
+            raise ValueError(f"{err}: a non-empty list drawn from {list(allowed)}") from None
         for value in values:
             choice(name, value, allowed)
     if cycles is not None:
-        number("cycles", cycles, low=1, integer=True)
+        count("cycles", cycles)
 
 
 @dataclass
@@ -170,7 +172,7 @@ def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str
     """
     choice("unit", unit, PRUNE_UNITS)
     choice("method", method, CYCLE_METHODS)
-    cycles = int(number("cycles", cycles, low=1, integer=True))
+    cycles = count("cycles", cycles)
     rate = DEFAULT_RATES[unit] if rate is None else fraction("rate", rate, low_open=True, high_open=True)
     lrs = retraining_lrs(cfg, method, epochs, finetune_lr=finetune_lr)  # validated before any compute
     if unit == "channel":

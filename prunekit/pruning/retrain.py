@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.checks import number
+from ..core.checks import count, number
 from ..core.config import TrainConfig
 from ..core.data import Dataset
 from ..core.models import plain_state_dict
@@ -90,17 +90,21 @@ def retraining_lrs(cfg: TrainConfig, method: str, epochs: int | None = None, rew
         raise ValueError(f"method={method!r} is not supported; allowed: {', '.join(map(repr, RETRAIN_METHODS))}")
     original = schedule_lrs(cfg)
     total = len(original)
+    if epochs is not None:
+        epochs = count("epochs", epochs)  # 2.7, NaN, "3" or True: an error naming epochs, never a silent 2
+    if finetune_lr is not None:
+        number("finetune_lr", finetune_lr, low=0.0, low_open=True)
     if method == "weight_rewind":
-        if rewind_epoch is None or isinstance(rewind_epoch, bool) or not 0 <= int(rewind_epoch) < total:
-            raise ValueError(f"rewind_epoch={rewind_epoch!r} must be an epoch of the original run in [0, {total - 1}]")
-        rewind_epoch = int(rewind_epoch)
-        epochs = total - rewind_epoch if epochs is None else int(epochs)
+        if rewind_epoch is None:
+            raise ValueError(f"rewind_epoch=None: weight_rewind needs an epoch of the original run in [0, {total - 1}]")
+        rewind_epoch = count("rewind_epoch", rewind_epoch, low=0, high=total - 1)
+        epochs = total - rewind_epoch if epochs is None else epochs
         if not 1 <= epochs <= total - rewind_epoch:
             raise ValueError(f"epochs={epochs} must be in [1, {total - rewind_epoch}] for weight_rewind from epoch "
                              f"{rewind_epoch} of a {total}-epoch schedule (it replays epochs {rewind_epoch + 1}.."
                              f"{total})")
         return original[rewind_epoch:rewind_epoch + epochs]
-    epochs = total if epochs is None else int(epochs)
+    epochs = total if epochs is None else epochs
     if method == "lr_rewind":
         if not 1 <= epochs <= total:
             raise ValueError(f"epochs={epochs} must be in [1, {total}] for lr_rewind (it replays the last epochs of "

@@ -26,7 +26,7 @@ from torch import nn
 from ..report import claims as C
 from ..report.intervals import bootstrap_interval, mean_interval, side_of
 from ..core.store import Run, build, cached_result, data_digest
-from ..core.checks import fraction
+from ..core.checks import count, fraction, mapping, sequence
 from ..core.config import TrainConfig
 from ..pruning.cycles import conv_parameters, kept_conv_weights, next_masks, same_size_config
 from ..core.data import Dataset
@@ -50,6 +50,7 @@ def size_config(profile: str, seed: int = 0, share: float = 1.0, network: str = 
     """The networks of notebook 05's size comparison: ``prunekit.studies.s002_utility.pretrain_config``'s network with He
     initialisation, pruned at initialisation to ``share`` of its weights (``ModelConfig.init_density``; 1.0 is the 1x
     network, for ResNet20 the pretrained network itself)."""
+    share = fraction("share", share, low_open=True)
     return pretrain_config(profile, seed, network=network, dataset=dataset).replace(init="he", init_density=share)
 
 
@@ -314,9 +315,11 @@ def pruned_comparison(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks,
     subset (``prune_ratio, network, pool_weights, level, subset, n_ablated, accuracy, utility``) and one row per
     (prune_ratio, network, level) with ``accuracy_mean/min/max, utility_mean, std`` (the source's imbalance),
     ``utility_max, n``."""
-    levels = [fraction("levels", v, low_open=True) for v in levels]
-    if not levels or len(set(levels)) != len(levels):
+    levels = sequence("levels", levels, item=lambda name, v: fraction(name, v, low_open=True))
+    if len(set(levels)) != len(levels):
         raise ValueError(f"levels={levels!r} must be distinct fractions in (0, 1], at least one")
+    pruned, small = mapping("pruned", pruned), mapping("small", small, nonempty=False)
+    n_subsets = count("n_subsets", n_subsets)
     if set(small) - set(pruned):
         raise ValueError(f"small has pruning ratios {sorted(set(small) - set(pruned))} that pruned lacks")
     frames = []
@@ -345,7 +348,12 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
     """One row per network of Sec. 2.2.2 for one training ``seed``: ``seed``, ``prune_ratio`` (NaN for the pretrained
     one), ``network`` ("pretrained", "pruned": pruned and retrained, "small": from scratch), ``conv_weights`` in use,
     ``test_accuracy`` and ``train_accuracy``."""
+    if not isinstance(pretrained, nn.Module):
+        raise ValueError(f"pretrained must be an nn.Module, got {type(pretrained).__name__}")
+    pruned, small = mapping("pruned", pruned), mapping("small", small, nonempty=False)
     total = sum(getattr(m, a).numel() for m, a in conv_parameters(pretrained))
+    if total == 0:
+        raise ValueError("pretrained has no conv weights: Sec. 2.2.2 prunes conv layers (a ResNet20 or a conv net)")
     nets = [(np.nan, "pretrained", pretrained, total)]
     for ratio, (masks, net) in pruned.items():
         nets.append((float(ratio), "pruned", net, kept_conv_weights(pretrained, masks)))

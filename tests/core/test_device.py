@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from prunekit.core import device as D
-from prunekit.core.store import entry_path, train_or_load
+from prunekit.core.store import entry_path, seal_meta, train_or_load
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.report.tables import save_table
 
@@ -63,7 +63,7 @@ def test_a_gpu_trained_entry_loads_on_a_cpu_only_machine(tmp_path, monkeypatch):
     shutil.copytree(src, dst)
     meta = json.loads((dst / "meta.json").read_text())
     meta["config"], meta["device"] = gpu_cfg.to_dict(), {"type": "cuda", "name": "a GPU"}
-    (dst / "meta.json").write_text(json.dumps(meta))
+    (dst / "meta.json").write_text(json.dumps(seal_meta(meta)))  # as a GPU machine would have written it
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a mismatch would warn and retrain: it must load
         run = train_or_load(gpu_cfg, root=tmp_path)

@@ -1,6 +1,13 @@
-"""prunekit.core.store.cached_result: derived results computed once per spec, stored atomically, checked when loaded."""
+"""prunekit.core.store: derived results computed once per spec (one process at a time), stored atomically with
+checksums over everything they hold, checked when loaded; temporaries of killed writers cleared."""
 
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import warnings
 
 import pytest
 import torch
@@ -60,3 +67,119 @@ def test_bad_arguments_fail_before_compute():
         cached_result("cycles", ["not", "a", "dict"], never)
     with pytest.raises(ValueError, match="compute"):
         cached_result("cycles", {"x": 1}, lambda: ([torch.ones(1)], {}))
+
+
+# ----------------------------------------------------------------------- a store that is never wrong without saying so
+def _entry(tmp_path, spec):
+    return tmp_path / "models" / "cycles" / result_key(spec)
+
+
+def test_a_digit_changed_in_the_stored_row_is_found_and_recomputed(tmp_path):
+    spec = {"cycle": 1}
+    cached_result("cycles", spec, lambda: ({"a": torch.ones(2)}, {"row": {"retrained_test_accuracy": 0.96}}))
+    meta_path = _entry(tmp_path, spec) / "meta.json"
+    text = meta_path.read_text()
+    assert text.count("0.96") == 1
+    meta_path.write_text(text.replace("0.96", "0.97"))
+    with pytest.warns(UserWarning, match=r"cycles/[0-9a-f]{64} .*does not match its checksum"):
+        _, info = cached_result("cycles", spec, lambda: ({"a": torch.ones(2)}, {"row": {"retrained_test_accuracy":
+                                                                                         0.96}}))
+    assert info["row"]["retrained_test_accuracy"] == 0.96
+    meta = json.loads(meta_path.read_text())
+    assert meta["format"] == 2 and len(meta["meta_sha256"]) == 64
+    del meta["meta_sha256"]                                       # a sealed entry that lost its seal is not trusted
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        cached_result("cycles", spec, lambda: ({"a": torch.ones(2)}, {"row": {}}))
+
+
+def test_an_entry_from_before_the_checksum_is_sealed_when_it_loads(tmp_path):
+    spec = {"cycle": 2}
+    cached_result("cycles", spec, lambda: ({"a": torch.ones(2)}, {"row": 1}))
+    meta_path = _entry(tmp_path, spec) / "meta.json"
+    old = {k: v for k, v in json.loads(meta_path.read_text()).items() if k not in ("meta_sha256", "format")}
+    meta_path.write_text(json.dumps(old))
+    _, info = cached_result("cycles", spec, lambda: pytest.fail("recomputed an intact old entry"))
+    assert info == {"row": 1} and json.loads(meta_path.read_text())["format"] == 2
+
+
+def test_the_same_tensors_give_the_same_bytes(tmp_path):
+    tensors = {"w": torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), "m": torch.tensor([True, False])}
+    cached_result("cycles", {"x": 1}, lambda: (tensors, {}), root=tmp_path / "a")
+    cached_result("cycles", {"x": 1}, lambda: (tensors, {}), root=tmp_path / "b")
+    key = result_key({"x": 1})
+    for name in ("tensors.pt", "meta.json"):
+        a, b = (tmp_path / r / "cycles" / key / name for r in ("a", "b"))
+        assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_files_get_the_permissions_the_umask_gives(tmp_path):
+    from prunekit.core.paths import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "t.csv", lambda tmp: tmp.write_text("x"))
+        plain = tmp_path / "plain.csv"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
+KILLED_WRITER = """
+import os, signal, sys, torch
+import prunekit.core.paths as paths
+from prunekit.core.store import cached_result
+real = os.replace
+def replace(src, dst):
+    if str(dst).endswith("tensors.pt"):
+        os.kill(os.getpid(), signal.SIGKILL)      # killed after the temporary file is written, before the rename
+    return real(src, dst)
+paths.os.replace = replace
+cached_result("cycles", {"killed": 1}, lambda: ({"a": torch.ones(1000)}, {}), root=sys.argv[1])
+"""
+
+
+def test_a_writer_killed_inside_the_write_leaves_nothing_behind_the_next_run(tmp_path):
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    entry = tmp_path / "cycles" / result_key({"killed": 1})
+    orphans = list(entry.glob(".tensors.pt.*.tmp"))
+    assert len(orphans) == 1 and not (entry / "meta.json").exists()
+    tensors, _ = cached_result("cycles", {"killed": 1}, lambda: ({"a": torch.ones(1000)}, {}), root=tmp_path)
+    assert torch.equal(tensors["a"], torch.ones(1000)) and not list(entry.glob(".*.tmp"))
+
+
+def test_a_live_writers_temporary_file_is_kept(tmp_path):
+    from prunekit.core import paths
+
+    mine = tmp_path / f".x.csv.{paths._HOST}.{os.getpid()}.abc.tmp"
+    other_host = tmp_path / ".x.csv.elsewhere.1.abc.tmp"
+    for f in (mine, other_host):
+        f.write_text("")
+    assert paths.remove_dead_temporaries(tmp_path) == [] and mine.exists() and other_host.exists()
+
+
+SLOW_WRITER = """
+import sys, time, torch
+from prunekit.core.store import cached_result
+def compute():
+    with open(sys.argv[2], "a") as f:
+        f.write("computed\\n")
+    time.sleep(1.5)                                 # a delayed writer: the other process arrives meanwhile
+    return {"a": torch.arange(4.0)}, {"row": 1}
+tensors, info = cached_result("cycles", {"shared": 1}, compute, root=sys.argv[1])
+print(tensors["a"].tolist(), info)
+"""
+
+
+def test_two_processes_compute_an_entry_once(tmp_path):
+    log = tmp_path / "computed.log"
+    procs = [subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(tmp_path / "store"), str(log)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert log.read_text() == "computed\n" and outs[0] == outs[1] == "[0.0, 1.0, 2.0, 3.0] {'row': 1}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # the entry is whole: it loads without a warning
+        cached_result("cycles", {"shared": 1}, lambda: pytest.fail("recomputed"), root=tmp_path / "store")
