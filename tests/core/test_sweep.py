@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from prunekit.core.config import TrainConfig
-from prunekit.core.sweep import make_grid, point_key, run_point, run_sweep
+from prunekit.core.sweep import make_grid, point_key, read_point, run_point, run_sweep
 from prunekit.studies.s000_density import RESULT_COLUMNS, DensityPoint
 
 POINT = DensityPoint()
@@ -66,7 +66,12 @@ def test_run_point_measures_what_it_says(tmp_path):
     # stored atomically under the point key, nothing temporary left behind
     files = sorted(p.name for p in (tmp_path / "p").iterdir())
     assert files == [f"{point_key(cfg, POINT)}.json"]
-    assert json.loads((tmp_path / "p" / files[0]).read_text()) == row
+    stored = json.loads((tmp_path / "p" / files[0]).read_text())
+    assert stored["row"] == row and len(stored["sha256"]) == 64 and read_point(tmp_path / "p" / files[0]) == row
+    # a digit changed in the stored row is found: the point is measured again, with a warning that names it
+    (tmp_path / "p" / files[0]).write_text(json.dumps({**stored, "row": {**row, "density": row["density"] + 0.01}}))
+    with pytest.warns(UserWarning, match=f"{point_key(cfg, POINT)}.json does not match its checksum"):
+        assert read_point(tmp_path / "p" / files[0]) is None
     assert point_key(cfg, POINT) != point_key(cfg, DensityPoint(tolerance=0.1)) != point_key(
         cfg, DensityPoint(scope="layerwise"))
     assert point_key(cfg, DensityPoint(scope="layer")) == point_key(cfg, DensityPoint(scope="layerwise"))
