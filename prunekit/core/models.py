@@ -309,8 +309,8 @@ def sparse_at_init(model: nn.Module, share: float, generator: torch.Generator | 
                 empty.append(f"{name} ({w.numel()} weights)")
             masks[name] = keep
     if empty:
-        warnings.warn(f"share={share:g} keeps no weight of {', '.join(empty)}: such a layer passes nothing on, and "
-                      "the network cannot learn through it", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"share={share:g} (ModelConfig.init_density) keeps no weight of {', '.join(empty)}: such a "
+                      "layer passes nothing on, and the network cannot learn through it", RuntimeWarning, stacklevel=2)
     return masks
 
 

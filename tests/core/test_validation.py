@@ -86,7 +86,8 @@ def test_a_bad_input_is_refused_by_name_before_any_compute(probe, conv, monkeypa
 
 def test_a_density_that_leaves_a_layer_empty_is_warned_about():
     model = build_model(ModelConfig("mlp", hidden=(16, 8)), (1, 8, 8), 10)
-    with pytest.warns(RuntimeWarning, match=r"share=1e-09 keeps no weight of .*\(1024 weights\)"):
+    with pytest.warns(RuntimeWarning, match=r"share=1e-09 \(ModelConfig.init_density\) keeps no weight of .*"
+                                            r"\(1024 weights\)"):
         masks = sparse_at_init(model, 1e-9)
     assert all(not bool(m.any()) for m in masks.values())
 
