@@ -86,13 +86,17 @@ def test_nothing_to_report_is_a_clear_error(tmp_path):
 def _check_dom(dom: str, page: Path) -> list[str]:
     """Problems of a rendered page: too little text, an image that is missing or empty, a link to nowhere."""
     problems = []
-    text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", dom, flags=re.S)
+    dom = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.S)  # links in code are not links
+    text = re.sub(r"<[^>]+>", " ", dom)
     if len(text.split()) < 50:
         problems.append(f"{page.name}: nearly empty ({len(text.split())} words)")
     for src in re.findall(r'<img[^>]*\ssrc="([^"]*)"', dom):
         if src.startswith("data:image/png;base64,"):
             data = base64.b64decode(src.split(",", 1)[1])
             if not data.startswith(b"\x89PNG") or len(data) < 1000:
+                problems.append(f"{page.name}: an empty inline image")
+        elif src.startswith("data:image/svg+xml,"):  # pdoc's inline logo
+            if "<svg" not in unquote(src) or len(src) < 200:
                 problems.append(f"{page.name}: an empty inline image")
         elif not (page.parent / unquote(src)).is_file():
             problems.append(f"{page.name}: missing image {src}")
