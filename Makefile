@@ -71,7 +71,7 @@ report: install $(addprefix $(EXECUTED)/,$(notdir $(NOTEBOOKS)))
 	@$(BIN)/python -m prunekit report --profile $(PROFILE)
 
 readme: install
-	@$(BIN)/python -m prunekit readme --profile paper
+	@$(BIN)/python -m prunekit readme
 
 test: install
 	PRUNEKIT_QUIET=1 PRUNEKIT_FIGURES=$(CURDIR)/data/test-figures $(BIN)/python -m pytest tests notebooks \

@@ -36,7 +36,7 @@ from .registry import DATASETS, DataEntry
 from .paths import data_dir
 from .runtime import adapt_threads
 
-__all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "random_subset", "iterate_batches",
+__all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "as_split", "random_subset", "iterate_batches",
            "available_datasets", "files_present", "expected_files", "SHAPES", "inside_shape", "shape_radius"]
 
 
@@ -284,6 +284,50 @@ def load_dataset(cfg: DataConfig | str = "digits", root: str | os.PathLike | Non
         cfg = DataConfig(name=cfg)
     root = Path(root) if root is not None else data_dir()
     return _load_cached(cfg, str(root.resolve()))
+
+
+def as_split(data, *, name: str = "data", max_samples: int | None = None) -> Split:
+    """One form for every measure's ``data``: ``(x, y)`` tensors, a :class:`Split`, a prunekit :class:`Dataset` (its
+    test split) or any iterable of ``(x, y)`` batches (a ``torch.utils.data.DataLoader``, a list of pairs), gathered
+    into one Split of at most ``max_samples`` samples (the first ones, in the iterable's order).
+
+    Raises ``ValueError`` naming ``name`` and the accepted forms for anything else (a bare tensor, a dict batch,
+    an empty iterable, inputs and targets of different lengths).
+    """
+    forms = "(x, y) tensors, a prunekit Split, a prunekit Dataset (its test split) or an iterable of (x, y) batches " \
+            "such as a DataLoader"
+    if isinstance(data, Dataset) or (hasattr(data, "test") and hasattr(data.test, "x")):
+        data = data.test
+    if isinstance(data, Split) or (hasattr(data, "x") and hasattr(data, "y")):
+        x, y = data.x, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data) \
+            and (data[0].dim() == 0 or data[1].dim() == 0 or data[0].shape[0] == data[1].shape[0]):
+        x, y = data
+    elif isinstance(data, torch.Tensor) or isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+        raise ValueError(f"{name} must be {forms}; got {type(data).__name__}")
+    else:
+        xs, ys, n = [], [], 0
+        for i, batch in enumerate(data):
+            if not (isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[0], torch.Tensor)
+                    and isinstance(batch[1], torch.Tensor)):
+                raise ValueError(f"{name}: batch {i} is a {type(batch).__name__}, not an (x, y) pair of tensors; "
+                                 f"{name} must be {forms}")
+            xs.append(batch[0])
+            ys.append(batch[1])
+            n += batch[0].shape[0]
+            if max_samples is not None and n >= max_samples:
+                break
+        if not xs:
+            raise ValueError(f"{name} is empty: it gave no batch")
+        x, y = torch.cat(xs), torch.cat(ys)
+    if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"{name}: inputs and targets must have one row per sample; got x of shape {tuple(x.shape)} "
+                         f"and y of shape {tuple(y.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has no sample")
+    if max_samples is not None and x.shape[0] > max_samples:
+        x, y = x[:max_samples], y[:max_samples]
+    return Split(x, y)
 
 
 def random_subset(split: Split, n: int | None, seed: int = 0) -> Split:

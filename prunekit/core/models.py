@@ -30,7 +30,8 @@ from .checks import generator as checked_generator
 from .config import ModelConfig
 from .registry import MODELS, ModelEntry
 
-__all__ = ["MLP", "ConvNet", "ResNet", "build_model", "prunable_parameters", "output_layer", "init_weights",
+__all__ = ["MLP", "ConvNet", "ResNet", "build_model", "prunable_parameters", "output_layer", "weight_coverage",
+           "logits_model", "LogitsOf", "PRUNABLE_KINDS", "init_weights",
            "parameter_names", "sparse_at_init", "hold_masks", "plain_state_dict", "count_parameters", "as_nchw"]
 
 CONV_CHANNELS = (16, 32)  # two conv blocks (conv3x3-BN-ReLU-maxpool), then a hidden linear layer
@@ -224,16 +225,107 @@ def _resnet20(cfg: ModelConfig, input_shape, num_classes: int, *, hidden, activa
                   batch_norm=cfg.batch_norm)
 
 
-def output_layer(model: nn.Module) -> nn.Module:
-    """The layer into the logits."""
-    return model.output
+# Modules whose weights are prunable by default, on any model: (module kind, weight attributes).
+PRUNABLE_KINDS: tuple[tuple[type, tuple[str, ...]], ...] = (
+    ((nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+      nn.Embedding, nn.EmbeddingBag), ("weight",)),
+    ((nn.MultiheadAttention,), ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")),  # + out_proj
+)
 
 
-def prunable_parameters(model: nn.Module, include_output: bool = False) -> list[tuple[nn.Module, str]]:
-    """``[(module, "weight"), ...]`` for every Linear and Conv2d, in forward order; the output layer only if asked."""
-    out = output_layer(model)
-    return [(m, "weight") for m in model.modules()
-            if isinstance(m, (nn.Linear, nn.Conv2d)) and (include_output or m is not out)]
+def _weight_attrs(module: nn.Module) -> list[str]:
+    for kinds, attrs in PRUNABLE_KINDS:
+        if isinstance(module, kinds):  # under torch.nn.utils.prune the attribute is a plain tensor (weight_orig * mask)
+            return [a for a in attrs if isinstance(getattr(module, a, None), torch.Tensor)]
+    return []
+
+
+class LogitsOf(nn.Module):
+    """``output_fn(model(x))``: a view of a model whose forward returns a dict, a tuple or an object, as a module that
+    returns the logits tensor (the model's modules and weights are shared, not copied)."""
+
+    def __init__(self, model: nn.Module, output_fn):
+        super().__init__()
+        self.model, self.output_fn = model, output_fn
+
+    def forward(self, x):
+        return self.output_fn(self.model(x))
+
+
+def logits_model(model: nn.Module, output_fn=None) -> nn.Module:
+    """``model`` itself, or :class:`LogitsOf` it when ``output_fn`` (``model output -> logits tensor``) is given."""
+    if output_fn is None:
+        return model
+    if not callable(output_fn):
+        raise ValueError(f"output_fn must be a function from the model's output to its logits, got {output_fn!r}")
+    return LogitsOf(model, output_fn)
+
+
+def output_layer(model: nn.Module, example: torch.Tensor | None = None, output_fn=None) -> nn.Module:
+    """The layer into the logits: ``model.output`` when the model names one (prunekit's models do), otherwise the
+    prunable layer (Linear, Conv, ...) whose output tensor *is* the model's output on ``example`` inputs, found by
+    tracing a forward pass with hooks (``output_fn`` maps a dict or tuple output to the logits).
+
+    Raises ``ValueError`` when there is no ``example`` to trace, when the forward pass does not return a tensor
+    (pass ``output_fn``), or when no prunable layer produces the output unchanged (the head is followed by an
+    operation such as ``log_softmax``: pass ``params=`` to choose the weights yourself).
+    """
+    named = getattr(model, "output", None)
+    if isinstance(named, nn.Module):
+        return named
+    if example is None:
+        raise ValueError(f"{type(model).__name__} names no output layer (model.output): give example inputs (data) so "
+                         "prunekit can trace the layer into the logits, or choose the weights with params= "
+                         "(a list of (module, 'weight') pairs), or include_output=True")
+    produced: list[tuple[nn.Module, torch.Tensor]] = []
+    hooks = [m.register_forward_hook(lambda mod, _i, out: produced.append((mod, out)))
+             for m in model.modules() if _weight_attrs(m) and not isinstance(m, nn.MultiheadAttention)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = logits_model(model, output_fn)(example[:2])
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"{type(model).__name__}'s forward returns a {type(out).__name__}, not a logits tensor: pass "
+                         "output_fn= (for example output_fn=lambda out: out['logits'])")
+    found = [m for m, o in produced if isinstance(o, torch.Tensor) and (o is out or (
+        o.numel() == out.numel() and o.numel() > 0 and o.data_ptr() == out.data_ptr()))]
+    if not found:
+        raise ValueError(f"no Linear, Conv or Embedding layer of {type(model).__name__} produces its output unchanged "
+                         "(the head is followed by another operation, e.g. log_softmax), so the layer into the "
+                         "logits cannot be told apart: choose the weights with params= or use include_output=True")
+    return found[-1]
+
+
+def prunable_parameters(model: nn.Module, include_output: bool = False, *, example: torch.Tensor | None = None,
+                        output_fn=None) -> list[tuple[nn.Module, str]]:
+    """The default weight set, on any model: ``[(module, attribute), ...]`` for the weight of every Linear,
+    Conv1d/2d/3d, ConvTranspose1d/2d/3d, Embedding and EmbeddingBag, and every MultiheadAttention's input projection
+    (``in_proj_weight``, or ``q/k/v_proj_weight``; its ``out_proj`` is a Linear), in registration order; the layer into
+    the logits (:func:`output_layer`, traced on ``example`` when the model names none) only if ``include_output``.
+    Biases and normalisation parameters are never in it. A module used twice is listed once.
+    """
+    out = None if include_output else output_layer(model, example, output_fn)
+    params, seen = [], set()
+    for m in model.modules():
+        if m is out or id(m) in seen:
+            continue
+        seen.add(id(m))
+        params.extend((m, a) for a in _weight_attrs(m))
+    return params
+
+
+def weight_coverage(model: nn.Module, params) -> dict:
+    """What a measure covered: ``{"weights": n measured, "model_parameters": all parameters of the model, "share":
+    their ratio, "tensors": the measured tensors' names}`` (names as ``model.state_dict()`` has them)."""
+    measured = sum(getattr(m, a).numel() for m, a in params)
+    total = sum(p.numel() for p in model.parameters())
+    return {"weights": measured, "model_parameters": total, "share": measured / total if total else float("nan"),
+            "tensors": parameter_names(model, params)}
 
 
 def init_weights(model: nn.Module, scheme: str) -> None:

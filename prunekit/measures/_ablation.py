@@ -24,6 +24,8 @@ from torch import nn
 
 from ..core.device import model_device
 from ..core.models import prunable_parameters
+from ..pruning.masks import check_params, weight_of, weight_storage
+from .density import warn_if_at_chance
 from .surface import recalibrate_bn
 from ..core.runtime import adapt_threads
 from ..core.train import state_restored
@@ -32,8 +34,9 @@ _ACT_BUDGET = 1 << 20  # floats of activations per batched chunk (4 MB: stays in
 _MIN_BATCH = 32  # "auto" batches only when this many subsets' activations fit the budget (measured on 2 CPU cores)
 
 
-def ablation_params(model: nn.Module, params=None) -> list[tuple[nn.Module, str]]:
-    params = prunable_parameters(model) if params is None else list(params)
+def ablation_params(model: nn.Module, params=None, example: torch.Tensor | None = None) -> list[tuple[nn.Module, str]]:
+    """``params``, checked, or by default ``prunable_parameters`` (the layer into the logits traced on ``example``)."""
+    params = prunable_parameters(model, example=example) if params is None else check_params(params)
     if not params:
         raise ValueError("params is empty: the model has no prunable weights")
     return params
@@ -53,9 +56,10 @@ def _max_activation(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def _outputs_loop(model, x, keep, params, batch_size, calibration=None):
-    """Logits for each row of the keep-mask ``keep [S, P]``: weights masked in place (restored by the caller); with
-    ``calibration`` inputs, the batch-norm statistics are recomputed on them after each masking (and restored)."""
-    weights = [getattr(m, n) for m, n in params]
+    """Logits for each row of the keep-mask ``keep [S, P]``: weights masked in place and restored (under
+    torch.nn.utils.prune, the ``<name>_orig`` tensor the hook multiplies by its mask); with ``calibration`` inputs, the
+    batch-norm statistics are recomputed on them after each masking (and restored)."""
+    weights = [weight_storage(m, n) for m, n in params]
     origs = [w.detach().clone() for w in weights]
     sizes = [w.numel() for w in weights]
     outs = []
@@ -77,10 +81,11 @@ def _outputs_batched(model, x, keep, params):
     from torch.func import functional_call, vmap
 
     names = {id(m): name for name, m in model.named_modules()}
-    pnames = [f"{names[id(m)]}.{n}" if names[id(m)] else n for m, n in params]
+    stored = [n + "_orig" if getattr(m, n + "_orig", None) is not None else n for m, n in params]  # prune hooks
+    pnames = [f"{names[id(m)]}.{n}" if names[id(m)] else n for (m, _), n in zip(params, stored)]
     base = {k: v.detach() for k, v in model.named_parameters()}
     base.update({k: v for k, v in model.named_buffers()})
-    weights = [getattr(m, n).detach() for m, n in params]
+    weights = [weight_storage(m, n).detach() for m, n in params]
     sizes = [w.numel() for w in weights]
     stacked = [w.unsqueeze(0) * k.view(-1, *w.shape) for w, k in zip(weights, torch.split(keep, sizes, dim=1))]
 
@@ -119,7 +124,7 @@ def _outputs_mlp(model, x, keep, params):
         if not isinstance(mod, nn.Linear):  # elementwise activation: layout does not matter
             h = mod(h)
             continue
-        w = mod.weight.detach()
+        w = weight_of(mod, "weight").detach()  # under torch.nn.utils.prune: weight_orig * weight_mask
         b = mod.bias.detach() if mod.bias is not None else None
         ws = torch.where(masks[id(mod)].view(s, *w.shape), w, 0.0) if id(mod) in masks else None
         if not batched:
@@ -158,12 +163,12 @@ class AblationEngine:
     """Accuracy and utility of subsets of one model on fixed data (reference outputs computed once)."""
 
     def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096,
-                 calibration=None):
+                 calibration=None, warn_at_chance=True):
         device = model_device(model)  # computed where the model is; subsets and results stay on the CPU
         x, y = x.to(device), (y.to(device) if y is not None else None)
         self.calibration = None if calibration is None else calibration.to(device)
         self.model, self.x, self.y = model, x, y
-        self.params = ablation_params(model, params)
+        self.params = ablation_params(model, params, example=x)
         self.n_weights = sum(getattr(m, n).numel() for m, n in self.params)
         self.batch_size = batch_size
         self.mlp = _is_plain_mlp(model)
@@ -188,6 +193,8 @@ class AblationEngine:
         else:
             self.y_row = None
         self.ref_acc = float(self._scores(ref.T.unsqueeze(1), "csn")[0][0])
+        if self.y_row is not None and warn_at_chance:
+            warn_if_at_chance(self.ref_acc, y.cpu(), "the ablation's reference model")
 
     def _scores(self, zt: torch.Tensor, layout: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(accuracy [S], utility [S])`` from class-major logits: ``[C, S, N]`` ("csn") or ``[C, N, S]`` ("cns").

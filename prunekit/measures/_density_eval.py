@@ -20,9 +20,9 @@ from torch import nn
 
 from ..core.checks import choice, number
 from ..core.device import model_device
-from ..core.data import Split
-from ..pruning.masks import weight_storage, masks_applied
-from ..core.models import prunable_parameters
+from ..core.data import Split, as_split
+from ..pruning.masks import check_params, masks_applied, weight_of, weight_storage
+from ..core.models import logits_model, prunable_parameters
 from ..pruning.scorers import magnitude_scores
 from ..pruning.select import masks_from_order, score_order
 from ..core.runtime import adapt_threads
@@ -37,15 +37,8 @@ def check_scope(scope: str) -> str:
 
 
 def as_eval_split(data, device: torch.device | None = None) -> Split:
-    """Accepts a Split (x, y), a Dataset (uses its test split) or an (x, y) tuple; on ``device`` when given."""
-    if hasattr(data, "x") and hasattr(data, "y"):
-        split = Split(data.x, data.y)
-    elif hasattr(data, "test"):
-        split = data.test
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        split = Split(data[0], data[1])
-    else:
-        raise ValueError("data must be a prunekit Dataset (its test split is used), a Split or an (x, y) pair")
+    """``data`` in any of :func:`prunekit.core.data.as_split`'s forms, as one Split on ``device`` when given."""
+    split = as_split(data)
     return split if device is None else Split(split.x.to(device), split.y.to(device))
 
 
@@ -73,14 +66,15 @@ class Pruner:
     """
 
     def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
-                 batch_size: int | None = None, order=None, scorer=magnitude_scores):
+                 batch_size: int | None = None, order=None, scorer=magnitude_scores, *, params=None, output_fn=None):
         scope = check_scope(scope)
         if batch_size is None:
             batch_size = search_batch_size(model_device(model))  # where the forward passes run
         number("batch_size", batch_size, low=1, integer=True)
-        self.model, self.split, self.scope, self.batch_size = model, split, scope, batch_size
-        self.params = prunable_parameters(model, include_output=include_output)
-        self.tensors = [getattr(m, a) for m, a in self.params]
+        self.model, self.split, self.scope, self.batch_size = logits_model(model, output_fn), split, scope, batch_size
+        self.params = (prunable_parameters(model, include_output=include_output, example=split.x, output_fn=output_fn)
+                       if params is None else check_params(params))
+        self.tensors = [weight_of(m, a) for m, a in self.params]
         self.sizes = [t.numel() for t in self.tensors]
         self.n = sum(self.sizes)
         if order is not None:  # another evaluator's ranking of the same weights

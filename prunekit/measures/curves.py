@@ -32,6 +32,7 @@ from ..pruning.select import (
     weight_ranking,
     scores_ranking,
 )
+from ..core.data import as_split
 from ..core.device import model_device
 from ..core.train import eval_mode, evaluate
 
@@ -85,7 +86,8 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
                   scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0, *,
                   loss: str = "cross_entropy", batch_size: int = 4096, form: str = "cheapest",
                   labels: dict | None = None, scorers: Mapping[str, Callable] | None = None):
-    """Accuracy and loss of ``model`` on ``split`` pruned to each k% (no retraining), as a tidy DataFrame.
+    """Accuracy and loss of ``model`` on ``split`` pruned to each k% (no retraining), as a tidy DataFrame. ``split``:
+    ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or an iterable of ``(x, y)`` batches.
 
     Each (method, scope) is ranked once (one sort); the masks for every k are prefixes of that order.  Each point is
     evaluated with ``prunekit.core.train.evaluate`` in its cheapest exact form (``form="cheapest"``): unit-pruned MLPs as
@@ -105,6 +107,7 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     seconds (evaluation time of the point).
     """
     params = check_params(params)
+    split = as_split(split, name="split")  # (x, y), a Split, a Dataset (its test split) or a DataLoader
     choice("form", form, ("cheapest", "dense"))
     ks = [check_k(k) for k in ks]
     scorers = dict(scorers or {})

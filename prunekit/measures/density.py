@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable, NamedTuple
 
@@ -50,9 +51,10 @@ from torch import nn
 
 from ..core.checks import fraction, number
 from ..core.device import model_device
-from ..pruning.masks import Masks, weight_of
+from ..pruning.masks import check_params, weight_of
 from ..pruning.scorers import magnitude_scores
-from ..core.models import count_parameters, prunable_parameters
+from ..core.data import as_split
+from ..core.models import count_parameters, parameter_names, prunable_parameters
 from ._density_eval import check_scope, as_eval_split, IncrementalMLP, Pruner
 from ..core.train import eval_mode
 
@@ -67,6 +69,8 @@ __all__ = [
     "search_steps",
     "pruned_accuracy",
     "accuracy_threshold",
+    "chance_accuracy",
+    "warn_if_at_chance",
 ]
 
 
@@ -98,19 +102,46 @@ def hoyer_sparsity(x) -> float:
     return float(min(1.0, max(0.0, h)))  # clip rounding noise only (exact value is always in [0, 1])
 
 
-def _prunable(model: nn.Module, include_output: bool):
-    return prunable_parameters(model, include_output=include_output)
+def _prunable(model: nn.Module, data, params, include_output: bool, output_fn=None):
+    if params is not None:
+        return check_params(params)
+    example = None if data is None else as_split(data, max_samples=2).x
+    return prunable_parameters(model, include_output=include_output, example=example, output_fn=output_fn)
 
 
-def hoyer_by_layer(model: nn.Module, include_output: bool = False) -> dict[str, float]:
-    """Hoyer sparsity of each prunable weight tensor: ``{"<module name>.weight": H}`` in model order."""
-    params = _prunable(model, include_output)
-    return {name: hoyer_sparsity(weight_of(m, attr)) for name, (m, attr) in zip(Masks.names(model, params), params)}
+def hoyer_by_layer(model: nn.Module, data=None, *, params=None, include_output: bool = False,
+                   output_fn=None) -> dict[str, float]:
+    """Hoyer sparsity of each weight tensor of ``params`` (default: ``prunable_parameters``, the layer into the logits
+    traced on ``data`` when the model names none): ``{"<module name>.<attribute>": H}`` in model order."""
+    params = _prunable(model, data, params, include_output, output_fn)
+    return {name: hoyer_sparsity(weight_of(m, attr)) for name, (m, attr) in zip(parameter_names(model, params), params)}
 
 
-def model_hoyer_sparsity(model: nn.Module, include_output: bool = False) -> float:
-    """Hoyer sparsity of all prunable weights of ``model`` concatenated into one vector."""
-    return hoyer_sparsity([weight_of(m, attr) for m, attr in _prunable(model, include_output)])
+def model_hoyer_sparsity(model: nn.Module, data=None, *, params=None, include_output: bool = False,
+                         output_fn=None) -> float:
+    """Hoyer sparsity of all weights of ``params`` (default as :func:`hoyer_by_layer`) concatenated into one vector."""
+    return hoyer_sparsity([weight_of(m, attr) for m, attr in _prunable(model, data, params, include_output, output_fn)])
+
+
+def chance_accuracy(y: torch.Tensor) -> float:
+    """Accuracy of always answering the most frequent label of ``y`` (the accuracy a model at chance reaches)."""
+    y = y.reshape(-1)
+    return float(torch.unique(y, return_counts=True)[1].max()) / y.numel() if y.numel() else float("nan")
+
+
+def warn_if_at_chance(accuracy: float, y: torch.Tensor, what: str) -> bool:
+    """Warn (``RuntimeWarning``) when ``accuracy`` is within two binomial standard errors of
+    :func:`chance_accuracy` (or below it): a measure of what the model has learned means nothing there."""
+    if y.dim() != 1 or y.is_floating_point():  # regression targets: no chance level
+        return False
+    chance = chance_accuracy(y)
+    margin = 2.0 * math.sqrt(max(chance * (1.0 - chance), 1e-12) / y.numel())
+    if accuracy <= chance + margin:
+        warnings.warn(f"{what}: the model's accuracy {accuracy:.3f} is at chance (the most frequent label alone "
+                      f"scores {chance:.3f} on these {y.numel()} samples): train it first, the result measures "
+                      "nothing it has learned", RuntimeWarning, stacklevel=3)
+        return True
+    return False
 
 
 # ----------------------------------------------------------------------------------------------- first crossing
@@ -184,9 +215,12 @@ def first_crossing(passes: Callable[[int], bool], n: int, *, step: float = 0.01,
 
 
 # --------------------------------------------------------------------------------------------- pruned accuracy
-def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool = False, scope: str = "global"):
-    """Accuracy after pruning each fraction of the prunable weights (no retraining): list of floats."""
-    pruner = Pruner(model, as_eval_split(data, model_device(model)), include_output=include_output, scope=scope)
+def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool = False, scope: str = "global",
+                    params=None, output_fn=None):
+    """Accuracy after pruning each fraction of the weights of ``params`` (default: ``prunable_parameters``) by
+    magnitude, no retraining: list of floats. ``data`` in any form of ``prunekit.core.data.as_split``."""
+    pruner = Pruner(model, as_eval_split(data, model_device(model)), include_output=include_output, scope=scope,
+                    params=params, output_fn=output_fn)
     return [pruner.accuracy(round(f * pruner.n)) for f in fractions]
 
 
@@ -226,11 +260,16 @@ class EffectiveDensity:
 def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative: bool = False,
                       scope: str = "global", *, include_output: bool = False, step: float = 0.01,
                       resolution: float = 1e-3, incremental: bool | None = None,
-                      scorer=magnitude_scores) -> EffectiveDensity:
+                      scorer=magnitude_scores, params=None, output_fn=None) -> EffectiveDensity:
     """Effective density |ω|/|θ| of source 000: the share of the prunable weights left when magnitude pruning (no
     retraining), scanned upward in steps of ``step``, first takes accuracy below the threshold.
 
-    data: a prunekit Dataset (its test split is used), a Split or an (x, y) pair.
+    data: ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or an iterable of ``(x, y)`` batches such
+      as a DataLoader (``prunekit.core.data.as_split``).
+    params: the weights |θ| (``(module, "weight")`` pairs); by default ``prunable_parameters``: every Linear, Conv,
+      Embedding and attention weight but the layer into the logits (traced on ``data`` when the model names none).
+      The result's ``params`` and ``total_params`` say what was covered. A model at chance gets a ``RuntimeWarning``.
+    output_fn: maps the model's output to its logits when the forward returns a dict or a tuple.
     tolerance: allowed accuracy drop; absolute points as a fraction (0.05 = 5 points) unless ``relative=True``
       (then accuracy must stay >= dense * (1 - tolerance)).
     scope: "global" (one magnitude ranking over all prunable weights, the natural reading of the paper) or
@@ -250,7 +289,8 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     split = as_eval_split(data, model_device(model))  # moved to the model's device once
     scope = check_scope(scope)
     with eval_mode(model):
-        plain = Pruner(model, split, include_output=include_output, scope=scope, scorer=scorer)
+        plain = Pruner(model, split, include_output=include_output, scope=scope, scorer=scorer, params=params,
+                       output_fn=output_fn)
         use_fast = IncrementalMLP.applies(model, plain.params) if incremental is None else bool(incremental)
         if use_fast and not IncrementalMLP.applies(model, plain.params):
             raise ValueError("incremental=True needs a plain MLP (Flatten -> Linear -> ..., the first Linear prunable, "
@@ -258,6 +298,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
                              "other models")
         fast = IncrementalMLP(model, split, include_output, scope, order=plain.order) if use_fast else None
         dense = fast.dense_accuracy if use_fast else plain.accuracy(0)  # bitwise the same (see IncrementalMLP)
+        warn_if_at_chance(dense, split.y, "effective_density")
         threshold = accuracy_threshold(dense, tolerance, relative)
         evaluations = 1
 

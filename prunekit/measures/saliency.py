@@ -137,29 +137,93 @@ class UnitNet:
         return [torch.ones(h, dtype=self.weights[0].dtype, device=self.weights[0].device) for h in self.widths]
 
 
-def from_model(model: nn.Module, loss: str = "sse", dtype: torch.dtype = torch.float64) -> UnitNet:
-    """Extract a :class:`UnitNet` from ``prunekit.core.models.MLP`` (``hidden_layers``, ``output``, ``activation``) or from
-    any ``nn.Sequential`` of Flatten / Linear / Sigmoid|Tanh|ReLU / ... / Linear. Weights are copied (detached) to
-    ``dtype`` (float64 by default, the safe choice for near-ties; float32 halves the time of brute force, whose ΔE
-    are summed from per-sample differences in float64 and stay accurate to ~1e-6 relative)."""
+_UNIT_ACTIVATIONS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
+_PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout)  # no effect on an eval-mode forward of flattened inputs
+
+
+def _sequential_layers(model: nn.Sequential) -> tuple[list[nn.Linear], str]:
+    """The Linear layers and the one activation of ``Flatten, Linear, act, ..., Linear``, in the order the Sequential
+    runs them; ``ValueError`` naming any other module or another order."""
+    layers = [m for m in model if not isinstance(m, _PASS_THROUGH)]
+    odd = sorted({type(m).__name__ for m in layers if not isinstance(m, (nn.Linear, *_UNIT_ACTIVATIONS))})
+    if odd:
+        raise ValueError(f"from_model needs an MLP (Flatten, Linear, act, ..., Linear); the model also holds "
+                         f"{', '.join(odd)}, which its unit network would leave out")
+    kinds = ["L" if isinstance(m, nn.Linear) else "a" for m in layers]
+    acts = {_UNIT_ACTIVATIONS[type(m)] for m in layers if not isinstance(m, nn.Linear)}
+    if len(layers) < 3 or kinds != ["L", "a"] * (len(layers) // 2) + ["L"] or len(acts) != 1:
+        raise ValueError("from_model needs an MLP: Flatten, Linear, act, ..., Linear (alternating, one activation "
+                         f"type: sigmoid, tanh or relu); got {' -> '.join(type(m).__name__ for m in layers)}")
+    return [m for m in layers if isinstance(m, nn.Linear)], acts.pop()
+
+
+def from_model(model: nn.Module, loss: str, dtype: torch.dtype = torch.float64, *,
+               example: torch.Tensor | None = None) -> UnitNet:
+    """Extract a :class:`UnitNet` from ``prunekit.core.models.MLP`` (``hidden_layers``, ``output``, ``activation``), from
+    an ``nn.Sequential`` of Flatten / Linear / Sigmoid|Tanh|ReLU / ... / Linear, or from any other module whose forward
+    is such an MLP, checked on ``example`` inputs. Weights are copied (detached) to ``dtype`` (float64 by default, the
+    safe choice for near-ties; float32 halves the time of brute force, whose ΔE are summed from per-sample
+    differences in float64 and stay accurate to ~1e-6 relative).
+
+    loss: "sse" (sigmoid outputs, source 001's networks) or "cross_entropy" (softmax); no default, since the
+      saliencies are changes of this loss and rank units differently under the two.
+    example: inputs on which the unit network's outputs are compared with ``model``'s own; a model with its own
+      forward (not a Sequential) is refused without them, and any model whose outputs differ (batch norm, a residual
+      connection, layers run in another order than registered) is refused with a ``ValueError`` that says so.
+    """
     choice("loss", loss, LOSSES)
     if hasattr(model, "hidden_layers") and hasattr(model, "output") and hasattr(model, "activation"):
         linears = list(model.hidden_layers) + [model.output]
         activation = model.activation
+    elif isinstance(model, nn.Sequential):
+        linears, activation = _sequential_layers(model)
     else:
-        linears, acts = [], []
-        for m in model.modules():
-            if isinstance(m, nn.Linear):
-                linears.append(m)
-            elif isinstance(m, (nn.Sigmoid, nn.Tanh, nn.ReLU)):
-                acts.append({nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}[type(m)])
-        if len(linears) < 2 or len(set(acts)) != 1 or len(acts) != len(linears) - 1:
-            raise ValueError("model must be an MLP: Flatten, Linear, Act, ..., Linear with one activation type "
-                             "(sigmoid, tanh or relu)")
-        activation = acts[0]
+        if example is None:
+            raise ValueError(f"{type(model).__name__} has its own forward: give example= inputs so that from_model can "
+                             "check its unit network (its Linear and activation modules in registration order) "
+                             "against the model's outputs")
+        odd = sorted({type(m).__name__ for m in model.modules() if not list(m.children())
+                      and not isinstance(m, (nn.Linear, *_UNIT_ACTIVATIONS, *_PASS_THROUGH))})
+        if odd:
+            raise ValueError(f"from_model needs an MLP; {type(model).__name__} also holds {', '.join(odd)}, which its "
+                             "unit network would leave out")
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        acts = {_UNIT_ACTIVATIONS[type(m)] for m in model.modules() if type(m) in _UNIT_ACTIVATIONS}
+        if len(linears) < 2 or len(acts) != 1:
+            raise ValueError(f"from_model needs an MLP with at least one hidden layer and one activation type; "
+                             f"{type(model).__name__} has {len(linears)} Linear layers and activations {sorted(acts)}")
+        activation = acts.pop()
     weights = [m.weight.detach().to(dtype).clone() for m in linears]
     biases = [None if m.bias is None else m.bias.detach().to(dtype).clone() for m in linears]
-    return UnitNet(weights, biases, activation=activation, loss=loss)
+    net = UnitNet(weights, biases, activation=activation, loss=loss)
+    if example is not None:
+        check_unit_net(net, model, example)
+    return net
+
+
+def check_unit_net(net: UnitNet, model: nn.Module, example: torch.Tensor) -> None:
+    """Refuse (``ValueError``) a unit network whose logits on ``example`` differ from ``model``'s own (float64
+    comparison, tolerance 1e-4 of the logits' scale)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            want = model(example).detach().to(torch.float64).cpu()
+            try:
+                got = to_model(net)(example.flatten(1).to(net.weights[0].dtype).to(net.weights[0].device))
+            except RuntimeError as err:  # the layers do not even chain in registration order
+                raise ValueError(f"the unit network built from {type(model).__name__} (its Linear and activation "
+                                 "modules in registration order) does not compute the model's outputs: its layers "
+                                 f"do not chain in that order ({err})") from None
+    finally:
+        model.train(was_training)
+    got = got.detach().to(torch.float64).cpu()
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max() + 1e-12)):
+        gap = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
+        raise ValueError(f"the unit network built from {type(model).__name__} (its Linear and activation modules in "
+                         f"registration order) does not compute the model's outputs (largest difference {gap:.3g}): "
+                         "the forward holds something else (a residual connection, batch norm, another layer "
+                         "order), so its saliencies would be another network's")
 
 
 def prepare_data(net: UnitNet, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -515,7 +579,7 @@ def saliency_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, estimato
     if odd:
         raise ValueError(f"saliency_scores needs a plain MLP (Flatten, Linear, activation, ..., Linear); model also "
                          f"holds {', '.join(odd)}, which the saliencies would leave out")
-    net = from_model(model, loss=loss)
+    net = from_model(model, loss=loss, example=x[:64])  # checked against the model's own outputs
     if net.activation == "sigmoid":
         raise ValueError("saliency_scores needs a ReLU or tanh net: a sigmoid unit with its row and bias masked "
                          "outputs 0.5, not the 0 these saliencies assume (use prunekit.measures.saliency.serial_prune)")

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..core.checks import number
-from ..core.data import Split
+from ..core.data import Split, as_split
 from ..core.device import model_device
 from ..core.train import evaluate, state_restored
 
@@ -161,12 +161,13 @@ class Plane:
 
 # ------------------------------------------------------------------------------------------------------ evaluation
 def _splits(splits) -> dict[str, Split]:
-    if isinstance(splits, Split):
-        return {"test": splits}
-    splits = dict(splits)
+    """``{name: Split}`` from a dict of data (each in any form of ``prunekit.core.data.as_split``) or one data set,
+    which is named "test"."""
+    if not isinstance(splits, Mapping):
+        return {"test": as_split(splits, name="splits")}
     if not splits:
         raise ValueError("splits is empty: give e.g. {'train': ds.train, 'test': ds.test}")
-    return splits
+    return {name: as_split(data, name=f"splits[{name!r}]") for name, data in splits.items()}
 
 
 def evaluate_point(model: nn.Module, vec: torch.Tensor, splits, loss: str = "cross_entropy",

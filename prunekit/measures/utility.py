@@ -39,6 +39,7 @@ from torch import nn
 
 from ..core.checks import count, fraction, sequence
 from ..core.device import model_device
+from ..core.models import weight_coverage
 from ..pruning.masks import Masks, weight_of, masks_applied, resolve
 from ..pruning.scorers import magnitude_scores
 from ._ablation import ablation_params, AblationEngine
@@ -126,7 +127,7 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
 
-    params = ablation_params(model, params)
+    params = ablation_params(model, params, example=x)
     flat = _as_flat_subset(subset, params, model)
     if not bool(flat.any()):
         return 0.0
@@ -138,7 +139,8 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
 
 
 def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, subsets: torch.Tensor, params=None,
-                     method: str = "auto", chunk_size: int | None = None) -> pd.DataFrame:
+                     method: str = "auto", chunk_size: int | None = None, *, warn_at_chance: bool = True
+                     ) -> pd.DataFrame:
     """Accuracy and utility of each subset: the rows of a boolean ``subsets [S, P]`` (True = ablated), or a sequence of
     subsets in any form :func:`utility` takes (keep-``Masks`` keyed by name, per-weight or flat ablation vectors).
 
@@ -146,11 +148,11 @@ def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, 
     Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
     """
     if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
-        flat = ablation_params(model, params)
+        flat = ablation_params(model, params, example=x)
         subsets = [_as_flat_subset(s, flat, model) for s in subsets]
         p = sum(getattr(m, n).numel() for m, n in flat)
         subsets = torch.stack(subsets) if subsets else torch.zeros(0, p, dtype=torch.bool)
-    engine = AblationEngine(model, x, y, params, method, chunk_size)
+    engine = AblationEngine(model, x, y, params, method, chunk_size, warn_at_chance=warn_at_chance)
     try:
         acc, util = engine.score(subsets)
     finally:
@@ -183,7 +185,8 @@ def _check_ratio(r: float, name: str = "ratios") -> float:
 def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
                     ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0, params=None,
                     method: str = "auto", chunk_size: int | None = None, *, within: torch.Tensor | None = None,
-                    counts: Sequence[int] | None = None, recalibrate: torch.Tensor | None = None) -> pd.DataFrame:
+                    counts: Sequence[int] | None = None, recalibrate: torch.Tensor | None = None,
+                    warn_at_chance: bool = True) -> pd.DataFrame:
     """Random ablation (source 002, Fig. 1 left): per ratio, ``n_subsets`` random subsets of ``round(r * P)`` weights.
 
     within: draw only among these flat indices of the prunable weights (e.g. the weights a sparse network kept), and
@@ -191,8 +194,11 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
       source's comparison of network sizes by absolute number); recalibrate: inputs on which the batch-norm running
       statistics are recomputed after each ablation (``torch.optim.swa_utils.update_bn``) before it is evaluated, and
       restored afterwards: do the stored statistics, which describe the unablated network, cause the spread?
-    Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``. Subsets are
-    drawn from a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed).
+    Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``, and
+    ``df.attrs["coverage"]`` (the weights drawn over: ``prunekit.core.models.weight_coverage``). Subsets are drawn from
+    a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed). A model whose
+    accuracy on ``(x, y)`` is at chance gets a ``RuntimeWarning`` unless ``warn_at_chance=False`` (an untrained
+    network measured on purpose).
     """
     n_subsets = count("n_subsets", n_subsets)
     if counts is None:
@@ -201,7 +207,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
         counts = sequence("counts", counts)
     count("seed", seed, low=0)
     pool = None if within is None else within.reshape(-1).cpu()
-    n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params))
+    n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params, example=x))
     if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
                              or (len(pool) and (int(pool.min()) < 0 or int(pool.max()) >= n_weights))):
         raise ValueError(f"within must hold distinct flat indices in [0, {n_weights}) of the prunable weights "
@@ -213,7 +219,8 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
         if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= size for c in counts):
             raise ValueError(f"counts={list(counts)!r} must be integers in [0, {size}] (the weights drawn from)")
         levels = [(int(c) / size if size else 0.0, int(c)) for c in counts]
-    engine = AblationEngine(model, x, y, params, method, chunk_size, calibration=recalibrate)
+    engine = AblationEngine(model, x, y, params, method, chunk_size, calibration=recalibrate,
+                            warn_at_chance=warn_at_chance)
     gen = torch.Generator().manual_seed(seed)
     frames = []
     try:
@@ -229,7 +236,13 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
                                         "accuracy": torch.cat(accs).numpy(), "utility": torch.cat(utils).numpy()}))
     finally:
         engine.close()
-    return pd.concat(frames, ignore_index=True)
+    return _covered(pd.concat(frames, ignore_index=True), model, engine.params)
+
+
+def _covered(df: pd.DataFrame, model: nn.Module, params) -> pd.DataFrame:
+    """``df`` with ``df.attrs["coverage"]``: the weights the subsets were drawn over (``weight_coverage``)."""
+    df.attrs["coverage"] = weight_coverage(model, params)
+    return df
 
 
 def flat_scores(model: nn.Module, params=None, scorer=magnitude_scores) -> torch.Tensor:
@@ -248,7 +261,8 @@ def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer=mag
 
 def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_bands: int = 10,
                        ratios: Sequence[float] = (0.1, 0.5, 1.0), n_subsets: int = 20, seed: int = 0, params=None,
-                       method: str = "auto", chunk_size: int | None = None, scorer=magnitude_scores) -> pd.DataFrame:
+                       method: str = "auto", chunk_size: int | None = None, scorer=magnitude_scores, *,
+                       warn_at_chance: bool = True) -> pd.DataFrame:
     """Ablation by magnitude (source 002, Fig. 1 right), or by any ``scorer``'s scores.
 
     The prunable weights are cut into ``n_bands`` equal-size bands by rank of ``|w|`` (band 0 = smallest); for each
@@ -260,7 +274,7 @@ def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None
     n_subsets = count("n_subsets", n_subsets)
     n_bands = count("n_bands", n_bands)
     rank_by = scorer
-    engine = AblationEngine(model, x, y, params, method, chunk_size)
+    engine = AblationEngine(model, x, y, params, method, chunk_size, warn_at_chance=warn_at_chance)
     gen = torch.Generator().manual_seed(seed)
     mags = flat_scores(model, engine.params, rank_by)
     frames = []
@@ -276,7 +290,7 @@ def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None
                     "ratio": r, "subset": np.arange(n), "n_ablated": k, "accuracy": a.numpy(), "utility": u.numpy()}))
     finally:
         engine.close()
-    return pd.concat(frames, ignore_index=True)
+    return _covered(pd.concat(frames, ignore_index=True), model, engine.params)
 
 
 def summarize(df: pd.DataFrame, by: str | Sequence[str] = "ratio", values: Sequence[str] = ("accuracy", "utility"),

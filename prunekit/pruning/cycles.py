@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..core.checks import choice, count, fraction, sequence
-from ..core.store import cached_result, data_digest
+from ..core.store import cached_result, data_digest, state_digest
 from ..core.config import TrainConfig
 from ..core.data import Dataset
 from .masks import Masks, following_batchnorms
@@ -166,9 +166,9 @@ def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str
     ``conv_density`` (their share of all conv weights), ``channels_kept`` (share of prunable channels kept; channel
     cycles), then test and training accuracy of the pruned (``pruned_*``) and the retrained (``retrained_*``) network.
     cache: keep each cycle's masks, retrained weights and row in the result cache (``prunekit.core.store.cached_result``,
-    kind ``"cycles"``), keyed by ``cfg.key()``, the plan and a digest of ``ds.train``, so a rerun loads them and an
-    interrupted run resumes at its first missing cycle. Only for ``model`` = ``train_or_load(cfg).model``: the key
-    names ``cfg``, not ``model``.
+    kind ``"cycles"``), keyed by ``cfg.key()``, the plan, a digest of ``ds.train`` and a digest of ``model``'s weights
+    (``prunekit.core.store.state_digest``), so a rerun loads them, an interrupted run resumes at its first missing
+    cycle, and another model under the same config gets its own entries.
     """
     choice("unit", unit, PRUNE_UNITS)
     choice("method", method, CYCLE_METHODS)
@@ -181,6 +181,7 @@ def iterative_pruning(model: nn.Module, ds: Dataset, cfg: TrainConfig, unit: str
     plan = {"pretrained": cfg.key(), "unit": unit, "method": method, "rate": rate, "lrs": lrs, "version": 1}
     if cache:
         plan["train_data"] = data_digest(ds.train)  # the same model retrained on other data is another result
+        plan["pretrained_weights"] = state_digest(model)  # another model under the same config is another result
     current, masks, rows = model, None, []
     for cycle in range(1, cycles + 1):
         def compute(current=current, masks=masks, cycle=cycle):

@@ -13,9 +13,11 @@ from typing import Iterable, Iterator, Sequence
 
 import pandas as pd
 import torch
+import torch.fx
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from ..core.models import MLP, ConvNet, ResNet
 from ..core.paths import atomic_write
 
 __all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
@@ -246,20 +248,53 @@ _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def following_batchnorms(model: nn.Module, params: Params) -> list[nn.Module | None]:
-    """For each prunable layer, the BatchNorm that directly follows it in ``model`` (or None).
+    """For each prunable layer, the BatchNorm that reads its output directly in ``model``'s forward (or None), with as
+    many features as the layer has output units.
 
-    "Directly follows" = the next leaf module in registration order is a BatchNorm with as many features as the
-    layer has output units (the conv -> BN -> ReLU pattern of prunekit's ConvNet and ResNet blocks).
+    Found from the forward graph: for prunekit's MLP, ConvNet and ResNet, whose blocks run conv -> BN -> act in the
+    order they register them, the next leaf module; for any other model, a ``torch.fx`` trace of its forward (the BN
+    whose input is the layer's output). A model that ``torch.fx`` cannot trace is refused with a ``ValueError``:
+    pairing by registration order alone would mask the wrong BatchNorm when a model registers ``conv1, conv2, bn1,
+    bn2``.
     """
-    leaves = [m for m in model.modules() if not list(m.children())]
-    position = {id(m): i for i, m in enumerate(leaves)}
+    params = check_params(params)
+    if _is_prunekit_model(model):
+        leaves = [m for m in model.modules() if not list(m.children())]
+        position = {id(m): i for i, m in enumerate(leaves)}
+        nxt = {id(m): leaves[i + 1] for m, i in ((m, position.get(id(m))) for m, _ in params)
+               if i is not None and i + 1 < len(leaves)}
+    else:
+        nxt = _traced_batchnorms(model)
     out = []
     for module, name in params:
-        i = position.get(id(module))
-        bn = leaves[i + 1] if i is not None and i + 1 < len(leaves) else None
+        bn = nxt.get(id(module))
         units = weight_of(module, name).shape[0]
         out.append(bn if isinstance(bn, _BN_TYPES) and bn.num_features == units else None)
     return out
+
+
+def _is_prunekit_model(model: nn.Module) -> bool:
+    return isinstance(model, (MLP, ConvNet, ResNet))
+
+
+def _traced_batchnorms(model: nn.Module) -> dict[int, nn.Module]:
+    """``{id(layer): the BatchNorm module whose input is that layer's output}`` from a ``torch.fx`` trace."""
+    if not any(isinstance(m, _BN_TYPES) for m in model.modules()):
+        return {}
+    try:
+        graph = torch.fx.Tracer().trace(model)
+    except Exception as err:  # fx raises many types for untraceable Python (control flow on values, len, ...)
+        raise ValueError(f"the BatchNorm after each layer of {type(model).__name__} is found by tracing its forward "
+                         f"with torch.fx, which failed ({type(err).__name__}: {err}); unit masks and BN scales need "
+                         "that pairing: use weight masks (Masks(units=False)) or a traceable model") from None
+    modules = dict(model.named_modules())
+    pairs = {}
+    for node in graph.nodes:
+        if node.op == "call_module" and isinstance(modules.get(node.target), _BN_TYPES) and node.args:
+            src = node.args[0]
+            if isinstance(src, torch.fx.Node) and src.op == "call_module" and src.target in modules:
+                pairs[id(modules[src.target])] = modules[node.target]
+    return pairs
 
 
 def _unit_companions(params, masks, model) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -325,11 +360,17 @@ def apply_masks_(params: Params, masks, model: nn.Module | None = None) -> None:
 def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> None:
     """Attach the masks with ``torch.nn.utils.prune.custom_from_mask`` so retraining keeps them (weight_orig,
     weight_mask, forward pre-hook).  Unit masks also mask the bias and the following BatchNorm (given ``model``).
-    Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent)."""
+    Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent).
+
+    A ``MultiheadAttention`` reads ``out_proj.weight`` without calling ``out_proj``'s forward, so the hook there
+    would never refresh it (and a second backward pass would fail); with ``model`` given, the attention module
+    refreshes it before each of its forward passes (a ``model`` is then required).
+    """
     params = check_params(params)
     masks = mask_list = resolve(params, masks, model)
     for (m, n), mk in zip(params, mask_list):
         torch_prune.custom_from_mask(m, n, mk.to(weight_of(m, n).device))
+    _refresh_bypassed_layers(params, model)
     if unit_keeps(masks) is not None:
         if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
             raise ValueError("unit masks on conv layers need model= so the BatchNorm after each conv is masked too")
@@ -338,6 +379,27 @@ def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> Non
             for owner, attr in ((module, "bias"), (bn, "weight"), (bn, "bias")):
                 if owner is not None and isinstance(getattr(owner, attr, None), torch.Tensor):
                     torch_prune.custom_from_mask(owner, attr, keep.to(getattr(owner, attr).device))
+
+
+def _run_pruning_hooks(module: nn.Module) -> None:
+    """Recompute ``module``'s masked tensors (``w = w_orig * mask``) as its own forward would."""
+    for hook in list(module._forward_pre_hooks.values()):
+        if isinstance(hook, torch_prune.BasePruningMethod):
+            hook(module, None)
+
+
+def _refresh_bypassed_layers(params, model: nn.Module | None) -> None:
+    """Make every MultiheadAttention whose ``out_proj`` is masked refresh it before each of its forward passes."""
+    masked = {id(m) for m, _ in params}
+    owners = [] if model is None else [a for a in model.modules()
+                                       if isinstance(a, nn.MultiheadAttention) and id(a.out_proj) in masked]
+    if model is None and any(type(m).__name__ == "NonDynamicallyQuantizableLinear" for m, _ in params):
+        raise ValueError("masking a MultiheadAttention's out_proj needs model= (the attention module reads its weight "
+                         "without calling its forward, so the mask must be refreshed from the attention module)")
+    for attention in owners:
+        if not getattr(attention, "_prunekit_refreshes_out_proj", False):
+            attention.register_forward_pre_hook(lambda mod, _args: _run_pruning_hooks(mod.out_proj))
+            attention._prunekit_refreshes_out_proj = True
 
 
 def masks_from_torch_prune(params: Params) -> list[torch.Tensor]:

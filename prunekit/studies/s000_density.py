@@ -219,8 +219,8 @@ class DensityPoint:
         ed = effective_density(run.model, eval_split(ds, self.eval_subset), tolerance=self.tolerance,
                                relative=self.relative, scope=self.scope, include_output=self.include_output,
                                step=self.step, resolution=self.resolution)
-        hoyer_init = model_hoyer_sparsity(_init_model(run, cfg, ds), self.include_output)
-        hoyer_trained = model_hoyer_sparsity(run.model, self.include_output)
+        hoyer_init = model_hoyer_sparsity(_init_model(run, cfg, ds), include_output=self.include_output)
+        hoyer_trained = model_hoyer_sparsity(run.model, include_output=self.include_output)
         return {**config_columns(cfg), "params": ed.params, "core_params": ed.core_params, "density": ed.density,
                 "dense_accuracy": ed.dense_accuracy, "core_accuracy": ed.core_accuracy, "hoyer_init": hoyer_init,
                 "hoyer_trained": hoyer_trained, "total_params": ed.total_params, "pruned": ed.pruned,
@@ -532,8 +532,8 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.
                                     "seed"))
     else:
         iv = mean_interval(d, confidence, what="paired t")
-        measured = (f"conv: mean density {_mean(conv, 'optimizer', 'adam'):.3f} with Adam, "
-                    f"{_mean(conv, 'optimizer', 'sgd'):.3f} with SGD ({C.plural(len(d), 'pair')}).")
+        adam, sgd = _paired_means(conv, "optimizer", "adam", "sgd")
+        measured = f"conv: mean density over the {C.plural(len(d), 'pair')}: {adam:.3f} with Adam, {sgd:.3f} with SGD."
         rows.append(decided("conv_adam", measured, side_of(iv, 0.0), C.undecided_reason([iv], 0.0),
                             f"Adam - SGD: {iv.text('{:+.3f}')}"))
     fc = df[df["arch"].map(arch_kind) == "fc"]
@@ -546,8 +546,9 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.
         sides.append(side_of(iv, 0.0, holds_above=False))
         found.append(iv)
         others = ", ".join(f"{o} {_mean(g, 'optimizer', o):.3f}" for o in sorted(set(g["optimizer"]) - {"sgd", "adam"}))
-        parts.append(f"{arch}: SGD {_mean(g, 'optimizer', 'sgd'):.3f} vs Adam {_mean(g, 'optimizer', 'adam'):.3f}"
-                     + (f" (also {others})" if others else ""))
+        sgd, adam = _paired_means(g, "optimizer", "sgd", "adam")
+        parts.append(f"{arch}: SGD {sgd:.3f} vs Adam {adam:.3f} over {C.plural(len(d), 'pair')}"
+                     + (f" (also {others}, over all its runs)" if others else ""))
         ivs.append(f"{arch} SGD - Adam: {iv.text('{:+.3f}')}")
     if fc.empty:
         rows.append(nm("fc_sgd", "no fully connected models in the table"))
@@ -571,8 +572,8 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.
             rows.append(nm("init", "no Glorot and He models are paired (equal dataset, arch, width, optimizer, seed)"))
         else:
             iv = mean_interval(d, confidence, what="paired t")
-            measured = (f"mean density {_mean(by_family, 'init', 'glorot'):.3f} with Glorot, "
-                        f"{_mean(by_family, 'init', 'he'):.3f} with He ({C.plural(len(d), 'pair')}).")
+            glorot, he = _paired_means(by_family, "init", "glorot", "he")
+            measured = f"mean density over the {C.plural(len(d), 'pair')}: {glorot:.3f} with Glorot, {he:.3f} with He."
             rows.append(decided("init", measured, side_of(iv, 0.0, holds_above=False),
                                 C.undecided_reason([iv], 0.0) if iv.decided else "one pair gives no interval",
                                 f"Glorot - He: {iv.text('{:+.3f}')}"))
@@ -603,14 +604,29 @@ def _mean(df: pd.DataFrame, factor: str, level: str) -> float:
     return float(df.loc[df[factor] == level, "density"].mean())
 
 
-def _pair_diffs(df: pd.DataFrame, factor: str, level: str, reference: str,
-                pair_on: Sequence[str] = ("dataset", "arch", "width_mult", "optimizer", "init", "seed")) -> np.ndarray:
-    """``density(level) - density(reference)`` of ``factor`` on rows equal in every other ``pair_on`` column."""
-    pair_on = [c for c in pair_on if c != factor and c in df.columns]
+_PAIR_ON = ("dataset", "arch", "width_mult", "optimizer", "init", "seed")
+
+
+def _paired(df: pd.DataFrame, factor: str, level: str, reference: str) -> pd.DataFrame:
+    """Density of ``level`` and ``reference`` (columns) on the rows equal in every other ``_PAIR_ON`` column."""
+    pair_on = [c for c in _PAIR_ON if c != factor and c in df.columns]
     wide = df.pivot_table(index=pair_on, columns=factor, values="density", aggfunc="mean")
     if level not in wide.columns or reference not in wide.columns:
-        return np.array([])
-    return (wide[level] - wide[reference]).dropna().to_numpy(dtype=float)
+        return pd.DataFrame(columns=[level, reference], dtype=float)
+    return wide[[level, reference]].dropna()
+
+
+def _pair_diffs(df: pd.DataFrame, factor: str, level: str, reference: str) -> np.ndarray:
+    """``density(level) - density(reference)`` of ``factor`` on rows equal in every other ``_PAIR_ON`` column."""
+    pairs = _paired(df, factor, level, reference)
+    return (pairs[level] - pairs[reference]).to_numpy(dtype=float)
+
+
+def _paired_means(df: pd.DataFrame, factor: str, level: str, reference: str) -> tuple[float, float]:
+    """Mean density of ``level`` and of ``reference`` over the same pairs as :func:`_pair_diffs` (so their
+    difference is the mean paired difference)."""
+    pairs = _paired(df, factor, level, reference)
+    return float(pairs[level].mean()), float(pairs[reference].mean())
 
 
 def claims(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.0,

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..report import claims as C
 from ..report.intervals import bootstrap_interval, mean_interval, side_of
-from ..core.store import Run, build, cached_result, data_digest
+from ..core.store import Run, build, cached_result, data_digest, state_digest
 from ..core.checks import count, fraction, mapping, sequence
 from ..core.config import TrainConfig
 from ..pruning.cycles import conv_parameters, kept_conv_weights, next_masks, same_size_config
@@ -224,7 +224,7 @@ def conv_pruned(run: Run, ratio: float, ds: Dataset | None = None, cache: bool =
     the pretraining schedule, every epoch of it from the pruned weights with the mask held (``prunekit.pruning.retrain``'s
     ``"lr_rewind"`` with ``t = T``) on ``ds`` (default: the run's data set). Returns ``(masks, retrained network)``.
     cache: keep the retrained weights in the result cache (kind ``"pruned"``, keyed by ``run.config.key()``, the
-    plan and a digest of the training split): ``run`` must be ``train_or_load``'s."""
+    plan, a digest of the training split and one of ``run.model``'s weights)."""
     ratio = fraction("ratio", ratio, low_open=True, high_open=True)
     cfg = run.config
     lrs = retraining_lrs(cfg, "lr_rewind", cfg.epochs)
@@ -236,7 +236,7 @@ def conv_pruned(run: Run, ratio: float, ds: Dataset | None = None, cache: bool =
         return dict(result.model.state_dict()), {}
 
     spec = {"pretrained": cfg.key(), "conv_magnitude": ratio, "lrs": lrs, "train_data": data_digest(ds.train),
-            "version": 1}
+            "pretrained_weights": state_digest(run.model), "version": 1}
     state, _ = cached_result("pruned", spec, compute) if cache else compute()
     net = copy.deepcopy(run.model)
     net.load_state_dict(state)

@@ -301,7 +301,7 @@ def test_removable_units():
 def test_invalid_arguments_raise():
     model = make_mlp([4, 5, 3])
     x, y = make_data(5, 4, 3)
-    net = S.from_model(model)
+    net = S.from_model(model, loss="sse")
     with pytest.raises(ValueError, match="estimator"):
         S.saliencies(net, x, y, "third_order")
     with pytest.raises(ValueError, match="algorithm"):
@@ -311,7 +311,9 @@ def test_invalid_arguments_raise():
     with pytest.raises(ValueError, match="output_hessian"):
         S.saliencies(net, x, y, "second_order", output_hessian="block")
     with pytest.raises(ValueError, match="MLP"):
-        S.from_model(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 2)))
+        S.from_model(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 2)), "sse")
+    with pytest.raises(ValueError, match="MLP"):  # right counts, wrong order
+        S.from_model(nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3), nn.ReLU(), nn.ReLU(), nn.Linear(3, 2)), "sse")
 
 
 def test_hessian_diagonal_check_reports_exact_last_layer_and_error_deeper():
@@ -327,8 +329,8 @@ def test_hessian_diagonal_check_reports_exact_last_layer_and_error_deeper():
 def test_float32_brute_force_matches_float64():
     model = make_mlp([6, 12, 3], "sigmoid", seed=25)
     x, y = make_data(500, 6, 3, seed=26)
-    b64 = S.saliencies(S.from_model(model, dtype=torch.float64), x, y, "brute_force")
-    b32 = S.saliencies(S.from_model(model, dtype=torch.float32), x, y, "brute_force")
+    b64 = S.saliencies(S.from_model(model, "sse", dtype=torch.float64), x, y, "brute_force")
+    b32 = S.saliencies(S.from_model(model, "sse", dtype=torch.float32), x, y, "brute_force")
     assert b32.dtype == torch.float32
     torch.testing.assert_close(b32.double(), b64, rtol=1e-4, atol=1e-4 * float(b64.abs().max()))
 
@@ -377,3 +379,66 @@ def test_to_model_is_the_masked_forward_pass(loss):
     assert acc == correct / len(y)
     with pytest.raises(ValueError, match="one vector per hidden layer"):
         S.to_model(net, masks[:1])
+
+
+# ------------------------------------------------------------------------ readers' models: checked, or refused
+class _BNMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn, self.act, self.fc2 = nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.bn(self.fc1(x))))
+
+
+class _ResidualMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.act, self.out = nn.Linear(4, 6), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        return self.out(h + self.act(self.fc2(h)))
+
+
+class _Reordered(nn.Module):
+    """Registers its layers in another order than it runs them."""
+
+    def __init__(self):
+        super().__init__()
+        self.second, self.act, self.first = nn.Linear(6, 3), nn.ReLU(), nn.Linear(4, 6)
+
+    def forward(self, x):
+        return self.second(self.act(self.first(x)))
+
+
+class _PlainMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def test_from_model_checks_a_readers_model_or_refuses_it():
+    torch.manual_seed(0)
+    x, y = make_data(32, 4, 3)
+    x = x.float().flatten(1)  # the readers' models take float32 vectors
+    for model, why in ((_BNMLP(), "BatchNorm1d"), (_ResidualMLP(), "does not compute the model's outputs"),
+                       (_Reordered(), "does not compute the model's outputs")):
+        model.eval()
+        with pytest.raises(ValueError, match=why):
+            S.from_model(model, "cross_entropy", example=x)
+        with pytest.raises(ValueError, match="example"):  # a forward of its own is never trusted unchecked
+            S.from_model(model, "cross_entropy")
+    plain = _PlainMLP()
+    net = S.from_model(plain, "cross_entropy", example=x)
+    torch.testing.assert_close(S.to_model(net)(x.double()), plain(x).double(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        S.saliency_scores(_BNMLP().eval(), x, y)
+
+
+def test_from_model_has_no_default_loss():
+    with pytest.raises(TypeError):
+        S.from_model(make_mlp([4, 5, 3]))  # sse and cross-entropy rank units differently: the caller chooses

@@ -3,6 +3,8 @@ masks through retraining, the conv-weight count, the small network's config, and
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -233,3 +235,12 @@ def test_cached_cycles_reload_and_resume_at_the_first_missing_cycle(monkeypatch,
     Cy.iterative_pruning(run.model, ds, cfg, unit="weight", method="lr_rewind", cycles=1, rate=0.5, epochs=1,
                          cache=True)
     assert len(calls) == 3
+    # another model under the same (config) name is another entry: it never gets the first model's weights
+    other = copy.deepcopy(run.model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(-1.0)
+    theirs = Cy.iterative_pruning(other, ds, cfg, unit="weight", method="lr_rewind", cycles=1, epochs=1, cache=True)
+    assert len(calls) == 4
+    mine, yours = first.retrained.state_dict(), theirs.retrained.state_dict()
+    assert any(not torch.equal(mine[k], yours[k]) for k in mine)

@@ -571,3 +571,48 @@ def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
     for bad in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="share"):
             sparse_at_init(full, bad)
+
+
+# --------------------------------------------------------------- BatchNorm pairing on readers' models, by the graph
+class _ApartBNs(nn.Module):
+    """Registers conv1, conv2, bn1, bn2: registration order would pair conv2 with bn1."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1)
+        self.bn1, self.bn2 = nn.BatchNorm2d(4), nn.BatchNorm2d(6)
+        self.head = nn.Linear(6 * 8 * 8, 10)
+
+    def forward(self, x):
+        h1 = torch.relu(self.bn1(self.conv1(x)))
+        return self.head(torch.relu(self.bn2(self.conv2(h1))).flatten(1))
+
+
+def test_unit_masks_zero_the_batchnorm_that_reads_each_conv_in_the_forward_graph():
+    torch.manual_seed(0)
+    model = _ApartBNs().eval()
+    with torch.no_grad():
+        for bn in (model.bn1, model.bn2):
+            bn.bias.uniform_(0.5, 1.0)  # a pruned channel left with its BN shift would output up to 1
+    params = [(model.conv1, "weight"), (model.conv2, "weight")]
+    assert M.following_batchnorms(model, params) == [model.bn1, model.bn2]
+    keeps = [torch.tensor([True, False, True, False]), torch.tensor([True] * 3 + [False] * 3)]
+    masks = M.UnitMasks.from_keeps(params, keeps)
+    seen = {}
+    model.bn1.register_forward_hook(lambda _m, _i, out: seen.__setitem__("h1", torch.relu(out)))
+    with M.masks_applied(params, masks, model=model):
+        model(torch.randn(8, 1, 8, 8))
+    assert float(seen["h1"][:, ~keeps[0]].abs().max()) == 0.0  # conv1's pruned channels output exactly 0
+    assert float(seen["h1"][:, keeps[0]].abs().max()) > 0.0
+
+
+def test_an_untraceable_readers_model_is_refused_for_unit_masks():
+    class Untraceable(_ApartBNs):
+        def forward(self, x):
+            if float(x.sum()) > 1e9:  # control flow on a value: torch.fx cannot trace it
+                return x
+            return super().forward(x)
+
+    model = Untraceable()
+    with pytest.raises(ValueError, match="torch.fx"):
+        M.following_batchnorms(model, [(model.conv1, "weight")])

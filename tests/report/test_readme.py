@@ -48,3 +48,23 @@ def test_update_readme_needs_a_paper_run(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="make reproduce PROFILE=paper"):
         R.update_readme(tmp_path)
     assert "old" in (tmp_path / "README.md").read_text()
+
+
+def test_the_makefile_calls_the_command_line_with_arguments_it_accepts(monkeypatch):
+    """`make readme`, `make claims` and `make report` pass arguments that `python -m prunekit` parses."""
+    import re
+
+    import prunekit.__main__ as cli
+    from prunekit.report import readme, site
+
+    calls = []
+    monkeypatch.setattr(readme, "update_readme", lambda: calls.append("readme") or "README.md")
+    monkeypatch.setattr(site, "build_report", lambda profile: calls.append(f"report {profile}") or "site")
+    monkeypatch.setattr(cli, "gather_claims", lambda profile: calls.append(f"claims {profile}") or pd.DataFrame(
+        {"verdict": ["holds"], "notebook": ["01"]}))
+    lines = re.findall(r"-m prunekit (readme|claims|report)([^\n]*)", (REPO / "Makefile").read_text())
+    assert {cmd for cmd, _ in lines} == {"readme", "claims", "report"}
+    for cmd, rest in lines:
+        args = [cmd] + rest.replace("$(PROFILE)", "paper").split()
+        assert cli.main(args) == 0, args
+    assert "readme" in calls and "claims paper" in calls and "report paper" in calls

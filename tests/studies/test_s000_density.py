@@ -267,3 +267,14 @@ def test_fc_sgd_is_set_against_adam_and_a_table_without_dense_accuracy_is_fine()
     assert verdict == "holds" and "also adagrad 0.300" in measured
     no_dense = _table(1.0).drop(columns="dense_accuracy")
     assert _verdict(no_dense, NULL, min_dense_accuracy=0.0)[0] == "holds"  # no KeyError without the column
+
+
+def test_the_means_in_a_paired_claim_are_over_its_pairs():
+    """An unpaired Glorot run of high density must not enter the means the claim prints: their difference is the
+    paired difference its interval is about (here -0.02 per pair: 0.480 against 0.500)."""
+    df = _pairs([-0.01, -0.02, -0.03, -0.02])
+    lone = dict(dataset="mnist", arch="lenet300", width_mult=2.0, optimizer="adam", init="glorot_uniform", seed=0,
+                params=2000, dense_accuracy=0.9, density=0.9, core_params=1800)
+    verdict, measured, interval = _verdict(pd.concat([df, pd.DataFrame([lone])], ignore_index=True), INIT)
+    assert verdict == "holds" and "over the 4 pairs: 0.480 with Glorot, 0.500 with He" in measured
+    assert "-0.020" in interval
