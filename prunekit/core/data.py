@@ -300,9 +300,13 @@ def as_split(data, *, name: str = "data", max_samples: int | None = None) -> Spl
         data = data.test
     if isinstance(data, Split) or (hasattr(data, "x") and hasattr(data, "y")):
         x, y = data.x, data.y
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data) \
-            and (data[0].dim() == 0 or data[1].dim() == 0 or data[0].shape[0] == data[1].shape[0]):
-        x, y = data
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        x, y = data  # (x, y) tensors: checked for one row per sample below
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        raise ValueError(f"{name}: the targets are a {type(data[1]).__name__}, not a tensor; {name} must be {forms}")
+    elif isinstance(data, torch.utils.data.Dataset):  # its items are single samples, not batches
+        raise ValueError(f"{name} is a torch Dataset of single samples ({type(data).__name__}): wrap it in a "
+                         f"DataLoader (torch.utils.data.DataLoader({name}, batch_size=256)); {name} must be {forms}")
     elif isinstance(data, torch.Tensor) or isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
         raise ValueError(f"{name} must be {forms}; got {type(data).__name__}")
     else:

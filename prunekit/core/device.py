@@ -23,7 +23,7 @@ from torch import nn
 
 from .checks import choice_message
 
-__all__ = ["DEVICES", "device_name", "resolve_device", "device_type", "model_device", "dataset_to", "deterministic",
+__all__ = ["DEVICES", "device_name", "resolve_device", "device_type", "model_device", "modes_restored", "dataset_to", "deterministic",
            "cuda_available", "available_here"]
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>")
@@ -80,6 +80,18 @@ def model_device(model: nn.Module) -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def modes_restored(model: nn.Module) -> Iterator[nn.Module]:
+    """Restore every submodule's own train/eval flag on exit (a model in train mode may hold a BatchNorm frozen in
+    eval mode: ``model.train(was_training)`` alone would unfreeze it)."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def dataset_to(ds, device: str | torch.device):

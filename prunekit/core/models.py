@@ -28,6 +28,7 @@ from torch.nn.utils import prune as torch_prune
 from .checks import fraction, pruned_count
 from .checks import generator as checked_generator
 from .config import ModelConfig
+from .device import modes_restored
 from .registry import MODELS, ModelEntry
 
 __all__ = ["MLP", "ConvNet", "ResNet", "build_model", "prunable_parameters", "output_layer", "weight_coverage",
@@ -271,8 +272,10 @@ def output_layer(model: nn.Module, example: torch.Tensor | None = None, output_f
     operation such as ``log_softmax``: pass ``params=`` to choose the weights yourself).
     """
     named = getattr(model, "output", None)
-    if isinstance(named, nn.Module):
-        return named
+    if isinstance(named, nn.Module):  # a head named output; a Sequential head: its last weight layer
+        layers = [m for m in named.modules() if _weight_attrs(m)]
+        if layers:
+            return layers[-1]
     if example is None:
         raise ValueError(f"{type(model).__name__} names no output layer (model.output): give example inputs (data) so "
                          "prunekit can trace the layer into the logits, or choose the weights with params= "
@@ -280,13 +283,13 @@ def output_layer(model: nn.Module, example: torch.Tensor | None = None, output_f
     produced: list[tuple[nn.Module, torch.Tensor]] = []
     hooks = [m.register_forward_hook(lambda mod, _i, out: produced.append((mod, out)))
              for m in model.modules() if _weight_attrs(m) and not isinstance(m, nn.MultiheadAttention)]
-    was_training = model.training
+    weights = [p for p in model.parameters()]
+    example = example[:2].to(weights[0].device) if weights else example[:2]
     try:
-        model.eval()
-        with torch.no_grad():
-            out = logits_model(model, output_fn)(example[:2])
+        with modes_restored(model), torch.no_grad():
+            model.eval()
+            out = logits_model(model, output_fn)(example)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     if not isinstance(out, torch.Tensor):
@@ -307,16 +310,25 @@ def prunable_parameters(model: nn.Module, include_output: bool = False, *, examp
     Conv1d/2d/3d, ConvTranspose1d/2d/3d, Embedding and EmbeddingBag, and every MultiheadAttention's input projection
     (``in_proj_weight``, or ``q/k/v_proj_weight``; its ``out_proj`` is a Linear), in registration order; the layer into
     the logits (:func:`output_layer`, traced on ``example`` when the model names none) only if ``include_output``.
-    Biases and normalisation parameters are never in it. A module used twice is listed once.
+    Biases and normalisation parameters are never in it. A tensor is listed once, however many modules share it
+    (tied weights), and a tensor the layer into the logits shares (an embedding tied to the head) is left out with it.
     """
     out = None if include_output else output_layer(model, example, output_fn)
-    params, seen = [], set()
+    seen = set() if out is None else {id(_storage(out, a)) for a in _weight_attrs(out)}
+    params = []
     for m in model.modules():
-        if m is out or id(m) in seen:
-            continue
-        seen.add(id(m))
-        params.extend((m, a) for a in _weight_attrs(m))
+        for a in _weight_attrs(m):
+            key = id(_storage(m, a))
+            if key not in seen:
+                seen.add(key)
+                params.append((m, a))
     return params
+
+
+def _storage(module: nn.Module, name: str) -> torch.Tensor:
+    """The tensor that holds a weight (``<name>_orig`` under torch.nn.utils.prune)."""
+    orig = getattr(module, name + "_orig", None)
+    return orig if orig is not None else getattr(module, name)
 
 
 def weight_coverage(model: nn.Module, params) -> dict:

@@ -27,7 +27,7 @@ from torch import nn
 from .checks import choice_message, number
 from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
-from .device import dataset_to, deterministic, model_device
+from .device import dataset_to, deterministic, model_device, modes_restored
 from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
 
@@ -98,25 +98,21 @@ def correct_count(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode for the block; its previous train/eval mode is restored on exit."""
-    was_training = model.training
-    model.eval()
-    try:
+    """The model in eval mode for the block; every submodule's previous train/eval flag is restored on exit."""
+    with modes_restored(model):
+        model.eval()
         yield model
-    finally:
-        model.train(was_training)
 
 
 @contextlib.contextmanager
 def state_restored(model: nn.Module) -> Iterator[nn.Module]:
     """Save the model's state (weights, buffers, train/eval mode) once; restore it bitwise on exit."""
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    was_training = model.training
-    try:
-        yield model
-    finally:
-        model.load_state_dict(saved)
-        model.train(was_training)
+    with modes_restored(model):
+        try:
+            yield model
+        finally:
+            model.load_state_dict(saved)
 
 
 @torch.inference_mode()

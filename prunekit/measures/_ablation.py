@@ -24,7 +24,7 @@ from torch import nn
 
 from ..core.device import model_device
 from ..core.models import prunable_parameters
-from ..pruning.masks import check_params, weight_of, weight_storage
+from ..pruning.masks import check_params, refresh_masked_weights, weight_of, weight_storage
 from .density import warn_if_at_chance
 from .surface import recalibrate_bn
 from ..core.runtime import adapt_threads
@@ -62,18 +62,28 @@ def _outputs_loop(model, x, keep, params, batch_size, calibration=None):
     weights = [weight_storage(m, n) for m, n in params]
     origs = [w.detach().clone() for w in weights]
     sizes = [w.numel() for w in weights]
-    outs = []
+    hooked = [m for m, n in params if _hooked(m, n)]  # their weight is w_orig * mask, refreshed by hand below:
+    outs = []                                          # an attention reads out_proj.weight without out_proj's forward
     with state_restored(model) if calibration is not None else contextlib.nullcontext():
         for row in keep:
             adapt_threads()
             for w, o, k in zip(weights, origs, torch.split(row, sizes)):
                 torch.mul(o, k.view_as(o), out=w.data)
+            for m in hooked:
+                refresh_masked_weights(m)
             if calibration is not None:
                 recalibrate_bn(model, calibration)
             outs.append(torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]))
     for w, o in zip(weights, origs):
         w.data.copy_(o)
+    for m in hooked:
+        refresh_masked_weights(m)
     return torch.stack(outs)
+
+
+def _hooked(module: nn.Module, name: str) -> bool:
+    """``module.<name>`` is held by torch.nn.utils.prune (``<name>_orig`` and a forward pre-hook)."""
+    return getattr(module, name + "_orig", None) is not None
 
 
 def _outputs_batched(model, x, keep, params):
@@ -81,11 +91,10 @@ def _outputs_batched(model, x, keep, params):
     from torch.func import functional_call, vmap
 
     names = {id(m): name for name, m in model.named_modules()}
-    stored = [n + "_orig" if getattr(m, n + "_orig", None) is not None else n for m, n in params]  # prune hooks
-    pnames = [f"{names[id(m)]}.{n}" if names[id(m)] else n for (m, _), n in zip(params, stored)]
+    pnames = [f"{names[id(m)]}.{n}" if names[id(m)] else n for m, n in params]
     base = {k: v.detach() for k, v in model.named_parameters()}
     base.update({k: v for k, v in model.named_buffers()})
-    weights = [weight_storage(m, n).detach() for m, n in params]
+    weights = [getattr(m, n).detach() for m, n in params]
     sizes = [w.numel() for w in weights]
     stacked = [w.unsqueeze(0) * k.view(-1, *w.shape) for w, k in zip(weights, torch.split(keep, sizes, dim=1))]
 
@@ -147,14 +156,17 @@ def _outputs_mlp(model, x, keep, params):
     return h, layout
 
 
-def _resolve_method(model, x, method, chunk_size):
-    """Batch the subsets only where one forward pass is tiny (per-call overhead dominates); else mask in place."""
+def _resolve_method(model, x, method, chunk_size, params=()):
+    """Batch the subsets only where one forward pass is tiny (per-call overhead dominates); else mask in place.
+    Weights held by torch.nn.utils.prune are always masked in place (the hooks recompute them in every forward)."""
     if method not in ("auto", "batched", "loop"):
         raise ValueError(f"method={method!r} is not supported; allowed: 'auto', 'batched', 'loop'")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be >= 1")
     fit = int(min(64, max(1, _ACT_BUDGET // max(1, x.shape[0] * _max_activation(model, x)))))
-    if method == "auto":
+    if any(_hooked(m, n) for m, n in params):
+        method = "loop"
+    elif method == "auto":
         method = "batched" if fit >= _MIN_BATCH else "loop"
     return method, chunk_size or fit
 
@@ -177,7 +189,7 @@ class AblationEngine:
         self.was_training = model.training
         model.eval()
         with torch.no_grad():
-            self.method, self.chunk_size = _resolve_method(model, x, method, chunk_size)
+            self.method, self.chunk_size = _resolve_method(model, x, method, chunk_size, self.params)
             if calibration is not None:  # statistics recomputed per subset: one subset at a time, masked in place
                 self.method = "loop"
             ref = torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])

@@ -105,7 +105,7 @@ def hoyer_sparsity(x) -> float:
 def _prunable(model: nn.Module, data, params, include_output: bool, output_fn=None):
     if params is not None:
         return check_params(params)
-    example = None if data is None else as_split(data, max_samples=2).x
+    example = None if data is None else as_split(data, max_samples=2).x  # moved to the model's device by the trace
     return prunable_parameters(model, include_output=include_output, example=example, output_fn=output_fn)
 
 
@@ -291,11 +291,13 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     with eval_mode(model):
         plain = Pruner(model, split, include_output=include_output, scope=scope, scorer=scorer, params=params,
                        output_fn=output_fn)
-        use_fast = IncrementalMLP.applies(model, plain.params) if incremental is None else bool(incremental)
-        if use_fast and not IncrementalMLP.applies(model, plain.params):
+        default_set = params is None and output_fn is None  # the fast evaluator ranks the default weight set
+        fits = default_set and IncrementalMLP.applies(model, plain.params)
+        use_fast = fits if incremental is None else bool(incremental)
+        if use_fast and not fits:
             raise ValueError("incremental=True needs a plain MLP (Flatten -> Linear -> ..., the first Linear prunable, "
-                             "no forward hooks such as torch.nn.utils.prune's); use incremental=None or False for "
-                             "other models")
+                             "no forward hooks such as torch.nn.utils.prune's) measured on its default weight set "
+                             "(no params=, no output_fn=); use incremental=None or False otherwise")
         fast = IncrementalMLP(model, split, include_output, scope, order=plain.order) if use_fast else None
         dense = fast.dense_accuracy if use_fast else plain.accuracy(0)  # bitwise the same (see IncrementalMLP)
         warn_if_at_chance(dense, split.y, "effective_density")

@@ -60,6 +60,7 @@ from torch import nn
 from ..core import train
 from ..core.checks import choice
 from ..core.data import Split
+from ..core.device import modes_restored
 from ..core.models import prunable_parameters
 from ..core.runtime import adapt_threads
 
@@ -203,22 +204,23 @@ def from_model(model: nn.Module, loss: str, dtype: torch.dtype = torch.float64, 
 
 def check_unit_net(net: UnitNet, model: nn.Module, example: torch.Tensor) -> None:
     """Refuse (``ValueError``) a unit network whose logits on ``example`` differ from ``model``'s own (float64
-    comparison, tolerance 1e-4 of the logits' scale)."""
-    was_training = model.training
-    model.eval()
-    try:
+    comparison, tolerance ``max(1e-4, 16 eps)`` of the logits' scale, eps of the model's dtype: bf16 and fp16 nets
+    pass)."""
+    first = next(iter(model.parameters()), None)
+    device, dtype = (first.device, first.dtype) if first is not None else (example.device, example.dtype)
+    tol = max(1e-4, 16 * torch.finfo(dtype).eps) if dtype.is_floating_point else 1e-4
+    with modes_restored(model):
+        model.eval()
         with torch.no_grad():
-            want = model(example).detach().to(torch.float64).cpu()
+            want = model(example.to(device)).detach().to(torch.float64).cpu()
             try:
                 got = to_model(net)(example.flatten(1).to(net.weights[0].dtype).to(net.weights[0].device))
             except RuntimeError as err:  # the layers do not even chain in registration order
                 raise ValueError(f"the unit network built from {type(model).__name__} (its Linear and activation "
                                  "modules in registration order) does not compute the model's outputs: its layers "
                                  f"do not chain in that order ({err})") from None
-    finally:
-        model.train(was_training)
     got = got.detach().to(torch.float64).cpu()
-    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max() + 1e-12)):
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=tol, atol=tol * float(want.abs().max() + 1e-12)):
         gap = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
         raise ValueError(f"the unit network built from {type(model).__name__} (its Linear and activation modules in "
                          f"registration order) does not compute the model's outputs (largest difference {gap:.3g}): "

@@ -161,8 +161,11 @@ class Plane:
 
 # ------------------------------------------------------------------------------------------------------ evaluation
 def _splits(splits) -> dict[str, Split]:
-    """``{name: Split}`` from a dict of data (each in any form of ``prunekit.core.data.as_split``) or one data set,
-    which is named "test"."""
+    """``{name: Split}`` from a dict (or a list of ``(name, data)`` pairs) of data, each in any form of
+    ``prunekit.core.data.as_split``, or from one data set, which is named "test"."""
+    if isinstance(splits, (list, tuple)) and splits and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in splits):
+        splits = dict(splits)  # [(name, data), ...]
     if not isinstance(splits, Mapping):
         return {"test": as_split(splits, name="splits")}
     if not splits:

@@ -22,7 +22,7 @@ from ..core.paths import atomic_write
 
 __all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
            "masks_from_torch_prune", "sparsity", "layer_sparsity", "mask_sparsity",
-           "following_batchnorms"]
+           "following_batchnorms", "refresh_masked_weights"]
 
 Params = Sequence[tuple[nn.Module, str]]
 
@@ -277,12 +277,21 @@ def _is_prunekit_model(model: nn.Module) -> bool:
     return isinstance(model, (MLP, ConvNet, ResNet))
 
 
+class _LayerTracer(torch.fx.Tracer):
+    """Keeps every weight layer and BatchNorm one node, subclasses included (the default tracer enters a user's
+    ``class MyConv(nn.Conv2d)`` and would leave no module node to pair)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                              nn.ConvTranspose3d, *_BN_TYPES)) or super().is_leaf_module(m, qualname)
+
+
 def _traced_batchnorms(model: nn.Module) -> dict[int, nn.Module]:
     """``{id(layer): the BatchNorm module whose input is that layer's output}`` from a ``torch.fx`` trace."""
     if not any(isinstance(m, _BN_TYPES) for m in model.modules()):
         return {}
     try:
-        graph = torch.fx.Tracer().trace(model)
+        graph = _LayerTracer().trace(model)
     except Exception as err:  # fx raises many types for untraceable Python (control flow on values, len, ...)
         raise ValueError(f"the BatchNorm after each layer of {type(model).__name__} is found by tracing its forward "
                          f"with torch.fx, which failed ({type(err).__name__}: {err}); unit masks and BN scales need "
@@ -381,8 +390,8 @@ def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> Non
                     torch_prune.custom_from_mask(owner, attr, keep.to(getattr(owner, attr).device))
 
 
-def _run_pruning_hooks(module: nn.Module) -> None:
-    """Recompute ``module``'s masked tensors (``w = w_orig * mask``) as its own forward would."""
+def refresh_masked_weights(module: nn.Module) -> None:
+    """Recompute ``module``'s torch.nn.utils.prune tensors now (``w = w_orig * mask``), as its own forward would."""
     for hook in list(module._forward_pre_hooks.values()):
         if isinstance(hook, torch_prune.BasePruningMethod):
             hook(module, None)
@@ -398,7 +407,7 @@ def _refresh_bypassed_layers(params, model: nn.Module | None) -> None:
                          "without calling its forward, so the mask must be refreshed from the attention module)")
     for attention in owners:
         if not getattr(attention, "_prunekit_refreshes_out_proj", False):
-            attention.register_forward_pre_hook(lambda mod, _args: _run_pruning_hooks(mod.out_proj))
+            attention.register_forward_pre_hook(lambda mod, _args: refresh_masked_weights(mod.out_proj))
             attention._prunekit_refreshes_out_proj = True
 
 

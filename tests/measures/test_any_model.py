@@ -316,3 +316,124 @@ def test_pruning_curve_and_the_surface_take_every_data_form(digits):
     assert evaluate_point(model, vec, (x, y)) == evaluate_point(model, vec, {"test": Split(x, y)})
     with pytest.raises(ValueError, match="split"):
         pruning_curve(model, params, x, ks=[50.0])
+
+
+# ------------------------------------------------------------------ cases found in review: each failed before
+class CustomHooked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2, self.head = nn.Linear(64, 32), nn.Linear(32, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.l2(torch.relu(self.l1(x.flatten(1))))))
+
+
+def test_ablation_on_a_custom_model_with_prune_hooks_leaves_it_usable(digits):
+    model = fit(CustomHooked(), digits.train.x, digits.train.y, epochs=5)
+    baked = copy.deepcopy(model)
+    torch_prune.l1_unstructured(model.l1, "weight", amount=0.5)
+    torch_prune.custom_from_mask(baked.l1, "weight", model.l1.weight_mask)
+    torch_prune.remove(baked.l1, "weight")
+    x, y = digits.test.x[:100], digits.test.y[:100]
+    got = random_ablation(model, x, y, ratios=[0.1], n_subsets=6)  # method "auto"
+    want = random_ablation(baked, x, y, ratios=[0.1], n_subsets=6, method="loop")
+    assert got.utility.to_numpy() == pytest.approx(want.utility.to_numpy(), rel=1e-4, abs=1e-6)
+    assert torch.equal(model.l1.weight, model.l1.weight_orig * model.l1.weight_mask)  # readable, restored
+    copy.deepcopy(model)
+
+
+def test_ablating_a_hooked_attention_out_proj_is_seen(tokens):
+    (x, y), _ = tokens
+    model = fit(TinyTransformer(), x, y, epochs=3)
+    baked = copy.deepcopy(model)
+    out_proj = model.encoder.self_attn.out_proj
+    torch_prune.random_unstructured(out_proj, "weight", amount=0.3)
+    torch_prune.custom_from_mask(baked.encoder.self_attn.out_proj, "weight", out_proj.weight_mask)
+    torch_prune.remove(baked.encoder.self_attn.out_proj, "weight")
+    whole = torch.ones(1, out_proj.weight.numel(), dtype=torch.bool)  # ablate all of out_proj
+    got = evaluate_subsets(model, x[:200], y[:200], whole, params=[(out_proj, "weight")])
+    want = evaluate_subsets(baked, x[:200], y[:200], whole, params=[(baked.encoder.self_attn.out_proj, "weight")])
+    assert float(want.utility[0]) > 1e-3
+    assert float(got.utility[0]) == pytest.approx(float(want.utility[0]), rel=1e-4)
+
+
+class TiedLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.mix, self.head = nn.Embedding(10, 6), nn.Linear(6, 6), nn.Linear(6, 10, bias=False)
+        self.head.weight = self.emb.weight  # tied
+
+    def forward(self, tokens):
+        return self.head(torch.tanh(self.mix(self.emb(tokens).mean(1))))
+
+
+def test_tied_weights_are_listed_once_and_left_out_with_the_head():
+    model = TiedLM()
+    x = torch.randint(0, 10, (4, 5))
+    assert [a for _, a in prunable_parameters(model, example=x)] == ["weight"]  # mix only: emb is the head
+    assert [m for m, _ in prunable_parameters(model, example=x)] == [model.mix]
+    everything = prunable_parameters(model, include_output=True)
+    assert [m for m, _ in everything] == [model.emb, model.mix]
+    assert weight_coverage(model, everything)["share"] <= 1.0
+
+
+def test_a_sequential_head_named_output_is_left_out():
+    class Named(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(64, 16)
+            self.output = nn.Sequential(nn.ReLU(), nn.Linear(16, 10))
+
+        def forward(self, x):
+            return self.output(self.body(x.flatten(1)))
+
+    model = Named()
+    assert [m for m, _ in prunable_parameters(model)] == [model.body]
+
+
+def test_effective_density_with_params_on_a_plain_mlp_ranks_the_params(digits):
+    torch.manual_seed(0)
+    model = fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                              nn.Linear(32, 10)), digits.train.x, digits.train.y, epochs=10)
+    params = [(model[1], "weight"), (model[5], "weight")]
+    auto = effective_density(model, digits, params=params)
+    plain = effective_density(model, digits, params=params, incremental=False)
+    assert (auto.pruned, auto.density) == (plain.pruned, plain.density) and auto.params == 64 * 32 + 32 * 10
+    with pytest.raises(ValueError, match="params="):
+        effective_density(model, digits, params=params, incremental=True)
+
+
+def test_a_conv_subclass_is_paired_with_its_batchnorm():
+    from prunekit.pruning.masks import following_batchnorms
+
+    class MyConv(nn.Conv2d):
+        pass
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.b1 = MyConv(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.head = nn.Linear(4 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.b1(self.c1(x))).flatten(1))
+
+    model = Net()
+    assert following_batchnorms(model, [(model.c1, "weight")]) == [model.b1]
+
+
+def test_tracing_restores_every_modules_mode():
+    model = BNMLP().train()
+    model.bn1.eval()  # frozen statistics inside a training model
+    prunable_parameters(model, example=torch.randn(3, 64))
+    assert model.training and model.fc1.training and not model.bn1.training
+
+
+def test_data_errors_name_the_problem(digits):
+    x, y = digits.test.x, digits.test.y
+    with pytest.raises(ValueError, match="DataLoader"):
+        as_split(TensorDataset(x, y))
+    with pytest.raises(ValueError, match="one row per sample"):
+        as_split((x, y[:10]))
+    with pytest.raises(ValueError, match="not a tensor"):
+        as_split((x, y.numpy()))

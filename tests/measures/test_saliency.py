@@ -442,3 +442,11 @@ def test_from_model_checks_a_readers_model_or_refuses_it():
 def test_from_model_has_no_default_loss():
     with pytest.raises(TypeError):
         S.from_model(make_mlp([4, 5, 3]))  # sse and cross-entropy rank units differently: the caller chooses
+
+
+def test_a_half_precision_mlp_is_checked_at_its_own_precision():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to(torch.bfloat16)
+    x = torch.randn(16, 4, dtype=torch.bfloat16)
+    net = S.from_model(model, "cross_entropy", example=x)  # bf16 rounding is not a wrong network
+    assert net.widths == [8]
