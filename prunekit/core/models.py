@@ -32,7 +32,7 @@ from .device import modes_restored
 from .registry import MODELS, ModelEntry
 
 __all__ = ["MLP", "ConvNet", "ResNet", "build_model", "prunable_parameters", "output_layer", "weight_coverage",
-           "logits_model", "LogitsOf", "PRUNABLE_KINDS", "init_weights",
+           "logits_model", "LogitsOf", "PRUNABLE_KINDS", "WEIGHT_LAYERS", "weight_storage", "init_weights",
            "parameter_names", "sparse_at_init", "hold_masks", "plain_state_dict", "count_parameters", "as_nchw"]
 
 CONV_CHANNELS = (16, 32)  # two conv blocks (conv3x3-BN-ReLU-maxpool), then a hidden linear layer
@@ -227,9 +227,10 @@ def _resnet20(cfg: ModelConfig, input_shape, num_classes: int, *, hidden, activa
 
 
 # Modules whose weights are prunable by default, on any model: (module kind, weight attributes).
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                 nn.ConvTranspose3d, nn.Embedding, nn.EmbeddingBag)  # one "weight" each
 PRUNABLE_KINDS: tuple[tuple[type, tuple[str, ...]], ...] = (
-    ((nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-      nn.Embedding, nn.EmbeddingBag), ("weight",)),
+    (WEIGHT_LAYERS, ("weight",)),
     ((nn.MultiheadAttention,), ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")),  # + out_proj
 )
 
@@ -283,8 +284,8 @@ def output_layer(model: nn.Module, example: torch.Tensor | None = None, output_f
     produced: list[tuple[nn.Module, torch.Tensor]] = []
     hooks = [m.register_forward_hook(lambda mod, _i, out: produced.append((mod, out)))
              for m in model.modules() if _weight_attrs(m) and not isinstance(m, nn.MultiheadAttention)]
-    weights = [p for p in model.parameters()]
-    example = example[:2].to(weights[0].device) if weights else example[:2]
+    first = next(iter(model.parameters()), None)
+    example = example[:2] if first is None else example[:2].to(first.device)
     try:
         with modes_restored(model), torch.no_grad():
             model.eval()
@@ -314,19 +315,19 @@ def prunable_parameters(model: nn.Module, include_output: bool = False, *, examp
     (tied weights), and a tensor the layer into the logits shares (an embedding tied to the head) is left out with it.
     """
     out = None if include_output else output_layer(model, example, output_fn)
-    seen = set() if out is None else {id(_storage(out, a)) for a in _weight_attrs(out)}
+    seen = set() if out is None else {id(weight_storage(out, a)) for a in _weight_attrs(out)}
     params = []
     for m in model.modules():
         for a in _weight_attrs(m):
-            key = id(_storage(m, a))
+            key = id(weight_storage(m, a))
             if key not in seen:
                 seen.add(key)
                 params.append((m, a))
     return params
 
 
-def _storage(module: nn.Module, name: str) -> torch.Tensor:
-    """The tensor that holds a weight (``<name>_orig`` under torch.nn.utils.prune)."""
+def weight_storage(module: nn.Module, name: str) -> torch.Tensor:
+    """The tensor that holds a weight, to write to in place (``<name>_orig`` when torch.nn.utils.prune is attached)."""
     orig = getattr(module, name + "_orig", None)
     return orig if orig is not None else getattr(module, name)
 

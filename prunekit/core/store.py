@@ -258,10 +258,15 @@ def data_digest(split) -> str:
     was trained on in its spec, so the same model retrained on other data is another entry."""
     h = hashlib.sha256()
     for t in (split.x, split.y):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        _hash_tensor(h, t)
     return h.hexdigest()
+
+
+def _hash_tensor(h, t: torch.Tensor, label: str = "") -> None:
+    """Feed ``label``, a tensor's dtype and shape, then its bytes (on the CPU, in memory order) into ``h``."""
+    t = t.detach().cpu().contiguous()
+    h.update(f"{label}{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
 def state_digest(model) -> str:
@@ -269,9 +274,7 @@ def state_digest(model) -> str:
     the weights a derived result was computed from, so another model under the same config is another entry."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        _hash_tensor(h, t, name)
     return h.hexdigest()
 
 

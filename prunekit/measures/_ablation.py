@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.device import model_device
-from ..core.models import prunable_parameters
-from ..pruning.masks import check_params, refresh_masked_weights, weight_of, weight_storage
+from ..core.models import prunable_parameters, weight_storage
+from ..pruning.masks import check_params, refresh_masked_weights, weight_of
 from .density import warn_if_at_chance
 from .surface import recalibrate_bn
 from ..core.runtime import adapt_threads
@@ -83,7 +83,7 @@ def _outputs_loop(model, x, keep, params, batch_size, calibration=None):
 
 def _hooked(module: nn.Module, name: str) -> bool:
     """``module.<name>`` is held by torch.nn.utils.prune (``<name>_orig`` and a forward pre-hook)."""
-    return getattr(module, name + "_orig", None) is not None
+    return weight_storage(module, name) is not getattr(module, name)
 
 
 def _outputs_batched(model, x, keep, params):

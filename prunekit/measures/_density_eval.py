@@ -21,8 +21,8 @@ from torch import nn
 from ..core.checks import choice, number
 from ..core.device import model_device
 from ..core.data import Split, as_split
-from ..pruning.masks import check_params, masks_applied, weight_of, weight_storage
-from ..core.models import logits_model, prunable_parameters
+from ..pruning.masks import check_params, masks_applied, weight_of
+from ..core.models import logits_model, prunable_parameters, weight_storage
 from ..pruning.scorers import magnitude_scores
 from ..pruning.select import masks_from_order, score_order
 from ..core.runtime import adapt_threads

@@ -17,7 +17,7 @@ import torch.fx
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ..core.models import MLP, ConvNet, ResNet
+from ..core.models import MLP, WEIGHT_LAYERS, ConvNet, ResNet, weight_storage
 from ..core.paths import atomic_write
 
 __all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
@@ -180,12 +180,6 @@ def weight_of(module: nn.Module, name: str) -> torch.Tensor:
     return getattr(module, name)
 
 
-def weight_storage(module: nn.Module, name: str) -> torch.Tensor:
-    """The tensor to write to in place (``<name>_orig`` when torch.nn.utils.prune is attached)."""
-    orig = getattr(module, name + "_orig", None)
-    return orig if orig is not None else getattr(module, name)
-
-
 def check_params(params) -> list[tuple[nn.Module, str]]:
     if isinstance(params, nn.Module):
         raise ValueError("params must be a list of (module, 'weight') pairs, e.g. "
@@ -282,8 +276,7 @@ class _LayerTracer(torch.fx.Tracer):
     ``class MyConv(nn.Conv2d)`` and would leave no module node to pair)."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                              nn.ConvTranspose3d, *_BN_TYPES)) or super().is_leaf_module(m, qualname)
+        return isinstance(m, (*WEIGHT_LAYERS, *_BN_TYPES)) or super().is_leaf_module(m, qualname)
 
 
 def _traced_batchnorms(model: nn.Module) -> dict[int, nn.Module]:
