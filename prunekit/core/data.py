@@ -37,7 +37,7 @@ from .paths import data_dir
 from .runtime import adapt_threads
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "as_split", "random_subset", "iterate_batches",
-           "available_datasets", "files_present", "expected_files", "SHAPES", "inside_shape", "shape_radius"]
+           "available_datasets", "files_present", "as_xy", "expected_files", "SHAPES", "inside_shape", "shape_radius"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -332,6 +332,22 @@ def as_split(data, *, name: str = "data", max_samples: int | None = None) -> Spl
     if max_samples is not None and x.shape[0] > max_samples:
         x, y = x[:max_samples], y[:max_samples]
     return Split(x, y)
+
+
+def as_xy(data, y=None, *, name: str = "data", need_y: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(x, y)`` tensors from a measure's ``data``: any form :func:`as_split` takes, or, as measures took it before
+    the one convention, an input tensor ``x`` with its targets in ``y`` (``y=None`` only where ``need_y=False``).
+    ``ValueError`` for targets given twice (``data`` holds them already) or missing."""
+    if isinstance(data, torch.Tensor):
+        if y is None and need_y:
+            raise ValueError(f"{name} is an input tensor without targets: pass (x, y), a Split or a DataLoader as "
+                             f"{name}, or the targets as y=")
+        return data, y
+    if y is not None:
+        raise ValueError(f"y= is given but {name} ({type(data).__name__}) holds its targets already: pass {name} alone "
+                         f"(a keyword that follows {name}, such as ratios, may have been passed by position)")
+    split = as_split(data, name=name)
+    return split.x, split.y
 
 
 def random_subset(split: Split, n: int | None, seed: int = 0) -> Split:

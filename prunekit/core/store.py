@@ -47,11 +47,12 @@ from .data import Dataset, load_dataset
 from .device import available_here, dataset_to, device_type, model_device, resolve_device
 from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
-from .train import train
+from .data import as_split
+from .train import fit_model, train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
-           "state_digest"]
+           "state_digest", "fit_or_load"]
 
 
 @dataclass
@@ -328,3 +329,55 @@ def _cached_result_locked(kind: str, spec: dict, compute, path: Path) -> tuple[d
     write_entry(path, "tensors.pt", tensor_bytes(tensors), {"kind": kind, "spec": spec, "info": info,
                                                              "versions": versions()})
     return tensors, info
+
+
+def _callable_name(name: str, f) -> str | None:
+    """A stable name for a factory in a cache key: ``module.qualname``, with a ``functools.partial``'s arguments."""
+    import functools
+
+    if f is None:
+        return None
+    if isinstance(f, functools.partial):
+        return f"partial({_callable_name(name, f.func)}, args={f.args!r}, keywords={sorted(f.keywords.items())!r})"
+    qual = getattr(f, "__qualname__", None)
+    if qual is None or "<lambda>" in qual or "<locals>" in qual:
+        raise ValueError(f"{name}={f!r} cannot name a cache entry (a lambda or a local function): give a module-level "
+                         f"function or a functools.partial (e.g. functools.partial(torch.optim.Adam, lr=1e-3)), or "
+                         f"train with prunekit.core.train.fit_model without the cache")
+    return f"{getattr(f, '__module__', '?')}.{qual}"
+
+
+def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int | None = None,
+                batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
+                loss: str = "cross_entropy", output_fn=None, root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Train the reader's ``model`` in place on its own schedule (``prunekit.core.train.fit_model``), once: the
+    trained weights are stored under a key of everything they depend on (the model's class, a digest of its initial
+    weights, a digest of the training data, the schedule, seed and device type), and a later call with the same
+    (model, data, schedule) loads them instead (``cached_result``: atomic, checksummed, ``weights_only=True``).
+
+    data: as ``fit_model`` takes it, gathered into one in-memory Split (``prunekit.core.data.as_split``; a prunekit
+    Dataset gives its train split) so that its digest names it and batches come in an order drawn from ``seed``.
+    ``optimizer`` and ``output_fn`` must be module-level functions or ``functools.partial`` objects (their names are
+    part of the key). Returns the training history (``history.attrs["cache_key"]`` names the entry).
+    """
+    split = as_split(data.train if isinstance(data, Dataset) else data, name="data")
+    fit_model_args = dict(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                          momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
+    from .train import _schedule
+    lrs_checked, n_epochs = _schedule(lrs, optimizer, epochs)  # every check before any digest or compute
+    spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "init": state_digest(model),
+            "data": data_digest(split), "lrs": lrs_checked, "epochs": n_epochs,
+            "optimizer": _callable_name("optimizer", optimizer), "output_fn": _callable_name("output_fn", output_fn),
+            "batch_size": int(batch_size), "seed": int(seed), "momentum": float(momentum),
+            "weight_decay": float(weight_decay), "loss": loss, "device": model_device(model).type}
+
+    def compute():
+        history = fit_model(model, split, **fit_model_args)
+        return dict(model.state_dict()), {"history": history.to_dict(orient="records")}
+
+    tensors, info = cached_result("fit_own", spec, compute, root=root)
+    model.load_state_dict(tensors)
+    model.eval()
+    history = pd.DataFrame(info["history"])
+    history.attrs["cache_key"] = result_key(spec)
+    return history

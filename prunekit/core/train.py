@@ -26,13 +26,14 @@ from torch import nn
 
 from .checks import choice_message, number
 from .config import TrainConfig
-from .data import Dataset, Split, iterate_batches
+from .data import Dataset, Split, as_split, iterate_batches
 from .device import dataset_to, deterministic, model_device, modes_restored
 from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
-           "quiet_default", "stopped_improving"]
+           "quiet_default", "stopped_improving",
+           "fit_model"]
 
 
 def quiet_default() -> bool:
@@ -274,3 +275,102 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
     return pd.DataFrame(rows), checkpoints
+
+
+# ------------------------------------------------------------------------------------------- the reader's own schedule
+def _schedule(lrs, optimizer, epochs) -> tuple[list[float] | None, int]:
+    """``(lrs as floats or None, epochs)`` of a reader's schedule, checked before any compute."""
+    if lrs is None and optimizer is None:
+        raise ValueError("give the schedule: lrs= (a learning rate per epoch, SGD with momentum) or optimizer= (a "
+                         "factory params -> torch.optim.Optimizer) with epochs=")
+    if optimizer is not None and not callable(optimizer):
+        raise ValueError(f"optimizer must be a factory params -> torch.optim.Optimizer (e.g. lambda p: "
+                         f"torch.optim.Adam(p, lr=1e-3)); got {type(optimizer).__name__}")
+    if lrs is not None:
+        if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__"):
+            raise ValueError(f"lrs must be a sequence of learning rates, one per epoch; got {lrs!r}")
+        lrs = [float(number(f"lrs[{i}]", v, low=0.0)) for i, v in enumerate(lrs)]
+        if not lrs:
+            raise ValueError("lrs is empty: give one learning rate per epoch")
+        if epochs is not None and int(number("epochs", epochs, low=1, integer=True)) != len(lrs):
+            raise ValueError(f"epochs={epochs} but lrs holds {len(lrs)} learning rates (one per epoch); give one")
+        return lrs, len(lrs)
+    if epochs is None:
+        raise ValueError("optimizer= needs epochs= (or lrs=, one learning rate per epoch)")
+    return None, int(number("epochs", epochs, low=1, integer=True))
+
+
+def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
+              optimizer: Callable[..., torch.optim.Optimizer] | None = None, epochs: int | None = None,
+              batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
+              loss: str = "cross_entropy", output_fn: Callable | None = None,
+              callback: Callable[[int, nn.Module], None] | None = None, quiet: bool | None = None) -> pd.DataFrame:
+    """Train any model in place on the reader's own schedule, without a ``TrainConfig``; returns one row per epoch
+    (``epoch, lr, train_loss, train_accuracy, seconds``).
+
+    data: ``(x, y)`` tensors or a Split (mini-batches of ``batch_size`` in an order drawn from ``seed``), a prunekit
+      Dataset (its train split) or any iterable of ``(x, y)`` batches such as a DataLoader (iterated once per epoch
+      as it comes, with its own order).
+    The schedule: ``lrs`` (one learning rate per epoch; SGD with ``momentum`` and ``weight_decay`` unless
+    ``optimizer`` is given) and/or ``optimizer`` (a factory ``params -> torch.optim.Optimizer``, run for ``epochs``;
+    with ``lrs`` too, each epoch's rate is written into its groups). output_fn: the logits of a model whose forward
+    returns a dict or a tuple. Masks held by ``torch.nn.utils.prune`` (``prunekit.pruning.masks.to_torch_prune``)
+    stay applied through every step.
+    """
+    lrs, epochs = _schedule(lrs, optimizer, epochs)  # every check before any compute
+    size = int(number("batch_size", batch_size, low=1, integer=True))
+    loss_fn = make_loss(loss)
+    if output_fn is not None and not callable(output_fn):
+        raise ValueError(f"output_fn must map the model's output to its logits; got {type(output_fn).__name__}")
+    if isinstance(data, Dataset):
+        data = data.train
+    if isinstance(data, Split) or (isinstance(data, (tuple, list)) and len(data) == 2
+                                   and all(isinstance(t, torch.Tensor) for t in data)):
+        split, loader = as_split(data, name="data"), None
+    else:
+        if hasattr(data, "__next__"):
+            raise ValueError("data is an iterator, which can be read only once: give a DataLoader or a list of "
+                             "(x, y) batches, read again each epoch")
+        as_split(data, name="data", max_samples=1)  # the form is checked on its first batch
+        split, loader = None, data
+    device = model_device(model)
+    if split is not None:
+        split = Split(split.x.to(device), split.y.to(device))  # moved once
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = optimizer(trainable) if optimizer is not None else torch.optim.SGD(
+        trainable, lr=lrs[0], momentum=momentum, weight_decay=weight_decay)
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise ValueError(f"optimizer(params) must return a torch.optim.Optimizer; got {type(opt).__name__}")
+    gen = torch.Generator().manual_seed(int(seed))
+    quiet = quiet_default() if quiet is None else quiet
+    from tqdm.auto import tqdm
+
+    rows = []
+    for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=quiet, leave=False):
+        t0 = time.perf_counter()
+        if lrs is not None:
+            for group in opt.param_groups:
+                group["lr"] = lrs[epoch - 1]
+        model.train()
+        total = correct = n = 0.0
+        batches = iterate_batches(split, size, shuffle=True, generator=gen) if loader is None else loader
+        for batch in batches:
+            xb, yb = batch[0].to(device), batch[1].to(device)
+            out = model(xb)
+            out = out if output_fn is None else output_fn(out)
+            value = loss_fn(out, yb)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+            total += float(value.detach()) * xb.shape[0]
+            correct += float(correct_count(out.detach(), yb))
+            n += xb.shape[0]
+        if not math.isfinite(total):
+            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {total / max(n, 1)}); lower the "
+                                     f"learning rate")
+        rows.append({"epoch": epoch, "lr": float(opt.param_groups[0]["lr"]), "train_loss": total / n,
+                     "train_accuracy": correct / n, "seconds": time.perf_counter() - t0})
+        if callback is not None:
+            callback(epoch, model)
+    model.eval()
+    return pd.DataFrame(rows)

@@ -59,7 +59,7 @@ from torch import nn
 
 from ..core import train
 from ..core.checks import choice
-from ..core.data import Split
+from ..core.data import Split, as_xy
 from ..core.device import modes_restored
 from ..core.models import prunable_parameters
 from ..core.runtime import adapt_threads
@@ -560,10 +560,11 @@ def serial_prune(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str 
                        time.perf_counter() - t0, initial)
 
 
-def saliency_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, estimator: str = "second_order", *,
+def saliency_scores(model: nn.Module, data, y: torch.Tensor | None = None, estimator: str = "second_order", *,
                     loss: str = "cross_entropy", output_hessian: str = "diagonal",
                     generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Per-unit saliencies of ``model``'s hidden layers on ``(x, y)``, one tensor per entry of
+    """Per-unit saliencies of ``model``'s hidden layers on ``data`` (``(x, y)`` tensors, a Split, a Dataset's test
+    split, a DataLoader; or inputs ``x`` with targets ``y``), one tensor per entry of
     ``prunable_parameters(model)``: the change of the loss summed over the samples when the unit's output is set to
     0, estimated to first or second order (Taylor) or computed exactly ("brute_force"); or "l2_norm" / "random"
     (``prunekit.measures.saliency.saliencies``, float64).
@@ -573,6 +574,7 @@ def saliency_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, estimato
     scores rank exactly the removals that ``masks_from_scores`` then applies. A sigmoid unit with zeroed row and bias
     still outputs 0.5, so sigmoid nets are refused (use ``prunekit.measures.saliency.serial_prune``, which removes outputs).
     """
+    x, y = as_xy(data, y)
     choice("estimator", estimator, ESTIMATORS)
     choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     allowed = (nn.Sequential, nn.Flatten, nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.ModuleList)
@@ -586,7 +588,7 @@ def saliency_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, estimato
         raise ValueError("saliency_scores needs a ReLU or tanh net: a sigmoid unit with its row and bias masked "
                          "outputs 0.5, not the 0 these saliencies assume (use prunekit.measures.saliency.serial_prune)")
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if [m for m, _ in prunable_parameters(model)] != linears[:-1]:
+    if [m for m, _ in prunable_parameters(model, example=x[:2])] != linears[:-1]:
         raise ValueError("saliency_scores needs an MLP whose prunable parameters are exactly its hidden layers, in "
                          "order (prunekit.core.models.prunable_parameters(model))")
     device = net.weights[0].device

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.checks import count, fraction, sequence
+from ..core.data import as_xy
 from ..core.device import model_device
 from ..core.models import weight_coverage
 from ..pruning.masks import Masks, weight_of, masks_applied, resolve
@@ -118,8 +119,11 @@ def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
     return torch.cat(out)
 
 
-def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: int = 4096) -> float:
+def utility(model: nn.Module, data, subset, params=None, batch_size: int = 4096) -> float:
     """``U(W_s) = mean_x KL(f_W(x) || f_{W \\ W_s}(x))`` for one subset (the model is left unchanged).
+
+    data: the inputs ``x`` the mean runs over: a tensor, or any form of ``prunekit.core.data.as_split`` (its targets
+    are not used).
 
     subset: a flat boolean vector over the prunable weights, or one boolean tensor per weight (True = ablated), or
     the keep-masks of the weights left (``prunekit.pruning.masks.Masks``, True = keep; see :func:`ablation_masks`).
@@ -127,6 +131,7 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
 
+    x, _ = as_xy(data, need_y=False)
     params = ablation_params(model, params, example=x)
     flat = _as_flat_subset(subset, params, model)
     if not bool(flat.any()):
@@ -138,15 +143,21 @@ def utility(model: nn.Module, x: torch.Tensor, subset, params=None, batch_size: 
     return float(kl_divergence(log_p, log_q).mean())
 
 
-def evaluate_subsets(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, subsets: torch.Tensor, params=None,
-                     method: str = "auto", chunk_size: int | None = None, *, warn_at_chance: bool = True
+def evaluate_subsets(model: nn.Module, data, y: torch.Tensor | None = None, subsets: torch.Tensor | None = None,
+                     params=None, method: str = "auto", chunk_size: int | None = None, *, warn_at_chance: bool = True
                      ) -> pd.DataFrame:
     """Accuracy and utility of each subset: the rows of a boolean ``subsets [S, P]`` (True = ablated), or a sequence of
     subsets in any form :func:`utility` takes (keep-``Masks`` keyed by name, per-weight or flat ablation vectors).
 
+    data: ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or a DataLoader; or inputs ``x`` with
+    their targets as ``y`` (``y=None``: utility only, accuracy NaN).
+
     method: "batched" (vmap over stacked masked weights), "loop" (masked in place, restored) or "auto".
     Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
     """
+    x, y = as_xy(data, y, need_y=False)
+    if subsets is None:
+        raise ValueError("subsets is missing: a boolean [S, P] tensor (True = ablated) or a sequence of subsets")
     if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
         flat = ablation_params(model, params, example=x)
         subsets = [_as_flat_subset(s, flat, model) for s in subsets]
@@ -182,12 +193,14 @@ def _check_ratio(r: float, name: str = "ratios") -> float:
     return fraction(name, r)
 
 
-def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
+def random_ablation(model: nn.Module, data, y: torch.Tensor | None = None,
                     ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0, params=None,
                     method: str = "auto", chunk_size: int | None = None, *, within: torch.Tensor | None = None,
                     counts: Sequence[int] | None = None, recalibrate: torch.Tensor | None = None,
                     warn_at_chance: bool = True) -> pd.DataFrame:
     """Random ablation (source 002, Fig. 1 left): per ratio, ``n_subsets`` random subsets of ``round(r * P)`` weights.
+
+    data: as :func:`evaluate_subsets` takes it (``(x, y)``, a Split, a Dataset, a DataLoader, or ``x`` with ``y``).
 
     within: draw only among these flat indices of the prunable weights (e.g. the weights a sparse network kept), and
       ``P`` is their number; counts: ablate these numbers of weights instead of ratios (each at most ``P``; the
@@ -200,6 +213,7 @@ def random_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
     accuracy on ``(x, y)`` is at chance gets a ``RuntimeWarning`` unless ``warn_at_chance=False`` (an untrained
     network measured on purpose).
     """
+    x, y = as_xy(data, y, need_y=False)
     n_subsets = count("n_subsets", n_subsets)
     if counts is None:
         ratios = sequence("ratios", ratios, item=fraction)
@@ -259,7 +273,7 @@ def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer=mag
     return list(torch.tensor_split(order, n_bands))
 
 
-def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_bands: int = 10,
+def magnitude_ablation(model: nn.Module, data, y: torch.Tensor | None = None, n_bands: int = 10,
                        ratios: Sequence[float] = (0.1, 0.5, 1.0), n_subsets: int = 20, seed: int = 0, params=None,
                        method: str = "auto", chunk_size: int | None = None, scorer=magnitude_scores, *,
                        warn_at_chance: bool = True) -> pd.DataFrame:
@@ -267,9 +281,10 @@ def magnitude_ablation(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None
 
     The prunable weights are cut into ``n_bands`` equal-size bands by rank of ``|w|`` (band 0 = smallest); for each
     band and ratio ``r``, ``n_subsets`` random subsets of ``round(r * band size)`` of that band's weights are ablated
-    (one subset when ``r = 1``: the whole band). Returns one row per subset:
+    (one subset when ``r = 1``: the whole band). data: as :func:`evaluate_subsets` takes it. Returns one row per subset:
     ``band, band_low, band_high (|w| range of the band), ratio, subset, n_ablated, accuracy, utility``.
     """
+    x, y = as_xy(data, y, need_y=False)
     ratios = sequence("ratios", ratios, item=fraction)
     n_subsets = count("n_subsets", n_subsets)
     n_bands = count("n_bands", n_bands)

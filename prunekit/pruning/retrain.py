@@ -32,16 +32,16 @@ from torch import nn
 
 from ..core.checks import count, number
 from ..core.config import TrainConfig
-from ..core.data import Dataset
+from ..core.data import Dataset, as_split
 from ..core.models import plain_state_dict
-from .masks import Masks, apply_masks_, resolve, to_torch_prune
+from .masks import Masks, apply_masks_, check_params, resolve, to_torch_prune
 from ..core.models import prunable_parameters
 from .scorers import magnitude_scores
 from .select import masks_from_scores
-from ..core.train import evaluate, schedule_lrs, train
+from ..core.train import evaluate, fit_model, schedule_lrs, train
 
 __all__ = ["RETRAIN_METHODS", "Retrained", "retraining_lrs", "magnitude_masks", "pruned_model",
-           "retrain", "prune_and_retrain", "distinct_methods", "retrain_table"]
+           "retrain", "prune_and_retrain", "distinct_methods", "retrain_table", "fine_tune"]
 
 RETRAIN_METHODS = ("finetune", "lr_rewind", "weight_rewind")
 
@@ -62,12 +62,15 @@ class Retrained:
     same_as: str | None = None  # another method whose run this is: the same starting weights and learning rates
 
 
-def magnitude_masks(model: nn.Module, k: float, scorer=magnitude_scores) -> Masks:
+def magnitude_masks(model: nn.Module, k: float, scorer=magnitude_scores, *, params=None,
+                    example: torch.Tensor | None = None) -> Masks:
     """Global masks (``Masks``, keyed by name, True = keep) pruning the k% lowest-scored prunable weights
     (``round(k * n / 100)`` of them, ``prunekit.pruning.select.masks_from_scores(..., scope="global")``; ties by
-    index); 0 <= k < 100. ``scorer``: ``params -> scores`` (``prunekit.pruning.scorers``; magnitude by default)."""
+    index); 0 <= k < 100. ``scorer``: ``params -> scores`` (``prunekit.pruning.scorers``; magnitude by default).
+    params: the ``(module, "weight")`` pairs ranked (default ``prunable_parameters``, the layer into the logits traced
+    on ``example`` inputs when the model names none)."""
     number("k", k, low=0.0, high=100.0, high_open=True)
-    params = prunable_parameters(model)
+    params = check_params(params) if params is not None else prunable_parameters(model, example=example)
     return Masks.from_params(model, params, masks_from_scores(params, scorer(params), k, scope="global"))
 
 
@@ -213,3 +216,40 @@ def retrain_table(model: nn.Module, pruned: nn.Module, results: dict[str, Retrai
         rows.append({"model": name, "test_loss": lo, "test_accuracy": acc, "train_loss": tr_lo,
                      "train_accuracy": tr_acc})
     return pd.DataFrame(rows)
+
+
+def fine_tune(model: nn.Module, masks, data, *, params=None, lrs=None, optimizer=None, epochs: int | None = None,
+              batch_size: int = 128, seed: int = 0, loss: str = "cross_entropy", output_fn=None,
+              trajectory: bool = False, quiet: bool | None = None):
+    """Retrain a copy of ``model`` pruned by ``masks`` on the reader's own schedule, the mask held at every step;
+    ``model`` is not modified. Returns ``(retrained model, history)`` (and the trajectory when ``trajectory=True``:
+    ``{epoch: plain state_dict}``, epoch 0 = pruned).
+
+    masks: a ``Masks`` (keyed by name: the weights it names) or one keep-mask per entry of ``params`` (default
+    ``prunable_parameters``). The schedule (``lrs`` per epoch and/or an ``optimizer`` factory with ``epochs``), data
+    and ``output_fn``: as ``prunekit.core.train.fit_model``. The masks are held by ``torch.nn.utils.prune``
+    (``to_torch_prune``, which refreshes attention ``out_proj`` weights too) and made permanent at the end: pruned
+    weights are exactly 0, in a plain module whose parameters come in ``model``'s order.
+    """
+    if not isinstance(masks, Masks):  # named on the reader's model, checked before any copy or compute
+        if params is None:
+            params = prunable_parameters(model, example=as_split(data, name="data", max_samples=2).x,
+                                         output_fn=output_fn)
+        params = check_params(params)
+        masks = Masks.from_params(model, params, resolve(params, masks, model))
+    net = copy.deepcopy(model)
+    params = masks.params(net)
+    apply_masks_(params, masks, model=net)
+    to_torch_prune(params, masks, model=net)
+    states = {0: plain_state_dict(net.state_dict())}
+
+    def record(epoch: int, m: nn.Module) -> None:
+        if trajectory:
+            states[epoch] = plain_state_dict(m.state_dict())
+
+    history = fit_model(net, data, lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                        loss=loss, output_fn=output_fn, callback=record, quiet=quiet)
+    out = copy.deepcopy(model)
+    out.load_state_dict(plain_state_dict(net.state_dict()))
+    out.eval()
+    return (out, history, states) if trajectory else (out, history)
