@@ -342,6 +342,10 @@ def as_xy(data, y=None, *, name: str = "data", need_y: bool = True) -> tuple[tor
         if y is None and need_y:
             raise ValueError(f"{name} is an input tensor without targets: pass (x, y), a Split or a DataLoader as "
                              f"{name}, or the targets as y=")
+        if y is not None and not (isinstance(y, torch.Tensor) and y.dim() > 0 and y.shape[0] == data.shape[0]):
+            raise ValueError(f"y must be a tensor of targets, one per row of {name} ({data.shape[0]}); got "
+                             f"{type(y).__name__}{tuple(y.shape) if isinstance(y, torch.Tensor) else ''} (a keyword "
+                             f"that follows y, such as ratios, may have been passed by position)")
         return data, y
     if y is not None:
         raise ValueError(f"y= is given but {name} ({type(data).__name__}) holds its targets already: pass {name} alone "

@@ -295,7 +295,8 @@ def output_layer(model: nn.Module, example: torch.Tensor | None = None, output_f
             h.remove()
     if not isinstance(out, torch.Tensor):
         raise ValueError(f"{type(model).__name__}'s forward returns a {type(out).__name__}, not a logits tensor: pass "
-                         "output_fn= (for example output_fn=lambda out: out['logits'])")
+                         "output_fn= (for example output_fn=lambda out: out['logits']) where the measure takes it, or "
+                         "measure prunekit.core.models.logits_model(model, output_fn), which every measure takes")
     found = [m for m, o in produced if isinstance(o, torch.Tensor) and (o is out or (
         o.numel() == out.numel() and o.numel() > 0 and o.data_ptr() == out.data_ptr()))]
     if not found:

@@ -332,40 +332,75 @@ def _cached_result_locked(kind: str, spec: dict, compute, path: Path) -> tuple[d
 
 
 def _callable_name(name: str, f) -> str | None:
-    """A stable name for a factory in a cache key: ``module.qualname``, with a ``functools.partial``'s arguments."""
+    """A name for a factory that is the same in every process, for a cache key: ``module.qualname`` of a
+    module-level function or class, or of a ``functools.partial`` of one whose arguments are plain JSON; anything
+    else (a lambda, a local function, a bound method, a callable object) is refused, since its name would not say
+    what it does."""
     import functools
 
     if f is None:
         return None
     if isinstance(f, functools.partial):
-        return f"partial({_callable_name(name, f.func)}, args={f.args!r}, keywords={sorted(f.keywords.items())!r})"
+        try:
+            args = json.dumps([list(f.args), f.keywords], sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={f!r}: a functools.partial in a cache key needs plain arguments (numbers, "
+                             "strings, lists); train with prunekit.core.train.fit_model without the cache") from None
+        return f"partial({_callable_name(name, f.func)}, {args})"
     qual = getattr(f, "__qualname__", None)
-    if qual is None or "<lambda>" in qual or "<locals>" in qual:
-        raise ValueError(f"{name}={f!r} cannot name a cache entry (a lambda or a local function): give a module-level "
-                         f"function or a functools.partial (e.g. functools.partial(torch.optim.Adam, lr=1e-3)), or "
-                         f"train with prunekit.core.train.fit_model without the cache")
+    plain = (isinstance(f, type) or type(f).__name__ in ("function", "builtin_function_or_method")) and qual
+    if not plain or "<lambda>" in qual or "<locals>" in qual:
+        raise ValueError(f"{name}={f!r} cannot name a cache entry (only a module-level function or class, or a "
+                         f"functools.partial of one, says the same thing in every process): e.g. "
+                         f"functools.partial(torch.optim.Adam, lr=1e-3); or train with prunekit.core.train.fit_model "
+                         f"without the cache")
     return f"{getattr(f, '__module__', '?')}.{qual}"
+
+
+def _source_digest(cls: type) -> str | None:
+    """SHA-256 of the file that defines ``cls`` (None when it has none): an edited ``forward`` is another model."""
+    import inspect
+
+    try:
+        return sha256_file(Path(inspect.getsourcefile(cls)))
+    except (TypeError, OSError):
+        return None
 
 
 def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int | None = None,
                 batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
                 loss: str = "cross_entropy", output_fn=None, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Train the reader's ``model`` in place on its own schedule (``prunekit.core.train.fit_model``), once: the
-    trained weights are stored under a key of everything they depend on (the model's class, a digest of its initial
-    weights, a digest of the training data, the schedule, seed and device type), and a later call with the same
-    (model, data, schedule) loads them instead (``cached_result``: atomic, checksummed, ``weights_only=True``).
+    trained weights are stored under a key of everything they depend on, and a later call with the same (model,
+    data, schedule) loads them instead (``cached_result``: atomic, checksummed, ``weights_only=True``).
 
-    data: as ``fit_model`` takes it, gathered into one in-memory Split (``prunekit.core.data.as_split``; a prunekit
-    Dataset gives its train split) so that its digest names it and batches come in an order drawn from ``seed``.
-    ``optimizer`` and ``output_fn`` must be module-level functions or ``functools.partial`` objects (their names are
-    part of the key). Returns the training history (``history.attrs["cache_key"]`` names the entry).
+    The key holds the model's class, ``repr(model)`` (its layers and their settings, such as a dropout rate), a
+    digest of the file that defines the class, which parameters are trainable, a digest of the initial weights, a
+    digest of the data, the schedule, seed and device type.
+
+    data: as ``fit_model`` takes it, but gathered once into one in-memory Split (``prunekit.core.data.as_split``; a
+    prunekit Dataset gives its train split) so that its digest names it: batches of ``batch_size`` then come in an
+    order drawn from ``seed``, and a DataLoader's augmentation is drawn once. A DataLoader that shuffles is refused
+    (its order, and so the digest, would change from run to run): give it without ``shuffle=True``, or train with
+    ``fit_model``. ``optimizer`` and ``output_fn`` must be module-level functions or classes, or ``functools.partial``
+    objects of them with plain arguments (their names are part of the key). On an error (a diverging run) the model
+    is left with its initial weights. Returns the training history (``history.attrs["cache_key"]`` names the entry).
     """
-    split = as_split(data.train if isinstance(data, Dataset) else data, name="data")
+    import torch.utils.data as tud
+
+    if isinstance(data, tud.DataLoader) and isinstance(data.sampler, tud.RandomSampler):
+        raise ValueError("data is a DataLoader with shuffle=True: fit_or_load gathers it once and shuffles it from "
+                         "seed, so give it without shuffle=True (or train with prunekit.core.train.fit_model, which "
+                         "iterates the loader as it is, without the cache)")
+    is_dataset = isinstance(data, Dataset) or (hasattr(data, "train") and hasattr(getattr(data, "train"), "x"))
+    split = as_split(data.train if is_dataset else data, name="data")
     fit_model_args = dict(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
                           momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
     from .train import _schedule
     lrs_checked, n_epochs = _schedule(lrs, optimizer, epochs)  # every check before any digest or compute
-    spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "init": state_digest(model),
+    spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model),
+            "source": _source_digest(type(model)),
+            "trainable": [n for n, p in model.named_parameters() if p.requires_grad], "init": state_digest(model),
             "data": data_digest(split), "lrs": lrs_checked, "epochs": n_epochs,
             "optimizer": _callable_name("optimizer", optimizer), "output_fn": _callable_name("output_fn", output_fn),
             "batch_size": int(batch_size), "seed": int(seed), "momentum": float(momentum),

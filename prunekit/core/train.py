@@ -282,10 +282,11 @@ def _schedule(lrs, optimizer, epochs) -> tuple[list[float] | None, int]:
     """``(lrs as floats or None, epochs)`` of a reader's schedule, checked before any compute."""
     if lrs is None and optimizer is None:
         raise ValueError("give the schedule: lrs= (a learning rate per epoch, SGD with momentum) or optimizer= (a "
-                         "factory params -> torch.optim.Optimizer) with epochs=")
+                         "factory params -> torch.optim.Optimizer, e.g. functools.partial(torch.optim.Adam, lr=1e-3)) "
+                         "with epochs=")
     if optimizer is not None and not callable(optimizer):
-        raise ValueError(f"optimizer must be a factory params -> torch.optim.Optimizer (e.g. lambda p: "
-                         f"torch.optim.Adam(p, lr=1e-3)); got {type(optimizer).__name__}")
+        raise ValueError(f"optimizer must be a factory params -> torch.optim.Optimizer (e.g. "
+                         f"functools.partial(torch.optim.Adam, lr=1e-3)); got {type(optimizer).__name__}")
     if lrs is not None:
         if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__"):
             raise ValueError(f"lrs must be a sequence of learning rates, one per epoch; got {lrs!r}")
@@ -315,7 +316,8 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
     ``optimizer`` is given) and/or ``optimizer`` (a factory ``params -> torch.optim.Optimizer``, run for ``epochs``;
     with ``lrs`` too, each epoch's rate is written into its groups). output_fn: the logits of a model whose forward
     returns a dict or a tuple. Masks held by ``torch.nn.utils.prune`` (``prunekit.pruning.masks.to_torch_prune``)
-    stay applied through every step.
+    stay applied through every step. The model is trained where it is and left in eval mode; on an error (a
+    diverging run, an interrupt) its initial weights are restored before the error is raised.
     """
     lrs, epochs = _schedule(lrs, optimizer, epochs)  # every check before any compute
     size = int(number("batch_size", batch_size, low=1, integer=True))
@@ -343,6 +345,16 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
         raise ValueError(f"optimizer(params) must return a torch.optim.Optimizer; got {type(opt).__name__}")
     gen = torch.Generator().manual_seed(int(seed))
     quiet = quiet_default() if quiet is None else quiet
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        return _fit_epochs(model, opt, split, loader, lrs, epochs, size, gen, loss_fn, output_fn, callback, quiet,
+                           device)
+    except BaseException:  # a diverging run, an interrupt: the model is left as it was given
+        model.load_state_dict(initial)
+        raise
+
+
+def _fit_epochs(model, opt, split, loader, lrs, epochs, size, gen, loss_fn, output_fn, callback, quiet, device):
     from tqdm.auto import tqdm
 
     rows = []

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import importlib
 import importlib.util
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +108,8 @@ def import_object(spec: str, what: str = "model"):
         path = Path(where).expanduser().resolve()
         if not path.is_file():
             raise ValueError(f"{what}={spec!r}: no file {path}")
-        module_name = f"prunekit_user_{abs(hash(str(path)))}"
+        # a name stable across processes: a model class's module is part of its training cache key
+        module_name = f"prunekit_user_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
         loaded = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(loaded)
         sys.modules[module_name] = module  # so that pickling and dataclasses inside the file work
@@ -215,15 +218,20 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
       ``prunekit.core.store.fit_or_load`` on ``lrs`` (one learning rate per epoch; the profile's by default) with SGD
       (momentum 0.9) or ``optimizer`` (an import path of a ``torch.optim`` class), batches of ``batch_size``, shuffled
       from ``seed``; a second run with the same model, data and schedule loads the trained weights.
-    output_fn: the logits of a model whose forward returns a dict or a tuple. eval_samples: the first samples of the
-      test split the measures use (None: the profile's). device: where the model is trained and measured ("auto":
+    output_fn: the logits of a model whose forward returns a dict or a tuple: a module-level function, or its import
+      path (as ``model``). eval_samples: the first samples of the test split the measures use (None: the profile's).
+      With a checkpoint, ``lrs`` and ``optimizer`` are the schedule the pruned copy is fine-tuned with (its last
+      learning rate): give the ones the model was trained with, or the profile's are used, with a warning then. device: where the model is trained and measured ("auto":
       CUDA when torch sees a GPU, else the CPU).
     """
     pre = preset(profile)
+    given = lrs is not None
     lrs = list(pre.lrs if lrs is None else sequence("lrs", lrs, item=lambda n, v: number(n, v, low=0.0)))
     batch_size = count("batch_size", pre.batch_size if batch_size is None else batch_size)
     eval_samples = pre.eval_samples if eval_samples is None else count("eval_samples", eval_samples)
     factory = _optimizer(optimizer, lrs[0])  # checked before any compute
+    if isinstance(output_fn, str):
+        output_fn = import_object(output_fn, "output_fn")
     device = resolve_device(device)
     train, test, name = load_data(pre.dataset if dataset is None else dataset, root=root)
     if isinstance(model, str):
@@ -246,7 +254,9 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
     warn_if_at_chance(acc, test.y, f"{type(model).__name__} on {name}")
     return Setup(net, train, test, name, params, weight_coverage(net, params), history,
                  {"loss": loss, "accuracy": acc},
-                 {"lrs": lrs, "optimizer": optimizer or "SGD(momentum=0.9)", "batch_size": batch_size, "seed": seed})
+                 {"lrs": lrs, "optimizer": optimizer or "SGD(momentum=0.9)", "batch_size": batch_size, "seed": seed,
+                  "origin": "trained here" if not checkpoint else "given with the checkpoint" if given
+                  else "the profile's (the checkpoint's own schedule was not given)"})
 
 
 def _labelled(df: pd.DataFrame, setup: Setup) -> pd.DataFrame:
@@ -300,7 +310,7 @@ def ablation_tables(setup: Setup, profile: str = "quick", seed: int = 0, *, rati
     for ratio, g in rnd.groupby("ratio"):
         rows.append({"ratio": ratio, "n_ablated": int(g["n_ablated"].iloc[0]), "subsets": len(g),
                      "utility_mean": g["utility"].mean(), "utility_std": utility_std(g["utility"]),
-                     "accuracy_mean": g["accuracy"].mean(), "accuracy_std": g["accuracy"].std(ddof=1)})
+                     "accuracy_mean": g["accuracy"].mean(), "accuracy_std": g["accuracy"].std(ddof=0)})
     return _labelled(rnd, setup), _labelled(mag, setup), _labelled(pd.DataFrame(rows), setup)
 
 
@@ -313,6 +323,8 @@ class FineTuned:
     masks: object  # prunekit.pruning.masks.Masks
     history: pd.DataFrame
     sparsity: float
+    lr: float = float("nan")  # the fine-tuning learning rate
+    optimizer: str = ""
 
 
 def prune_and_fine_tune(setup: Setup, sparsity: float | None = None, epochs: int | None = None,
@@ -326,10 +338,13 @@ def prune_and_fine_tune(setup: Setup, sparsity: float | None = None, epochs: int
     masks = magnitude_masks(setup.model, 100 * sparsity, params=setup.params)
     lr = setup.schedule["lrs"][-1]
     optimizer = setup.schedule["optimizer"]
+    if setup.schedule.get("origin", "").startswith("the profile's"):
+        warnings.warn(f"fine-tuning a loaded checkpoint at the profile's learning rate {lr:g} with {optimizer}: give "
+                      "lrs= (and optimizer=) the model was trained with", UserWarning, stacklevel=2)
     factory = None if optimizer.startswith("SGD(") else _optimizer(optimizer, lr)
     retrained, history = fine_tune(setup.model, masks, setup.train, lrs=[lr] * epochs, optimizer=factory,
                                    batch_size=setup.schedule["batch_size"], seed=setup.schedule["seed"])
-    return FineTuned(pruned_model(setup.model, masks), retrained, masks, history, sparsity)
+    return FineTuned(pruned_model(setup.model, masks), retrained, masks, history, sparsity, lr, optimizer)
 
 
 def _recalibrated(model: nn.Module, bn_x) -> nn.Module:
@@ -410,7 +425,8 @@ def summary_table(setup: Setup, density: pd.DataFrame, imbalance: pd.DataFrame, 
                     f"{int(top['n_ablated']):,} weights each (source 002's imbalance)", "covers": covered, "data": data},
         {"measure": f"retrained accuracy at {tuned.sparsity:.0%} sparsity",
          "value": evaluate(tuned.retrained, setup.test)[1],
-         "meaning": f"global magnitude pruning, fine-tuned {len(tuned.history)} epoch(s) with the mask held",
+         "meaning": f"global magnitude pruning, fine-tuned {len(tuned.history)} epoch(s) with the mask held, at lr "
+                    f"{tuned.lr:g} with {tuned.optimizer} (schedule: {setup.schedule.get('origin', 'trained here')})",
          "covers": covered, "data": data},
     ]
     for split in ("train", "test"):

@@ -18,7 +18,7 @@ from prunekit.core import store
 from prunekit.core.data import Split, load_dataset
 from prunekit.core.train import fit_model
 from prunekit.measures.utility import random_ablation
-from prunekit.pruning.masks import Masks, to_torch_prune
+from prunekit.pruning.masks import to_torch_prune
 from prunekit.pruning.retrain import fine_tune, magnitude_masks
 from prunekit.studies import examples
 from prunekit.studies import your_model as Y
@@ -53,6 +53,11 @@ def test_import_object_from_a_module_and_from_a_file(tmp_path):
     f.write_text("from torch import nn\n\ndef net(width=7):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, width))\n")
     model = Y.build_model(f"{f}:net", width=5)
     assert isinstance(model, nn.Sequential) and model[1].out_features == 5
+    f.write_text("from torch import nn\n\nclass Net(nn.Linear):\n    pass\n")
+    cls = Y.import_object(f"{f}:Net")
+    # the module's name is the same in every process (it is part of the training cache's key): no salted hash()
+    import hashlib
+    assert cls.__module__ == f"prunekit_user_my_models_{hashlib.sha256(str(f.resolve()).encode()).hexdigest()[:12]}"
 
 
 @pytest.mark.parametrize("spec, words", [("resnet18", "package.module:name"), ("a:b:c", "package.module:name"),
@@ -166,6 +171,81 @@ def test_fit_or_load_trains_once_and_keys_by_initial_weights_data_and_schedule(d
         store.fit_or_load(fresh(0), train, optimizer=lambda p: torch.optim.Adam(p), epochs=1)
 
 
+def test_fit_or_load_keys_the_architecture_the_trainable_set_and_refuses_unnamed_or_shuffled_inputs(digits):
+    train = Split(digits[0].x[:100], digits[0].y[:100])
+
+    def net(p):
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Dropout(p), nn.ReLU(), nn.Linear(16, 10))
+
+    keys = {store.fit_or_load(net(p), train, lrs=[0.05]).attrs["cache_key"] for p in (0.0, 0.5)}
+    frozen = net(0.0)
+    frozen[1].weight.requires_grad_(False)
+    keys.add(store.fit_or_load(frozen, train, lrs=[0.05]).attrs["cache_key"])
+    assert len(keys) == 3  # the same initial weights: a dropout rate and a frozen layer make other entries
+
+    class Factory:
+        def __call__(self, params):
+            return torch.optim.SGD(params, lr=0.1)
+
+    for bad, words in ((Factory(), "cannot name a cache entry"), (lambda p: torch.optim.Adam(p), "cannot name"),
+                       (functools.partial(torch.optim.Adam, betas=torch.tensor([0.9, 0.99])), "plain arguments")):
+        with pytest.raises(ValueError, match=words):
+            store.fit_or_load(net(0.0), train, optimizer=bad, epochs=1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train.x, train.y), batch_size=10, shuffle=True)
+    with pytest.raises(ValueError, match="shuffle=True"):
+        store.fit_or_load(net(0.0), loader, lrs=[0.05])
+
+
+def test_the_cache_key_of_a_model_from_a_file_is_the_same_in_every_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    f = tmp_path / "mine.py"
+    f.write_text("from torch import nn\n\nclass Net(nn.Sequential):\n    def __init__(self):\n"
+                 "        super().__init__(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))\n\n"
+                 "def build():\n    return Net()\n")
+    code = ("import prunekit, torch\nfrom prunekit.studies import your_model as Y\nfrom prunekit.core import store\n"
+            f"m = Y.build_model({str(f) + ':build'!r})\n"
+            "x, y = torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(32) % 10\n"
+            f"print(store.fit_or_load(m, (x, y), lrs=[0.01], root={str(tmp_path / 'c')!r}).attrs['cache_key'])\n")
+    keys = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        keys.add(done.stdout.strip().splitlines()[-1])
+    assert len(keys) == 1
+
+
+def test_a_diverging_run_leaves_the_model_as_it_was(digits):
+    model = Small()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="diverged"):
+        fit_model(model, (digits[0].x[:128], digits[0].y[:128]), lrs=[1e30], batch_size=64)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_checkpoint_is_loaded_not_trained_and_fine_tuning_without_its_schedule_warns(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    trained = examples.tiny_transformer()
+    torch.save(trained.state_dict(), tmp_path / "t.pt")
+    monkeypatch.setattr(Y, "fit_or_load", lambda *a, **k: pytest.fail("a checkpoint must not be trained"))
+    setup = Y.prepare("prunekit.studies.examples:tiny_transformer", checkpoint=str(tmp_path / "t.pt"), seed=3,
+                      eval_samples=64)
+    assert setup.history is None and torch.equal(setup.model.embed.weight, trained.embed.weight)
+    with pytest.warns(UserWarning, match="give lrs="):
+        Y.prune_and_fine_tune(setup, sparsity=0.5, epochs=1)
+    given = Y.prepare("prunekit.studies.examples:tiny_transformer", checkpoint=str(tmp_path / "t.pt"),
+                      optimizer="torch.optim:Adam", lrs=[1e-3], eval_samples=64)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        tuned = Y.prune_and_fine_tune(given, sparsity=0.5, epochs=1)
+    assert tuned.lr == 1e-3 and tuned.optimizer == "torch.optim:Adam"
+
+
 # ------------------------------------------------------------------------------------------------ fine-tuning
 def test_magnitude_masks_prune_exactly_the_smallest_of_the_given_params():
     torch.manual_seed(0)
@@ -194,6 +274,39 @@ def test_fine_tune_holds_the_mask_and_leaves_the_model_alone(digits):
     assert [n for n, _ in out.named_parameters()] == [n for n, _ in model.named_parameters()]
 
 
+def test_fine_tune_equals_a_hand_written_loop_that_masks_the_gradients(digits):
+    """Holding the mask means training only the kept weights with the pruned ones at 0 in every forward pass: the
+    same as plain SGD whose gradients are masked, on the same batches. A mask applied only at the end would not be."""
+    torch.manual_seed(0)
+    model = Small().eval()
+    keep = [torch.rand(24, 64) > 0.6, torch.rand(16, 24) > 0.4]
+    params = [(model.body, "weight"), (model.mid, "weight")]
+    train = Split(digits[0].x[:192], digits[0].y[:192])
+    out, _ = fine_tune(model, keep, train, params=params, lrs=[0.1, 0.05], batch_size=64, seed=5)
+
+    ref = Small()
+    ref.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        ref.body.weight.mul_(keep[0])
+        ref.mid.weight.mul_(keep[1])
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(5)
+    for lr in (0.1, 0.05):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        ref.train()
+        order = torch.randperm(len(train), generator=gen)
+        for i in range(0, len(train), 64):
+            idx = order[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(ref(train.x[idx]), train.y[idx]).backward()
+            ref.body.weight.grad.mul_(keep[0])
+            ref.mid.weight.grad.mul_(keep[1])
+            opt.step()
+    for (name, p), q in zip(out.named_parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-5), name
+
+
 def test_fine_tune_a_transformer_with_its_attention_out_proj_masked(digits):
     torch.manual_seed(0)
     model = examples.tiny_transformer()
@@ -220,6 +333,8 @@ def test_ablation_and_saliency_take_data_in_every_form(digits):
         assert np.array_equal(got["accuracy"].to_numpy(), ref["accuracy"].to_numpy())
     with pytest.raises(ValueError, match="holds its targets already"):
         random_ablation(model, (x, y), [0.2])  # ratios given by position where y was
+    with pytest.raises(ValueError, match="y must be a tensor of targets"):
+        random_ablation(model, x, [0.2])  # the same slip with an input tensor
     with pytest.raises(ValueError, match="without targets"):
         from prunekit.measures.saliency import saliency_scores
         saliency_scores(model, x)
@@ -230,6 +345,20 @@ def test_ablation_and_saliency_take_data_in_every_form(digits):
 
 
 # ------------------------------------------------------------------------------------------- the measures' tables
+def test_hoyer_of_all_tensors_is_that_of_their_concatenation():
+    model = nn.Sequential(nn.Linear(2, 1, bias=False), nn.Linear(1, 2, bias=False), nn.Linear(2, 3))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[3.0, 0.0]]))
+        model[1].weight.copy_(torch.tensor([[4.0], [0.0]]))
+    setup = Y.Setup(model, None, Split(torch.randn(4, 2), torch.zeros(4, dtype=torch.long)), "toy",
+                    [(model[0], "weight"), (model[1], "weight")], {"weights": 4, "model_parameters": 13,
+                                                                    "share": 4 / 13, "tensors": []}, None)
+    table = Y.hoyer_table(setup).set_index("layer")["hoyer"]
+    # each tensor alone has one non-zero weight (1.0); together [3, 0, 4, 0]: (sqrt(4) - 7 / 5) / (sqrt(4) - 1) = 0.6
+    assert table["0.weight"] == pytest.approx(1.0) and table["1.weight"] == pytest.approx(1.0)
+    assert table["all"] == pytest.approx(0.6)
+
+
 def test_hoyer_table_against_a_hand_computation(digits):
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 3))
     with torch.no_grad():
