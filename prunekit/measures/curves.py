@@ -33,6 +33,7 @@ from ..pruning.select import (
     scores_ranking,
 )
 from ..core.data import as_split
+from ..core.models import weight_coverage
 from ..core.device import model_device
 from ..core.train import eval_mode, evaluate
 
@@ -104,7 +105,8 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     sparsity (measured fraction of zero prunable weights of the masked net), unit_sparsity (fraction of units
     pruned; whole zero rows for weight methods), effective_sparsity (fraction of prunable weights removed or dead:
     for unit pruning it also counts the next layer's columns of pruned units), accuracy (fraction), loss, form,
-    seconds (evaluation time of the point).
+    seconds (evaluation time of the point). ``df.attrs["coverage"]``: the weights ranked, out of the model's
+    parameters (``prunekit.core.models.weight_coverage``).
     """
     params = check_params(params)
     split = as_split(split, name="split")  # (x, y), a Split, a Dataset (its test split) or a DataLoader
@@ -156,7 +158,9 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
                 rows.append({**(labels or {}), "method": method, "scope": scope, "k": _k_value(k),
                              "sparsity": zeros / n_total, "unit_sparsity": unit_sp, "effective_sparsity": eff,
                              "accuracy": float(acc), "loss": float(lo), "form": how, "seconds": seconds})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs["coverage"] = weight_coverage(model, params)  # the weights ranked, out of the model's parameters
+    return df
 
 
 def _effective_sparsity(model, params, masks, compactable: bool) -> float:

@@ -399,6 +399,15 @@ def test_prepare_traces_the_head_and_states_the_coverage(small_setup):
     assert s.dense["accuracy"] > 0.5 and len(s.test) == 200 and len(s.history) == 3
 
 
+def test_pruning_curves_say_what_they_covered(small_setup):
+    from prunekit.measures.curves import pruning_curve
+
+    df = pruning_curve(small_setup.model, small_setup.params, small_setup.test, [0, 50], methods=("weight",),
+                       scopes=("global",))
+    assert df.attrs["coverage"]["weights"] == 64 * 24 + 24 * 16
+    assert df.attrs["coverage"]["tensors"] == ["body.weight", "mid.weight"]
+
+
 def test_prepare_refuses_bad_parameters_before_training():
     with pytest.raises(ValueError, match="profile"):
         Y.prepare("prunekit.studies.examples:tiny_resnet", profile="huge")
