@@ -221,8 +221,8 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
     output_fn: the logits of a model whose forward returns a dict or a tuple: a module-level function, or its import
       path (as ``model``). eval_samples: the first samples of the test split the measures use (None: the profile's).
       With a checkpoint, ``lrs`` and ``optimizer`` are the schedule the pruned copy is fine-tuned with (its last
-      learning rate): give the ones the model was trained with, or the profile's are used, with a warning then. device: where the model is trained and measured ("auto":
-      CUDA when torch sees a GPU, else the CPU).
+      learning rate): give the ones the model was trained with, or the profile's are used, with a warning then.
+    device: where the model is trained and measured ("auto": CUDA when torch sees a GPU, else the CPU).
     """
     pre = preset(profile)
     given = lrs is not None
