@@ -37,7 +37,7 @@ from .paths import data_dir
 from .runtime import adapt_threads
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "as_split", "random_subset", "iterate_batches",
-           "available_datasets", "files_present", "as_xy", "expected_files", "SHAPES", "inside_shape", "shape_radius"]
+           "available_datasets", "files_present", "as_xy", "train_part", "expected_files", "SHAPES", "inside_shape", "shape_radius"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -332,6 +332,12 @@ def as_split(data, *, name: str = "data", max_samples: int | None = None) -> Spl
     if max_samples is not None and x.shape[0] > max_samples:
         x, y = x[:max_samples], y[:max_samples]
     return Split(x, y)
+
+
+def train_part(data):
+    """The training data of ``data``: a prunekit :class:`Dataset`'s (or any object's with a ``train`` split) train
+    split; any other form as it is."""
+    return data.train if isinstance(data, Dataset) or hasattr(getattr(data, "train", None), "x") else data
 
 
 def as_xy(data, y=None, *, name: str = "data", need_y: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:

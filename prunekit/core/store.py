@@ -43,12 +43,11 @@ from filelock import FileLock
 from torch import nn
 
 from .config import TrainConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, as_split, load_dataset, train_part
 from .device import available_here, dataset_to, device_type, model_device, resolve_device
 from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
-from .data import as_split
-from .train import fit_model, train
+from .train import _schedule, fit_model, train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
@@ -392,11 +391,7 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
         raise ValueError("data is a DataLoader with shuffle=True: fit_or_load gathers it once and shuffles it from "
                          "seed, so give it without shuffle=True (or train with prunekit.core.train.fit_model, which "
                          "iterates the loader as it is, without the cache)")
-    is_dataset = isinstance(data, Dataset) or (hasattr(data, "train") and hasattr(getattr(data, "train"), "x"))
-    split = as_split(data.train if is_dataset else data, name="data")
-    fit_model_args = dict(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
-                          momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
-    from .train import _schedule
+    split = as_split(train_part(data), name="data")
     lrs_checked, n_epochs = _schedule(lrs, optimizer, epochs)  # every check before any digest or compute
     spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model),
             "source": _source_digest(type(model)),
@@ -407,7 +402,8 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
             "weight_decay": float(weight_decay), "loss": loss, "device": model_device(model).type}
 
     def compute():
-        history = fit_model(model, split, **fit_model_args)
+        history = fit_model(model, split, lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                            seed=seed, momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
         return dict(model.state_dict()), {"history": history.to_dict(orient="records")}
 
     tensors, info = cached_result("fit_own", spec, compute, root=root)

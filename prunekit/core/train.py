@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import choice_message, number
+from .checks import choice_message, number, sequence
 from .config import TrainConfig
-from .data import Dataset, Split, as_split, iterate_batches
+from .data import Dataset, Split, as_split, iterate_batches, train_part
 from .device import dataset_to, deterministic, model_device, modes_restored
 from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
@@ -288,11 +288,7 @@ def _schedule(lrs, optimizer, epochs) -> tuple[list[float] | None, int]:
         raise ValueError(f"optimizer must be a factory params -> torch.optim.Optimizer (e.g. "
                          f"functools.partial(torch.optim.Adam, lr=1e-3)); got {type(optimizer).__name__}")
     if lrs is not None:
-        if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__iter__"):
-            raise ValueError(f"lrs must be a sequence of learning rates, one per epoch; got {lrs!r}")
-        lrs = [float(number(f"lrs[{i}]", v, low=0.0)) for i, v in enumerate(lrs)]
-        if not lrs:
-            raise ValueError("lrs is empty: give one learning rate per epoch")
+        lrs = sequence("lrs", lrs, item=lambda n, v: float(number(n, v, low=0.0)))  # one per epoch, not empty
         if epochs is not None and int(number("epochs", epochs, low=1, integer=True)) != len(lrs):
             raise ValueError(f"epochs={epochs} but lrs holds {len(lrs)} learning rates (one per epoch); give one")
         return lrs, len(lrs)
@@ -324,8 +320,7 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
     loss_fn = make_loss(loss)
     if output_fn is not None and not callable(output_fn):
         raise ValueError(f"output_fn must map the model's output to its logits; got {type(output_fn).__name__}")
-    if isinstance(data, Dataset):
-        data = data.train
+    data = train_part(data)
     if isinstance(data, Split) or (isinstance(data, (tuple, list)) and len(data) == 2
                                    and all(isinstance(t, torch.Tensor) for t in data)):
         split, loader = as_split(data, name="data"), None

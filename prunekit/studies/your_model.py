@@ -46,7 +46,7 @@ from ..core.train import evaluate
 from ..measures import surface as S
 from ..measures.curves import pruning_curve
 from ..measures.density import effective_density, hoyer_sparsity, warn_if_at_chance
-from ..measures.imbalance import utility_std
+from ..measures.imbalance import imbalance_table
 from ..measures.utility import magnitude_ablation, random_ablation
 from ..pruning.masks import weight_of
 from ..pruning.retrain import fine_tune, magnitude_masks, pruned_model
@@ -297,8 +297,8 @@ def ablation_tables(setup: Setup, profile: str = "quick", seed: int = 0, *, rati
                                                                                  pd.DataFrame]:
     """Random ablation (source 002, Fig. 1 left) and ablation by magnitude band (Fig. 1 right) on the default weight
     set: one row per subset (``accuracy``, KL ``utility``); and the utility imbalance per ratio: the standard
-    deviation of the utilities of equal-size random subsets (``utility_std``, source 002's measure), their mean, and
-    the accuracy's mean and spread. Returns ``(random, magnitude, imbalance)``."""
+    deviation of the utilities of equal-size random subsets (``utility_std``, source 002's measure) with the rest of
+    ``prunekit.measures.imbalance.imbalance_table``. Returns ``(random, magnitude, imbalance)``."""
     pre = preset(profile)
     x, y = setup.test.x, setup.test.y
     rnd = random_ablation(setup.model, x, y, pre.ratios if ratios is None else ratios,
@@ -306,12 +306,8 @@ def ablation_tables(setup: Setup, profile: str = "quick", seed: int = 0, *, rati
     mag = magnitude_ablation(setup.model, x, y, pre.n_bands if n_bands is None else n_bands,
                              pre.band_ratios if band_ratios is None else band_ratios,
                              pre.band_subsets if band_subsets is None else band_subsets, seed, params=setup.params)
-    rows = []
-    for ratio, g in rnd.groupby("ratio"):
-        rows.append({"ratio": ratio, "n_ablated": int(g["n_ablated"].iloc[0]), "subsets": len(g),
-                     "utility_mean": g["utility"].mean(), "utility_std": utility_std(g["utility"]),
-                     "accuracy_mean": g["accuracy"].mean(), "accuracy_std": g["accuracy"].std(ddof=0)})
-    return _labelled(rnd, setup), _labelled(mag, setup), _labelled(pd.DataFrame(rows), setup)
+    imbalance = imbalance_table(rnd, ["ratio", "n_ablated"]).rename(columns={"std": "utility_std", "n": "subsets"})
+    return _labelled(rnd, setup), _labelled(mag, setup), _labelled(imbalance, setup)
 
 
 @dataclass
@@ -385,15 +381,13 @@ def hoyer_table(setup: Setup, models: dict[str, nn.Module] | None = None) -> pd.
     weight) of each weight tensor of the default weight set, and of all of them as one vector (``layer = "all"``),
     for each model of ``models`` (default: the trained one), one row per (model, layer)."""
     models = {"trained": setup.model} if models is None else models
-    names = parameter_names(setup.model, setup.params)
-    by_name = dict(setup.model.named_modules())
+    names = parameter_names(setup.model, setup.params)  # each model is setup.model or a copy of it: the same names
     rows = []
     for label, model in models.items():
         modules = dict(model.named_modules())
         weights = []
-        for name, (module, attr) in zip(names, setup.params):
-            path = name.rpartition(".")[0]
-            own = modules[path] if model is not setup.model else by_name[path]
+        for name, (_, attr) in zip(names, setup.params):
+            own = modules[name.rpartition(".")[0]]
             w = weight_of(own, attr)
             weights.append(w)
             rows.append({"model": label, "layer": name, "kind": type(own).__name__, "weights": w.numel(),
