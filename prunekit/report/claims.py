@@ -1,32 +1,112 @@
-"""One format for the sources' claims: a tidy table with one row per claim.
+"""One format for the sources' claims: a tidy table with one row per claim, and one way to declare a claim.
 
-Columns (:data:`COLUMNS`): ``source`` (which study), ``claim`` (the claim in a few words), ``quote`` (the source's own
-sentence), ``source_reports`` (what the source reports, in short), ``setup`` (the setup that decided the row: the
-source's own, or this project's extension, said so), ``seeds`` (the training seeds behind it), ``measured`` (what this
-run measured, as a sentence built from its numbers), ``interval`` (the interval the verdict was decided on, with how it
-was made; empty where the measurement is exact), ``verdict`` (one of :data:`VERDICTS`) and ``rule`` (the rule that
-decided the verdict, with its thresholds, in the source's terms).
+Columns (:data:`COLUMNS`): ``source`` (which study), ``claim`` (the claim in a few words), ``kind`` ("source": a claim
+the source makes; "extension": this project's extension, variant or question, counted apart), ``quote`` (the source's
+own sentence, or a paraphrase marked as one), ``quote_where`` (where in the source it stands: abstract, section,
+table or figure, and whether it is the authors' words), ``source_reports`` (what the source reports, in short),
+``setup`` (the setup that decided the row: the source's own, a substitute for it, or this project's extension, said
+so), ``seeds`` (the training seeds behind it), ``measured`` (what this run measured, as a sentence built from its
+numbers), ``interval`` (the interval the verdict was decided on, with how it was made; empty where the measurement is
+exact), ``verdict`` (one of :data:`VERDICTS`) and ``rule`` (the rule that decided the verdict, with its thresholds, in
+the source's terms).
 
 Verdicts: "holds" and "does not hold" only when the interval clears the rule's threshold on one side; "cannot decide
 here" when it straddles it, or when the setup cannot show the effect (``measured`` says why); "not measured here" when
 the table lacks what the claim needs (a factor, a level, a column; ``measured`` says what). A claims function never
-raises on such a table.
+raises on such a table. One policy for every source: a row decided on a *substitute* of the source's setup (other
+data, a smaller scale) gets "holds here (substitute setup)" or "does not hold here (substitute setup)"
+(:func:`on_substitute`), whichever way it goes, and is counted apart from the rows decided on the source's own setup.
+
+A claim is declared once, as a :class:`ClaimSpec` (the source's sentence as a :class:`Quote`, what the source reports,
+the rule), and decided by its methods (:meth:`ClaimSpec.decided`, :meth:`ClaimSpec.not_measured`, ...), which write
+the row.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Iterable
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "VERDICTS", "HOLDS", "DOES_NOT_HOLD", "CANNOT_DECIDE", "NOT_MEASURED", "claim", "not_measured",
-           "cannot_decide", "decided", "undecided_reason", "verdict_of", "claims_frame", "sentences",
-           "missing_columns", "lacking", "plural",
-           "listing", "seed_list"]
+__all__ = ["COLUMNS", "VERDICTS", "KINDS", "HOLDS", "DOES_NOT_HOLD", "HOLDS_SUBSTITUTE", "DOES_NOT_HOLD_SUBSTITUTE",
+           "CANNOT_DECIDE", "NOT_MEASURED", "Quote", "ClaimSpec", "claim", "not_measured", "cannot_decide", "decided",
+           "undecided_reason", "verdict_of", "on_substitute", "claims_frame", "sentences", "missing_columns",
+           "lacking", "plural", "listing", "seed_list", "verdict_counts"]
 
 HOLDS, DOES_NOT_HOLD, CANNOT_DECIDE, NOT_MEASURED = "holds", "does not hold", "cannot decide here", "not measured here"
-VERDICTS = (HOLDS, DOES_NOT_HOLD, CANNOT_DECIDE, NOT_MEASURED)
-COLUMNS = ["source", "claim", "quote", "source_reports", "setup", "seeds", "measured", "interval", "verdict", "rule"]
+HOLDS_SUBSTITUTE = "holds here (substitute setup)"
+DOES_NOT_HOLD_SUBSTITUTE = "does not hold here (substitute setup)"
+VERDICTS = (HOLDS, DOES_NOT_HOLD, HOLDS_SUBSTITUTE, DOES_NOT_HOLD_SUBSTITUTE, CANNOT_DECIDE, NOT_MEASURED)
+KINDS = ("source", "extension")  # a claim of the source / this project's extension, variant or question
+COLUMNS = ["source", "claim", "kind", "quote", "quote_where", "source_reports", "setup", "seeds", "measured",
+           "interval", "verdict", "rule"]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The sentence of the source a claim rests on: ``text``, ``where`` it stands in the source ("abstract",
+    "Sec. 4.3", "Table 1", "Fig. 1 caption"), and whether it is a ``paraphrase`` (of text not quoted here, or of a
+    summary of the source) rather than the authors' own words."""
+
+    text: str
+    where: str
+    paraphrase: bool = False
+
+    def __post_init__(self):
+        if not self.text or not self.where:
+            raise ValueError("a Quote needs its text and where it stands in the source")
+
+    @property
+    def location(self) -> str:
+        """``where``, and whose words: "Sec. 3 (paraphrase, not the authors' words)"."""
+        whose = "paraphrase, not the authors' words" if self.paraphrase else "the authors' words"
+        return f"{self.where} ({whose})"
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One claim, declared once: the ``source`` (its id and title), the ``claim`` in a few words, the source's
+    :class:`Quote`, what the source ``reports`` in short, the ``rule`` that decides it, and its ``kind`` ("source" or
+    "extension"). Its methods write the claims-table row of each outcome."""
+
+    source: str
+    claim: str
+    quote: Quote
+    reports: str
+    rule: str
+    kind: str = "source"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r} is not supported; allowed values: {', '.join(map(repr, KINDS))}")
+
+    def labelled(self, label: str, *, kind: str | None = None, rule: str | None = None) -> "ClaimSpec":
+        """The same claim for one group of setups: ``"<claim> (<label>)"`` (and another ``kind`` or ``rule``)."""
+        return dataclasses.replace(self, claim=f"{self.claim} ({label})", kind=kind or self.kind,
+                                   rule=rule or self.rule)
+
+    def _context(self, context: dict) -> dict:
+        return {"quote": self.quote.text, "quote_where": self.quote.location, "kind": self.kind, **context}
+
+    def row(self, measured: str, holds: bool | None | str, **context) -> dict:
+        """The row of a decided claim (``holds``: True, False, None or a verdict, as :func:`claim` takes it)."""
+        return claim(self.source, self.claim, self.reports, measured, holds, self.rule, **self._context(context))
+
+    def not_measured(self, why: str, **context) -> dict:
+        return not_measured(self.source, self.claim, self.reports, why, self.rule, **self._context(context))
+
+    def cannot_decide(self, measured: str, why: str, **context) -> dict:
+        return cannot_decide(self.source, self.claim, self.reports, measured, why, self.rule,
+                             **self._context(context))
+
+    def decided(self, measured: str, sides: list[bool | None], **options) -> dict:
+        """:func:`decided` for this claim (``intervals``, ``threshold``, ``refute``, ``why`` and the context)."""
+        keys = ("why", "intervals", "threshold", "refute")
+        decide = {k: options.pop(k) for k in keys if k in options}
+        return decided(self.source, self.claim, self.reports, measured, sides, self.rule, **decide,
+                       **self._context(options))
 
 
 def plural(count: float, singular: str, plural_form: str | None = None, digits: int = 0) -> str:
@@ -53,14 +133,18 @@ def verdict_of(holds: bool | None) -> str:
 
 
 def claim(source: str, name: str, source_reports: str, measured: str, holds: bool | None | str, rule: str, *,
-          quote: str = "", setup: str = "", seeds: str = "", interval: str = "") -> dict:
+          quote: str = "", quote_where: str = "", setup: str = "", seeds: str = "", interval: str = "",
+          kind: str = "source") -> dict:
     """One row. ``holds``: True, False, or None when the interval does not decide (verdict "cannot decide here");
-    or a verdict of :data:`VERDICTS` itself."""
+    or a verdict of :data:`VERDICTS` itself. ``kind``: "source" or "extension" (:data:`KINDS`)."""
     verdict = holds if isinstance(holds, str) else verdict_of(holds)
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-    return {"source": source, "claim": name, "quote": quote, "source_reports": source_reports, "setup": setup,
-            "seeds": seeds, "measured": measured, "interval": interval, "verdict": verdict, "rule": rule}
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not supported; allowed values: {', '.join(map(repr, KINDS))}")
+    return {"source": source, "claim": name, "kind": kind, "quote": quote, "quote_where": quote_where,
+            "source_reports": source_reports, "setup": setup, "seeds": seeds, "measured": measured,
+            "interval": interval, "verdict": verdict, "rule": rule}
 
 
 def not_measured(source: str, name: str, source_reports: str, why: str, rule: str, **context) -> dict:
@@ -75,14 +159,28 @@ def cannot_decide(source: str, name: str, source_reports: str, measured: str, wh
     return claim(source, name, source_reports, text, CANNOT_DECIDE, rule, **context)
 
 
-def not_refuted_off_setup(table: pd.DataFrame, why: str) -> pd.DataFrame:
-    """``table`` with every "does not hold" row turned into "cannot decide here" (its measurement kept, then
-    ``why``): for claims measured on a substitute of the source's setup, where a result against the claim may belong
-    to the substitute (an easier data set, a shorter schedule) rather than refute the source. Rows that hold stay."""
+def on_substitute(table: pd.DataFrame, why: str) -> pd.DataFrame:
+    """``table`` decided on a substitute of the source's setup (``why``: what stands in for what): "holds" becomes
+    "holds here (substitute setup)" and "does not hold" "does not hold here (substitute setup)", both ways alike, and
+    each row's ``setup`` says what the substitute is. Such rows are counted apart from the rows decided on the
+    source's own setup (:func:`verdict_counts`): a substitute (an easier data set, a shorter schedule) can show a
+    result the source's setup would not, for the claim as against it."""
     out = table.copy()
-    against = out["verdict"] == DOES_NOT_HOLD
-    out.loc[against, "measured"] = [f"{m} Cannot decide here: {why}." for m in out.loc[against, "measured"]]
-    out.loc[against, "verdict"] = CANNOT_DECIDE
+    out["verdict"] = out["verdict"].replace({HOLDS: HOLDS_SUBSTITUTE, DOES_NOT_HOLD: DOES_NOT_HOLD_SUBSTITUTE})
+    out["setup"] = [f"{s} (substitute setup: {why})" if s else f"substitute setup: {why}" for s in out["setup"]]
+    return out
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """``{kind: {verdict: count}}`` of a claims table, the kinds and verdicts in their order (absent ones left
+    out): the sources' own claims counted apart from this project's extensions."""
+    kinds = table["kind"] if "kind" in table.columns else pd.Series("source", index=table.index)
+    out = {}
+    for kind in KINDS:
+        verdicts = table.loc[kinds == kind, "verdict"].value_counts()
+        counts = {v: int(verdicts[v]) for v in VERDICTS if v in verdicts.index}
+        if counts:
+            out[kind] = counts
     return out
 
 
@@ -125,7 +223,8 @@ def seed_list(seeds) -> str:
 
 def claims_frame(rows: Iterable[dict]) -> pd.DataFrame:
     """The rows as a table with exactly :data:`COLUMNS` (a column a row lacks is empty)."""
-    frame = pd.DataFrame(list(rows), columns=COLUMNS).fillna({c: "" for c in COLUMNS if c != "verdict"})
+    frame = pd.DataFrame(list(rows), columns=COLUMNS).fillna({c: "" for c in COLUMNS if c not in ("verdict", "kind")})
+    frame["kind"] = frame["kind"].fillna("source")
     bad = set(frame["verdict"]) - set(VERDICTS)
     if bad:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {sorted(bad)}")

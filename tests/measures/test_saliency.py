@@ -294,8 +294,16 @@ def test_removable_units():
     assert S.removable_units(err, 0.1, mode="range") == 4  # rise allowed: 0.1 * (3.0 - 1.0) = 0.2
     assert S.removable_units(err, 0.05, mode="range") == 2
     assert S.removable_units([1.0, 1.5], 0.1) == 0
+    assert S.removable_units([0.7], 0.1) == 0  # nothing to remove
+    # an untrained net: removing every unit lowers the error; "range" then allows no rise (it was -1 before)
+    assert S.removable_units([1.0, 1.02, 0.9, 0.8], 0.05, mode="range") == 0
+    assert S.removable_units([1.0, 0.95, 0.9, 1.01, 0.8], 0.05, mode="range") == 2
     with pytest.raises(ValueError, match="mode"):
         S.removable_units(err, 0.1, mode="percent")
+    with pytest.raises(ValueError, match="margin"):
+        S.removable_units(err, -0.1)
+    with pytest.raises(ValueError, match="error"):
+        S.removable_units([], 0.1)
 
 
 def test_invalid_arguments_raise():
@@ -450,3 +458,72 @@ def test_a_half_precision_mlp_is_checked_at_its_own_precision():
     x = torch.randn(16, 4, dtype=torch.bfloat16)
     net = S.from_model(model, "cross_entropy", example=x)  # bf16 rounding is not a wrong network
     assert net.widths == [8]
+
+
+def gain_error(model, x, y, loss, gains):
+    """Total error of an nn.Sequential MLP whose hidden units' outputs are multiplied by ``gains`` (one per hidden unit,
+    layer after layer), written here with plain torch ops: E(α) of the gain derivation."""
+    lin = linears(model)
+    act = next(m for m in model if not isinstance(m, (nn.Flatten, nn.Linear)))
+    h, offset = x.flatten(1), 0
+    for layer in lin[:-1]:
+        h = act(layer(h))
+        h = h * gains[offset:offset + layer.out_features]
+        offset += layer.out_features
+    z = lin[-1](h)
+    if loss == "sse":
+        t = nn.functional.one_hot(y, z.shape[1]).double()
+        return 0.5 * ((torch.sigmoid(z) - t) ** 2).sum()
+    return nn.functional.cross_entropy(z, y, reduction="sum")
+
+
+@pytest.mark.parametrize("loss", ["sse", "cross_entropy"])
+@pytest.mark.parametrize("sizes", [[3, 5, 4, 3], [3, 4, 5, 3, 2]])
+def test_exact_second_order_is_the_gain_expansion_by_autograd(loss, sizes):
+    """second_order_exact = -E'(1) + 1/2 E''(1) of each unit's gain, both from torch.autograd.functional (the
+    gradient and the Hessian of E(α) at α = 1, written in the test); and where the source's recursion drops cross
+    terms (below the last hidden layer) it differs from second_order, so the test would catch a copy of it."""
+    model = make_mlp(sizes, "sigmoid", seed=11, scale=2.0)
+    x, y = make_data(30, 3, sizes[-1], seed=12)
+    net = S.from_model(model, loss=loss)
+    ones = torch.ones(net.num_units, dtype=torch.float64)
+    grad = torch.autograd.functional.jacobian(lambda a: gain_error(model, x, y, loss, a), ones)
+    hess = torch.autograd.functional.hessian(lambda a: gain_error(model, x, y, loss, a), ones)
+    want = -grad + 0.5 * hess.diagonal()
+    got = S.saliencies(net, x, y, "second_order_exact")
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+    deep = slice(0, sum(net.widths[:-1]))  # every hidden layer but the last
+    diagonal = S.saliencies(net, x, y, "second_order", output_hessian="full")
+    assert (got[deep] - diagonal[deep]).abs().max() > 1e-3
+
+
+def test_exact_second_order_equals_the_source_recursion_where_that_is_exact():
+    """One hidden layer with squared error: the recursion is exact (the source's own remark), so both agree."""
+    model = make_mlp([4, 7, 3], "sigmoid", seed=3, scale=1.5)
+    x, y = make_data(25, 4, 3, seed=4)
+    net = S.from_model(model, loss="sse")
+    torch.testing.assert_close(S.saliencies(net, x, y, "second_order_exact"), S.saliencies(net, x, y, "second_order"),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_exact_second_order_on_a_masked_net_and_in_blocks_of_samples():
+    """Removed units score +inf; the others are the gain expansion of the net with those units' outputs at 0; blocks
+    of a few samples give the same numbers as one block."""
+    model = make_mlp([3, 5, 4, 3], "tanh", seed=5, scale=1.5)
+    x, y = make_data(17, 3, 3, seed=6)
+    net = S.from_model(model, loss="sse")
+    masks = net.full_masks()
+    masks[0][1] = 0
+    masks[1][2] = 0
+    got = S.saliencies(net, x, y, "second_order_exact", masks=masks)
+    gains0 = torch.cat(masks)
+    ones = torch.ones(net.num_units, dtype=torch.float64)
+    f = lambda a: gain_error(model, x, y, "sse", a * gains0)  # noqa: E731
+    want = -torch.autograd.functional.jacobian(f, ones) + 0.5 * torch.autograd.functional.hessian(f, ones).diagonal()
+    alive = gains0 == 1
+    assert torch.isinf(got[~alive]).all()
+    torch.testing.assert_close(got[alive], want[alive], rtol=1e-9, atol=1e-10)
+    whole = S.exact_hessian(net, x, y, masks)
+    blocks = S.exact_hessian(net, x, y, masks, chunk_elements=1)
+    for a, b in zip(whole, blocks):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
