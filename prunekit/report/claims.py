@@ -159,15 +159,21 @@ def cannot_decide(source: str, name: str, source_reports: str, measured: str, wh
     return claim(source, name, source_reports, text, CANNOT_DECIDE, rule, **context)
 
 
-def on_substitute(table: pd.DataFrame, why: str) -> pd.DataFrame:
-    """``table`` decided on a substitute of the source's setup (``why``: what stands in for what): "holds" becomes
+def on_substitute(table: pd.DataFrame, why: str | None) -> pd.DataFrame:
+    """``table`` decided on a substitute of the source's setup (``why``: what stands in for what; None: the source's
+    own setup, the table is returned as it is): on the rows of the source's claims (kind "source"), "holds" becomes
     "holds here (substitute setup)" and "does not hold" "does not hold here (substitute setup)", both ways alike, and
-    each row's ``setup`` says what the substitute is. Such rows are counted apart from the rows decided on the
-    source's own setup (:func:`verdict_counts`): a substitute (an easier data set, a shorter schedule) can show a
-    result the source's setup would not, for the claim as against it."""
+    the row's ``setup`` says what the substitute is. Such rows are counted apart from the rows decided on the source's
+    own setup (:func:`verdict_counts`): a substitute (an easier data set, a shorter schedule) can show a result the
+    source's setup would not, for the claim as against it. Rows of this project's extensions are left as they are."""
+    if why is None:
+        return table
     out = table.copy()
-    out["verdict"] = out["verdict"].replace({HOLDS: HOLDS_SUBSTITUTE, DOES_NOT_HOLD: DOES_NOT_HOLD_SUBSTITUTE})
-    out["setup"] = [f"{s} (substitute setup: {why})" if s else f"substitute setup: {why}" for s in out["setup"]]
+    source = (out["kind"] == "source") if "kind" in out.columns else pd.Series(True, index=out.index)
+    out.loc[source, "verdict"] = out.loc[source, "verdict"].replace({HOLDS: HOLDS_SUBSTITUTE,
+                                                                     DOES_NOT_HOLD: DOES_NOT_HOLD_SUBSTITUTE})
+    out.loc[source, "setup"] = [f"{s} (substitute setup: {why})" if s else f"substitute setup: {why}"
+                                for s in out.loc[source, "setup"]]
     return out
 
 

@@ -26,18 +26,21 @@ from ..pruning.masks import sparsity
 from .s002_utility import SOURCE, pretrain_config
 from ..core.train import evaluate
 
-__all__ = ["BARRIER_TOL", "basin_claims", "Cycles", "CYCLE_PROFILES", "cycles_preset", "SOURCE_TABLE1", "cycles_config", "CyclesExperiment", "cycles_experiment",
-           "cycles_table", "cycle_claims"]
+__all__ = ["BARRIER_TOL", "basin_claims", "Cycles", "CYCLE_PROFILES", "cycles_preset", "SOURCE_TABLE1",
+           "cycles_config", "CyclesExperiment", "cycles_experiment", "cycles_table", "cycle_lines", "cycle_claims"]
 
 
-SOURCE_DATASET = "cifar10"  # Table 1's accuracies are CIFAR-10's
 BARRIER_TOL = 0.05  # nats: a line whose loss never rises more than this above its chord stays in one basin
-# The source's own sentences (what the claims below decide), from its contributions and Table 1
-QUOTE_BASIN = ("If a pretrained network is carefully pruned and retrained, then the pruned-and-retrained network "
-               "shares the same loss basin with the pretrained network.")
-QUOTE_TABLE1 = ("Table 1, validation accuracy on CIFAR-10 after five cycles (%): weight pruning + fine-tuning 90.870, "
-                "+ rewinding 91.897, small network 89.290; channel pruning + fine-tuning 43.375, + rewinding 87.138, "
-                "small network 88.020")
+# The source's own sentences (what the claims below decide): its contributions, Sec. 3 and Table 1
+QUOTE_BASIN = C.Quote("If a pretrained network is carefully pruned and retrained, then the pruned-and-retrained "
+                      "network shares the same loss basin with the pretrained network.", "Sec. 1, contributions")
+QUOTE_CHANNEL = C.Quote("after five cycles of aggressive channel pruning with learning-rate rewinding the retrained "
+                        "network leaves the pretrained network's basin, where weight pruning stays in it",
+                        "Sec. 3, the accuracy surface of the pretrained, pruned and retrained networks",
+                        paraphrase=True)
+QUOTE_TABLE1 = C.Quote("validation accuracy on CIFAR-10 after five cycles (%): weight pruning + fine-tuning 90.870, "
+                       "+ rewinding 91.897, small network 89.290; channel pruning + fine-tuning 43.375, + rewinding "
+                       "87.138, small network 88.020", "Table 1, its numbers", paraphrase=True)
 
 
 def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL, split: str = "train",
@@ -53,8 +56,8 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL
     reports = "the pruned-and-retrained network shares the pretrained network's basin"
     rule = (f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct run of the "
             "source's retraining methods (fine-tuning, learning-rate rewinding)")
-    context = {"quote": QUOTE_BASIN, "setup": setup or "this project's variant: one-shot global magnitude pruning "
-               "of an MLP", "seeds": seeds}
+    context = {"quote": QUOTE_BASIN.text, "quote_where": QUOTE_BASIN.location, "kind": "extension",
+               "setup": setup or "this project's variant: one-shot global magnitude pruning of an MLP", "seeds": seeds}
     cols = ["method", "split", "loss_barrier_linear"]
     if barriers is None or C.missing_columns(barriers, cols) or barriers[barriers["split"] == split].empty:
         return C.claims_frame([C.not_measured(SOURCE, name, reports, f"no {split}-split loss barriers", rule,
@@ -199,42 +202,63 @@ def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Map
     return out
 
 
+def cycle_lines(experiment: "CyclesExperiment", subset: int | None, n: int = 21, seed: int = 0) -> pd.DataFrame:
+    """The straight line from each seed's pretrained network to each of its retrained networks (``experiment.runs``),
+    on ``subset`` training samples of that seed's data (None: all; drawn with ``seed``): one
+    ``prunekit.measures.surface.barrier_table`` row per (seed, unit, method, split), with those columns."""
+    from ..core.data import random_subset
+    from ..measures.surface import barrier_table, flatten, linear_path
+
+    rows = []
+    for s, run in experiment.pretrained.items():
+        splits = {"train": random_subset(run.dataset().train, subset, seed=seed)}
+        start = flatten(run.model)
+        for (unit, method), r in experiment.runs[s].items():
+            line = linear_path(run.model, start, flatten(r.retrained), splits, n=n, loss=run.config.loss)
+            rows.append(barrier_table(line).assign(seed=s, unit=unit, method=method))
+    return pd.concat(rows, ignore_index=True)
+
+
 def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, barrier_tol: float = BARRIER_TOL,
                  split: str = "train", collapse_gap: float = 0.10, ceiling_gap: float = 0.01,
-                 setup: str = "", dataset: str | None = None) -> pd.DataFrame:
+                 setup: str = "") -> pd.DataFrame:
     """Source 002's claims on iterative pruning (``prunekit.report.claims`` format), from :func:`cycles_table` (one row per
-    seed, unit and network; ``unit="pretrained"`` rows give the pretrained accuracy) and the
-    ``prunekit.measures.surface.barrier_table`` rows of the line from the pretrained to each retrained network (columns
-    ``unit``, ``method``, ``split``, ``loss_barrier_linear``):
+    seed, unit and network; ``unit="pretrained"`` rows give the pretrained accuracy) and the barrier rows of the line
+    from each seed's pretrained network to each retrained one (:func:`cycle_lines`: columns ``seed``, ``unit``,
+    ``method``, ``split``, ``loss_barrier_linear``; a table without ``seed`` is one seed), every interval Student's
+    t over the seeds:
 
-    - weight pruning with retraining stays in the pretrained basin: every weight-cycle method's ``split`` loss rises
-      at most ``barrier_tol`` nats above the chord (one line per network: exact on its data);
-    - aggressive channel pruning with rewinding *can* leave it: the channel + ``lr_rewind`` line rises more than that
-      holds it; a line that does not is "cannot decide here", since one setup that stays does not refute a "can";
+    - weight pruning with retraining stays in the pretrained basin: for every weight-cycle method the ``split`` loss
+      rises at most ``barrier_tol`` nats above the chord (the interval wholly below it; wholly above for one method:
+      does not hold);
+    - aggressive channel pruning with rewinding leaves it, where weight pruning stays (the contrast the source
+      reports): the channel + ``lr_rewind`` line rises more than ``barrier_tol`` above its chord (holds); wholly at
+      or below it, the contrast is not reproduced (does not hold), the weight + ``lr_rewind`` line's height printed
+      beside;
     - weight-pruned and retrained networks beat the small network trained from scratch: for fine-tuning and for
-      rewinding, the t interval over seeds of the paired difference (method - small) of test accuracy is above 0
-      (holds), below 0 for either (does not hold), else cannot decide;
-    - channel pruning with fine-tuning collapses: the t interval over seeds of (rewinding - fine-tuning) test
-      accuracy is at least ``collapse_gap`` (holds) or wholly below it (does not hold).
+      rewinding, the interval of the paired difference (method - small) of test accuracy is above 0 (holds), below 0
+      for either (does not hold), else cannot decide;
+    - channel pruning with fine-tuning collapses: the interval of (rewinding - fine-tuning) test accuracy is at least
+      ``collapse_gap`` (holds) or wholly below it (does not hold).
     The accuracy claims are "cannot decide at this scale" when every network compared is within ``ceiling_gap`` of
-    the others and of the pretrained network (the task's ceiling in this setup): such a setup cannot show the effect.
-    They are the source's CIFAR-10 accuracies (Table 1): on another ``dataset`` a result against them is "cannot
-    decide here" (what this run measured, said as such), since a gap the source measured on CIFAR-10 need not appear
-    on an easier task; a result for them still holds.
+    the others and of the pretrained network: such a setup cannot show the effect, either way. The claims are the
+    source's, on its CIFAR-10 setup: a run on a substitute setup gets the substitute verdicts
+    (``prunekit.studies.s002_utility.as_decided_on``), whichever way it goes.
     """
 
     names = ("Weight pruning with retraining stays in the pretrained basin (iterative, conv layers)",
-             "Aggressive channel pruning with rewinding can leave the pretrained basin",
+             "Aggressive channel pruning with rewinding leaves the pretrained basin, weight pruning does not",
              "Weight-pruned and retrained networks beat a small network of the same size trained from scratch",
              "Channel pruning with fine-tuning collapses")
     reports = ("the pruned-and-retrained ResNet20 stays in the pretrained basin after five weight-pruning cycles",
                "after five channel-pruning cycles with learning-rate rewinding the network leaves the basin",
                "CIFAR-10: 90.87% (fine-tuning) and 91.90% (rewinding) against 89.29% for the small network",
                "CIFAR-10: 43.38% with fine-tuning against 87.14% with rewinding")
-    quotes = (QUOTE_BASIN, QUOTE_TABLE1, QUOTE_TABLE1, QUOTE_TABLE1)
-    rules = (f"{split} loss above the chord <= {barrier_tol:g} nats for every weight-cycle method",
-             f"{split} loss above the chord > {barrier_tol:g} nats for channel cycles with lr_rewind (an existence "
-             "claim: a line that stays is not a refutation)",
+    quotes = (QUOTE_BASIN, QUOTE_CHANNEL, QUOTE_TABLE1, QUOTE_TABLE1)
+    rules = (f"95% t interval over seeds of the {split} loss's height above the chord <= {barrier_tol:g} nats for "
+             "every weight-cycle method",
+             f"95% t interval over seeds of the {split} loss's height above the chord of the channel + lr_rewind line: "
+             f"wholly above {barrier_tol:g} nats holds, wholly at or below does not",
              "95% t interval over seeds of (method - small) test accuracy > 0 for fine-tuning and for rewinding; "
              f"cannot decide when every network is within {100 * ceiling_gap:g} point of the others and of the "
              "pretrained one",
@@ -243,39 +267,47 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
     cols = ["unit", "method", "split", "loss_barrier_linear"]
     b, b_why = None, f"no {split}-split barriers (a barrier table with columns {', '.join(cols)})"
     if barriers is not None and not C.missing_columns(barriers, cols):
-        b = barriers[barriers["split"] == split].set_index(["unit", "method"])["loss_barrier_linear"]
+        b = barriers[barriers["split"] == split]
+        b = (b if "seed" in b.columns else b.assign(seed=0)).rename(columns={"method": "network",
+                                                                             "loss_barrier_linear": "height"})
     acc_cols = ["unit", "network", "test_accuracy"]
     acc, acc_why = None, f"no cycles table (columns {', '.join(acc_cols)})"
     if table is not None and not C.missing_columns(table, acc_cols):
         acc = table if "seed" in table.columns else table.assign(seed=0)
     seeds = C.seed_list(acc["seed"]) if acc is not None and len(acc) else ""
-    context = [dict(quote=q, setup=setup, seeds=seeds) for q in quotes]
+    line_seeds = C.seed_list(b["seed"]) if b is not None and len(b) else ""
+    context = [dict(quote=q.text, quote_where=q.location, setup=setup, seeds=line_seeds if i < 2 else seeds)
+               for i, q in enumerate(quotes)]
     weight_cycles = [("weight", m) for m in CYCLE_METHODS]
     rows = []
-    v, why = _one_each(b, weight_cycles, b_why)
-    if v is None:
+    wide, why = _per_seed(b, weight_cycles, b_why, value="height")
+    if wide is None:
         rows.append(C.not_measured(SOURCE, names[0], reports[0], why, rules[0], **context[0]))
     else:
-        measured = ", ".join(f"{m} {x:+.4f} nats" for (_, m), x in v.items())
-        rows.append(C.claim(SOURCE, names[0], reports[0], f"height above the chord: {measured}.",
-                            all(x <= barrier_tol for x in v.values()), rules[0],
-                            interval="exact: one line per retrained network (the first seed), on its data",
-                            **context[0]))
-    v, why = _one_each(b, [("channel", "lr_rewind")], b_why)
-    if v is None:
+        ivs = {k: mean_interval(wide[k]) for k in weight_cycles}
+        measured = (f"height above the chord (mean over {C.plural(len(wide), 'seed')}): "
+                    + ", ".join(f"{m} {iv.estimate:+.4f} nats" for (_, m), iv in ivs.items()) + ".")
+        rows.append(C.decided(SOURCE, names[0], reports[0], measured,
+                              [side_of(iv, barrier_tol, holds_above=False) for iv in ivs.values()], rules[0],
+                              intervals=list(ivs.values()), threshold=barrier_tol,
+                              interval="; ".join(f"weight {m}: {iv.text('{:+.4f}', unit=' nats')}"
+                                                 for (_, m), iv in ivs.items()), **context[0]))
+    key = ("channel", "lr_rewind")
+    wide, why = _per_seed(b, [key], b_why, value="height")
+    if wide is None:
         rows.append(C.not_measured(SOURCE, names[1], reports[1], why, rules[1], **context[1]))
     else:
-        x = v[("channel", "lr_rewind")]
-        measured = f"height above the chord: {x:+.4f} nats."
-        interval = "exact: one line (the first seed), on its data"
-        if x > barrier_tol:
-            rows.append(C.claim(SOURCE, names[1], reports[1], measured, True, rules[1], interval=interval,
-                                **context[1]))
-        else:
-            rows.append(C.cannot_decide(SOURCE, names[1], reports[1], measured, "the line stays within the "
-                                        "tolerance in this setup, and the source says channel pruning *can* leave "
-                                        "the basin: one setup where it does not is no refutation", rules[1],
-                                        interval=interval, **context[1]))
+        iv = mean_interval(wide[key])
+        weight, _ = _per_seed(b, [("weight", "lr_rewind")], b_why, value="height")
+        beside = (f"; weight pruning with rewinding: {weight[('weight', 'lr_rewind')].mean():+.4f} nats"
+                  if weight is not None else "")
+        side = side_of(iv, barrier_tol)
+        measured = ("Not reproduced here: " if side is False else "") + (
+            f"height above the chord of channel pruning with rewinding: {iv.estimate:+.4f} nats (mean over "
+            f"{C.plural(len(wide), 'seed')}){beside}.")
+        rows.append(C.decided(SOURCE, names[1], reports[1], measured, [side], rules[1], intervals=[iv],
+                              threshold=barrier_tol, interval=f"channel lr_rewind: {iv.text('{:+.4f}', unit=' nats')}",
+                              **context[1]))
     for i, compared, pairs, threshold in (
             (2, [*weight_cycles, ("weight", "small")], [(k, ("weight", "small")) for k in weight_cycles], 0.0),
             (3, [("channel", "lr_rewind"), ("channel", "finetune")],
@@ -296,25 +328,13 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
         if float(means.max() - means.min()) <= ceiling_gap and float(means.min()) >= top - ceiling_gap:
             rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured, f"at this scale every network "
                                         f"compared is within {100 * ceiling_gap:g} point of the others and of the "
-                                        f"pretrained network ({100 * top:.1f}%), the task's ceiling here: this setup "
-                                        "cannot show the difference the source reports", rules[i],
-                                        interval=interval, **context[i]))
+                                        f"pretrained network ({100 * top:.1f}%): this setup leaves no room for the "
+                                        "difference the source reports", rules[i], interval=interval, **context[i]))
             continue
-        sides = [side_of(iv, threshold) for iv in intervals.values()]
-        holds = True if all(s is True for s in sides) else False if any(s is False for s in sides) else None
-        if holds is False and dataset is not None and dataset != SOURCE_DATASET:
-            rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured,
-                                        f"the intervals are against the claim on {dataset}, but the source measured "
-                                        f"it on {SOURCE_DATASET} (not obtainable here): a gap of that task need not "
-                                        "appear on this one, so this run does not refute it", rules[i],
-                                        interval=interval, **context[i]))
-        elif holds is None:
-            rows.append(C.cannot_decide(SOURCE, names[i], reports[i], measured,
-                                        C.undecided_reason(intervals.values(), threshold), rules[i], interval=interval,
-                                        **context[i]))
-        else:
-            rows.append(C.claim(SOURCE, names[i], reports[i], measured, holds, rules[i], interval=interval,
-                                **context[i]))
+        rows.append(C.decided(SOURCE, names[i], reports[i], measured,
+                              [side_of(iv, threshold) for iv in intervals.values()], rules[i],
+                              intervals=list(intervals.values()), threshold=threshold, interval=interval,
+                              **context[i]))
     return C.claims_frame(rows)
 
 
@@ -331,9 +351,9 @@ def _pretrained_mean(acc: pd.DataFrame | None) -> float | None:
     return float(p.mean()) if len(p) else None
 
 
-def _per_seed(acc: pd.DataFrame | None, keys: list[tuple[str, str]], why_none: str):
-    """``(seeds x keys table of test accuracy, "")`` when every seed has exactly one finite value for each (unit,
-    network) key (a seed that lacks one is left out); else ``(None, why)``."""
+def _per_seed(acc: pd.DataFrame | None, keys: list[tuple[str, str]], why_none: str, value: str = "test_accuracy"):
+    """``(seeds x keys table of value, "")`` when every seed has exactly one finite ``value`` for each (unit, network)
+    key (a seed that lacks one is left out); else ``(None, why)``."""
     if acc is None:
         return None, why_none
     t = acc.loc[pd.Series([p in keys for p in zip(acc["unit"], acc["network"])], index=acc.index, dtype=bool)]
@@ -344,27 +364,8 @@ def _per_seed(acc: pd.DataFrame | None, keys: list[tuple[str, str]], why_none: s
             return None, f"no rows for {label}"
     if t.duplicated(["seed", "unit", "network"]).any():
         return None, "more than one row per seed, unit and network"
-    wide = t.pivot_table(index="seed", columns=["unit", "network"], values="test_accuracy", aggfunc="first",
-                         dropna=False)
+    wide = t.pivot_table(index="seed", columns=["unit", "network"], values=value, aggfunc="first", dropna=False)
     wide = wide.apply(pd.to_numeric, errors="coerce").reindex(columns=pd.MultiIndex.from_tuples(keys)).dropna()
     if wide.empty:
-        return None, "no seed with a finite test accuracy for every network compared"
+        return None, f"no seed with a finite {value.replace('_', ' ')} for every network compared"
     return wide, ""
-
-
-def _one_each(values: pd.Series | None, keys: list[tuple[str, str]], why_none: str):
-    """``({key: float}, "")`` when ``values`` (indexed by (unit, method or network)) holds exactly one finite number
-    for each of ``keys``; else ``(None, why)``: what a claim needs to say it is not measured."""
-    if values is None:
-        return None, why_none
-    out = {}
-    for key in keys:
-        found = values[values.index == key] if len(values) else values.iloc[:0]
-        label = f"{key[0]} cycles with {key[1]}" if key[1] != "small" else f"the small network of {key[0]} cycles"
-        if len(found) != 1:
-            return None, f"{'no' if found.empty else f'{len(found)}'} rows for {label}"
-        x = pd.to_numeric(found, errors="coerce").iloc[0]
-        if not np.isfinite(x):
-            return None, f"no finite value for {label}"
-        out[key] = float(x)
-    return out, ""

@@ -99,13 +99,16 @@ def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch
 
 
 QUOTES = {
-    "proportion": "The neural networks utilize the weights in proportion to their size.",
-    "max_utility": "larger networks use less-utilized weights by a larger portion (Sec. 2.2.1: the maximum utility "
-                   "in the sample set is higher in smaller networks)",
-    "small": "However, a network with the same number of weights as that of the pruned network cannot achieve "
-             "similar performance when trained from scratch (Frankle & Carbin, 2018).",
-    "uneven": "However, N small generally performs worse, because N small does not utilize all of its weights "
-              "either.",
+    "proportion": C.Quote("The neural networks utilize the weights in proportion to their size.",
+                          "Sec. 1, contributions"),
+    "max_utility": C.Quote("larger networks use less-utilized weights by a larger portion: the maximum utility in the "
+                           "sample set is higher in smaller networks", "Sec. 2.2.1", paraphrase=True),
+    "small": C.Quote("And let N small be a network trained from scratch, whose number of weights is comparable to that "
+                     "of N pruned, which is sufficient to achieve a similar level of loss to those of N large or N "
+                     "pruned. However, N small generally performs worse, because N small does not utilize all of its "
+                     "weights either.", "Sec. 2, opening"),
+    "uneven": C.Quote("However, N small generally performs worse, because N small does not utilize all of its weights "
+                      "either.", "Sec. 2, opening"),
 }
 
 
@@ -137,7 +140,7 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
              "network's accuracy curve > 0 (gap: mean over shared levels of |mean accuracy difference|)",
              f"95% bootstrap interval of (95th-percentile utility of a network - of the next larger one), by ratio at "
              f"the level nearest {max_level:g}, > 0 for every pair of neighbouring sizes")
-    context = [{"quote": q, "setup": setup, "seeds": seeds} for q in quotes]
+    context = [{"quote": q.text, "quote_where": q.location, "setup": setup, "seeds": seeds} for q in quotes]
     cols = ["share", "by", "level", "subset", "accuracy", "utility"]
     why = None
     if ablations is None or C.missing_columns(ablations, cols):
@@ -370,13 +373,13 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
 
 
 def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *, level: float = 0.1,
-                  ceiling_gap: float = 0.01, setup: str = "") -> pd.DataFrame:
+                  ceiling_gap: float = 0.01, setup: str = "", ablation_seed: int | None = None) -> pd.DataFrame:
     """Sec. 2.2.2's two claims (``prunekit.report.claims`` format), from :func:`pruned_table` rows of one or more seeds
     (``seed`` column) and :func:`pruned_comparison`'s ablations (one row per subset), decided at every pruning ratio
     that has both a pruned and a small network:
 
     - a small network trained from scratch does not reach the pruned-and-retrained network's test accuracy (the
-      premise the source starts from, after Frankle & Carbin 2018): the t interval over seeds of (pruned - small)
+      source's premise, Sec. 2: "N small generally performs worse"): the t interval over seeds of (pruned - small)
       is above 0 at every ratio (holds), below 0 at one (does not hold), else cannot decide; "cannot decide at this
       scale" when at every ratio both are within ``ceiling_gap`` of each other and of the pretrained network;
     - the small network uses its weights less evenly: this project's reading of the source's *hypothesis* for that
@@ -385,7 +388,8 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
       at the level nearest ``level`` (raw standard deviations are not comparable across networks whose utilities
       differ in size); holds when the bootstrap interval of CV(small) - CV(pruned) is above 0 at every ratio, does
       not hold when it is below 0 at more than half of the ratios and above at none (a reading the source does not
-      measure, tested at several ratios at once: one interval below 0 alone may be chance).
+      measure, tested at several ratios at once: one interval below 0 alone may be chance); a row of kind
+      "extension", decided on the ablations of the networks of ``ablation_seed`` (None: the table's first seed).
     A table that cannot decide (missing columns, no ratio with both networks, a NaN, a duplicate row) gives "not
     measured here", with the reason.
     """
@@ -401,8 +405,12 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
              f"{level:g} > 0 at every pruning ratio holds, < 0 at more than half of them (and > 0 at none) does not "
              "(CV = std / mean: scale-free)")
     seeds = C.seed_list(table["seed"]) if table is not None and "seed" in table.columns and len(table) else ""
-    context = [{"quote": QUOTES["small"], "setup": setup, "seeds": seeds},
-               {"quote": QUOTES["uneven"], "setup": setup, "seeds": seeds}]
+    if ablation_seed is None:
+        ablation_seed = seeds.split(", ")[0] if seeds else ""
+    context = [{"quote": QUOTES["small"].text, "quote_where": QUOTES["small"].location, "setup": setup,
+                "seeds": seeds},
+               {"quote": QUOTES["uneven"].text, "quote_where": QUOTES["uneven"].location, "setup": setup,
+                "seeds": str(ablation_seed), "kind": "extension"}]
     rows = []
     values, why = _by_ratio(table, "test_accuracy")
     if values is None:
@@ -426,8 +434,8 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
         if at_ceiling:
             rows.append(C.cannot_decide(SOURCE, names[0], reports[0], measured, f"at this scale both networks are "
                                         f"within {100 * ceiling_gap:g} point of each other and of the pretrained "
-                                        f"network ({100 * top:.1f}%) at every ratio, the task's ceiling here",
-                                        rules[0], **{**context[0], "interval": interval}))
+                                        f"network ({100 * top:.1f}%) at every ratio: this setup leaves no room for the "
+                                        "gap the source reports", rules[0], **{**context[0], "interval": interval}))
         else:
             rows.append(C.decided(SOURCE, names[0], reports[0], measured, [side_of(iv, 0.0) for iv in ivs.values()],
                                   rules[0], interval=interval, intervals=list(ivs.values()), threshold=0.0,

@@ -29,11 +29,11 @@ from ..measures.surface import has_batchnorm
 from ..core.train import state_restored
 from ..measures.utility import flat_weights, random_ablation
 
-__all__ = ["SOURCE", "SOURCE_DATASET", "on_source_data", "NETWORKS", "Network", "Study", "SOURCE_NETWORK", "MLP_VARIANT", "STUDY", "PROFILES", "study",
+__all__ = ["SOURCE", "SOURCE_DATASET", "SOURCE_EPOCHS", "substitute", "as_decided_on", "NETWORKS", "Network", "Study", "SOURCE_NETWORK", "MLP_VARIANT", "STUDY", "PROFILES", "study",
            "network_preset", "default_dataset",
            "pretrain_config", "vanilla_cnn_config", "eval_subset", "ablation_at_checkpoints", "critical_ratio",
            "width_comparison", "ablation_table", "check_plan", "utility_claims", "without_batch_norm",
-           "spread_experiment", "spread_claims"]
+           "spread_experiment", "spread_summary", "spread_claims"]
 
 SOURCE = "002 An Empirical Study of a Pruning Mechanism"
 NETWORKS = ("resnet20", "mlp")  # the source's network, this project's MLP variant
@@ -71,7 +71,8 @@ class Study:
     source: 500), the subsets of the imbalance measure (Def. 3: N = 500), per magnitude band and ratio, per level of
     the size and pruned-network comparisons, of "why the spread", per ratio of the widths (MLP variant); Sec. 2.2.2's
     ``prune_ratios`` and its training seeds ``pruned_seeds`` (its accuracy claim compares networks within a few
-    points: decided over seeds)."""
+    points: decided over seeds); ``spread_datasets``: the data sets "why the spread" also trains the batch-norm
+    network on, beside the notebook's own (the answer moved between data sets: the comparison says why)."""
 
     ratios: tuple[float, ...]
     n_subsets: int
@@ -82,6 +83,7 @@ class Study:
     width_subsets: int
     prune_ratios: tuple[float, ...]
     pruned_seeds: tuple[int, ...]
+    spread_datasets: tuple[str, ...] = ()
 
 
 SOURCE_NETWORK = {
@@ -98,26 +100,41 @@ MLP_VARIANT = {
 }
 STUDY = {
     "quick": Study((0.05, 0.1, 0.2, 0.3, 0.5), 50, 50, 5, 20, 50, 50, (0.5,), (0,)),
-    "paper": Study((0.05, 0.1, 0.2, 0.3), 500, 500, 10, 50, 500, 100, (0.25, 0.5, 0.75), (0, 1, 2)),
+    "paper": Study((0.05, 0.1, 0.2, 0.3), 500, 500, 10, 50, 500, 100, (0.25, 0.5, 0.75), (0, 1, 2), ("mnist",)),
     "full": Study((0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), 500, 500, 20, 500, 500, 500,
-                  (0.25, 0.5, 0.75), (0, 1, 2)),
+                  (0.25, 0.5, 0.75), (0, 1, 2), ("mnist",)),
 }
 PROFILES = tuple(STUDY)
 
 
 SOURCE_DATASET = "cifar10"  # the source's experiments: ResNet20 on CIFAR-10, 200 epochs
+SOURCE_EPOCHS = 200
 
 
-def on_source_data(claims: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The claims as decided, when ``dataset`` is the source's (:data:`SOURCE_DATASET`); on a substitute, a result
-    against a claim is "cannot decide here" (``prunekit.report.claims.not_refuted_off_setup``): the source measured
-    it on CIFAR-10 over 200 epochs, and an opposite result on an easier task or a shorter schedule does not refute
-    it. Results for a claim stand."""
-    if dataset == SOURCE_DATASET:
-        return claims
-    return C.not_refuted_off_setup(claims, f"the source measured it on {SOURCE_DATASET} over 200 epochs (not "
-                                   f"obtainable here); a result against it on {dataset} may belong to this substitute, "
-                                   "so this run does not refute it")
+def substitute(cfg: TrainConfig) -> str | None:
+    """What in ``cfg`` stands in for the source's setup (ResNet20 at full width on the whole of CIFAR-10 at 32x32,
+    200 epochs), in words; None when ``cfg`` is the source's setup."""
+    d, m = cfg.data, cfg.model
+    parts = []
+    if d.name != SOURCE_DATASET:
+        parts.append(f"{d.name} for {SOURCE_DATASET}")
+    if d.subset:
+        parts.append(f"{d.subset:,} training images")
+    if d.resize:
+        parts.append(f"{d.resize}x{d.resize} images")
+    if m.width_mult != 1.0:
+        parts.append(f"width {m.width_mult:g}")
+    if cfg.epochs != SOURCE_EPOCHS:
+        parts.append(f"{cfg.epochs} epochs for {SOURCE_EPOCHS}")
+    return ", ".join(parts) or None
+
+
+def as_decided_on(claims: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """The claims of a run on ``cfg``: as decided on the source's own setup, else with the substitute-setup verdicts
+    (``prunekit.report.claims.on_substitute``: "holds here (substitute setup)" or "does not hold here (substitute
+    setup)", both ways alike, counted apart). Rows of this project's own extensions are left as they are: they are
+    not the source's claims."""
+    return C.on_substitute(claims, substitute(cfg))
 
 
 def study(profile: str) -> Study:
@@ -282,11 +299,14 @@ def check_plan(below_one: Sequence[str] = (), **lists) -> None:
 
 # The source's own sentences (what the claims below decide): Figure 1's caption and the contributions
 QUOTES = {
-    "spread": "Note that the accuracy difference is about 60% when the ablation ratio is 0.1. This implies the utility "
-              "imbalance among the weights.",
-    "magnitude": "Note that the training accuracy drops only when the weights with the large magnitude is ablated.",
-    "grows": "The utility imbalance among the weights increases during optimization.",
-    "proportion": "The neural networks utilize the weights in proportion to their size.",
+    "spread": C.Quote("Note that the accuracy difference is about 60% when the ablation ratio is 0.1. This implies the "
+                      "utility imbalance among the weights.", "Fig. 1 caption (left)"),
+    "magnitude": C.Quote("Note that the training accuracy drops only when the weights with the large magnitude is "
+                         "ablated.", "Fig. 1 caption (right)"),
+    "grows": C.Quote("The utility imbalance among the weights increases during optimization.",
+                     "Sec. 1, contributions"),
+    "proportion": C.Quote("The neural networks utilize the weights in proportion to their size.",
+                          "Sec. 1, contributions"),
 }
 
 
@@ -296,7 +316,8 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
                    critical: pd.DataFrame | None = None, *, network: str = "resnet20", spread_ratio: float = 0.1,
                    min_spread: float = 0.10, min_top_drop: float = 0.05, lower_share_holds: float = 0.05,
                    lower_share_fails: float = 0.20,
-                   proportional_within: float = 1.25, setup: str = "", seeds: str = "") -> pd.DataFrame:
+                   proportional_within: float = 1.25, setup: str = "", seeds: str = "",
+                   setups: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The weight-utility claims of source 002 (``prunekit.report.claims`` format), from notebook 05's tables.
 
     - equal-size random subsets differ widely (the source: ~60 points of training accuracy at ratio 0.1): at the
@@ -317,8 +338,9 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
     - networks use weights in proportion to their size, read on widths (this project's variant, ``network="mlp"``;
       the source's reading, networks pruned at initialisation, is ``prunekit.studies.s002_sizes.size_claims``): the critical
       ablation ratios of the widths in ``critical`` are all reached and the largest is at most
-      ``proportional_within`` times the smallest.
-    A missing table (None) or one that cannot decide its claim gives "not measured here", with the reason.
+      ``proportional_within`` times the smallest (a row of kind "extension").
+    ``setups``: the setup of each network of ``imbalance_ablations`` by name (its row's ``setup``; ``setup`` for a name
+    not there). A missing table (None) or one that cannot decide its claim gives "not measured here", with the reason.
     """
 
     names = ("Equal-size random subsets differ widely in how much they matter",
@@ -342,7 +364,8 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
     rows = []
 
     def ctx(i: int, **more) -> dict:
-        return {"quote": quotes[i], "setup": setup, "seeds": seeds, **more}
+        return {"quote": quotes[i].text, "quote_where": quotes[i].location, "setup": setup, "seeds": seeds,
+                "kind": "extension" if i == 3 else "source", **more}
 
     def nm(i: int, why: str) -> dict:
         return C.not_measured(SOURCE, names[i], reports[i], why, rules[i], **ctx(i))
@@ -401,7 +424,7 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
 
     tables = imbalance_ablations if isinstance(imbalance_ablations, Mapping) else {None: imbalance_ablations}
     for name, t in (tables or {None: None}).items():
-        row = _imbalance_claim(t, names[2], reports[2], rules[2], ctx(2))
+        row = _imbalance_claim(t, names[2], reports[2], rules[2], ctx(2, setup=(setups or {}).get(name, setup)))
         if name is not None:
             row["claim"] += f" ({name})"
         rows.append(row)
@@ -477,28 +500,46 @@ def without_batch_norm(cfg: TrainConfig) -> TrainConfig:
 
 
 def spread_experiment(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tensor, ratio: float = 0.1,
-                      n_subsets: int = 500, seed: int = 0) -> pd.DataFrame:
+                      n_subsets: int = 500, seed: int = 0, dataset: str = "") -> pd.DataFrame:
     """What drives the spread of accuracy over equal-size random ablations? Each network of ``models`` (``{name:
     net}``, the same architecture) loses the same ``n_subsets`` random subsets of ``ratio`` of its prunable weights
     (``prunekit.measures.utility.random_ablation``); a network with batch norm is evaluated twice, with the running statistics
     it stored in training (``statistics="stored"``, as the source evaluates) and with statistics recomputed on ``x``
-    after each ablation (``"recalibrated"``); one without has ``"none"``. One row per (network, statistics, subset)."""
+    after each ablation (``"recalibrated"``); one without has ``"none"``. One row per (network, statistics, subset),
+    with the network's unablated accuracy (``dense_accuracy``) and ``dataset`` (the data the networks learned)."""
     frames = []
     for name, model in models.items():
+        dense = float(random_ablation(model, x, y, ratios=[0.0], n_subsets=1)["accuracy"].iloc[0])
         variants = [("stored", None), ("recalibrated", x)] if has_batchnorm(model) else [("none", None)]
         for statistics, calibration in variants:
             df = random_ablation(model, x, y, ratios=[ratio], n_subsets=n_subsets, seed=seed, recalibrate=calibration)
-            frames.append(df.assign(network=name, statistics=statistics))
+            frames.append(df.assign(network=name, statistics=statistics, dense_accuracy=dense, dataset=dataset))
     return pd.concat(frames, ignore_index=True)
+
+
+def spread_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, network, statistics) of :func:`spread_experiment`: the unablated accuracy, the mean
+    accuracy after the ablations and its drop from the unablated one, and the spread the claims decide on: of the
+    middle 95% of the subsets' accuracies (97.5th - 2.5th percentile); max - min beside it."""
+    keys = [k for k in ("dataset", "network", "statistics") if k in df.columns]
+    rows = []
+    for key, g in df.groupby(keys, sort=False):
+        acc = g["accuracy"].to_numpy(dtype=float)
+        dense = float(g["dense_accuracy"].iloc[0]) if "dense_accuracy" in g else np.nan
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "subsets": len(acc),
+                     "dense_accuracy": dense, "mean_accuracy": float(acc.mean()), "mean_drop": dense - acc.mean(),
+                     "spread_middle_95": float(_middle_range(acc)), "spread_max_min": float(np.ptp(acc))})
+    return pd.DataFrame(rows)
 
 
 def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: str = "",
                   seeds: str = "") -> pd.DataFrame:
-    """This project's answer to "what drives the spread?" (``prunekit.report.claims`` format) from
-    :func:`spread_experiment` rows (network, statistics, subset, accuracy): the spread is accuracy max - min over the
-    subsets of one (network, statistics), reported as max - min; the rules compare the spreads of the middle 95% of
-    the subsets (97.5th - 2.5th percentile, which a bootstrap can give an interval for), each ratio of spreads with a
-    paired bootstrap interval over the subsets (the same subset indices in every network).
+    """This project's answer to "what drives the spread?" (``prunekit.report.claims`` format, rows of kind
+    "extension": the source does not ask it) from :func:`spread_experiment` rows (network, statistics, subset,
+    accuracy; with a ``dataset`` column, one row of each claim per data set). One statistic is printed and decided:
+    the spread of the middle 95% of the subsets' accuracies (97.5th - 2.5th percentile, which a bootstrap can give an
+    interval for), and each ratio of spreads has a paired bootstrap interval over the subsets (the same subset indices
+    in every network).
 
     - stale batch-norm statistics drive it: the spread with recalibrated statistics is at most ``1 - stale_share`` of
       the spread with stored ones (the whole interval of their ratio; wholly above: does not hold);
@@ -514,19 +555,35 @@ def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: s
              "(spread: of the middle 95% of the subsets' accuracies)",
              f"95% paired bootstrap interval of spread(no batch norm) / spread(batch norm, stored) >= "
              f"{1 - stale_share:.0%} (spread: of the middle 95% of the subsets' accuracies)")
-    context = {"quote": QUOTES["spread"], "setup": setup or "this project's question, on the source's ResNet20",
-               "seeds": seeds}
+    quote = QUOTES["spread"]
+    context = {"quote": quote.text, "quote_where": quote.location, "kind": "extension", "seeds": seeds,
+               "setup": setup or "this project's question, on the source's ResNet20"}
     cols = ["network", "statistics", "subset", "accuracy"]
-    acc = {}
-    if df is not None and not C.missing_columns(df, cols) and not df.duplicated(["network", "statistics",
-                                                                                 "subset"]).any():
-        for key, g in df.groupby(["network", "statistics"]):
-            acc[key] = g.set_index("subset")["accuracy"].astype(float)
+    if df is None or C.missing_columns(df, cols) or df.duplicated(
+            [c for c in ("dataset", "network", "statistics", "subset") if c in df.columns]).any():
+        return C.claims_frame([C.not_measured(SOURCE, n, r, "no spread experiment with one row per network, "
+                                              "statistics and subset", rule, **context)
+                               for n, r, rule in zip(names, reports, rules)])
+    groups = df.groupby("dataset", sort=False) if "dataset" in df.columns and df["dataset"].nunique() > 1 \
+        else [(None, df)]
+    rows = []
+    for dataset, part in groups:
+        label = "" if dataset is None else f" ({dataset})"
+        rows += _spread_rows(part, [n + label for n in names], reports, rules, stale_share, context)
+    return C.claims_frame(rows)
+
+
+def _spread_rows(df: pd.DataFrame, names, reports, rules, stale_share: float, context: dict) -> list[dict]:
+    """The two rows of :func:`spread_claims` for one data set's spread experiment."""
+    acc = {key: g.set_index("subset")["accuracy"].astype(float) for key, g in df.groupby(["network", "statistics"])}
 
     def ratio(num: pd.Series, den: pd.Series):
         both = pd.concat([num, den], axis=1, join="inner").dropna().to_numpy()
         return bootstrap_interval([both[:, 0], both[:, 1]], lambda a, b, axis: _middle_range(a, axis=axis) / np.maximum(
             _middle_range(b, axis=axis), 1e-12), paired=True, what="paired bootstrap over subsets")
+
+    def spread(key) -> str:
+        return f"{100 * _middle_range(acc[key].to_numpy()):.1f} points"
 
     rows = []
     bn = [n for (n, s) in acc if s == "stored" and (n, "recalibrated") in acc]
@@ -535,23 +592,27 @@ def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: s
                                    "recalibrated statistics", rules[0], **context))
     else:
         ivs = {n: ratio(acc[(n, "recalibrated")], acc[(n, "stored")]) for n in bn}
-        measured = "; ".join(f"{n}: {100 * np.ptp(acc[(n, 'stored')]):.1f} points with stored statistics, "
-                             f"{100 * np.ptp(acc[(n, 'recalibrated')]):.1f} recalibrated" for n in bn) + "."
+        measured = ("spread of the middle 95% of the subsets' accuracies: "
+                    + "; ".join(f"{n}: {spread((n, 'stored'))} with stored statistics, "
+                                f"{spread((n, 'recalibrated'))} recalibrated (ratio {ivs[n].estimate:.2f})" for n in bn)
+                    + ".")
         sides = [side_of(iv, 1 - stale_share, holds_above=False) for iv in ivs.values()]
         rows.append(C.decided(SOURCE, names[0], reports[0], measured, sides, rules[0], intervals=list(ivs.values()),
-                              interval="; ".join(f"{n}: {iv.text('{:.2f}')}" for n, iv in ivs.items()), **context))
+                              interval="recalibrated / stored: " + "; ".join(f"{n}: {iv.text('{:.2f}')}"
+                                                                            for n, iv in ivs.items()), **context))
     plain = [n for (n, s) in acc if s == "none"]
     stored = [n for (n, s) in acc if s == "stored"]
     if not plain or not stored:
         rows.append(C.not_measured(SOURCE, names[1], reports[1], "needs a network without batch norm and one with "
                                    "stored statistics", rules[1], **context))
     else:
-        reference = max(stored, key=lambda n: np.ptp(acc[(n, "stored")]))
+        reference = max(stored, key=lambda n: _middle_range(acc[(n, "stored")].to_numpy()))
         ivs = {n: ratio(acc[(n, "none")], acc[(reference, "stored")]) for n in plain}
-        measured = (", ".join(f"{n}: {100 * np.ptp(acc[(n, 'none')]):.1f} points" for n in plain) +
-                    f" against {100 * np.ptp(acc[(reference, 'stored')]):.1f} with batch norm and stored statistics.")
+        measured = ("spread of the middle 95% of the subsets' accuracies: "
+                    + ", ".join(f"{n}: {spread((n, 'none'))}" for n in plain)
+                    + f" against {spread((reference, 'stored'))} with batch norm and stored statistics.")
         sides = [side_of(iv, 1 - stale_share - 1e-12) for iv in ivs.values()]
         rows.append(C.decided(SOURCE, names[1], reports[1], measured, sides, rules[1], intervals=list(ivs.values()),
-                              interval="; ".join(f"{n}: {iv.text('{:.2f}')}" for n, iv in ivs.items()), **context))
-    return C.claims_frame(rows)
-
+                              interval="no batch norm / batch norm (stored): " + "; ".join(
+                                  f"{n}: {iv.text('{:.2f}')}" for n, iv in ivs.items()), **context))
+    return rows

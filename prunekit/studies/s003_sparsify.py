@@ -173,8 +173,12 @@ def speed_summary(timing: pd.DataFrame) -> pd.DataFrame:
                                        "best_speedup", "best_k"])
 
 
-QUOTE = ("This threshold value was around 70-75% sparsity in weight pruning and just under 50% sparsity in the unit "
-         "pruning, leading to weight pruning being an overall more effective method than unit pruning.")
+QUOTE = C.Quote("This threshold value was around 70-75% sparsity in weight pruning and just under 50% sparsity in the "
+                "unit pruning, leading to weight pruning being an overall more effective method than unit pruning.",
+                "the blog post, 'Percent Sparsity vs. Percent Accuracy'")
+QUOTE_SPEED = C.Quote("Here, I explore the effects of different ways of \"pruning\" a network, save on matrix "
+                      "operations, and evaluate the maximum amount of sacrifice we can afford to make on accuracy.",
+                      "the blog post, opening")
 SOURCE_SETUP = ("blog", "global")  # the blog's own code: raw-pixel inputs, one ranking over the four hidden layers
 DECIDING_K = {"weight": 70.0, "unit": 45.0}  # where "around 70-75%" and "just under 50%" are decided
 
@@ -238,8 +242,8 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
     missing = C.missing_columns(curve, cols)
     if missing or curve.empty:
         why = C.lacking(missing, "curve")
-        return C.claims_frame(C.not_measured(SOURCE, n, r, why, u, quote=QUOTE) for n, r, u in zip(names, reports,
-                                                                                                     rules))
+        return C.claims_frame(C.not_measured(SOURCE, n, r, why, u, quote=QUOTE.text, quote_where=QUOTE.location)
+                              for n, r, u in zip(names, reports, rules))
     curve = curve.assign(**{c: v for c, v in (("setup", "prunekit"), ("dataset", "?"), ("scope", "global"),
                                               ("seed", 0)) if c not in curve.columns})
     ends = plateau_ends(curve, tolerance)
@@ -254,7 +258,8 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
                      f"{dataset}, {scope} ranking, the FOR.ai net")
         g = curve[(curve.setup == setup) & (curve.dataset == dataset) & (curve.scope == scope)]
         e = ends[(ends.setup == setup) & (ends.dataset == dataset) & (ends.scope == scope)]
-        context = {"quote": QUOTE, "setup": described, "seeds": C.seed_list(g["seed"])}
+        context = {"quote": QUOTE.text, "quote_where": QUOTE.location, "setup": described,
+                   "seeds": C.seed_list(g["seed"]), "kind": "source" if own else "extension"}
         for i, method in enumerate(("weight", "unit")):
             k = at[method]
             m = g[g.method == method]
@@ -321,8 +326,7 @@ def speed_claims(speed: pd.DataFrame | None, setup: str = "", band: float = 0.05
     reports = "pruning the network is meant to save on matrix operations"
     rule = (f"at the largest batch size, compacted units or CSR weights faster than dense from some k on, by at least "
             f"{band:.0%} (medians of repeated timings); every form at least {band:.0%} slower: does not hold")
-    context = {"quote": "Here, I explore the effects of different ways of \"pruning\" a network, save on matrix "
-                        "operations, and evaluate the maximum amount of sacrifice we can afford to make on accuracy.",
+    context = {"quote": QUOTE_SPEED.text, "quote_where": QUOTE_SPEED.location,
                "setup": setup or "the FOR.ai net, timed on this machine", "seeds": "0"}
     cols = ["batch_size", "form", "saves_from_k", "speedup_there", "flop_ratio_there", "best_speedup"]
     if speed is None or C.missing_columns(speed, cols) or speed.empty:

@@ -120,18 +120,35 @@ def _pairs(diffs, factor="init", level="glorot_uniform", reference="he_normal", 
     return pd.DataFrame(rows)
 
 
+def _init_and_optimizer(init_diffs, optimizer_diffs):
+    """Glorot - He pairs and, apart, SGD - Adam pairs of the same fully connected arch (seeds 100 on)."""
+    scale = _pairs(optimizer_diffs, "optimizer", "sgd", "adam").assign(seed=lambda t: t.seed + 100)
+    return pd.concat([_pairs(init_diffs), scale], ignore_index=True)
+
+
 def test_paired_verdicts_are_decided_on_their_t_interval():
     """Hand-worked: differences -0.01, -0.02, -0.03 have mean -0.02 and sd 0.01, so the 95% t interval is
     -0.02 +- 4.303 * 0.01 / sqrt(3) = [-0.0448, +0.0048]: it straddles 0. Adding a fourth pair (-0.02) gives
-    -0.02 +- 3.182 * 0.008165 / 2 = [-0.0330, -0.0070]: wholly below 0."""
-    verdict, _, interval = _verdict(_pairs([-0.01, -0.02, -0.03]), INIT)
+    -0.02 +- 3.182 * 0.008165 / 2 = [-0.0330, -0.0070]: wholly below 0. "Slightly" is judged against the SGD - Adam
+    effect: 0.02 against 0.2 (a tenth) is slight; against 0.02 (the same size) it cannot be told; against 0.004 it
+    is five times as large, not slight."""
+    big = [-0.19, -0.2, -0.21, -0.2]
+    verdict, _, interval = _verdict(_init_and_optimizer([-0.01, -0.02, -0.03], big), INIT)
     assert verdict == "cannot decide here" and "-0.045 to +0.005" in interval
-    verdict, _, interval = _verdict(_pairs([-0.01, -0.02, -0.03, -0.02]), INIT)
-    assert verdict == "holds" and "-0.033 to -0.007" in interval
-    assert _verdict(_pairs([0.01, 0.02, 0.03, 0.02]), INIT)[0] == "does not hold"  # Glorot denser
-    verdict, measured, _ = _verdict(_pairs([0.0, 0.0, 0.0]), INIT)  # identical: a tie, not a refutation
+    verdict, measured, interval = _verdict(_init_and_optimizer([-0.01, -0.02, -0.03, -0.02], big), INIT)
+    assert verdict == "holds" and "-0.033 to -0.007" in interval and "is 0.10 of it" in measured
+    assert "|Glorot - He| / |SGD - Adam|: 0.10 [95% CI" in interval
+    same = [-0.01, -0.02, -0.03, -0.02]
+    assert _verdict(_init_and_optimizer([-0.01, -0.02, -0.03, -0.02], same), INIT)[0] == "cannot decide here"
+    tiny = [-0.003, -0.004, -0.005, -0.004]
+    verdict, measured, _ = _verdict(_init_and_optimizer([-0.01, -0.02, -0.03, -0.02], tiny), INIT)
+    assert verdict == "does not hold" and "is 5.00 of it" in measured  # lower, but not slightly
+    verdict, measured, _ = _verdict(_pairs([-0.01, -0.02, -0.03, -0.02]), INIT)  # nothing to judge the size by
+    assert verdict == "cannot decide here" and "no SGD and Adam pairs" in measured
+    assert _verdict(_init_and_optimizer([0.01, 0.02, 0.03, 0.02], big), INIT)[0] == "does not hold"  # Glorot denser
+    verdict, measured, _ = _verdict(_init_and_optimizer([0.0, 0.0, 0.0], big), INIT)  # identical: a tie
     assert verdict == "cannot decide here" and "a tie" in measured
-    assert _verdict(_pairs([-0.02]), INIT)[0] == "cannot decide here"  # one pair: no interval
+    assert _verdict(_init_and_optimizer([-0.02], big), INIT)[0] == "cannot decide here"  # one pair: no interval
     conv = _pairs([0.01, 0.02, 0.03, 0.02], "optimizer", "adam", "sgd", arch="conv")
     assert _verdict(conv, CONV)[0] == "holds"
     resnet = conv.assign(arch="resnet")  # Adam runs on residual nets do not count for the conv claim
@@ -272,7 +289,7 @@ def test_fc_sgd_is_set_against_adam_and_a_table_without_dense_accuracy_is_fine()
 def test_the_means_in_a_paired_claim_are_over_its_pairs():
     """An unpaired Glorot run of high density must not enter the means the claim prints: their difference is the
     paired difference its interval is about (here -0.02 per pair: 0.480 against 0.500)."""
-    df = _pairs([-0.01, -0.02, -0.03, -0.02])
+    df = _init_and_optimizer([-0.01, -0.02, -0.03, -0.02], [-0.19, -0.2, -0.21, -0.2])
     lone = dict(dataset="mnist", arch="lenet300", width_mult=2.0, optimizer="adam", init="glorot_uniform", seed=0,
                 params=2000, dense_accuracy=0.9, density=0.9, core_params=1800)
     verdict, measured, interval = _verdict(pd.concat([df, pd.DataFrame([lone])], ignore_index=True), INIT)

@@ -272,7 +272,8 @@ def test_pruned_claims_follow_their_rules():
     t = S.pruned_claims(*_pruned_tables(good, cvs), setup="a test")
     assert list(t.columns) == COLUMNS and list(t["verdict"]) == ["holds", "holds"]
     assert "50% of conv weights pruned: 97.00% pruned and retrained, 95.00% small" in t["measured"].iloc[0]
-    assert (t["seeds"] == "0, 1, 2").all() and "hypothesis" in t["claim"].iloc[1]
+    assert list(t["seeds"]) == ["0, 1, 2", "0"] and "hypothesis" in t["claim"].iloc[1]  # the ablations: seed 0
+    assert list(t["kind"]) == ["source", "extension"] and t["quote_where"].iloc[0] == "Sec. 2, opening (the authors' words)"
     assert "0.200 pruned and retrained, 0.400 small" in t["measured"].iloc[1]  # CV: std / mean
     # one ratio where the small network wins, one where its utilities are spread less evenly
     lose = {**good, "small": [0.96, 0.98]}

@@ -182,11 +182,26 @@ def test_spread_claims_follow_their_rules():
     df = _spread_rows({("bn", "stored"): 0.6, ("bn", "recalibrated"): 0.1, ("plain", "none"): 0.5})
     got = M.spread_claims(df)
     assert list(got.columns) == COLUMNS and list(got["verdict"]) == ["holds", "holds"]
-    assert "60.0 points with stored statistics, 10.0 recalibrated" in got["measured"].iloc[0]
+    assert (got["kind"] == "extension").all()  # this project's question, not the source's claim
+    # one statistic printed and decided: the middle 95% of 200 evenly spread accuracies spans 95% of their range
+    assert "bn: 57.0 points with stored statistics, 9.5 points recalibrated (ratio 0.17)" in got["measured"].iloc[0]
     assert "bn: 0.17 [95% CI" in got["interval"].iloc[0]  # 0.1 / 0.6
+    assert "plain: 47.5 points against 57.0 points" in got["measured"].iloc[1]
     df = _spread_rows({("bn", "stored"): 0.6, ("bn", "recalibrated"): 0.5, ("plain", "none"): 0.1})
     assert list(M.spread_claims(df)["verdict"]) == ["does not hold", "does not hold"]
     assert list(M.spread_claims(df, stale_share=0.1)["verdict"]) == ["holds", "does not hold"]  # 0.83 <= 0.9
+
+
+def test_spread_claims_one_row_of_each_claim_per_data_set():
+    fashion = _spread_rows({("bn", "stored"): 0.6, ("bn", "recalibrated"): 0.5}).assign(dataset="fashion_mnist")
+    digits = _spread_rows({("bn", "stored"): 0.7, ("bn", "recalibrated"): 0.05}).assign(dataset="mnist")
+    got = M.spread_claims(pd.concat([fashion, digits], ignore_index=True)).set_index("claim")["verdict"]
+    assert got["Stale batch-norm statistics drive the spread of random ablations (fashion_mnist)"] == "does not hold"
+    assert got["Stale batch-norm statistics drive the spread of random ablations (mnist)"] == "holds"
+    summary = M.spread_summary(pd.concat([fashion, digits], ignore_index=True).assign(dense_accuracy=1.0))
+    row = summary.set_index(["dataset", "statistics"]).loc[("mnist", "recalibrated")]
+    assert row["spread_middle_95"] == pytest.approx(0.95 * 0.05) and row["spread_max_min"] == pytest.approx(0.05)
+    assert row["mean_drop"] == pytest.approx(0.025)  # accuracies evenly from 1.0 down to 0.95
 
 
 @pytest.mark.parametrize("spreads", [None, {}, {("bn", "stored"): 0.6}, {("plain", "none"): 0.2},
@@ -238,14 +253,23 @@ def test_utility_claims_odd_tables_answer_not_measured():
     assert M.utility_claims(magnitude_summary=bands, dense_accuracy=0.95)["verdict"].iloc[1] == "holds"
 
 
-def test_a_substitute_data_set_confirms_but_does_not_refute():
+def test_a_substitute_setup_counts_the_same_for_a_claim_and_against_it():
+    from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
     from prunekit.report.claims import claim, claims_frame
 
     t = claims_frame([claim("002", "a", "r", "went up.", True, "rule"), claim("002", "b", "r", "went down.", False,
                                                                                 "rule"),
-                      claim("002", "c", "r", "tied.", None, "rule")])
-    assert M.on_source_data(t, "cifar10").equals(t)
-    got = M.on_source_data(t, "fashion_mnist")
-    assert list(got["verdict"]) == ["holds", "cannot decide here", "cannot decide here"]
-    assert got["measured"].iloc[1].startswith("went down. Cannot decide here: the source measured it on cifar10")
-    assert list(t["verdict"]) == ["holds", "does not hold", "cannot decide here"]  # the input is left as it was
+                      claim("002", "c", "r", "tied.", None, "rule"),
+                      claim("002", "d", "r", "ours.", False, "rule", kind="extension")])
+    source = TrainConfig(data=DataConfig("cifar10"), model=ModelConfig("resnet20"), epochs=200)
+    assert M.substitute(source) is None and M.as_decided_on(t, source).equals(t)
+    paper = M.pretrain_config("paper")
+    assert M.substitute(paper) == ("fashion_mnist for cifar10, 10,000 training images, 14x14 images, width 0.5, "
+                                   "8 epochs for 200")
+    got = M.as_decided_on(t, paper)
+    assert list(got["verdict"]) == ["holds here (substitute setup)", "does not hold here (substitute setup)",
+                                    "cannot decide here", "does not hold"]  # an extension is not the source's claim
+    assert got["setup"].iloc[1] == "substitute setup: " + M.substitute(paper) and got["setup"].iloc[3] == ""
+    assert list(t["verdict"]) == ["holds", "does not hold", "cannot decide here", "does not hold"]  # input untouched
+
+
