@@ -33,7 +33,7 @@ import pandas as pd
 __all__ = ["COLUMNS", "VERDICTS", "KINDS", "HOLDS", "DOES_NOT_HOLD", "HOLDS_SUBSTITUTE", "DOES_NOT_HOLD_SUBSTITUTE",
            "CANNOT_DECIDE", "NOT_MEASURED", "Quote", "ClaimSpec", "claim", "not_measured", "cannot_decide", "decided",
            "undecided_reason", "verdict_of", "on_substitute", "claims_frame", "sentences", "missing_columns",
-           "lacking", "plural", "listing", "seed_list", "verdict_counts"]
+           "lacking", "plural", "listing", "seed_list", "verdict_counts", "counts_text"]
 
 HOLDS, DOES_NOT_HOLD, CANNOT_DECIDE, NOT_MEASURED = "holds", "does not hold", "cannot decide here", "not measured here"
 HOLDS_SUBSTITUTE = "holds here (substitute setup)"
@@ -225,6 +225,20 @@ def decided(source: str, name: str, source_reports: str, measured: str, sides: l
 def seed_list(seeds) -> str:
     """Seeds as a column value: "0, 1, 2" (sorted, distinct)."""
     return ", ".join(str(int(s)) for s in sorted({int(s) for s in seeds}))
+
+
+def counts_text(table: pd.DataFrame) -> str:
+    """The verdicts of a claims table in words, the sources' own claims apart from this project's extensions, and
+    the source's setup apart from a substitute: "26 claims of the sources (3 holds, 10 holds here (substitute setup),
+    ...) and 17 of this project's extensions (11 holds, ...)"."""
+    counts = verdict_counts(table)
+    parts = []
+    for kind, label in (("source", "claim of the sources"), ("extension", "row of this project's extensions")):
+        if kind in counts:
+            n = sum(counts[kind].values())
+            what = plural(n, label, label.replace("claim", "claims").replace("row of", "rows of"))
+            parts.append(f"{what} (" + ", ".join(f"{c} {v}" for v, c in counts[kind].items()) + ")")
+    return listing(parts, none="no claims")
 
 
 def claims_frame(rows: Iterable[dict]) -> pd.DataFrame:

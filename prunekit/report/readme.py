@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.paths import atomic_write, repo_root, results_root
+from .claims import counts_text
 from .site import HEADLINE_FIGURES, environment_table, executed_dir
 from .tables import preset_runs
 
@@ -42,32 +43,45 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def _substitutes(claims: pd.DataFrame) -> str:
+    """" (source 000: <what stands in>; ...)": each source's substitute setups, as its rows' ``setup`` says them."""
+    found = {}
+    for r in claims.itertuples():
+        setup = str(getattr(r, "setup", ""))
+        if "substitute setup: " in setup:
+            what = setup.split("substitute setup: ", 1)[1].rstrip(")")
+            found.setdefault(str(r.source).split(" ", 1)[0], dict.fromkeys([]))[what] = None
+    return (" (" + "; ".join(f"source {s}: {' / '.join(w)}" for s, w in found.items()) + ")") if found else ""
+
+
 def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
     """The README's results section (markers included) from a claims table (``prunekit.report.tables.gather_claims``)
     and the run table (columns ``notebook``, ``wall_time_s``, ``machine``)."""
-    counts = claims["verdict"].value_counts()
     total = float(run["wall_time_s"].sum())
     times = ", ".join(f"{r.notebook[:2]} {_minutes(r.wall_time_s)}" for r in run.itertuples())
     lines = [START, "", f"## Results of the `{PROFILE}` profile", "",
              f"Run by `make reproduce PROFILE={PROFILE}` on {run['machine'].iloc[0]}: {_minutes(total)} in all "
              f"({times}), notebooks in order, reusing the models a run before it had stored (the times from an "
-             f"empty model store are in the table of profiles below). {len(claims)} claims of the four sources: "
-             + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". Each verdict follows the rule in its "
-             "notebook's claims table, on the interval shown: \"holds\" or \"does not hold\" only when the interval "
-             "clears the rule's threshold, \"cannot decide here\" when it does not or when the setup cannot show the "
-             "effect (the row says why). The sources' own numbers are for their own setups and data (CIFAR-10 for "
-             "source 002's), so compare directions; where this run substitutes for the source's data (source 002: "
-             "Fashion-MNIST at 14x14 for CIFAR-10), a result against a claim is \"cannot decide here\", never a "
-             "refutation. Each row's setup, seeds, the source's own sentence and the rule "
-             "are in `docs/claims_paper.csv`; `make report PROFILE=paper` builds the executed notebooks as a "
-             "site.", "",
-             "| notebook | source | claim | the source reports | this run | interval | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             f"empty model store are in the table of profiles below). {len(claims)} rows: {counts_text(claims)}. "
+             "Each verdict follows the rule in its notebook's claims table, on the interval shown: \"holds\" or "
+             "\"does not hold\" only when the interval clears the rule's threshold, \"cannot decide here\" when it "
+             "does not or when the setup cannot show the effect (the row says why). One policy for every source: a row "
+             f"decided on a substitute of the source's setup{_substitutes(claims)} reads \"holds here (substitute "
+             "setup)\" or \"does not hold here (substitute setup)\", whichever way it goes, and is counted apart from "
+             "the rows decided on the source's own setup; the sources' own numbers are for their own setups, so "
+             "compare directions. Rows of kind \"extension\" are this project's extensions, variants and questions, "
+             "not claims of the sources. Each row's setup, seeds, the source's sentence (where it stands in the "
+             "source, and whether it is the authors' words) and the rule are in `docs/claims_paper.csv`; "
+             "`make report PROFILE=paper` builds the executed notebooks as a site.", "",
+             "| notebook | source | claim | kind | the source reports | this run | interval | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in claims.itertuples():
         interval = getattr(r, "interval", "")
         interval = "" if not isinstance(interval, str) else interval
+        kind = getattr(r, "kind", "source")
         lines.append(f"| {str(r.notebook).zfill(2)} | {_cell(r.source.split(' ', 1)[0])} | {_cell(r.claim)} | "
-                     f"{_cell(r.source_reports)} | {_cell(r.measured)} | {_cell(interval)} | **{_cell(r.verdict)}** |")
+                     f"{_cell(kind if isinstance(kind, str) else 'source')} | {_cell(r.source_reports)} | "
+                     f"{_cell(r.measured)} | {_cell(interval)} | **{_cell(r.verdict)}** |")
     lines.append("")
     for name, caption in HEADLINE_FIGURES.items():
         png = f"figures/{name}_{PROFILE}.png"

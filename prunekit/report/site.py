@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..core.paths import atomic_write, figures_dir, repo_root, results_root
 from ..core.config import check_profile
+from .claims import counts_text
 from .tables import preset_runs
 
 __all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "build_report", "build_api_reference", "notebook_page",
@@ -52,7 +53,8 @@ HEADLINE_FIGURES = {
 }
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "seaborn", "dask",
             "papermill", "nbconvert", "jupyterlab")
-VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "cannot decide here": "undecided",
+VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "holds here (substitute setup)": "holds",
+                 "does not hold here (substitute setup)": "fails", "cannot decide here": "undecided",
                  "not measured here": "unmeasured"}
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -274,13 +276,15 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
                  if page else html.escape(str(r.notebook)))
         interval = getattr(r, "interval", "")
         interval = interval if isinstance(interval, str) else ""
+        kind = getattr(r, "kind", "source")
+        kind = kind if isinstance(kind, str) else "source"
         rows.append(f"<tr><td>{html.escape(str(r.source))}</td><td>{html.escape(str(r.claim))}</td>"
+                    f"<td>{html.escape(kind)}</td>"
                     f"<td>{html.escape(str(r.source_reports))}</td><td>{html.escape(str(r.measured))}</td>"
                     f"<td>{html.escape(interval)}</td>"
                     f'<td class="verdict {VERDICT_CLASS.get(r.verdict, "")}">{html.escape(str(r.verdict))}</td>'
                     f"<td>{where}</td></tr>")
-    counts = claims["verdict"].value_counts()
-    summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+    summary = counts_text(claims)
     figures = []
     (out / "figures").mkdir(exist_ok=True)
     for name, caption in HEADLINE_FIGURES.items():
@@ -290,10 +294,11 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
             figures.append(f'<figure><img src="figures/{png.name}" alt="{html.escape(caption, quote=True)}"/>'
                            f"<figcaption>{html.escape(caption)} (<code>{png.name}</code>)</figcaption></figure>")
     links = "".join(f'<li><a href="{notebook_page(n)}">{html.escape(n)}</a></li>' for n in anchors)
-    body = (f"<p>{len(claims)} claims of the four sources, checked on this run of the <code>{profile}</code> profile "
-            f"({summary}). Each verdict follows the rule stated in the notebook's claims table, on the interval "
-            f"shown (\"cannot decide here\" when it straddles the rule's threshold or the setup cannot show the "
-            f"effect); the link opens the section that shows it.</p>\n<table><thead><tr><th>source</th><th>claim</th>"
+    body = (f"<p>Checked on this run of the <code>{profile}</code> profile: {html.escape(summary)}. Each verdict "
+            f"follows the rule stated in the notebook's claims table, on the interval shown (\"cannot decide here\" "
+            f"when it straddles the rule's threshold or the setup cannot show the effect; \"here (substitute "
+            f"setup)\" when this run stands in for the source's setup, whichever way it goes); the link opens the "
+            f"section that shows it.</p>\n<table><thead><tr><th>source</th><th>claim</th><th>kind</th>"
             f"<th>the source reports</th><th>this run</th><th>interval</th><th>verdict</th><th>notebook</th></tr>"
             f"</thead><tbody>{''.join(rows)}</tbody></table>\n"
             f"<h2>Headline figures</h2>\n{''.join(figures) or '<p>No figures of this profile.</p>'}\n"

@@ -28,17 +28,22 @@ def test_the_readme_section_is_rendered_from_the_committed_claims():
 
 
 def test_section_escapes_cells_and_counts_verdicts():
-    claims = pd.DataFrame({"notebook": ["02", "05"], "source": ["003 blog", "002 study"],
-                           "claim": ["a | b", "c"], "source_reports": ["x\ny", "z"], "measured": ["m", "n"],
-                           "interval": ["+1 [95% CI 0 to 2]", float("nan")],
-                           "verdict": ["holds", "cannot decide here"], "rule": ["r", "r"]})
+    claims = pd.DataFrame({"notebook": ["02", "05", "05"], "source": ["003 blog", "002 study", "002 study"],
+                           "claim": ["a | b", "c", "d"], "kind": ["source", "source", "extension"],
+                           "source_reports": ["x\ny", "z", "w"], "measured": ["m", "n", "o"],
+                           "interval": ["+1 [95% CI 0 to 2]", float("nan"), ""],
+                           "setup": ["blog", "resnet (substitute setup: digits for cifar10)", ""],
+                           "verdict": ["holds", "cannot decide here", "holds"], "rule": ["r", "r", "r"]})
     run = pd.DataFrame({"notebook": ["02_pruning_curves", "05_weight_utility"], "wall_time_s": [600.0, 30.0],
                         "machine": ["a CPU, no GPU", "a CPU, no GPU"]})
     s = R.section(claims, run)
     assert s.startswith(R.START) and s.endswith(R.END)
-    assert "| 02 | 003 | a \\| b | x y | m | +1 [95% CI 0 to 2] | **holds** |" in s
-    assert "| 05 | 002 | c | z | n |  | **cannot decide here** |" in s
-    assert "1 holds, 1 cannot decide here" in s and "10 min in all (02 10 min, 05 30 s)" in s
+    assert "| 02 | 003 | a \\| b | source | x y | m | +1 [95% CI 0 to 2] | **holds** |" in s
+    assert "| 05 | 002 | c | source | z | n |  | **cannot decide here** |" in s
+    assert "| 05 | 002 | d | extension | w | o |  | **holds** |" in s
+    assert ("3 rows: 2 claims of the sources (1 holds, 1 cannot decide here) and 1 row of this project's extensions "
+            "(1 holds)") in s and "10 min in all (02 10 min, 05 30 s)" in s
+    assert "a substitute of the source's setup (source 002: digits for cifar10) reads" in s
     assert "on a CPU, no GPU" in s
 
 
@@ -68,3 +73,26 @@ def test_the_makefile_calls_the_command_line_with_arguments_it_accepts(monkeypat
         args = [cmd] + rest.replace("$(PROFILE)", "paper").split()
         assert cli.main(args) == 0, args
     assert "readme" in calls and "claims paper" in calls and "report paper" in calls
+
+
+FINDING = ("grows", "grow during", "stays in", "leaves the basin", "leave the basin", " holds", "removes", "denser",
+           "sparser", "constant", "invariant", "beats", "collapses", "differ widely", "rejected")
+ATTRIBUTED = ("the source reports", "the source finds", "the source says", "the source claims", "where the source",
+              "the claim", "is said to", "whether", "?", "hypothes", "question", "the results above")
+
+
+def test_the_prose_states_no_result_the_claims_table_does_not_say():
+    """The README's results are the generated section alone: outside it, "What it reproduces" describes each source's
+    claims as the source's ("the source reports ..."), never as this project's finding (it once said ResNet20's
+    imbalance grows during training while its row showed it falling)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## What it reproduces"):]
+    section = section[:section.index("\n## ", 5)]
+    import re
+
+    unattributed = [" ".join(s.split()) for s in re.split(r"(?<=[.!?])\s+", section)
+                    if any(f in s for f in FINDING) and not any(a in s.lower() for a in ATTRIBUTED)]
+    assert not unattributed, unattributed
+    for verdict in ("does not hold", "cannot decide here", "holds here", "not measured here"):
+        outside = text[:text.index(R.START)] + text[text.index(R.END):]
+        assert verdict not in outside.replace('"' + verdict, "")  # only quoted as a verdict's name, never as one
