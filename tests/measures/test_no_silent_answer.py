@@ -296,8 +296,8 @@ def test_params_of_another_model_are_refused(measure, mlp, digits):
         "utility": lambda: utility(other, x, torch.ones(64 * 32 + 32 * 32, dtype=torch.bool), params=params),
         "hoyer": lambda: hoyer_by_layer(other, params=params),
         "weight_coverage": lambda: weight_coverage(other, params),
-        "fine_tune": lambda: fine_tune(other, [torch.ones(32, 64, dtype=torch.bool), torch.ones(32, 32, dtype=torch.bool)],
-                                       (x, y), params=params, lrs=[0.01]),
+        "fine_tune": lambda: fine_tune(other, [torch.ones(32, 64, dtype=torch.bool),
+                                               torch.ones(32, 32, dtype=torch.bool)], (x, y), params=params, lrs=[0.01]),
     }
     with pytest.raises(ValueError, match="not a (module|part) of"):
         calls[measure]()
