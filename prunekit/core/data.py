@@ -37,8 +37,8 @@ from .paths import data_dir
 from .runtime import adapt_threads
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "as_split", "random_subset", "iterate_batches",
-           "available_datasets", "files_present", "as_xy", "train_part", "expected_files", "SHAPES", "inside_shape", "shape_radius",
-           "class_labels", "check_inputs"]
+           "available_datasets", "files_present", "as_xy", "train_part", "expected_files", "SHAPES", "inside_shape",
+           "shape_radius", "class_labels", "check_inputs"]
 
 
 class DatasetUnavailable(FileNotFoundError):

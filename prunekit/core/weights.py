@@ -168,7 +168,7 @@ def check_params(params, model: nn.Module | None = None) -> list[tuple[nn.Module
                              f"{type(model).__name__} measured (params computed on another model, e.g. before a "
                              "copy.deepcopy?): compute them on the model you measure, "
                              "prunekit.core.models.prunable_parameters(model)")
-        w = read_weight(module, name)
+        w = getattr(module, name + "_orig") if is_pruned(module, name) else read_weight(module, name)  # its shape
         if w.dim() < 2:
             raise ValueError(f"params[{i}]: {type(module).__name__}.{name} has shape {tuple(w.shape)}; only weight "
                              "matrices / conv kernels (2-D or more) are prunable, not biases or norm parameters")

@@ -157,8 +157,8 @@ class IncrementalMLP(Pruner):
 
     @staticmethod
     def applies(model: nn.Module, params) -> bool:
-        hooked = any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "weight_orig") or is_parametrized(m, "weight")
-                     for m in model.modules())
+        hooked = any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "weight_orig")
+                     or is_parametrized(m, "weight") for m in model.modules())
         return (not hooked and isinstance(model, nn.Sequential) and len(model) >= 3
                 and isinstance(model[0], nn.Flatten) and type(model[1]) is nn.Linear and bool(params)
                 and params[0][0] is model[1])
