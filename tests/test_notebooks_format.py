@@ -70,3 +70,17 @@ def test_the_notebooks_thresholds_are_the_studies_own():
     assert notebook_defaults("03_width_invariance")["min_dense_accuracy"] == s000_density.MIN_DENSE_ACCURACY
     assert notebook_defaults("04_loss_surface")["barrier_tol"] == s002_basins.BARRIER_TOL
     assert notebook_defaults("06_neuron_saliency")["margin"] == s001_shrinking.MARGIN
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter(path):
+    """``papermill --help-notebook`` (and ``-p``) see every assignment of the parameters cell: a line papermill cannot
+    parse (an ``=`` inside its comment) is dropped from the help without an error."""
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [n.target.id if isinstance(n, ast.AnnAssign) else n.targets[0].id
+                for n in ast.parse(cell.source).body if isinstance(n, (ast.Assign, ast.AnnAssign))]
+    assert [p.name for p in PythonTranslator.inspect(cell)] == assigned

@@ -37,7 +37,8 @@ from .paths import data_dir
 from .runtime import adapt_threads
 
 __all__ = ["Split", "Dataset", "DatasetUnavailable", "load_dataset", "as_split", "random_subset", "iterate_batches",
-           "available_datasets", "files_present", "as_xy", "train_part", "expected_files", "SHAPES", "inside_shape", "shape_radius"]
+           "available_datasets", "files_present", "as_xy", "train_part", "expected_files", "SHAPES", "inside_shape",
+           "shape_radius", "class_labels", "check_inputs"]
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -331,7 +332,42 @@ def as_split(data, *, name: str = "data", max_samples: int | None = None) -> Spl
         raise ValueError(f"{name} is empty: it has no sample")
     if max_samples is not None and x.shape[0] > max_samples:
         x, y = x[:max_samples], y[:max_samples]
+    check_inputs(x, name)
     return Split(x, y)
+
+
+def check_inputs(x: torch.Tensor, name: str = "data") -> torch.Tensor:
+    """``x``, refused (``ValueError`` naming ``name``) when a floating input holds NaN: a model's output on it is NaN,
+    its argmax is no prediction, and every accuracy, loss and utility computed from it means nothing."""
+    if x.is_floating_point() or x.is_complex():
+        bad = torch.isnan(x.reshape(x.shape[0], -1)).any(1) if x.dim() > 1 else torch.isnan(x)
+        if bool(bad.any()):
+            raise ValueError(f"{name}: the inputs hold NaN in {int(bad.sum())} of {x.shape[0]} samples (first at "
+                             f"row {int(bad.nonzero()[0, 0])}): drop those samples or replace the NaN "
+                             "(torch.nan_to_num) before measuring")
+    return x
+
+
+def class_labels(y: torch.Tensor, num_classes: int, *, name: str = "data") -> torch.Tensor:
+    """``y`` as int64 class labels in ``[0, num_classes)`` (``num_classes``: the number of logits), converted from any
+    integer dtype. Float, bool or complex labels, labels of another shape than ``[N]`` and labels outside the range
+    are refused with a ``ValueError`` naming ``name``: an accuracy would count them wrong without a word."""
+    forms = "one integer class index per sample, a tensor of shape [N]"
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name}: the labels are a {type(y).__name__}, not a tensor ({forms})")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"{name}: the labels are {y.dtype}, not class indices ({forms}); a classification measure "
+                         "compares them with the argmax of the logits: convert them with y.long() if they are whole "
+                         "numbers (one-hot labels: y.argmax(1))")
+    if y.dim() != 1:
+        raise ValueError(f"{name}: the labels have shape {tuple(y.shape)}; give {forms} (y.reshape(-1) for [N, 1])")
+    if y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            bad = int(((y < 0) | (y >= num_classes)).sum())
+            raise ValueError(f"{name}: {bad} of {y.numel()} labels lie outside [0, {num_classes}) (from {lo} to "
+                             f"{hi}), the classes the model's {num_classes} logits give: drop them or relabel them")
+    return y.long()
 
 
 def train_part(data):
@@ -352,7 +388,7 @@ def as_xy(data, y=None, *, name: str = "data", need_y: bool = True) -> tuple[tor
             raise ValueError(f"y must be a tensor of targets, one per row of {name} ({data.shape[0]}); got "
                              f"{type(y).__name__}{tuple(y.shape) if isinstance(y, torch.Tensor) else ''} (a keyword "
                              f"that follows y, such as ratios, may have been passed by position)")
-        return data, y
+        return check_inputs(data, name), y
     if y is not None:
         raise ValueError(f"y= is given but {name} ({type(data).__name__}) holds its targets already: pass {name} alone "
                          f"(a keyword that follows {name}, such as ratios, may have been passed by position)")

@@ -44,14 +44,14 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset, as_split, load_dataset, train_part
-from .device import available_here, dataset_to, device_type, model_device, resolve_device
-from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
+from .device import available_here, dataset_to, device_type, model_device, modes_restored, resolve_device
+from .models import build_model, hold_masks, logits_model, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
 from .train import _schedule, fit_model, train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
-           "state_digest", "fit_or_load"]
+           "state_digest", "output_digest", "fit_or_load"]
 
 
 @dataclass
@@ -278,6 +278,40 @@ def state_digest(model) -> str:
     return h.hexdigest()
 
 
+PROBE_SAMPLES = 8  # the first training samples on which fit_or_load's key records the initial model's outputs
+
+
+def output_digest(model: nn.Module, x: torch.Tensor, output_fn=None) -> str:
+    """SHA-256 (hex) of ``model``'s outputs on ``x`` (eval mode, no gradient, one CPU thread, rounded to 5 decimals so
+    that a kernel's summation order does not change it): names what a forward pass computes beyond its weights, such
+    as a plain attribute (``pool="mean"`` or ``"last"``) that ``repr`` does not show. The model's modes are kept."""
+    h = hashlib.sha256()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with modes_restored(model), torch.no_grad():
+            model.eval()
+            out = logits_model(model, output_fn)(x.to(model_device(model)))
+    finally:
+        torch.set_num_threads(threads)
+
+    def feed(o, label=""):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu()
+            _hash_tensor(h, (t.double().mul(1e5).round() + 0.0) if t.is_floating_point() else t, label)
+        elif isinstance(o, dict):
+            for k in sorted(o, key=str):
+                feed(o[k], f"{label}.{k}")
+        elif isinstance(o, (tuple, list)):
+            for i, item in enumerate(o):
+                feed(item, f"{label}[{i}]")
+        else:
+            h.update(f"{label}{type(o).__name__}".encode())
+
+    feed(out)
+    return h.hexdigest()
+
+
 def result_key(spec: dict) -> str:
     """SHA-256 (hex) of the canonical JSON of ``spec``: the name of a derived result's entry."""
     try:
@@ -374,8 +408,10 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
     data, schedule) loads them instead (``cached_result``: atomic, checksummed, ``weights_only=True``).
 
     The key holds the model's class, ``repr(model)`` (its layers and their settings, such as a dropout rate), a
-    digest of the file that defines the class, which parameters are trainable, a digest of the initial weights, a
-    digest of the data, the schedule, seed and device type.
+    digest of the file that defines the class, which parameters are trainable, a digest of the initial weights and
+    buffers, a digest of the initial model's outputs on the first training samples (:func:`output_digest`: a plain
+    attribute that changes the forward pass, such as ``pool="mean"`` or ``"last"``, gives another entry), a digest
+    of the data, the schedule, seed and device type.
 
     data: as ``fit_model`` takes it, but gathered once into one in-memory Split (``prunekit.core.data.as_split``; a
     prunekit Dataset gives its train split) so that its digest names it: batches of ``batch_size`` then come in an
@@ -396,6 +432,7 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
     spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model),
             "source": _source_digest(type(model)),
             "trainable": [n for n, p in model.named_parameters() if p.requires_grad], "init": state_digest(model),
+            "outputs": output_digest(model, split.x[:PROBE_SAMPLES], output_fn),
             "data": data_digest(split), "lrs": lrs_checked, "epochs": n_epochs,
             "optimizer": _callable_name("optimizer", optimizer), "output_fn": _callable_name("output_fn", output_fn),
             "batch_size": int(batch_size), "seed": int(seed), "momentum": float(momentum),

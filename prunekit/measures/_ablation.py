@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.device import model_device
-from ..core.models import prunable_parameters, weight_storage
-from ..pruning.masks import check_params, refresh_masked_weights, weight_of
+from ..core.models import checked_labels, prunable_parameters
+from ..core.weights import RECURRENT, MaskedWeights, is_parametrized, is_pruned, weight_key
+from ..pruning.masks import check_params, weight_of
 from .density import warn_if_at_chance
 from .surface import recalibrate_bn
 from ..core.runtime import adapt_threads
@@ -35,17 +36,27 @@ _MIN_BATCH = 32  # "auto" batches only when this many subsets' activations fit t
 
 
 def ablation_params(model: nn.Module, params=None, example: torch.Tensor | None = None) -> list[tuple[nn.Module, str]]:
-    """``params``, checked, or by default ``prunable_parameters`` (the layer into the logits traced on ``example``)."""
-    params = prunable_parameters(model, example=example) if params is None else check_params(params)
-    if not params:
-        raise ValueError("params is empty: the model has no prunable weights")
-    return params
+    """``params``, checked (weights of ``model``, each once), or by default ``prunable_parameters`` (the layer into
+    the logits traced on ``example``; an empty default set is refused, naming the weights to choose instead)."""
+    return prunable_parameters(model, example=example) if params is None else check_params(params, model)
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    """The tensors of a module's output: a tensor, or those in a tuple, list or dict (an LSTM's ``(out, (h, c))``)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _tensors(o)]
+    return []
 
 
 def _max_activation(model: nn.Module, x: torch.Tensor) -> int:
-    """Largest per-sample output size of any leaf module (sizes the batched chunks)."""
+    """Largest output size of any leaf module on one sample (sizes the batched chunks): every tensor a module
+    returns counts (a GRU's output and its hidden state)."""
     sizes = [math.prod(x.shape[1:])]
-    hooks = [m.register_forward_hook(lambda _m, _i, o: sizes.append(o[0].numel() if o.dim() > 1 else 1))
+    hooks = [m.register_forward_hook(lambda _m, _i, o: sizes.append(sum(t.numel() for t in _tensors(o))))
              for m in model.modules() if not list(m.children())]
     try:
         model(x[:1])
@@ -56,34 +67,29 @@ def _max_activation(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def _outputs_loop(model, x, keep, params, batch_size, calibration=None):
-    """Logits for each row of the keep-mask ``keep [S, P]``: weights masked in place and restored (under
-    torch.nn.utils.prune, the ``<name>_orig`` tensor the hook multiplies by its mask); with ``calibration`` inputs, the
-    batch-norm statistics are recomputed on them after each masking (and restored)."""
-    weights = [weight_storage(m, n) for m, n in params]
-    origs = [w.detach().clone() for w in weights]
-    sizes = [w.numel() for w in weights]
-    hooked = [m for m, n in params if _hooked(m, n)]  # their weight is w_orig * mask, refreshed by hand below:
-    outs = []                                          # an attention reads out_proj.weight without out_proj's forward
-    with state_restored(model) if calibration is not None else contextlib.nullcontext():
+    """Logits for each row of the keep-mask ``keep [S, P]``: the weights the forward pass uses masked and restored
+    (``prunekit.core.weights.MaskedWeights``: under torch.nn.utils.prune the stored original, refreshed at once, since
+    an attention reads out_proj.weight without out_proj's forward; a parametrized weight through an appended mask);
+    with ``calibration`` inputs, the batch-norm statistics are recomputed on them after each masking (and
+    restored)."""
+    sizes = [weight_of(m, n).numel() for m, n in params]
+    shapes = [weight_of(m, n).shape for m, n in params]
+    outs = []
+    with state_restored(model) if calibration is not None else contextlib.nullcontext(), \
+            MaskedWeights(params, model) as masked:
         for row in keep:
             adapt_threads()
-            for w, o, k in zip(weights, origs, torch.split(row, sizes)):
-                torch.mul(o, k.view_as(o), out=w.data)
-            for m in hooked:
-                refresh_masked_weights(m)
+            masked.apply([k.view(shape) for k, shape in zip(torch.split(row, sizes), shapes)])
             if calibration is not None:
                 recalibrate_bn(model, calibration)
             outs.append(torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]))
-    for w, o in zip(weights, origs):
-        w.data.copy_(o)
-    for m in hooked:
-        refresh_masked_weights(m)
     return torch.stack(outs)
 
 
 def _hooked(module: nn.Module, name: str) -> bool:
-    """``module.<name>`` is held by torch.nn.utils.prune (``<name>_orig`` and a forward pre-hook)."""
-    return weight_storage(module, name) is not getattr(module, name)
+    """``module.<name>`` is held by torch.nn.utils.prune or computed by a parametrization: not a plain tensor that
+    ``torch.func.functional_call`` could replace."""
+    return is_pruned(module, name) or is_parametrized(module, name)
 
 
 def _outputs_batched(model, x, keep, params):
@@ -124,7 +130,8 @@ def _outputs_mlp(model, x, keep, params):
     logits class-major ``[C, N, S]`` directly. Returns ``(logits, layout)`` with layout "csn" or "cns".
     """
     s = keep.shape[0]
-    masks = dict(zip((id(m) for m, _ in params), torch.split(keep, [m.weight.numel() for m, _ in params], dim=1)))
+    masks = dict(zip((id(weight_key(m, n)) for m, n in params),  # a tied weight: masked in every Linear using it
+                     torch.split(keep, [weight_of(m, n).numel() for m, n in params], dim=1)))
     mods = [m for m in model if not isinstance(m, nn.Flatten)]
     last = max(i for i, m in enumerate(mods) if isinstance(m, nn.Linear))
     h = x.flatten(1)
@@ -135,7 +142,8 @@ def _outputs_mlp(model, x, keep, params):
             continue
         w = weight_of(mod, "weight").detach()  # under torch.nn.utils.prune: weight_orig * weight_mask
         b = mod.bias.detach() if mod.bias is not None else None
-        ws = torch.where(masks[id(mod)].view(s, *w.shape), w, 0.0) if id(mod) in masks else None
+        key = id(weight_key(mod, "weight"))
+        ws = torch.where(masks[key].view(s, *w.shape), w, 0.0) if key in masks else None
         if not batched:
             ws = (w.expand(s, *w.shape) if ws is None else ws).reshape(-1, w.shape[1])
             h = (h @ ws.T if b is None else torch.addmm(b.repeat(s), h, ws.T)).view(h.shape[0], s, w.shape[0])
@@ -158,13 +166,18 @@ def _outputs_mlp(model, x, keep, params):
 
 def _resolve_method(model, x, method, chunk_size, params=()):
     """Batch the subsets only where one forward pass is tiny (per-call overhead dominates); else mask in place.
-    Weights held by torch.nn.utils.prune are always masked in place (the hooks recompute them in every forward)."""
+    Weights held by torch.nn.utils.prune or a parametrization, and models with a recurrent layer (which vmap cannot
+    batch), are always masked in place."""
     if method not in ("auto", "batched", "loop"):
         raise ValueError(f"method={method!r} is not supported; allowed: 'auto', 'batched', 'loop'")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be >= 1")
+    recurrent = [type(m).__name__ for m in model.modules() if isinstance(m, RECURRENT)]
+    if method == "batched" and recurrent:
+        raise ValueError(f"method='batched' cannot run {type(model).__name__}: torch.func.vmap has no batching rule "
+                         f"for its {', '.join(sorted(set(recurrent)))}; use method='loop' or 'auto'")
     fit = int(min(64, max(1, _ACT_BUDGET // max(1, x.shape[0] * _max_activation(model, x)))))
-    if any(_hooked(m, n) for m, n in params):
+    if any(_hooked(m, n) for m, n in params) or recurrent:
         method = "loop"
     elif method == "auto":
         method = "batched" if fit >= _MIN_BATCH else "loop"
@@ -177,16 +190,18 @@ class AblationEngine:
     def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096,
                  calibration=None, warn_at_chance=True):
         device = model_device(model)  # computed where the model is; subsets and results stay on the CPU
+        if y is not None:  # class labels of the model's logits, checked before any compute
+            y = checked_labels(model, x, y)
         x, y = x.to(device), (y.to(device) if y is not None else None)
         self.calibration = None if calibration is None else calibration.to(device)
         self.model, self.x, self.y = model, x, y
         self.params = ablation_params(model, params, example=x)
-        self.n_weights = sum(getattr(m, n).numel() for m, n in self.params)
+        self.n_weights = sum(weight_of(m, n).numel() for m, n in self.params)
         self.batch_size = batch_size
         self.mlp = _is_plain_mlp(model)
         if y is not None and len(y) != len(x):
             raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        self.was_training = model.training
+        self.modes = [(m, m.training) for m in model.modules()]  # every module's own flag, restored by close()
         model.eval()
         with torch.no_grad():
             self.method, self.chunk_size = _resolve_method(model, x, method, chunk_size, self.params)
@@ -244,7 +259,7 @@ class AblationEngine:
         ablate = ablate.bool().cpu()  # subsets and results on the CPU; each chunk goes to the model's device
         adapt_threads()
         acc = torch.empty(ablate.shape[0])
-        util = torch.empty(ablate.shape[0])
+        util = torch.empty(ablate.shape[0], dtype=self.p.dtype)  # float64 for a float64 model
         empty = ablate.sum(1) == 0
         acc[empty], util[empty] = self.ref_acc, 0.0  # U(empty set) = 0 exactly
         todo = torch.nonzero(~empty).flatten()
@@ -260,8 +275,9 @@ class AblationEngine:
                                    self.calibration).permute(2, 0, 1)
                 layout = "csn"
             a, u = self._scores(zt, layout)
-            acc[idx], util[idx] = a.cpu(), u.cpu()
+            acc[idx], util[idx] = a.cpu().to(acc.dtype), u.cpu()
         return acc, util
 
     def close(self):
-        self.model.train(self.was_training)
+        for module, flag in self.modes:
+            module.training = flag

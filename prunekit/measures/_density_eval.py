@@ -22,7 +22,8 @@ from ..core.checks import choice, number
 from ..core.device import model_device
 from ..core.data import Split, as_split
 from ..pruning.masks import check_params, masks_applied, weight_of
-from ..core.models import logits_model, prunable_parameters, weight_storage
+from ..core.models import checked_labels, logits_model, prunable_parameters
+from ..core.weights import is_parametrized, storage
 from ..pruning.scorers import magnitude_scores
 from ..pruning.select import masks_from_order, score_order
 from ..core.runtime import adapt_threads
@@ -36,9 +37,14 @@ def check_scope(scope: str) -> str:
     return choice("scope", {"layer": "layerwise"}.get(scope, scope), ("global", "layerwise"))
 
 
-def as_eval_split(data, device: torch.device | None = None) -> Split:
-    """``data`` in any of :func:`prunekit.core.data.as_split`'s forms, as one Split on ``device`` when given."""
+def as_eval_split(data, device: torch.device | None = None, model: nn.Module | None = None,
+                  output_fn=None) -> Split:
+    """``data`` in any of :func:`prunekit.core.data.as_split`'s forms, as one Split on ``device`` when given; with
+    ``model``, its targets checked and converted as class labels of the model's logits
+    (``prunekit.core.models.checked_labels``: float or out-of-range labels refused before any compute)."""
     split = as_split(data)
+    if model is not None:
+        split = Split(split.x, checked_labels(model, split.x, split.y, output_fn=output_fn))
     return split if device is None else Split(split.x.to(device), split.y.to(device))
 
 
@@ -73,7 +79,7 @@ class Pruner:
         number("batch_size", batch_size, low=1, integer=True)
         self.model, self.split, self.scope, self.batch_size = logits_model(model, output_fn), split, scope, batch_size
         self.params = (prunable_parameters(model, include_output=include_output, example=split.x, output_fn=output_fn)
-                       if params is None else check_params(params))
+                       if params is None else check_params(params, model))
         self.tensors = [weight_of(m, a) for m, a in self.params]
         self.sizes = [t.numel() for t in self.tensors]
         self.n = sum(self.sizes)
@@ -151,7 +157,8 @@ class IncrementalMLP(Pruner):
 
     @staticmethod
     def applies(model: nn.Module, params) -> bool:
-        hooked = any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "weight_orig") for m in model.modules())
+        hooked = any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "weight_orig")
+                     or is_parametrized(m, "weight") for m in model.modules())
         return (not hooked and isinstance(model, nn.Sequential) and len(model) >= 3
                 and isinstance(model[0], nn.Flatten) and type(model[1]) is nn.Linear and bool(params)
                 and params[0][0] is model[1])
@@ -186,7 +193,7 @@ class IncrementalMLP(Pruner):
             self.hidden = x.new_empty(first.out_features, min(chunk, x.shape[0]))  # the first activation, per block
             self.outputs: dict[int, torch.Tensor] = {}  # and each upper Linear's output, per block
         self.row_pruned = torch.zeros(first.out_features, dtype=torch.long, device=zt.device)
-        self.storage = [weight_storage(m, a).detach() for m, a in self.params[1:]]
+        self.storage = [storage(m, a).detach() for m, a in self.params[1:]]
         self.saved = [t.clone() for t in self.storage]
         if self.scope == "global":  # each layer's weights in the global pruning order, and their places in it
             offsets = list(itertools.accumulate(self.sizes, initial=0))

@@ -18,6 +18,7 @@ from ..pruning.masks import (
     Params,
     UnitMasks,
     check_params,
+    check_unit_params,
     weight_of,
     mask_sparsity,
     masks_applied,
@@ -32,8 +33,8 @@ from ..pruning.select import (
     weight_ranking,
     scores_ranking,
 )
-from ..core.data import as_split
-from ..core.models import weight_coverage
+from ..core.data import Split, as_split
+from ..core.models import checked_labels, weight_coverage
 from ..core.device import model_device
 from ..core.train import eval_mode, evaluate
 
@@ -90,6 +91,10 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     """Accuracy and loss of ``model`` on ``split`` pruned to each k% (no retraining), as a tidy DataFrame. ``split``:
     ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or an iterable of ``(x, y)`` batches.
 
+    Labels of any integer dtype are class indices (float labels only as ``loss="sse"`` regression targets); labels
+    outside ``[0, number of logits)``, NaN inputs, ``params`` of another model and unit methods on recurrent weights
+    are refused before any point is evaluated.
+
     Each (method, scope) is ranked once (one sort); the masks for every k are prefixes of that order.  Each point is
     evaluated with ``prunekit.core.train.evaluate`` in its cheapest exact form (``form="cheapest"``): unit-pruned MLPs as
     the compacted dense net (``compact_mlp``), everything else as the masked dense net in place (``masks_applied``,
@@ -108,8 +113,10 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     seconds (evaluation time of the point). ``df.attrs["coverage"]``: the weights ranked, out of the model's
     parameters (``prunekit.core.models.weight_coverage``).
     """
-    params = check_params(params)
+    params = check_params(params, model)
     split = as_split(split, name="split")  # (x, y), a Split, a Dataset (its test split) or a DataLoader
+    if loss == "cross_entropy" or not split.y.is_floating_point():  # class labels (sse also takes float targets)
+        split = Split(split.x, checked_labels(model, split.x, split.y, name="split"))
     choice("form", form, ("cheapest", "dense"))
     ks = [check_k(k) for k in ks]
     scorers = dict(scorers or {})
@@ -119,6 +126,8 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
                              f"{', '.join(METHODS)}")
     for m in methods:
         choice("method", m, tuple(METHODS))
+        if METHODS[m][0] == "unit":
+            check_unit_params(params)  # recurrent weights have no units: refused before any point is evaluated
     methods = list(methods) + list(scorers)
     for s in scopes:
         choice("scope", s, SCOPES)

@@ -54,7 +54,7 @@ from ..core.device import model_device
 from ..pruning.masks import check_params, weight_of
 from ..pruning.scorers import magnitude_scores
 from ..core.data import as_split
-from ..core.models import count_parameters, parameter_names, prunable_parameters
+from ..core.models import parameter_names, prunable_parameters
 from ._density_eval import check_scope, as_eval_split, IncrementalMLP, Pruner
 from ..core.train import eval_mode
 
@@ -104,7 +104,7 @@ def hoyer_sparsity(x) -> float:
 
 def _prunable(model: nn.Module, data, params, include_output: bool, output_fn=None):
     if params is not None:
-        return check_params(params)
+        return check_params(params, model)
     example = None if data is None else as_split(data, max_samples=2).x  # moved to the model's device by the trace
     return prunable_parameters(model, include_output=include_output, example=example, output_fn=output_fn)
 
@@ -219,8 +219,8 @@ def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool =
                     params=None, output_fn=None):
     """Accuracy after pruning each fraction of the weights of ``params`` (default: ``prunable_parameters``) by
     magnitude, no retraining: list of floats. ``data`` in any form of ``prunekit.core.data.as_split``."""
-    pruner = Pruner(model, as_eval_split(data, model_device(model)), include_output=include_output, scope=scope,
-                    params=params, output_fn=output_fn)
+    pruner = Pruner(model, as_eval_split(data, model_device(model), model, output_fn), include_output=include_output,
+                    scope=scope, params=params, output_fn=output_fn)
     return [pruner.accuracy(round(f * pruner.n)) for f in fractions]
 
 
@@ -232,8 +232,9 @@ class EffectiveDensity:
     core_params = |ω| (prunable weights left in the core), params = |θ| (prunable weights), density = |ω| / |θ|,
     pruned = |θ| - |ω| (the last passing level); failed_at = the failing level that bounds it (pruned < failed_at <=
     pruned + max(1, floor(resolution * |θ|)); None when everything could be pruned); total_params = all parameters of
-    the model (biases, BN, output layer included); evaluations counts every model evaluation, the dense one included;
-    step and resolution are the search's settings (fractions of |θ|).
+    the model, trainable or frozen, each tensor once (biases, BN, output layer included: as
+    ``prunekit.core.models.weight_coverage`` counts them); evaluations counts every model evaluation, the dense one
+    included; step and resolution are the search's settings (fractions of |θ|).
     """
 
     core_params: int
@@ -265,7 +266,8 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     retraining), scanned upward in steps of ``step``, first takes accuracy below the threshold.
 
     data: ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or an iterable of ``(x, y)`` batches such
-      as a DataLoader (``prunekit.core.data.as_split``).
+      as a DataLoader (``prunekit.core.data.as_split``). Labels of any integer dtype are taken as class indices;
+      float labels, labels outside ``[0, number of logits)`` and inputs holding NaN are refused before any compute.
     params: the weights |θ| (``(module, "weight")`` pairs); by default ``prunable_parameters``: every Linear, Conv,
       Embedding and attention weight but the layer into the logits (traced on ``data`` when the model names none).
       The result's ``params`` and ``total_params`` say what was covered. A model at chance gets a ``RuntimeWarning``.
@@ -286,7 +288,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
 
     search_steps(1, step, resolution)  # validates step and resolution before any compute
     t0 = time.perf_counter()
-    split = as_eval_split(data, model_device(model))  # moved to the model's device once
+    split = as_eval_split(data, model_device(model), model, output_fn)  # labels checked; on the model's device
     scope = check_scope(scope)
     with eval_mode(model):
         plain = Pruner(model, split, include_output=include_output, scope=scope, scorer=scorer, params=params,
@@ -334,6 +336,6 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     return EffectiveDensity(core_params=core, params=plain.n, density=core / plain.n if plain.n else float("nan"),
                             dense_accuracy=dense, core_accuracy=accs[crossing.k], threshold=threshold,
                             evaluations=evaluations, pruned=pruned, failed_at=failed_at,
-                            total_params=count_parameters(model), tolerance=float(tolerance),
+                            total_params=sum(p.numel() for p in model.parameters()), tolerance=float(tolerance),
                             relative=bool(relative), scope=scope, step=float(step), resolution=float(resolution),
                             seconds=time.perf_counter() - t0)

@@ -43,6 +43,8 @@ from torch import nn
 from ..core.checks import number
 from ..core.data import Split, as_split
 from ..core.device import model_device
+from ..core.models import checked_labels
+from ..core.weights import refresh_all
 from ..core.train import evaluate, state_restored
 
 __all__ = ["flatten", "state_vector", "write_vector_", "has_batchnorm", "recalibrate_bn", "Plane", "evaluate_point",
@@ -77,6 +79,7 @@ def write_vector_(model: nn.Module, vec: torch.Tensor) -> None:
     for p in params:
         p.copy_(vec[offset:offset + p.numel()].view_as(p))
         offset += p.numel()
+    refresh_all(model)  # weights under torch.nn.utils.prune recomputed now (an attention reads out_proj.weight as is)
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -160,17 +163,24 @@ class Plane:
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation
-def _splits(splits) -> dict[str, Split]:
+def _splits(splits, model: nn.Module | None = None, loss: str = "cross_entropy") -> dict[str, Split]:
     """``{name: Split}`` from a dict (or a list of ``(name, data)`` pairs) of data, each in any form of
-    ``prunekit.core.data.as_split``, or from one data set, which is named "test"."""
+    ``prunekit.core.data.as_split``, or from one data set, which is named "test"; with ``model``, class labels
+    checked against its logits and converted (``prunekit.core.models.checked_labels``; float targets only for
+    ``loss="sse"``)."""
     if isinstance(splits, (list, tuple)) and splits and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in splits):
         splits = dict(splits)  # [(name, data), ...]
     if not isinstance(splits, Mapping):
-        return {"test": as_split(splits, name="splits")}
-    if not splits:
+        splits = {"test": as_split(splits, name="splits")}
+    elif not splits:
         raise ValueError("splits is empty: give e.g. {'train': ds.train, 'test': ds.test}")
-    return {name: as_split(data, name=f"splits[{name!r}]") for name, data in splits.items()}
+    else:
+        splits = {name: as_split(data, name=f"splits[{name!r}]") for name, data in splits.items()}
+    if model is None:
+        return splits
+    return {name: s if loss != "cross_entropy" and s.y.is_floating_point() else
+            Split(s.x, checked_labels(model, s.x, s.y, name=f"splits[{name!r}]")) for name, s in splits.items()}
 
 
 def evaluate_point(model: nn.Module, vec: torch.Tensor, splits, loss: str = "cross_entropy",
@@ -180,7 +190,7 @@ def evaluate_point(model: nn.Module, vec: torch.Tensor, splits, loss: str = "cro
     write_vector_(model, vec)
     if bn_x is not None:
         recalibrate_bn(model, bn_x)
-    return {name: evaluate(model, s, loss, batch_size) for name, s in _splits(splits).items()}
+    return {name: evaluate(model, s, loss, batch_size) for name, s in _splits(splits, model, loss).items()}
 
 
 def _bn_x(model, splits, bn_data):
@@ -204,7 +214,7 @@ def plane_surface(model: nn.Module, plane: Plane, splits, n: int = 21, margin: f
     ``anchors`` with ``point, alpha, beta, split, loss, accuracy`` (the three points, through the same
     reconstruction). BN models: statistics recomputed at each point on ``bn_data`` (default: the train split).
     """
-    splits = _splits(splits)
+    splits = _splits(splits, model, loss)
     alphas, betas = plane.grid(n, margin)
     rows, anchor_rows = [], []
     with state_restored(model):
@@ -228,7 +238,7 @@ def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], spli
     times ``rtol``) and accuracy on that split. Returns the number of checks; raises ``RuntimeError`` naming the
     first mismatch (the plane's view of the weights is then not the networks', and its surface would be wrong).
     Models with batch norm are compared as they are: give them after the same recalibration."""
-    splits = _splits(splits)
+    splits = _splits(splits, next(iter(networks.values()), None), loss)
     missing = sorted(set(anchors["point"]) - set(networks))
     if missing:
         raise ValueError(f"networks lacks the anchor point(s) {missing}; give a model for each of "
@@ -252,7 +262,7 @@ def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, 
     number("n", n, low=2, integer=True)
     if w_a.numel() != w_b.numel():
         raise ValueError(f"w_a and w_b differ in size: {w_a.numel()} vs {w_b.numel()}")
-    splits = _splits(splits)
+    splits = _splits(splits, model, loss)
     a64, b64 = w_a.detach().reshape(-1).double(), w_b.detach().reshape(-1).double()
     rows = []
     with state_restored(model):

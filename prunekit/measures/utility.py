@@ -91,10 +91,10 @@ def ablation_masks(model: nn.Module, subset, params=None) -> Masks:
 
 def _keep_masks(flat: torch.Tensor, params) -> list[torch.Tensor]:
     """Weight-shaped keep-masks (True = keep) of a flat ablation subset (True = ablated)."""
-    sizes = [getattr(m, n).numel() for m, n in params]
+    sizes = [weight_of(m, n).numel() for m, n in params]
     if flat.numel() != sum(sizes):
         raise ValueError(f"subset has {flat.numel()} entries for {sum(sizes)} prunable weights")
-    return [~s.view_as(getattr(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
+    return [~s.view_as(weight_of(m, n)) for s, (m, n) in zip(torch.split(flat, sizes), params)]
 
 
 def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
@@ -112,7 +112,7 @@ def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
         raise ValueError(f"subset has {len(subset)} masks for {len(params)} prunable weights; give one per weight")
     out = []
     for s, (m, n) in zip(subset, params):
-        w = getattr(m, n)
+        w = weight_of(m, n)
         if tuple(s.shape) != tuple(w.shape):
             raise ValueError(f"subset mask of shape {tuple(s.shape)} does not match weight {tuple(w.shape)}")
         out.append(s.reshape(-1).bool())
@@ -138,7 +138,7 @@ def utility(model: nn.Module, data, subset, params=None, batch_size: int = 4096)
         return 0.0
     keep = _keep_masks(flat, params)
     log_p = log_probs(model, x, batch_size)
-    with masks_applied(params, keep):
+    with masks_applied(params, keep, model=model):
         log_q = log_probs(model, x, batch_size)
     return float(kl_divergence(log_p, log_q).mean())
 
@@ -161,7 +161,7 @@ def evaluate_subsets(model: nn.Module, data, y: torch.Tensor | None = None, subs
     if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
         flat = ablation_params(model, params, example=x)
         subsets = [_as_flat_subset(s, flat, model) for s in subsets]
-        p = sum(getattr(m, n).numel() for m, n in flat)
+        p = sum(weight_of(m, n).numel() for m, n in flat)
         subsets = torch.stack(subsets) if subsets else torch.zeros(0, p, dtype=torch.bool)
     engine = AblationEngine(model, x, y, params, method, chunk_size, warn_at_chance=warn_at_chance)
     try:
@@ -221,7 +221,7 @@ def random_ablation(model: nn.Module, data, y: torch.Tensor | None = None,
         counts = sequence("counts", counts)
     count("seed", seed, low=0)
     pool = None if within is None else within.reshape(-1).cpu()
-    n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params, example=x))
+    n_weights = sum(weight_of(m, n).numel() for m, n in ablation_params(model, params, example=x))
     if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
                              or (len(pool) and (int(pool.min()) < 0 or int(pool.max()) >= n_weights))):
         raise ValueError(f"within must hold distinct flat indices in [0, {n_weights}) of the prunable weights "

@@ -17,12 +17,14 @@ import torch.fx
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ..core.models import MLP, WEIGHT_LAYERS, ConvNet, ResNet, weight_storage
+from ..core.models import MLP, WEIGHT_LAYERS, ConvNet, ResNet
 from ..core.paths import atomic_write
+from ..core.weights import RECURRENT, MaskedWeights, check_params, is_weight, read_weight, refresh, storage, users
 
 __all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
            "masks_from_torch_prune", "sparsity", "layer_sparsity", "mask_sparsity",
-           "following_batchnorms", "refresh_masked_weights"]
+           "following_batchnorms", "refresh_masked_weights", "weight_of", "check_params", "check_unit_params",
+           "unit_companions"]
 
 Params = Sequence[tuple[nn.Module, str]]
 
@@ -30,10 +32,14 @@ Params = Sequence[tuple[nn.Module, str]]
 class UnitMasks(list):
     """A list of weight-shaped bool masks (whole rows kept or pruned) that remembers it prunes *units*.
 
-    ``units[i]`` is the 1-D keep vector of layer i (one entry per output neuron / channel).  Applying unit masks
-    (``masks_applied``, ``apply_masks_``, ``to_torch_prune``) also zeroes the pruned units' bias entries and, when
-    ``model`` is given, the weight and bias of the BatchNorm right after the layer, so that the unit's
-    pre-activation is exactly 0 and its output is ``act(0)`` = 0 for ReLU and tanh.
+    ``units[i]`` is the 1-D keep vector of layer i (one entry per row: an output neuron of a Linear, an output
+    channel of a Conv, a row of an attention's input projection, an Embedding's row).  Applying unit masks
+    (``masks_applied``, ``apply_masks_``, ``to_torch_prune``) also zeroes what goes with each pruned row
+    (:func:`unit_companions`): its bias entry (an attention's ``in_proj_bias`` entry), the bias entry of every other
+    module that uses the same tied weight and, when ``model`` is given, the weight and bias of the BatchNorm right
+    after the layer, so that the unit's pre-activation is exactly 0 and its output is ``act(0)`` = 0 for ReLU and
+    tanh. Recurrent weights (``nn.GRU``, ``nn.LSTM``, ``nn.RNN``) are refused: a row of ``weight_ih_l0`` is one gate
+    of one hidden unit, not a unit (:func:`check_unit_params`).
     """
 
     def __init__(self, masks: Iterable[torch.Tensor], units: Iterable[torch.Tensor]):
@@ -43,6 +49,7 @@ class UnitMasks(list):
     @classmethod
     def from_keeps(cls, params: "Params", keeps) -> "UnitMasks":
         """Weight-shaped masks from one 1-D keep vector per entry of ``params`` (whole rows kept or pruned)."""
+        check_unit_params(params)
         masks, units = [], []
         for (m, n), kp in zip(params, keeps):
             w = weight_of(m, n)
@@ -127,7 +134,7 @@ class Masks(dict):
         for name in self:
             path, _, attr = name.rpartition(".")
             module = modules.get(path)
-            if module is None or not isinstance(getattr(module, attr, None), torch.Tensor):
+            if module is None or not is_weight(module, attr):
                 raise ValueError(f"mask {name!r} names no parameter of this {type(model).__name__}")
             found.append((order[path], attr, module))
         return [(module, attr) for _, attr, module in sorted(found, key=lambda t: (t[0], t[1]))]
@@ -170,45 +177,18 @@ def resolve(params: Params, masks, model: nn.Module | None = None) -> list[torch
     return checked
 
 
-def weight_of(module: nn.Module, name: str) -> torch.Tensor:
-    """The effective weight: for a module under torch.nn.utils.prune, ``weight_orig * weight_mask`` computed now (its
-    ``weight`` attribute is only refreshed by a forward pass, so it is stale after an in-place change of the original).
-    """
-    orig, mask = getattr(module, name + "_orig", None), getattr(module, name + "_mask", None)
-    if orig is not None and mask is not None:
-        return orig * mask
-    return getattr(module, name)
+weight_of = read_weight  # the weight as the forward pass uses it (prunekit.core.weights.read_weight)
+refresh_masked_weights = refresh  # recompute a module's torch.nn.utils.prune weights now (prunekit.core.weights)
 
 
-def check_params(params) -> list[tuple[nn.Module, str]]:
-    if isinstance(params, nn.Module):
-        raise ValueError("params must be a list of (module, 'weight') pairs, e.g. "
-                         "prunekit.core.models.prunable_parameters(model), not a module")
-    try:
-        params = list(params)
-    except TypeError:
-        raise ValueError(f"params must be a list of (module, 'weight') pairs, got {type(params).__name__}") from None
-    if not params:
-        raise ValueError("params is empty: there is nothing to prune (pass prunekit.core.models.prunable_parameters(model))")
-    seen = set()
-    for i, item in enumerate(params):
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], nn.Module)
-                and isinstance(item[1], str)):
-            raise ValueError(f"params[{i}] must be a (module, 'weight') pair, got {item!r}")
-        module, name = item
-        w = getattr(module, name, None)
-        if not isinstance(w, torch.Tensor):
-            raise ValueError(f"params[{i}]: {type(module).__name__} has no tensor attribute {name!r}")
-        if w.dim() < 2:
-            raise ValueError(f"params[{i}]: {type(module).__name__}.{name} has shape {tuple(w.shape)}; only weight "
-                             "matrices / conv kernels (2-D or more) are prunable, not biases or norm parameters")
-        if not w.is_floating_point():
-            raise ValueError(f"params[{i}]: {type(module).__name__}.{name} is not a floating point tensor")
-        key = (id(module), name)
-        if key in seen:
-            raise ValueError(f"params[{i}]: {type(module).__name__}.{name} appears twice in params")
-        seen.add(key)
-    return [(m, n) for m, n in params]
+def check_unit_params(params) -> None:
+    """Refuse unit masks on recurrent weights: a row of an ``nn.GRU``/``nn.LSTM``/``nn.RNN`` weight is one gate of
+    one hidden unit, and its biases (``bias_ih``, ``bias_hh``) would stay; weight masks are defined for them."""
+    rnn = [f"{type(m).__name__}.{n}" for m, n in params if isinstance(m, RECURRENT)]
+    if rnn:
+        raise ValueError(f"unit pruning of recurrent weights ({', '.join(rnn)}) is not defined here: a row of a "
+                         "GRU/LSTM weight is one gate of one hidden unit, not a unit; use weight pruning for them "
+                         "(methods 'weight', 'random_weight', weight Masks), or leave them out of params=")
 
 
 def _check_masks(params, masks) -> list[torch.Tensor]:
@@ -299,95 +279,108 @@ def _traced_batchnorms(model: nn.Module) -> dict[int, nn.Module]:
     return pairs
 
 
-def _unit_companions(params, masks, model) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(tensor, 1-D keep) pairs that unit masks also zero: biases and following BatchNorm weight/bias."""
+def unit_companions(params, masks, model=None) -> list[tuple[nn.Module, str, torch.Tensor]]:
+    """What unit masks also zero, as ``(owner, attribute, keep)`` with ``keep`` shaped like that tensor (True = keep):
+    each pruned row's bias entry (``bias``; an attention's ``in_proj_bias`` for ``in_proj_weight`` and the
+    ``q/k/v_proj_weight`` thirds of it), the bias entry of every other module that uses the same tied weight, and,
+    with ``model``, the following BatchNorm's weight and bias entries. Empty for weight masks."""
     keeps = unit_keeps(masks)
     if keeps is None:
         return []
+    check_unit_params(params)
     if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
         raise ValueError("unit masks on conv layers need model= so the BatchNorm after each conv can be zeroed too "
                          "(otherwise the pruned channel's output is BN's shift, not 0)")
-    out = []
+    found: dict[tuple[int, str], list] = {}  # one entry per tensor: q, k and v share in_proj_bias
+
+    def add(owner, attr, keep, part=None):
+        if owner is None or not is_weight(owner, attr):
+            return
+        size = read_weight(owner, attr).shape
+        if part is not None:  # keep covers one third of in_proj_bias
+            full = torch.ones(size, dtype=torch.bool, device=keep.device)
+            full[part * keep.numel():(part + 1) * keep.numel()] = keep
+            keep = full
+        if tuple(size) != tuple(keep.shape):
+            return
+        entry = found.setdefault((id(owner), attr), [owner, attr, keep])
+        entry[2] = entry[2] & keep.to(entry[2].device)
+
     bns = following_batchnorms(model, params) if model is not None else [None] * len(params)
-    for (module, _), keep, bn in zip(params, keeps, bns):
-        for owner, attr in ((module, "bias"), (bn, "weight"), (bn, "bias")):
-            if owner is None:
-                continue
-            t = getattr(owner, attr + "_orig", None)
-            t = t if t is not None else getattr(owner, attr, None)
-            if isinstance(t, torch.Tensor) and t.shape[:1] == keep.shape:
-                out.append((t, keep.to(t.device)))
-    return out
+    for (module, name), keep, bn in zip(params, keeps, bns):
+        if isinstance(module, nn.MultiheadAttention):
+            parts = {"in_proj_weight": None, "q_proj_weight": 0, "k_proj_weight": 1, "v_proj_weight": 2}
+            add(module, "in_proj_bias", keep, parts.get(name))
+        else:
+            for user, attr in users(model, module, name):
+                add(user, "bias" if attr == "weight" else f"{attr}_bias", keep)
+        add(bn, "weight", keep)
+        add(bn, "bias", keep)
+    return [tuple(entry) for entry in found.values()]
 
 
 @contextlib.contextmanager
 def masks_applied(params: Params, masks, model: nn.Module | None = None) -> Iterator[None]:
-    """Zero the masked weights in place for the duration of the block, then restore them bitwise.
+    """Zero the masked weights for the duration of the block, then restore them bitwise.
 
     Cheap (one copy of each pruned tensor, no deepcopy of the model), for evaluation sweeps::
 
         with masks_applied(params, weight_masks(params, 90)):
             loss, acc = evaluate(model, ds.test)
 
-    Unit masks (``UnitMasks``) also zero the pruned units' biases and, with ``model``, the following BatchNorm's
-    weight and bias (see ``UnitMasks``).  Do not train inside the block (use ``to_torch_prune`` for that).
+    The weights the forward pass uses are masked (``prunekit.core.weights.MaskedWeights``): under
+    torch.nn.utils.prune the stored original, the masked weight recomputed at once; a parametrized weight by an
+    appended keep-mask parametrization; a tied Parameter once, for every module that uses it. Unit masks
+    (``UnitMasks``) also zero what goes with each unit (:func:`unit_companions`). ``model`` (when given) must hold
+    every module of ``params``. Do not train inside the block (use ``to_torch_prune`` for that).
     """
-    params = check_params(params)
-    masks = mask_list = resolve(params, masks, model)
-    targets = [(weight_storage(m, n), ~mk) for (m, n), mk in zip(params, mask_list)]
-    targets += [(t, ~kp) for t, kp in _unit_companions(params, masks, model)]
-    saved = []
-    with torch.no_grad():
-        try:
-            for t, pruned in targets:
-                saved.append((t, t.detach().clone()))
-                t.masked_fill_(pruned, 0.0)
-            yield
-        finally:
-            for t, orig in saved:
-                t.copy_(orig)
+    params = check_params(params, model)
+    masks = resolve(params, masks, model)
+    companions = unit_companions(params, masks, model)
+    entries = list(params) + [(owner, attr) for owner, attr, _ in companions]
+    with MaskedWeights(entries, model) as masked:
+        masked.apply(list(masks) + [keep for _, _, keep in companions])
+        yield
 
 
 @torch.no_grad()
 def apply_masks_(params: Params, masks, model: nn.Module | None = None) -> None:
-    """Zero the masked weights in place, permanently (unit masks: biases and following BatchNorm too)."""
-    params = check_params(params)
-    masks = mask_list = resolve(params, masks, model)
-    for (m, n), mk in zip(params, mask_list):
-        weight_storage(m, n).masked_fill_(~mk, 0.0)
-    for t, kp in _unit_companions(params, masks, model):
-        t.masked_fill_(~kp, 0.0)
+    """Zero the masked weights in place, permanently (unit masks: what goes with each unit too). Under
+    torch.nn.utils.prune the stored original is zeroed and the masked weight recomputed; a parametrized weight is
+    refused (``prunekit.core.weights.storage``: no value of its originals is the masked weight)."""
+    params = check_params(params, model)
+    masks = resolve(params, masks, model)
+    targets = [(m, n, mk) for (m, n), mk in zip(params, masks)] + unit_companions(params, masks, model)
+    tensors = [storage(m, n) for m, n, _ in targets]  # a parametrized weight refused before anything is written
+    for (m, n, keep), t in zip(targets, tensors):
+        t.masked_fill_(~keep.to(t.device), 0.0)
+        for user, attr in users(model, m, n):
+            refresh(user)
 
 
 def to_torch_prune(params: Params, masks, model: nn.Module | None = None) -> None:
     """Attach the masks with ``torch.nn.utils.prune.custom_from_mask`` so retraining keeps them (weight_orig,
-    weight_mask, forward pre-hook).  Unit masks also mask the bias and the following BatchNorm (given ``model``).
-    Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent).
+    weight_mask, forward pre-hook), on every module of ``model`` that uses a masked tensor (tied weights). Unit masks
+    also mask what goes with each unit (:func:`unit_companions`: biases, the following BatchNorm, given ``model``).
+    Undo with ``torch.nn.utils.prune.remove(module, "weight")`` (makes the zeros permanent). A parametrized weight
+    (weight_norm, spectral_norm) is refused: its originals cannot hold a masked weight
+    (``prunekit.core.weights.storage`` says how to fold it first).
 
     A ``MultiheadAttention`` reads ``out_proj.weight`` without calling ``out_proj``'s forward, so the hook there
     would never refresh it (and a second backward pass would fail); with ``model`` given, the attention module
     refreshes it before each of its forward passes (a ``model`` is then required).
     """
-    params = check_params(params)
-    masks = mask_list = resolve(params, masks, model)
-    for (m, n), mk in zip(params, mask_list):
-        torch_prune.custom_from_mask(m, n, mk.to(weight_of(m, n).device))
-    _refresh_bypassed_layers(params, model)
-    if unit_keeps(masks) is not None:
-        if model is None and any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m, _ in params):
-            raise ValueError("unit masks on conv layers need model= so the BatchNorm after each conv is masked too")
-        bns = following_batchnorms(model, params) if model is not None else [None] * len(params)
-        for (module, _), keep, bn in zip(params, masks.units, bns):
-            for owner, attr in ((module, "bias"), (bn, "weight"), (bn, "bias")):
-                if owner is not None and isinstance(getattr(owner, attr, None), torch.Tensor):
-                    torch_prune.custom_from_mask(owner, attr, keep.to(getattr(owner, attr).device))
-
-
-def refresh_masked_weights(module: nn.Module) -> None:
-    """Recompute ``module``'s torch.nn.utils.prune tensors now (``w = w_orig * mask``), as its own forward would."""
-    for hook in list(module._forward_pre_hooks.values()):
-        if isinstance(hook, torch_prune.BasePruningMethod):
-            hook(module, None)
+    params = check_params(params, model)
+    masks = resolve(params, masks, model)
+    for m, n in params:
+        storage(m, n)  # a parametrized weight refused before any hook is attached
+    companions = unit_companions(params, masks, model)
+    held = [(user, attr, mk) for (m, n), mk in zip(params, masks) for user, attr in users(model, m, n)]
+    _refresh_bypassed_layers([(user, attr) for user, attr, _ in held], model)
+    for user, attr, mk in held:
+        torch_prune.custom_from_mask(user, attr, mk.to(read_weight(user, attr).device))
+    for owner, attr, keep in companions:
+        torch_prune.custom_from_mask(owner, attr, keep.to(read_weight(owner, attr).device))
 
 
 def _refresh_bypassed_layers(params, model: nn.Module | None) -> None:
@@ -400,7 +393,7 @@ def _refresh_bypassed_layers(params, model: nn.Module | None) -> None:
                          "without calling its forward, so the mask must be refreshed from the attention module)")
     for attention in owners:
         if not getattr(attention, "_prunekit_refreshes_out_proj", False):
-            attention.register_forward_pre_hook(lambda mod, _args: refresh_masked_weights(mod.out_proj))
+            attention.register_forward_pre_hook(lambda mod, _args: refresh(mod.out_proj))
             attention._prunekit_refreshes_out_proj = True
 
 

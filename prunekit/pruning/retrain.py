@@ -32,8 +32,9 @@ from torch import nn
 
 from ..core.checks import count, number
 from ..core.config import TrainConfig
-from ..core.data import Dataset, as_split
-from ..core.models import plain_state_dict
+from ..core.data import Dataset, Split, as_split, train_part
+from ..core.models import checked_labels, plain_state_dict
+from ..core.weights import copy_model, folded_copy, storage
 from .masks import Masks, apply_masks_, check_params, resolve, to_torch_prune
 from ..core.models import prunable_parameters
 from .scorers import magnitude_scores
@@ -70,13 +71,14 @@ def magnitude_masks(model: nn.Module, k: float, scorer=magnitude_scores, *, para
     params: the ``(module, "weight")`` pairs ranked (default ``prunable_parameters``, the layer into the logits traced
     on ``example`` inputs when the model names none)."""
     number("k", k, low=0.0, high=100.0, high_open=True)
-    params = check_params(params) if params is not None else prunable_parameters(model, example=example)
+    params = check_params(params, model) if params is not None else prunable_parameters(model, example=example)
     return Masks.from_params(model, params, masks_from_scores(params, scorer(params), k, scope="global"))
 
 
 def pruned_model(model: nn.Module, masks) -> nn.Module:
-    """A copy of ``model`` with the masks applied permanently (the original is not touched)."""
-    out = copy.deepcopy(model)
+    """A copy of ``model`` with the masks applied permanently (the original is not touched; a parametrized weight is
+    refused, ``prunekit.core.weights.storage``)."""
+    out = copy_model(model)
     params = masks.params(out) if isinstance(masks, Masks) else prunable_parameters(out)  # a Masks: what it names
     apply_masks_(params, masks, model=out)
     return out
@@ -230,14 +232,23 @@ def fine_tune(model: nn.Module, masks, data, *, params=None, lrs=None, optimizer
     and ``output_fn``: as ``prunekit.core.train.fit_model``. The masks are held by ``torch.nn.utils.prune``
     (``to_torch_prune``, which refreshes attention ``out_proj`` weights too) and made permanent at the end: pruned
     weights are exactly 0, in a plain module whose parameters come in ``model``'s order.
+
+    Held on every module that uses a masked tensor (tied weights: one Parameter in two modules). A model that already
+    carries torch.nn.utils.prune masks keeps them through training too, and comes back with all of them made
+    permanent (``torch.nn.utils.prune.remove``). A parametrized weight (weight_norm, spectral_norm) is refused before
+    any compute: its originals cannot hold a masked weight (``prunekit.core.weights.storage`` says how to fold it).
+    Labels of in-memory data (``(x, y)``, a Split, a Dataset) are checked as class labels and converted to int64.
     """
     if not isinstance(masks, Masks):  # named on the reader's model, checked before any copy or compute
         if params is None:
             params = prunable_parameters(model, example=as_split(data, name="data", max_samples=2).x,
                                          output_fn=output_fn)
-        params = check_params(params)
+        params = check_params(params, model)
         masks = Masks.from_params(model, params, resolve(params, masks, model))
-    net = copy.deepcopy(model)
+    for module, name in masks.params(model):
+        storage(module, name)  # a parametrized weight refused before any copy or compute
+    data = _checked_data(model, data, loss, output_fn)
+    net = copy_model(model)
     params = masks.params(net)
     apply_masks_(params, masks, model=net)
     to_torch_prune(params, masks, model=net)
@@ -249,7 +260,20 @@ def fine_tune(model: nn.Module, masks, data, *, params=None, lrs=None, optimizer
 
     history = fit_model(net, data, lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
                         loss=loss, output_fn=output_fn, callback=record, quiet=quiet)
-    out = copy.deepcopy(model)
+    out = folded_copy(model)  # the reader's own prune masks, if any, made permanent: a plain module
     out.load_state_dict(plain_state_dict(net.state_dict()))
     out.eval()
     return (out, history, states) if trajectory else (out, history)
+
+
+def _checked_data(model: nn.Module, data, loss: str, output_fn):
+    """In-memory training data (``(x, y)``, a Split, a Dataset's train split) with its class labels checked and
+    converted (``prunekit.core.models.checked_labels``); other forms (a DataLoader) as they are."""
+    part = train_part(data)
+    if not (isinstance(part, Split) or (isinstance(part, (tuple, list)) and len(part) == 2
+                                        and all(isinstance(t, torch.Tensor) for t in part))):
+        return data
+    split = as_split(part, name="data")
+    if loss != "cross_entropy" and split.y.is_floating_point():  # regression targets (loss="sse")
+        return split
+    return Split(split.x, checked_labels(model, split.x, split.y, output_fn=output_fn))

@@ -47,5 +47,7 @@ class PixelTransformer(nn.Module):
 
 
 def tiny_transformer(num_classes: int = 10, pixels: int = 64, d_model: int = 32) -> nn.Module:
-    """A :class:`PixelTransformer` for 8x8 images (64 tokens), width ``d_model``."""
+    """A :class:`PixelTransformer` for 8x8 images (64 tokens), width ``d_model``. It trains with Adam, not on notebook
+    07's default SGD schedule: ``optimizer="torch.optim:Adam"``, ``lrs=[0.01] * 10 + [0.001] * 2`` reach 77.1% on
+    digits' test split, the ``quick`` profile's SGD ``[0.05, 0.05, 0.01]`` 19.6%."""
     return PixelTransformer(num_classes, pixels, d_model)

@@ -22,11 +22,12 @@ how much each measure samples; the model and the training schedule are the reade
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ from ..core.checks import count, fraction, number, sequence
 from ..core.config import DataConfig, check_profile
 from ..core.data import DATASETS, Dataset, Split, as_split, load_dataset
 from ..core.device import resolve_device
-from ..core.models import logits_model, parameter_names, plain_state_dict, prunable_parameters, weight_coverage
+from ..core.models import (checked_labels, logits_model, output_layer, parameter_names, plain_state_dict,
+                           prunable_parameters, weight_coverage)
+from ..core.weights import RECURRENT, check_params, copy_model, is_weight, weight_key
 from ..core.store import fit_or_load
 from ..core.train import evaluate
 from ..measures import surface as S
@@ -52,8 +55,8 @@ from ..pruning.masks import weight_of
 from ..pruning.retrain import fine_tune, magnitude_masks, pruned_model
 
 __all__ = ["Preset", "PROFILES", "preset", "import_object", "build_model", "load_data", "load_checkpoint", "Setup",
-           "prepare", "pruning_curves", "density_table", "ablation_tables", "prune_and_fine_tune", "surface_tables",
-           "hoyer_table", "FineTuned", "summary_table"]
+           "left_out", "choose_params", "prepare", "pruning_curves", "density_table", "ablation_tables",
+           "prune_and_fine_tune", "surface_tables", "hoyer_table", "FineTuned", "summary_table"]
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,18 @@ PROFILES = {
 }
 
 
-def preset(profile: str) -> Preset:
-    """The profile's :class:`Preset` (``ValueError`` naming the allowed profiles)."""
-    return PROFILES[check_profile(profile)]
+def preset(profile: str, *, dataset: str | None = None, lrs=None, batch_size: int | None = None) -> Preset:
+    """The profile's :class:`Preset` (``ValueError`` naming the allowed profiles), with the ``dataset``, ``lrs`` and
+    ``batch_size`` given in its place (None: the profile's): the settings a run actually uses."""
+    pre = PROFILES[check_profile(profile)]
+    overrides = {}
+    if dataset is not None:
+        overrides["dataset"] = str(dataset)
+    if lrs is not None:
+        overrides["lrs"] = tuple(sequence("lrs", lrs, item=lambda n, v: number(n, v, low=0.0)))
+    if batch_size is not None:
+        overrides["batch_size"] = count("batch_size", batch_size)
+    return dataclasses.replace(pre, **overrides)
 
 
 # ------------------------------------------------------------------------------------------------ the reader's parts
@@ -140,7 +152,15 @@ def build_model(spec: str, seed: int = 0, **kwargs) -> nn.Module:
 def load_data(spec: str, root=None) -> tuple[Split, Split, str]:
     """``(train, test, name)``: prunekit's data set ``spec`` (``load_dataset``), or what the function ``spec`` names
     returns (:func:`import_object`): a prunekit Dataset, or a pair ``(train, test)`` of any data form
-    (``(x, y)`` tensors, a Split, a DataLoader), gathered in memory."""
+    (``(x, y)`` tensors, a Split, a DataLoader), gathered in memory.
+
+    An image data set of prunekit's takes a shape, ``"<name>:<C>x<H>x<W>"`` (``"digits:3x32x32"``,
+    ``"mnist:3x224x224"``), for models made for other images, such as torchvision's: the images are resized (bilinear,
+    antialiased, before standardisation: ``DataConfig(resize=H)``; square sizes only) and their one channel
+    repeated ``C`` times (or three channels averaged into one)."""
+    shaped = re.fullmatch(r"(\w+):(\d+)x(\d+)x(\d+)", str(spec))
+    if shaped and shaped.group(1) in DATASETS:
+        return _shaped_data(shaped.group(1), *map(int, shaped.groups()[1:]), root=root) + (spec,)
     if spec in DATASETS:
         ds = load_dataset(DataConfig(name=spec), root=root)
         return ds.train, ds.test, spec
@@ -155,6 +175,28 @@ def load_data(spec: str, root=None) -> tuple[Split, Split, str]:
         raise ValueError(f"dataset={spec!r} must return (train, test) (each (x, y) tensors, a Split or a "
                          f"DataLoader) or a prunekit Dataset; got {type(out).__name__}")
     return as_split(out[0], name="dataset train"), as_split(out[1], name="dataset test"), spec
+
+
+def _shaped_data(name: str, channels: int, height: int, width: int, root=None) -> tuple[Split, Split]:
+    """Data set ``name``'s train and test splits as ``channels x height x width`` images (:func:`load_data`)."""
+    if DATASETS[name].kind != "image":
+        raise ValueError(f"dataset='{name}:{channels}x{height}x{width}': only image data sets take a shape; "
+                         f"{name!r} is {DATASETS[name].kind} data")
+    if height != width or height < 1:
+        raise ValueError(f"dataset='{name}:{channels}x{height}x{width}': the images are resized to a square "
+                         "(height = width, at least 1)")
+    ds = load_dataset(DataConfig(name=name, resize=height), root=root)
+    have = ds.input_shape[0]
+    if channels == have:
+        adapt = lambda x: x  # noqa: E731
+    elif have == 1:
+        adapt = lambda x: x.expand(-1, channels, -1, -1).contiguous()  # noqa: E731
+    elif channels == 1:
+        adapt = lambda x: x.mean(1, keepdim=True)  # noqa: E731
+    else:
+        raise ValueError(f"dataset='{name}:{channels}x{height}x{width}': {name!r} has {have} channels; it can be "
+                         f"given {have} or 1 channel(s), or, with one channel, any number")
+    return Split(adapt(ds.train.x), ds.train.y), Split(adapt(ds.test.x), ds.test.y)
 
 
 def load_checkpoint(model: nn.Module, path) -> nn.Module:
@@ -185,17 +227,79 @@ class Setup:
     train: Split
     test: Split  # what the measures evaluate on (``eval_samples`` of the test split)
     dataset: str
-    params: list  # the default weight set: (module, "weight") pairs
+    params: list  # the weights measured: (module, "weight") pairs (the default set, or the reader's params)
     coverage: dict  # prunekit.core.models.weight_coverage
     history: pd.DataFrame | None  # the training history (None when a checkpoint was loaded)
     dense: dict = field(default_factory=dict)  # test loss and accuracy of the dense model
     schedule: dict = field(default_factory=dict)  # lrs, optimizer, batch size, seed
+    left_out: list = field(default_factory=list)  # (what, parameters) the measures do not cover, largest first
 
     def describe(self) -> str:
         c = self.coverage
+        total = c["model_parameters"]
+        out = "; ".join(f"{what} {n / total:.1%}" for what, n in self.left_out) or "nothing"
         return (f"{type(self.model).__name__} on {self.dataset}: test accuracy {self.dense['accuracy']:.3f}; "
-                f"the measures cover {c['weights']:,} of its {c['model_parameters']:,} parameters "
-                f"({c['share']:.1%}: {len(c['tensors'])} weight tensors, the layer into the logits left out)")
+                f"the measures cover {c['weights']:,} of its {total:,} parameters "
+                f"({c['share']:.1%}: {len(c['tensors'])} weight tensors); left out: {out}")
+
+
+def left_out(model: nn.Module, params, head: nn.Module | None = None) -> list[tuple[str, int]]:
+    """What the weights ``params`` leave out of ``model``'s parameters, grouped and largest first: ``[(what, number
+    of parameters), ...]``, where ``what`` names the layer into the logits (``head``), a recurrent layer, another
+    weight of a kind the default set does not hold (a learned position table), or all other biases and normalisation
+    parameters together (a recurrent layer's biases are counted with it)."""
+    measured = set()
+    for m, a in params:
+        key = weight_key(m, a)  # a Parameter, or a parametrization list holding its originals
+        measured |= {id(p) for p in key.parameters()} if isinstance(key, nn.Module) else {id(key)}
+    groups: dict[str, int] = {}
+    seen = set()
+    for path, module in model.named_modules():
+        for attr, p in module.named_parameters(recurse=False):
+            if id(p) in measured or id(p) in seen:
+                continue
+            seen.add(id(p))
+            name = f"{path}.{attr}".lstrip(".")
+            if head is not None and (module is head or any(module is m for m in head.modules())):
+                what = f"{name} (the layer into the logits)" if p.dim() >= 2 else "biases and normalisation"
+            elif isinstance(module, RECURRENT):  # its weights and biases together
+                what = f"{path} ({type(module).__name__}: recurrent weights are not a default kind)"
+            elif p.dim() < 2:
+                what = "biases and normalisation"
+            else:
+                what = f"{name} ({type(module).__name__}: not a default kind)"
+            groups[what] = groups.get(what, 0) + p.numel()
+    return sorted(groups.items(), key=lambda kv: -kv[1])
+
+
+def choose_params(model: nn.Module, net: nn.Module, params=None, include_output: bool = False,
+                  example: torch.Tensor | None = None) -> list:
+    """The weights the measures cover, as ``(module, attribute)`` pairs of ``net`` (``model`` or its logits view):
+    the default set (``prunable_parameters``; ``include_output=True`` adds the layer into the logits), or ``params``,
+    a list of ``model``'s parameter names (``["rnn.weight_ih_l0", "head.weight"]``, as ``model.state_dict()``
+    names them) or the import path of a function ``model -> [(module, "weight"), ...]``. Checked before any
+    compute."""
+    if params is None:
+        return prunable_parameters(net, include_output=bool(include_output), example=example)
+    if include_output:
+        raise ValueError("include_output=True adds the layer into the logits to the default weight set; with "
+                         "params= the weights are those named: name the head's weight in params instead")
+    if isinstance(params, str):
+        chosen = import_object(params, "params")
+        chosen = chosen(model) if callable(chosen) else chosen
+    elif isinstance(params, (list, tuple)) and params and all(isinstance(p, str) for p in params):
+        modules = dict(model.named_modules())
+        chosen = []
+        for name in params:
+            path, _, attr = name.rpartition(".")
+            if path not in modules or not is_weight(modules[path], attr):
+                have = [n for n, p in model.named_parameters() if p.dim() >= 2]
+                raise ValueError(f"params: {name!r} names no weight of {type(model).__name__}; its weights are "
+                                 f"{', '.join(have[:12])}{', ...' if len(have) > 12 else ''}")
+            chosen.append((modules[path], attr))
+    else:
+        chosen = params
+    return check_params(chosen, net)
 
 
 def _optimizer(optimizer: str | None, lr: float):
@@ -210,11 +314,13 @@ def _optimizer(optimizer: str | None, lr: float):
 
 def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=None, profile: str = "quick", model_kwargs=None,
             lrs=None, optimizer: str | None = None, batch_size: int | None = None, seed: int = 0,
-            output_fn=None, eval_samples: int | None = None, device: str = "auto", root=None) -> Setup:
+            output_fn=None, eval_samples: int | None = None, device: str = "auto", root=None, params=None,
+            include_output: bool = False) -> Setup:
     """The reader's model, trained (or loaded from ``checkpoint``), and its data: a :class:`Setup`.
 
     model: a factory's spec (:func:`build_model`, called with ``model_kwargs`` after ``torch.manual_seed(seed)``)
-      or a module. dataset: :func:`load_data`'s spec (None: the profile's, digits). Without a checkpoint the model is trained with
+      or a module. dataset: :func:`load_data`'s spec (None: the profile's, digits; ``"digits:3x32x32"`` resizes and
+      repeats channels for image models). Without a checkpoint the model is trained with
       ``prunekit.core.store.fit_or_load`` on ``lrs`` (one learning rate per epoch; the profile's by default) with SGD
       (momentum 0.9) or ``optimizer`` (an import path of a ``torch.optim`` class), batches of ``batch_size``, shuffled
       from ``seed``; a second run with the same model, data and schedule loads the trained weights.
@@ -223,6 +329,9 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
       With a checkpoint, ``lrs`` and ``optimizer`` are the schedule the pruned copy is fine-tuned with (its last
       learning rate): give the ones the model was trained with, or the profile's are used, with a warning then.
     device: where the model is trained and measured ("auto": CUDA when torch sees a GPU, else the CPU).
+    params, include_output: the weights measured (:func:`choose_params`): parameter names or an import path, or the
+      default set, with the layer into the logits when ``include_output``. They, the labels (class indices in
+      ``[0, number of logits)``, any integer dtype) and the inputs (no NaN) are checked before any training.
     """
     pre = preset(profile)
     given = lrs is not None
@@ -238,25 +347,32 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
         model = build_model(model, seed, **dict(model_kwargs or {}))
     elif not isinstance(model, nn.Module):
         raise ValueError(f"model must be a factory's import path or a torch.nn.Module; got {type(model).__name__}")
+    model.to(device)
+    net = logits_model(model, output_fn)
+    train = Split(train.x, checked_labels(net, train.x, train.y, name="dataset (train)"))  # before any training
+    test = Split(test.x, checked_labels(net, test.x, test.y, name="dataset (test)"))
+    if eval_samples is not None:
+        test = Split(test.x[:eval_samples], test.y[:eval_samples])
+    chosen = choose_params(model, net, params, include_output, test.x[:2])
     history = None
     if checkpoint:
         load_checkpoint(model, checkpoint)
-        model.to(device)
     else:
-        model.to(device)
         history = fit_or_load(model, train, lrs=lrs, optimizer=factory, batch_size=batch_size, seed=seed,
                               output_fn=output_fn)
-    net = logits_model(model, output_fn).eval()
-    if eval_samples is not None:
-        test = Split(test.x[:eval_samples], test.y[:eval_samples])
-    params = prunable_parameters(net, example=test.x[:2])
+    net.eval()
     loss, acc = evaluate(net, test)
     warn_if_at_chance(acc, test.y, f"{type(model).__name__} on {name}")
-    return Setup(net, train, test, name, params, weight_coverage(net, params), history,
+    try:
+        head = output_layer(net, test.x[:2])
+    except ValueError:  # no layer into the logits to tell apart: nothing is called so
+        head = None
+    return Setup(net, train, test, name, chosen, weight_coverage(net, chosen), history,
                  {"loss": loss, "accuracy": acc},
                  {"lrs": lrs, "optimizer": optimizer or "SGD(momentum=0.9)", "batch_size": batch_size, "seed": seed,
                   "origin": "trained here" if not checkpoint else "given with the checkpoint" if given
-                  else "the profile's (the checkpoint's own schedule was not given)"})
+                  else "the profile's (the checkpoint's own schedule was not given)"},
+                 left_out(net, chosen, head))
 
 
 def _labelled(df: pd.DataFrame, setup: Setup) -> pd.DataFrame:
@@ -346,7 +462,7 @@ def prune_and_fine_tune(setup: Setup, sparsity: float | None = None, epochs: int
 def _recalibrated(model: nn.Module, bn_x) -> nn.Module:
     if bn_x is None:
         return model
-    out = copy.deepcopy(model)
+    out = copy_model(model)
     S.recalibrate_bn(out, bn_x)
     return out.eval()
 
@@ -364,7 +480,7 @@ def surface_tables(setup: Setup, tuned: FineTuned, profile: str = "quick", *, gr
     splits = {"train": Split(setup.train.x[:n_train], setup.train.y[:n_train]), "test": setup.test}
     bn_x = setup.train.x[:pre.bn_samples] if S.has_batchnorm(setup.model) else None
     w0, w1, w2 = S.flatten(setup.model), S.flatten(tuned.pruned), S.flatten(tuned.retrained)
-    host = copy.deepcopy(setup.model)
+    host = copy_model(setup.model)
     path = S.linear_path(host, w0, w2, splits, n=pre.path_points if path_points is None else path_points,
                          bn_data=bn_x)
     plane = S.Plane.through(w0, w1, w2, names=("trained", "pruned", "retrained"))

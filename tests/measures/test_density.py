@@ -253,7 +253,7 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
         ours = pruned_accuracy(model, ds, fracs)
     finally:
         hook.remove()
-    assert calls == [256, len(ds.test) - 256] * len(fracs)
+    assert calls == [2] + [256, len(ds.test) - 256] * len(fracs)  # 2: the labels checked against the logits first
     n = Pruner(model, ds.test).n
     ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
     assert ours == pytest.approx(ref, abs=1e-9)

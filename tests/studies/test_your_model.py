@@ -197,6 +197,39 @@ def test_fit_or_load_keys_the_architecture_the_trainable_set_and_refuses_unnamed
         store.fit_or_load(net(0.0), loader, lrs=[0.05])
 
 
+class Pooled(nn.Module):
+    """A forward that reads a plain attribute: the same weights, the same repr, another function."""
+
+    def __init__(self, pool="mean"):
+        super().__init__()
+        self.pool = pool
+        self.rows, self.head = nn.Linear(8, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.rows(x.reshape(len(x), 8, 8)))
+        return self.head(h.mean(1) if self.pool == "mean" else h[:, -1])
+
+
+def test_fit_or_load_keys_a_plain_attribute_that_changes_the_forward(digits):
+    """Before: pool="last" loaded the weights trained for pool="mean" (one key: same weights, repr and source), and
+    notebook 07 printed test accuracy 0.307 where training that model gives 0.787."""
+    train = Split(digits[0].x[:300], digits[0].y[:300])
+
+    def fresh(pool):
+        torch.manual_seed(0)
+        return Pooled(pool)
+
+    mean, last = fresh("mean"), fresh("last")
+    assert repr(mean) == repr(last) and store.state_digest(mean) == store.state_digest(last)
+    keys = {store.fit_or_load(m, train, lrs=[0.05, 0.05], batch_size=50).attrs["cache_key"] for m in (mean, last)}
+    assert len(keys) == 2
+    ref = fresh("last")
+    fit_model(ref, train, lrs=[0.05, 0.05], batch_size=50)  # what training that model gives
+    assert all(torch.equal(p, q) for p, q in zip(last.parameters(), ref.parameters()))
+    again = fresh("mean")
+    assert store.fit_or_load(again, train, lrs=[0.05, 0.05], batch_size=50).attrs["cache_key"] in keys  # reused
+
+
 def test_the_cache_key_of_a_model_from_a_file_is_the_same_in_every_process(tmp_path):
     import os
     import subprocess
@@ -442,6 +475,100 @@ def test_surface_tables_check_their_anchors_and_the_summary_says_what_it_covered
     assert {"measure", "value", "covers", "data"} <= set(summary.columns)
     assert summary.loc[summary.measure == "effective density", "value"].item() == density["density"].item()
     assert "1,920 of" in summary.loc[summary.measure == "effective density", "covers"].item()
+
+
+# --------------------------------------------------------------------------- notebook 07's parameters, checked
+def test_the_preset_shows_the_settings_a_run_uses():
+    """Before: the preset cell showed the profile's lrs and dataset even when they were overridden."""
+    pre = Y.preset("quick", dataset="digits:3x16x16", lrs=[0.01, 0.001], batch_size=32)
+    assert (pre.dataset, pre.lrs, pre.batch_size) == ("digits:3x16x16", (0.01, 0.001), 32)
+    assert Y.preset("quick") == Y.PROFILES["quick"]
+    with pytest.raises(ValueError, match="lrs"):
+        Y.preset("quick", lrs=[0.1, "fast"])
+
+
+def test_a_shape_suffix_makes_the_offline_images_fit_an_image_model(digits):
+    train, test, name = Y.load_data("digits:3x16x16")
+    assert train.x.shape[1:] == (3, 16, 16) and test.x.shape[1:] == (3, 16, 16) and name == "digits:3x16x16"
+    assert torch.equal(train.x[:, 0], train.x[:, 2]) and torch.equal(train.y, digits[0].y)
+    one, _, _ = Y.load_data("digits:1x16x16")
+    assert torch.equal(one.x[:, 0], train.x[:, 0])  # the same resized image, its channel repeated
+    import torchvision
+    torchvision.models.mobilenet_v2(num_classes=10).eval()(test.x[:2])  # runs without a data function
+    assert Y.load_data("digits:2x8x8")[0].x.shape[1:] == (2, 8, 8)
+    for spec, words in (("digits:3x16x12", "square"), ("cosine:1x8x8", "only image data sets")):
+        with pytest.raises(ValueError, match=words):
+            Y.load_data(spec)
+
+
+class GRUNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(8, 8)
+        self.rnn, self.head = nn.GRU(8, 64, batch_first=True), nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.embed(x.reshape(len(x), 8, 8)))[0][:, -1])
+
+
+def test_prepare_takes_params_by_name_and_says_truthfully_what_is_left_out(monkeypatch):
+    """Before: notebook 07 took no params and said "the layer into the logits left out" when a GRU holding 97.6% of
+    the model was."""
+    monkeypatch.setattr(Y, "fit_or_load", lambda *a, **k: None)  # no training: what is measured is the question
+    setup = Y.prepare(GRUNet(), "digits", lrs=[0.01], eval_samples=50)
+    assert setup.coverage["tensors"] == ["embed.weight"]
+    gru = sum(p.numel() for p in setup.model.rnn.parameters())
+    assert setup.left_out[0] == ("rnn (GRU: recurrent weights are not a default kind)", gru)
+    assert "left out: rnn (GRU: recurrent weights are not a default kind) " in setup.describe()
+    assert "head.weight (the layer into the logits)" in dict(setup.left_out)
+    total = sum(p.numel() for p in setup.model.parameters())
+    assert sum(n for _, n in setup.left_out) + setup.coverage["weights"] == total  # every parameter accounted for
+
+    named = Y.prepare(GRUNet(), "digits", lrs=[0.01], eval_samples=50,
+                      params=["rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"])
+    assert named.coverage["tensors"] == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"]
+    full = Y.prepare(Small(), "digits", lrs=[0.01], eval_samples=50, include_output=True)
+    assert full.coverage["tensors"] == ["body.weight", "mid.weight", "head.weight"]
+    with pytest.raises(ValueError, match="names no weight"):
+        Y.prepare(GRUNet(), "digits", lrs=[0.01], params=["rnn.weight_xx"])
+    with pytest.raises(ValueError, match="include_output"):
+        Y.prepare(GRUNet(), "digits", lrs=[0.01], params=["embed.weight"], include_output=True)
+
+
+def test_prepare_refuses_bad_labels_and_an_empty_weight_set_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(Y, "fit_or_load", lambda *a, **k: pytest.fail("trained before the check"))
+    f = tmp_path / "data.py"
+    f.write_text("import torch\n\ndef floats():\n    x = torch.randn(40, 1, 8, 8)\n"
+                 "    return (x[:30], torch.arange(30.0) % 10), (x[30:], torch.arange(10.0))\n")
+    with pytest.raises(ValueError, match="not class indices"):
+        Y.prepare(Small(), f"{f}:floats", lrs=[0.01])
+
+    class OnlyGRU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.GRU(8, 16, batch_first=True), nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.head(self.rnn(x.reshape(len(x), 8, 8))[0][:, -1])
+
+    with pytest.raises(ValueError, match="params=\\[\\(model.rnn, 'weight_ih_l0'\\)"):
+        Y.prepare(OnlyGRU(), "digits", lrs=[0.01])
+
+
+def test_a_frozen_layer_counts_once_in_the_share_of_the_model(digits):
+    """Before: share_of_model (params / total_params) came out 2.55: total_params counted trainable parameters."""
+    import os
+    import tempfile
+
+    torch.manual_seed(0)
+    model = Small()
+    model.body.requires_grad_(False)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["PRUNEKIT_CACHE"] = cache
+        setup = Y.prepare(model, "digits", lrs=[0.1], batch_size=32, eval_samples=200)
+    row = Y.density_table(setup).iloc[0]
+    assert row.total_params == sum(p.numel() for p in model.parameters())
+    assert row.share_of_model == pytest.approx(setup.coverage["share"]) and row.share_of_model <= 1
 
 
 # ------------------------------------------------------------------------------------------- notebook 07 itself
