@@ -137,19 +137,22 @@ def _row_digest(row: dict) -> str:
 
 
 def read_point(path: Path) -> dict | None:
-    """A stored row, or None when it is missing or unreadable; a row that does not match its checksum is None too,
-    with a warning that names it (it is measured again). A row stored before the checksum existed is read as it is."""
+    """A stored row, or None when it is missing or unreadable; a row that does not match its checksum, or that was
+    stored before the checksum existed (nothing then shows it is the row measured), is None too, with a warning that
+    names it (it is measured again)."""
     try:
         with open(path) as f:
             stored = json.load(f)
     except (OSError, ValueError):  # missing or unreadable (never half-written: writes are atomic)
         return None
-    if isinstance(stored, dict) and set(stored) == {"row", "sha256"}:
-        if stored["sha256"] != _row_digest(stored["row"]):
-            warnings.warn(f"sweep point {path} does not match its checksum; measuring it again", stacklevel=2)
-            return None
-        return stored["row"]
-    return stored if isinstance(stored, dict) else None
+    if not (isinstance(stored, dict) and set(stored) == {"row", "sha256"}):
+        warnings.warn(f"sweep point {path} has no checksum (stored before checksums existed, or altered): its row "
+                      "cannot be verified; measuring it again", stacklevel=2)
+        return None
+    if stored["sha256"] != _row_digest(stored["row"]):
+        warnings.warn(f"sweep point {path} does not match its checksum; measuring it again", stacklevel=2)
+        return None
+    return stored["row"]
 
 
 def write_point(path: Path, row: dict) -> None:
