@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 
-__all__ = ["choice", "choice_message", "number", "count", "fraction", "sequence", "mapping", "generator",
-           "pruned_count"]
+__all__ = ["choice", "choice_message", "number", "count", "fraction", "percentage", "sequence", "mapping", "generator",
+           "pruned_count", "file_name"]
 
 
 def choice_message(name: str, value, allowed: Iterable) -> str:
@@ -90,8 +91,45 @@ def mapping(name: str, value, *, nonempty: bool = True) -> dict:
 
 
 def fraction(name: str, value, *, low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float if it is a number in [0, 1] (ends open as asked), else ``ValueError``."""
-    return float(number(name, value, low=0.0, high=1.0, low_open=low_open, high_open=high_open))
+    """``value`` as a float if it is a number in [0, 1] (ends open as asked), else ``ValueError``; a value in (1, 100]
+    (a percentage where a fraction is meant) is told so, with the fraction it may have meant."""
+    try:
+        return float(number(name, value, low=0.0, high=1.0, low_open=low_open, high_open=high_open))
+    except ValueError as err:
+        if _plain_number(value) and 1 < value <= 100:
+            raise ValueError(f"{err}; {name} is a fraction (0.8 = 80%): did you mean {name}={value / 100:g}?") from None
+        raise
+
+
+def percentage(name: str, value, *, high_open: bool = False) -> float:
+    """``value`` as a float if it is a percentage in [0, 100] (``high_open``: below 100), else ``ValueError``.
+
+    A value strictly between 0 and 1 is refused as a likely fraction (``k=0.8`` meant as 80%), with the percentage
+    it may have meant: in prunekit ``k`` and ``ks`` are percentages, ``sparsity``, ``ratio(s)``, ``share`` and
+    ``fraction(s)`` are fractions. (To prune fewer than 1% of the weights, prune a count:
+    ``prunekit.pruning.select.masks_from_order``.)"""
+    value = float(number(name, value, low=0.0, high=100.0, high_open=high_open))
+    if 0 < value < 1:
+        raise ValueError(f"{name}={value!r} is a percentage in [0, 100]: it would prune {value:g}% of the weights; did "
+                         f"you mean {name}={value * 100:g}? (a percentage below 1 is refused as a likely fraction; "
+                         "to prune fewer weights, prune a count with prunekit.pruning.select.masks_from_order)")
+    return value
+
+
+def _plain_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def file_name(name: str, value) -> str:
+    """``value`` if it can name a file or folder inside another and stay there: letters, digits, ``_ - + .``, not
+    starting with ``.`` and holding no ``..`` (so no ``/``, no way out of the folder), else ``ValueError``."""
+    if not isinstance(value, str) or not _FILE_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"{name}={value!r} must be a plain file name (letters, digits, '_', '-', '+', '.'; not "
+                         "starting with '.', no '/' and no '..'), which stays inside its folder")
+    return value
 
 
 def pruned_count(k: float, n: int) -> int:

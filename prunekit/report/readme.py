@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.paths import atomic_write, repo_root, results_root
-from .site import HEADLINE_FIGURES, environment_table, executed_dir
+from .site import HEADLINE_FIGURES, check_executed, environment_table, executed_dir
 from .tables import preset_runs
 
 __all__ = ["START", "END", "claims_file", "run_file", "section", "update_readme"]
@@ -78,7 +78,8 @@ def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
 
 def update_readme(root: str | os.PathLike | None = None) -> Path:
     """Copy the paper profile's claims and run times into ``docs/`` and rewrite the README's results section from
-    them. A ValueError, before anything is written, when the paper profile has not been run."""
+    them. A ValueError, before anything is written, when the paper profile has not been run, or when a table or an
+    executed notebook is not a run of its own parameters (``prunekit.report.site.check_executed``)."""
     root = Path(root or repo_root())
     claims_csv = results_root() / PROFILE / "claims.csv"
     notebooks = sorted(executed_dir(PROFILE).glob("[0-9][0-9]_*.ipynb"))
@@ -86,6 +87,7 @@ def update_readme(root: str | os.PathLike | None = None) -> Path:
         raise ValueError(f"the {PROFILE} profile has not been run here (no {claims_csv} or no executed notebooks): "
                          f"make reproduce PROFILE={PROFILE} first")
     preset_runs(PROFILE)  # a ValueError when a table was made with other parameters than the profile's
+    check_executed(PROFILE, notebooks)  # and when an executed notebook (whose wall time the README shows) was
     readme = root / "README.md"
     text = readme.read_text()
     if text.count(START) != 1 or text.count(END) != 1:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import html
+import json
 import os
 import platform
 import re
@@ -35,10 +36,11 @@ import pandas as pd
 
 from ..core.paths import atomic_write, figures_dir, repo_root, results_root
 from ..core.config import check_profile
+from .results import committed_defaults, notebook_defaults, run_overrides
 from .tables import preset_runs
 
-__all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "build_report", "build_api_reference", "notebook_page",
-           "seeds_of", "environment_table"]
+__all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "check_executed", "build_report", "build_api_reference",
+           "notebook_page", "seeds_of", "environment_table"]
 
 API_PACKAGES = ("prunekit", "prunekit.core", "prunekit.pruning", "prunekit.measures", "prunekit.studies",
                 "prunekit.report", "!prunekit.measures._.*")  # private engines stay out of the reference
@@ -76,6 +78,28 @@ def report_dir(profile: str) -> Path:
 def executed_dir(profile: str) -> Path:
     """``data/executed/<profile>/`` in the repository, where ``make reproduce`` writes the executed notebooks."""
     return repo_root() / "data" / "executed" / check_profile(profile)
+
+
+def check_executed(profile: str, notebooks) -> None:
+    """A ValueError naming the first executed notebook that is not a run of ``profile``'s own parameters, checked as
+    the tables are (``prunekit.report.tables.preset_runs``): the values papermill injected (its metadata) over the
+    defaults of the executed copy's ``parameters`` cell must be the committed notebook's defaults
+    (``prunekit.report.results.committed_defaults``) with ``profile``; a notebook executed otherwise than by papermill
+    has parameters nobody recorded and is refused too."""
+    check_profile(profile)
+    for path in notebooks:
+        path = Path(path)
+        papermill = json.loads(path.read_text()).get("metadata", {}).get("papermill")
+        if not isinstance(papermill, dict) or not isinstance(papermill.get("parameters"), dict):
+            raise ValueError(f"{path} was not executed by papermill, so the parameters it ran with are unknown: "
+                             f"rerun it (make reproduce PROFILE={profile}) before publishing")
+        ran = {**notebook_defaults(path), **papermill["parameters"]}
+        reference = committed_defaults(path.stem)
+        overrides = run_overrides(ran, notebook_defaults(path.stem) if reference is None else reference)
+        if ran.get("profile") != profile or overrides:
+            raise ValueError(f"{path} is a run with parameters that are not the {profile!r} profile's own (profile="
+                             f"{ran.get('profile')!r}, overrides: {overrides}): rerun it with its defaults (make "
+                             f"reproduce PROFILE={profile}) before publishing")
 
 
 def notebook_page(name: str) -> str:
@@ -246,7 +270,8 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
     """Build the site of ``profile`` in ``out`` (default :func:`report_dir`) from the notebooks executed in
     ``executed`` (default :func:`executed_dir`) and the profile's claims table; returns the index path. A ValueError,
     before anything is written, when no notebook has been executed or the claims table is missing (``make
-    reproduce`` and ``make claims`` make them)."""
+    reproduce`` and ``make claims`` make them), or when a table or an executed notebook is not a run of the profile's
+    own parameters (:func:`check_executed`)."""
     import jupyter_server_mathjax
 
     check_profile(profile)
@@ -258,6 +283,7 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
     if not claims_csv.exists():
         raise ValueError(f"no claims table {claims_csv}: run make claims PROFILE={profile}")
     preset_runs(profile)  # a ValueError when a table was made with other parameters than the profile's
+    check_executed(profile, notebooks)  # and when an executed notebook was
     out = Path(out) if out is not None else report_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     mathjax = out / "mathjax"
