@@ -24,6 +24,7 @@ import ast
 import hashlib
 import json
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +189,11 @@ class Results:
                   "commit": git_commit(), "changed": uncommitted_changes()}
         atomic_write(results.folder / f"{notebook}.params.json",
                      lambda tmp: tmp.write_text(json.dumps(record, indent=1, sort_keys=True)))
+        changed = unpublishable_changes(record)
+        if results.preset and changed:
+            warnings.warn(f"{notebook} runs with the {results.profile!r} profile's parameters but from uncommitted "
+                          f"changes to {', '.join(changed)}: make claims, readme and report will refuse its tables "
+                          "until the changes are committed and the notebook is run again", UserWarning, stacklevel=2)
         return results
 
     def table(self, df: pd.DataFrame, name: str, device: str | None = None) -> Path:

@@ -145,7 +145,8 @@ def test_a_default_edited_in_the_working_copy_is_an_override_not_the_preset(tmp_
     assert record["edited_defaults"] == ["seed"] and record["overrides"] == {"seed": 5}
     assert record["commit"].endswith("+dirty") and record["changed"] == ["notebooks/09_probe.ipynb"]
     assert not (tmp_path / "results" / "quick" / "09_probe.params.json").exists()
-    own = Results.open("09_probe", {"profile": "quick", "seed": 0})          # the committed default, edited notebook
+    with pytest.warns(UserWarning, match="uncommitted changes to notebooks/09_probe.ipynb"):
+        own = Results.open("09_probe", {"profile": "quick", "seed": 0})      # the committed default, edited notebook
     assert own.preset
     with pytest.raises(ValueError, match=r"uncommitted changes to notebooks/09_probe.ipynb"):
         preset_runs("quick")
@@ -163,7 +164,8 @@ def test_a_run_from_uncommitted_code_is_refused_where_a_preset_run_is_required(t
     save_table(claims_frame([claim("003 blog", "c", "r", "m", True, "rule")]), "quick", "09_claims")
     assert list(preset_runs("quick")) == ["09"] and list(gather_claims("quick")["claim"]) == ["c"]
     (repo / "prunekit" / "code.py").write_text("x = 2\n")                      # the code that makes the results
-    Results.open("09_probe", {"profile": "quick", "seed": 0})
+    with pytest.warns(UserWarning, match="from uncommitted changes to prunekit/code.py: make claims"):
+        Results.open("09_probe", {"profile": "quick", "seed": 0})
     for publish in (lambda: preset_runs("quick"), lambda: gather_claims("quick"),
                     lambda: main(["claims", "--profile", "quick"])):
         with pytest.raises(ValueError, match=r"uncommitted changes to prunekit/code.py \(commit [0-9a-f]{40}\+dirty\)"):
