@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 __all__ = ["choice", "choice_message", "number", "count", "fraction", "percentage", "sequence", "mapping", "generator",
-           "pruned_count", "file_name"]
+           "pruned_count", "file_name", "text", "path", "distinct", "columns"]
 
 
 def choice_message(name: str, value, allowed: Iterable) -> str:
@@ -24,9 +24,10 @@ def choice_message(name: str, value, allowed: Iterable) -> str:
 
 
 def generator(value, seed: int = 0):
-    """A ``torch.Generator`` as given, or one seeded with ``seed`` for None (the package's random baselines)."""
+    """A ``torch.Generator`` as given, or one seeded with ``seed`` (an integer >= 0) for None (the package's random
+    baselines)."""
     if value is None:
-        return torch.Generator().manual_seed(seed)
+        return torch.Generator().manual_seed(count("seed", seed, low=0))
     if not isinstance(value, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(value).__name__}")
     return value
@@ -59,6 +60,48 @@ def number(name: str, value, *, low=None, high=None, low_open: bool = False, hig
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name}={value!r} is out of range; allowed: {rng}")
     return value
+
+
+def text(name: str, value, *, empty: bool = False) -> str:
+    """``value`` if it is a string (non-empty unless ``empty``), else ``ValueError``."""
+    if not isinstance(value, str) or (not empty and not value):
+        raise ValueError(f"{name}={value!r} must be a non-empty string" if not empty else
+                         f"{name}={value!r} must be a string")
+    return value
+
+
+def path(name: str, value):
+    """``value`` as a ``pathlib.Path`` if it is a non-empty string or path (a folder or file the caller chooses, so
+    ``..`` is allowed), else ``ValueError``."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{name}={value!r} must be a path (a non-empty string or os.PathLike)")
+    return Path(value)
+
+
+def distinct(name: str, values) -> list:
+    """``values`` as a list if no value appears twice (a repeated level would give two identical rows), else
+    ``ValueError`` naming the first repeat."""
+    values = list(values)
+    seen = []
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{name}={values!r} repeats {v!r}: give each value once")
+        seen.append(v)
+    return values
+
+
+def columns(name: str, value, df, *, nonempty: bool = True) -> list[str]:
+    """``value`` (a column name or a list of them) as a list of columns that ``df`` has, else ``ValueError`` naming
+    the missing ones and the columns there are."""
+    names = [value] if isinstance(value, str) else sequence(name, value, nonempty=nonempty)
+    missing = [c for c in names if not isinstance(c, str) or c not in df.columns]
+    if missing:
+        raise ValueError(f"{name}={value!r}: the table has no column {', '.join(map(repr, missing))}; its columns: "
+                         f"{', '.join(map(str, df.columns))}")
+    return distinct(name, names)
 
 
 def count(name: str, value, *, low: int = 1, high: int | None = None) -> int:
@@ -134,5 +177,7 @@ def file_name(name: str, value) -> str:
 
 def pruned_count(k: float, n: int) -> int:
     """Number of elements pruned for k% of n: exactly ``round(k * n / 100)`` (Python's round, half to even), at most
-    n."""
+    n. (Any k in [0, 100]: the package computes it from shares, so a k below 1 is not refused here.)"""
+    k = number("k", k, low=0.0, high=100.0)
+    n = count("n", n, low=0)
     return min(n, int(round(k * n / 100.0)))

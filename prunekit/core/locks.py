@@ -33,6 +33,8 @@ WAIT_NOTICE_S = 5.0  # seconds a process waits for an entry's lock before it say
 
 def lock_file(path: str | os.PathLike) -> Path:
     """The lock file of the entry at ``path``: ``.<name>.lock`` beside it."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"path={path!r} must be an entry's path (a non-empty string or os.PathLike)")
     path = Path(path)
     return path.parent / f".{path.name}.lock"
 
@@ -47,8 +49,9 @@ def _record_holder(fd: int) -> None:
 def lock_holder(path: str | os.PathLike) -> str:
     """Who holds the lock of the entry at ``path``, in words ("process 123 on host h since 12:00:01"), as its
     holder wrote it; "another process" when the file says nothing readable."""
+    where = lock_file(path)
     try:
-        note = json.loads(lock_file(path).read_text())
+        note = json.loads(where.read_text())
         return f"process {int(note['pid'])} on {note['host']} since {note['since']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
@@ -58,8 +61,8 @@ def lock_holder(path: str | os.PathLike) -> str:
 def entry_lock(path: str | os.PathLike) -> Iterator[FileLock]:
     """Hold the lock of the entry at ``path`` for the block (see the module docstring): wait for another holder, saying
     after :data:`WAIT_NOTICE_S` seconds which entry and who holds it; remove the lock file before releasing it."""
-    path = Path(path)
     where = lock_file(path)
+    path = Path(path)
     where.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(where), on_acquired=_record_holder)
     try:

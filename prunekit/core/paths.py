@@ -14,6 +14,9 @@ import socket
 import tempfile
 from pathlib import Path
 
+__all__ = ["repo_root", "data_dir", "cache_dir", "results_root", "figures_dir", "file_mode", "atomic_write",
+           "remove_dead_temporaries"]
+
 
 def repo_root() -> Path:
     here = Path(__file__).resolve().parents[2]

@@ -37,7 +37,7 @@ import os
 import platform
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +51,9 @@ from .locks import entry_lock
 from .device import available_here, dataset_to, device_type, model_device, resolve_device
 from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
-from .train import _schedule, fit_model, train
+from .checks import file_name
+from .checks import path as checked_path
+from .train import fit_model, fit_settings, train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
@@ -76,7 +78,7 @@ class Run:
 
     def model_at(self, epoch: int) -> nn.Module:
         """A fresh model holding the weights saved at ``epoch`` (one of ``config.checkpoints``)."""
-        if epoch not in self.checkpoints:
+        if isinstance(epoch, bool) or epoch not in self.checkpoints:
             raise ValueError(f"epoch={epoch} has no checkpoint; available: {sorted(self.checkpoints)}")
         model = build(self.config).to(model_device(self.model))
         model.load_state_dict(self.checkpoints[epoch])
@@ -138,6 +140,7 @@ def write_entry(path: Path, payload: str, data: bytes, meta: dict) -> dict:
     ``meta_sha256`` over the rest; both atomically. Returns the stored meta. When a write fails (a full disk), the
     ``OSError`` names the entry and its folder, and nothing of the entry is left (neither file, nor the folder if it
     was empty)."""
+    path, payload = checked_path("path", path), file_name("payload", payload)
     try:
         path.mkdir(parents=True, exist_ok=True)
         (path / "meta.json").unlink(missing_ok=True)
@@ -159,6 +162,9 @@ def read_entry_meta(path: Path, payload: str) -> dict:
     """The verified ``meta.json`` of the entry at ``path``: a ValueError when it does not match its own checksum or
     ``payload``'s, or when it was written before ``meta_sha256`` existed (nothing then shows that its values are the
     ones computed: the entry is recomputed, never sealed as it stands)."""
+    path, payload = checked_path("path", path), file_name("payload", payload)
+    if not (path / payload).is_file():
+        raise ValueError(f"payload={payload!r} is not a file of the entry {path}")
     meta = json.loads((path / "meta.json").read_text())
     if not isinstance(meta, dict):
         raise ValueError("meta.json is not a JSON object")
@@ -172,7 +178,10 @@ def read_entry_meta(path: Path, payload: str) -> dict:
 
 
 def entry_path(cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path:
-    return Path(root if root is not None else cache_dir()) / cfg.key()
+    """Where ``cfg``'s trained model is stored: ``<root or the cache>/<cfg.key()>``."""
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    return (checked_path("root", root) if root is not None else cache_dir()) / cfg.key()
 
 
 def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
@@ -189,6 +198,8 @@ def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = 
     (``prunekit.core.models.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
     its checkpoints come back as plain weights with the pruned ones at 0."""
     device = resolve_device(cfg.device, "TrainConfig.device")
+    if resume_path is not None:
+        resume_path = checked_path("resume_path", resume_path)
     ds = load_dataset(cfg.data)
     model = build(cfg, ds)
     sparse = cfg.model.init_density < 1.0
@@ -311,7 +322,7 @@ def cached_result(kind: str, spec: dict, compute: Callable[[], tuple[dict[str, t
         raise ValueError(f"kind={kind!r} must be a lower-case name (letters, digits, '_'), e.g. 'cycles'")
     if not isinstance(spec, dict):
         raise ValueError(f"spec must be a dict, got {type(spec).__name__}")
-    path = Path(root if root is not None else cache_dir()) / kind / result_key(spec)
+    path = (checked_path("root", root) if root is not None else cache_dir()) / kind / result_key(spec)
     with entry_lock(path):  # a second process waits here, then loads what the first one stored
         remove_dead_temporaries(path)
         return _cached_result_locked(kind, spec, compute, path)
@@ -375,7 +386,7 @@ def _source_digest(cls: type) -> str | None:
         return None
 
 
-def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int | None = None,
+def fit_or_load(model: nn.Module, data, *, lrs: Sequence[float] | None = None, optimizer=None, epochs: int | None = None,
                 batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
                 loss: str = "cross_entropy", output_fn=None, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Train the reader's ``model`` in place on its own schedule (``prunekit.core.train.fit_model``), once: the
@@ -401,15 +412,18 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
         raise ValueError("data is a DataLoader with shuffle=True: fit_or_load gathers it once and shuffles it from "
                          "seed, so give it without shuffle=True (or train with prunekit.core.train.fit_model, which "
                          "iterates the loader as it is, without the cache)")
+    settings = fit_settings(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                            momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
+    if root is not None:
+        checked_path("root", root)  # every check before any digest or compute
     split = as_split(train_part(data), name="data")
-    lrs_checked, n_epochs = _schedule(lrs, optimizer, epochs)  # every check before any digest or compute
     spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model),
             "source": _source_digest(type(model)),
             "trainable": [n for n, p in model.named_parameters() if p.requires_grad], "init": state_digest(model),
-            "data": data_digest(split), "lrs": lrs_checked, "epochs": n_epochs,
+            "data": data_digest(split), "lrs": settings["lrs"], "epochs": settings["epochs"],
             "optimizer": _callable_name("optimizer", optimizer), "output_fn": _callable_name("output_fn", output_fn),
-            "batch_size": int(batch_size), "seed": int(seed), "momentum": float(momentum),
-            "weight_decay": float(weight_decay), "loss": loss, "device": model_device(model).type}
+            "batch_size": settings["batch_size"], "seed": settings["seed"], "momentum": settings["momentum"],
+            "weight_decay": settings["weight_decay"], "loss": settings["loss"], "device": model_device(model).type}
 
     def compute():
         history = fit_model(model, split, lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size,

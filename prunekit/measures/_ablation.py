@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checks import choice, count
 from ..core.device import model_device
 from ..core.models import prunable_parameters, weight_storage
 from ..pruning.masks import check_params, refresh_masked_weights, weight_of
@@ -156,13 +157,17 @@ def _outputs_mlp(model, x, keep, params):
     return h, layout
 
 
+def check_options(method, chunk_size) -> int | None:
+    """``method`` one of "auto", "batched", "loop" and ``chunk_size`` None or an integer >= 1 (checked before any
+    compute); returns the chunk size."""
+    choice("method", method, ("auto", "batched", "loop"))
+    return None if chunk_size is None else count("chunk_size", chunk_size)
+
+
 def _resolve_method(model, x, method, chunk_size, params=()):
     """Batch the subsets only where one forward pass is tiny (per-call overhead dominates); else mask in place.
     Weights held by torch.nn.utils.prune are always masked in place (the hooks recompute them in every forward)."""
-    if method not in ("auto", "batched", "loop"):
-        raise ValueError(f"method={method!r} is not supported; allowed: 'auto', 'batched', 'loop'")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size} must be >= 1")
+    chunk_size = check_options(method, chunk_size)
     fit = int(min(64, max(1, _ACT_BUDGET // max(1, x.shape[0] * _max_activation(model, x)))))
     if any(_hooked(m, n) for m, n in params):
         method = "loop"
@@ -176,6 +181,8 @@ class AblationEngine:
 
     def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096,
                  calibration=None, warn_at_chance=True):
+        check_options(method, chunk_size)
+        batch_size = count("batch_size", batch_size)
         device = model_device(model)  # computed where the model is; subsets and results stay on the CPU
         x, y = x.to(device), (y.to(device) if y is not None else None)
         self.calibration = None if calibration is None else calibration.to(device)

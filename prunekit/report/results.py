@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.checks import file_name
+from ..core.checks import path as checked_path
 from ..core.config import check_profile
 from ..core.paths import atomic_write, repo_root
 from .figures import save_figure
@@ -44,7 +45,7 @@ RESULT_SOURCES = ("prunekit/", "notebooks/", "pyproject.toml", "requirements.loc
 
 
 def _notebook_path(notebook: str | Path) -> Path:
-    path = Path(notebook)
+    path = checked_path("notebook", notebook)
     return path if path.suffix == ".ipynb" else repo_root() / "notebooks" / f"{path.name}.ipynb"
 
 
@@ -54,7 +55,7 @@ def notebook_defaults(notebook: str | Path) -> dict:
     a default that is not a literal."""
     path = _notebook_path(notebook)
     if not path.is_file():
-        raise ValueError(f"notebook {str(notebook)!r} not found (looked for {path}): its parameters' defaults decide "
+        raise ValueError(f"notebook={str(notebook)!r} not found (looked for {path}): its parameters' defaults decide "
                          "whether a run is its profile's own")
     return _parameters_cell(json.loads(path.read_text()), path)
 
@@ -153,6 +154,10 @@ class Results:
     profile: str
     parameters: dict
     overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        file_name("notebook", self.notebook)
+        check_profile(self.profile)
 
     @property
     def label(self) -> str:

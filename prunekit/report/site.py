@@ -29,12 +29,15 @@ import os
 import platform
 import re
 import shutil
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
 from ..core.paths import atomic_write, figures_dir, repo_root, results_root
+from ..core.checks import file_name, sequence, text
+from ..core.checks import path as checked_path
 from ..core.config import check_profile
 from .results import committed_defaults, notebook_defaults, run_overrides
 from .tables import preset_runs
@@ -80,31 +83,31 @@ def executed_dir(profile: str) -> Path:
     return repo_root() / "data" / "executed" / check_profile(profile)
 
 
-def check_executed(profile: str, notebooks) -> None:
+def check_executed(profile: str, notebooks: Sequence[str | os.PathLike]) -> None:
     """A ValueError naming the first executed notebook that is not a run of ``profile``'s own parameters, checked as
     the tables are (``prunekit.report.tables.preset_runs``): the values papermill injected (its metadata) over the
     defaults of the executed copy's ``parameters`` cell must be the committed notebook's defaults
     (``prunekit.report.results.committed_defaults``) with ``profile``; a notebook executed otherwise than by papermill
     has parameters nobody recorded and is refused too."""
     check_profile(profile)
-    for path in notebooks:
-        path = Path(path)
-        papermill = json.loads(path.read_text()).get("metadata", {}).get("papermill")
+    for where in sequence("notebooks", notebooks, nonempty=False):
+        where = checked_path("notebooks", where)
+        papermill = json.loads(where.read_text()).get("metadata", {}).get("papermill")
         if not isinstance(papermill, dict) or not isinstance(papermill.get("parameters"), dict):
-            raise ValueError(f"{path} was not executed by papermill, so the parameters it ran with are unknown: "
+            raise ValueError(f"{where} was not executed by papermill, so the parameters it ran with are unknown: "
                              f"rerun it (make reproduce PROFILE={profile}) before publishing")
-        ran = {**notebook_defaults(path), **papermill["parameters"]}
-        reference = committed_defaults(path.stem)
-        overrides = run_overrides(ran, notebook_defaults(path.stem) if reference is None else reference)
+        ran = {**notebook_defaults(where), **papermill["parameters"]}
+        reference = committed_defaults(where.stem)
+        overrides = run_overrides(ran, notebook_defaults(where.stem) if reference is None else reference)
         if ran.get("profile") != profile or overrides:
-            raise ValueError(f"{path} is a run with parameters that are not the {profile!r} profile's own (profile="
+            raise ValueError(f"{where} is a run with parameters that are not the {profile!r} profile's own (profile="
                              f"{ran.get('profile')!r}, overrides: {overrides}): rerun it with its defaults (make "
                              f"reproduce PROFILE={profile}) before publishing")
 
 
 def notebook_page(name: str) -> str:
     """The page of notebook ``name`` ("05_weight_utility" or its file name) in the site."""
-    return f"{Path(name).stem}.html"
+    return f"{Path(file_name('name', Path(text('name', name)).name)).stem}.html"
 
 
 def seeds_of(nb) -> dict:
@@ -130,6 +133,8 @@ def environment_table(notebooks: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame
     import nbformat
     import torch
 
+    notebooks = [checked_path(f"notebooks[{i}]", nb) for i, nb in enumerate(sequence("notebooks", notebooks,
+                                                                                       nonempty=False))]
     rows = [{"component": "python", "version": platform.python_version()}]
     for name in ("prunekit", *PACKAGES):
         try:

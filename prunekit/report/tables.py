@@ -19,7 +19,7 @@ from .claims import COLUMNS
 __all__ = ["check_label", "results_dir", "save_table", "history_long", "layer_weights_frame", "gather_claims", "preset_runs"]
 
 
-def check_label(label) -> str:
+def check_label(label: str) -> str:
     """``label`` if it names a run's folder: a profile, or ``<profile>+<8 hex digits>`` (``run_label``); else a
     ``ValueError`` (a label never leads out of ``data/results``)."""
     match = re.fullmatch(r"([a-z]+)(\+[0-9a-f]{8})?", label) if isinstance(label, str) else None

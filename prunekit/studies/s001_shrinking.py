@@ -9,6 +9,7 @@ The estimators themselves live in ``prunekit.measures.saliency``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,16 @@ import torch
 
 from ..report import claims as C
 from ..report.intervals import mean_interval, side_of
-from ..core.checks import choice
+from ..core.checks import choice, count, distinct, fraction, number, sequence, text
+from ..core.device import device_name
 from ..core.store import train_or_load
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 from ..core.data import DatasetUnavailable, load_dataset
 from ..measures.saliency import (
     ALGORITHMS,
     ESTIMATORS,
+    MARGIN_MODES,
+    OUTPUT_HESSIANS,
     UnitNet,
     from_model,
     hessian_diagonal_check,
@@ -41,15 +45,15 @@ SOURCE = "001 The Incredible Shrinking Neural Network"
 # Comparison with the oracle
 # ----------------------------------------------------------------------------------------------------------------------
 
-def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators=ESTIMATORS, seed: int = 0,
-                   output_hessian: str = "diagonal") -> pd.DataFrame:
+def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators: Sequence[str] = ESTIMATORS,
+                   seed: int = 0, output_hessian: str = "diagonal") -> pd.DataFrame:
     """Spearman and Kendall rank correlation (scipy.stats) of each estimator's scores on the full net with the exact
     (brute-force) ΔE. Columns: estimator, spearman, kendall."""
     from scipy import stats  # scipy.stats is slow to import: only here
 
-    for e in estimators:
-        choice("estimator", e, ESTIMATORS)
-    gen = torch.Generator().manual_seed(seed)
+    estimators = _choices("estimators", estimators, ESTIMATORS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    gen = torch.Generator().manual_seed(count("seed", seed, low=0))
     oracle = saliencies(net, x, y, "brute_force").cpu().numpy()
     rows = []
     for e in estimators:
@@ -60,12 +64,19 @@ def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators=ES
     return pd.DataFrame(rows)
 
 
+def _choices(name: str, values, allowed) -> list:
+    """A non-empty list of distinct values of ``allowed`` (a ``ValueError`` naming ``name`` otherwise)."""
+    return distinct(name, sequence(name, values, item=lambda n, v: choice(n, v, allowed)))
+
+
 def curve_gap(table: pd.DataFrame, margin: float, mode: str = "range") -> pd.DataFrame:
     """Per (setup, seed, estimator, algorithm) of a tidy pruning table: units removable within ``margin`` (see
     :func:`removable_units`), as a count and fraction, and the comparison with *serial* brute force (brute force
     under Algorithm II, the source's "brute-force serial pruning", on the same setup and seed):
     ``shortfall_vs_brute_force`` (units it removes fewer; NaN without that run), ``shortfall_fraction`` (of the
     units) and the mean error gap to its curve over the removal range (``mean(error - error_brute_force)``)."""
+    number("margin", margin, low=0.0)
+    choice("mode", mode, MARGIN_MODES)
     keys = [k for k in ("setup", "seed") if k in table.columns]
     rows = []
     for key, g in table.groupby(keys + ["estimator", "algorithm"], sort=False):
@@ -164,6 +175,9 @@ SETUPS = _setups()
 def load_setup(cfg, max_samples: int | None = None, seed: int = 0, quiet: bool = True):
     """Train (or load from ``prunekit.core.store``) ``cfg``'s model; return ``(UnitNet, x, y)`` on the training split (the
     data the source sums its error over), a random ``max_samples`` of it when given."""
+    if max_samples is not None:
+        max_samples = count("max_samples", max_samples)
+    seed = count("seed", seed, low=0)
     run = train_or_load(cfg, quiet=quiet)
     ds = load_dataset(cfg.data)
     x, y = ds.train.x, ds.train.y
@@ -174,11 +188,18 @@ def load_setup(cfg, max_samples: int | None = None, seed: int = 0, quiet: bool =
     return from_model(run.model, loss=cfg.loss), x, y
 
 
-def run_setup(cfg, setup: str = "", estimators=ESTIMATORS, algorithms=ALGORITHMS, max_samples: int | None = None,
-              seed: int = 0, output_hessian: str = "diagonal", quiet: bool = True):
+def run_setup(cfg, setup: str = "", estimators: Sequence[str] = ESTIMATORS, algorithms: Sequence[str] = ALGORITHMS,
+              max_samples: int | None = None, seed: int = 0, output_hessian: str = "diagonal", quiet: bool = True):
     """Prune ``cfg``'s trained model (see :func:`load_setup`) serially with every estimator and algorithm.
     Returns (tidy pruning table, rank agreement table, list of PruneResult); ``seed`` drives ``random`` and the
     ``max_samples`` draw, the table's ``seed`` column is the training seed ``cfg.seed``."""
+    text("setup", setup, empty=True)
+    estimators, algorithms = _choices("estimators", estimators, ESTIMATORS), _choices("algorithms", algorithms,
+                                                                                     ALGORITHMS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    if max_samples is not None:
+        count("max_samples", max_samples)
+    count("seed", seed, low=0)
     net, x, y = load_setup(cfg, max_samples, seed, quiet)
     results, frames = [], []
     for alg in algorithms:
@@ -205,24 +226,24 @@ class Experiment:
     log: list[str]
 
 
-def check_setups(setups, seeds) -> tuple[list[str], list[int]]:
+def check_setups(setups: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
     """``(setups, seeds)`` as lists, or ``ValueError`` for an empty one or a setup name not in :data:`SETUPS`."""
-    setups, seeds = list(setups), [int(s) for s in seeds]
-    unknown = [s for s in setups if s not in SETUPS]
-    if unknown:
-        raise ValueError(f"setups: unknown {unknown}; allowed: {sorted(SETUPS)}")
-    if not setups or not seeds:
-        raise ValueError(f"setups and seeds must not be empty (got setups={setups}, seeds={seeds})")
+    setups = _choices("setups", setups, tuple(SETUPS))
+    seeds = distinct("seeds", sequence("seeds", seeds, item=lambda n, v: count(n, v, low=0)))
     return setups, seeds
 
 
-def run_experiment(setups, seeds, device: str = "auto", max_samples: int | None = None,
+def run_experiment(setups: Sequence[str], seeds: Sequence[int], device: str = "auto", max_samples: int | None = None,
                    output_hessian: str = "diagonal") -> Experiment:
     """Run :func:`run_setup` on every setup of :data:`SETUPS` in ``setups`` for every training seed in ``seeds``
     (the seed also drives the ``random`` estimator and the ``max_samples`` draw) and check the second-order
     estimator's Hessian diagonal on each setup's first seed. A setup whose data are missing is skipped (reported in
     ``skipped``); unknown setup names and an empty plan raise ``ValueError`` before any training."""
     setups, seeds = check_setups(setups, seeds)
+    device = device_name(device)
+    if max_samples is not None:
+        count("max_samples", max_samples)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     curves, ranks, checks, skipped, log = [], [], [], {}, []
     for name in setups:
         for seed in seeds:
@@ -270,6 +291,7 @@ TOY_DATA = ("cosine", "diamond", "random_shape")  # the source's toy tasks: regr
 def task_kind(setup: str) -> str:
     """``"toy tasks"`` (cosine regression, inside-a-shape) or ``"image classification"`` for a setup of
     :data:`SETUPS` (a name not there is classified by its prefix)."""
+    text("setup", setup)
     name = SETUPS[setup].data.name if setup in SETUPS else setup.split("_")[0]
     return "toy tasks" if name in TOY_DATA else "image classification"
 
@@ -293,6 +315,8 @@ def claims_table(gaps: pd.DataFrame, brute_force_min: float = 0.4, min_shortfall
     A claim the table cannot decide is "not measured here", with the reason.
     """
 
+    for name, value in (("brute_force_min", brute_force_min), ("min_shortfall", min_shortfall), ("close", close)):
+        fraction(name, value)
     names = ("Brute force removes 40-70% of the neurons with little effect",
              "The second-order estimate (the source's method) does much worse than brute force",
              "The second-order estimate does better than the first-order one")
