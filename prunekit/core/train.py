@@ -353,11 +353,12 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
         if hasattr(data, "__next__"):
             raise ValueError("data is an iterator, which can be read only once: give a DataLoader or a list of "
                              "(x, y) batches, read again each epoch")
-        as_split(data, name="data", max_samples=1)  # the form is checked on its first batch
+        first = as_split(data, name="data", max_samples=1)  # the form is checked on its first batch
         split, loader = None, data
     device = model_device(model)
     if split is not None:
         split = Split(split.x.to(device), split.y.to(device))  # moved once
+    _check_logits(model, split if split is not None else first, output_fn, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer(trainable) if optimizer is not None else torch.optim.SGD(
         trainable, lr=lrs[0], momentum=momentum, weight_decay=weight_decay)
@@ -372,6 +373,25 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
     except BaseException:  # a diverging run, an interrupt: the model is left as it was given
         model.load_state_dict(initial)
         raise
+
+
+def _check_logits(model: nn.Module, split: Split, output_fn, device) -> None:
+    """Before the first step: the logits of two samples (one forward pass in eval mode, no gradient, batch-norm
+    statistics untouched) are a tensor with a class (dimension 1) for every label of ``split``, else a ``ValueError``
+    naming ``output_fn`` (or the model when there is none), not torch's "Target 3 is out of bounds" mid-training."""
+    with modes_restored(model), torch.no_grad():
+        model.eval()
+        out = model(split.x[:2].to(device))
+        out = out if output_fn is None else output_fn(out)
+    who = "output_fn" if output_fn is not None else "model"
+    what = f"output_fn={getattr(output_fn, '__name__', output_fn)!r}" if output_fn is not None else "the model"
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"{what} must give a logits tensor; it gives a {type(out).__name__}"
+                         + (" (pass output_fn= to pick it from a dict or a tuple)" if who == "model" else ""))
+    if (split.y.dtype == torch.long and split.y.numel() and out.dim() >= 2
+            and int(split.y.max()) >= out.shape[1]):
+        raise ValueError(f"{what} gives {out.shape[1]} logits per sample, but the labels go up to "
+                         f"{int(split.y.max())}: it needs at least {int(split.y.max()) + 1} (one per class)")
 
 
 def _fit_epochs(model, opt, split, loader, lrs, epochs, size, gen, loss_fn, output_fn, callback, quiet, device):

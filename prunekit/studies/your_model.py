@@ -171,7 +171,9 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # noqa: BLE001 - a pickle with code in it, or not a torch file at all
-        kind = "holds Python objects beyond tensors" if "weights_only" in str(err) else "is not a torch file"
+        found = str(err).lower()
+        kind = ("holds Python objects beyond tensors" if "global" in found else "is not a plain torch state dict "
+                "file (an unreadable or foreign format)")
         raise ValueError(f"checkpoint={str(path)!r} {kind}: prunekit loads only plain state dicts, with "
                          "torch.load(weights_only=True), since unpickling anything else could run code from the file; "
                          "save the model's state_dict() with torch.save and give that file") from None
