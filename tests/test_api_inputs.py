@@ -427,8 +427,6 @@ def examples(s, t) -> dict:
         "pruning.cycles.check_plan": dict(units=["weight"], methods=["finetune"], cycles=2),
         "pruning.cycles.iterative_pruning": dict(model=s.conv, ds=s.ds, cfg=s.conv_cfg, cycles=1, epochs=1),
         "pruning.cycles.same_size_config": dict(cfg=s.conv_cfg, model=s.conv, conv_weights=100, epochs=2),
-        "pruning.masks.UnitMasks": dict(masks=[torch.ones(2, 3, dtype=torch.bool)], units=[torch.ones(2, dtype=torch.bool)]),
-        "pruning.masks.Masks": dict(masks={"1.weight": torch.ones(2, 3, dtype=torch.bool)}),
         "pruning.retrain.retraining_lrs": dict(cfg=s.cfg, method="weight_rewind", rewind_epoch=1),
         "pruning.retrain.magnitude_masks": dict(model=s.model, k=50),
         "pruning.retrain.retrain": dict(model=s.model, masks=s.masks, ds=s.ds, cfg=s.cfg, method="weight_rewind",
@@ -615,7 +613,7 @@ RECORDS = {
 # Callables with a parameter of the table that cannot be set up here, with the reason.
 NOT_SET_UP = {
     "report.site.build_report": "builds a whole site (nbconvert, pdoc: minutes); its profile goes through "
-                                "check_profile first and its folders are the caller's paths (tests/report/test_site.py)",
+                                "check_profile first, its folders are the caller's (tests/report/test_site.py)",
     "report.site.build_api_reference": "runs pdoc over the package (about ten seconds); out is the caller's folder",
     "report.readme.update_readme": "rewrites README.md from a paper run (tests/report/test_readme.py, test_site.py)",
 }
@@ -751,9 +749,9 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "chance": {"zero": "a chance level of 0"},
     "studies.your_model.prune_and_fine_tune.sparsity": {"zero": "prunes nothing: a fine-tuned copy of the model"},
     # names that are any name
-    **{f"{f}.name": {"unknown": "any plain file name"} for f in ("report.figures.save_figure",
-                                                              "report.tables.save_table", "report.results.Results.table",
-                                                              "report.results.Results.figure")},
+    **{f"{f}.name": {"unknown": "any plain file name"}
+       for f in ("report.figures.save_figure", "report.tables.save_table", "report.results.Results.table",
+                 "report.results.Results.figure")},
     "core.store.write_entry.payload": {"unknown": "any plain file name inside the entry"},
     "report.results.Results.notebook": {"unknown": "a notebook's name: Results.open reads its parameters"},
     "report.results.notebook_defaults.notebook": {"dotdot": "a notebook's path the caller chooses"},

@@ -407,7 +407,8 @@ def files_present(name: str, root: str | os.PathLike | None = None) -> bool:
 def available_datasets(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     """(names whose files are present, {name: reason} for those that cannot be loaded offline)."""
     ok, missing = [], {}
-    for name in distinct("names", sequence("names", names, nonempty=False, item=lambda n, v: DATASETS.entry(v, n).name)):
+    names = sequence("names", names, nonempty=False, item=lambda n, v: DATASETS.entry(v, n).name)
+    for name in distinct("names", names):
         try:
             load_dataset(DataConfig(name=name))
             ok.append(name)

@@ -386,7 +386,8 @@ def _source_digest(cls: type) -> str | None:
         return None
 
 
-def fit_or_load(model: nn.Module, data, *, lrs: Sequence[float] | None = None, optimizer=None, epochs: int | None = None,
+def fit_or_load(model: nn.Module, data, *, lrs: Sequence[float] | None = None, optimizer=None,
+                epochs: int | None = None,
                 batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
                 loss: str = "cross_entropy", output_fn=None, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Train the reader's ``model`` in place on its own schedule (``prunekit.core.train.fit_model``), once: the

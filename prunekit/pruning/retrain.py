@@ -185,7 +185,8 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
         retraining_lrs(cfg, method, epochs, rewind_epoch if method == "weight_rewind" else None, finetune_lr)
         if method == "weight_rewind" and (not checkpoints or rewind_epoch not in checkpoints):
             raise ValueError(f"rewind_epoch={rewind_epoch}: weight_rewind needs checkpoints[{rewind_epoch}]: train "
-                             f"with TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have {sorted(checkpoints or {})}")
+                             f"with TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have "
+                             f"{sorted(checkpoints or {})}")
     masks = magnitude_masks(model, k)
     pruned = pruned_model(model, masks)
     out, runs = {}, {}
@@ -223,7 +224,8 @@ def retrain_table(model: nn.Module, pruned: nn.Module, results: dict[str, Retrai
     return pd.DataFrame(rows)
 
 
-def fine_tune(model: nn.Module, masks, data, *, params=None, lrs: Sequence[float] | None = None, optimizer=None, epochs: int | None = None,
+def fine_tune(model: nn.Module, masks, data, *, params=None, lrs: Sequence[float] | None = None, optimizer=None,
+              epochs: int | None = None,
               batch_size: int = 128, seed: int = 0, loss: str = "cross_entropy", output_fn=None,
               trajectory: bool = False, quiet: bool | None = None):
     """Retrain a copy of ``model`` pruned by ``masks`` on the reader's own schedule, the mask held at every step;

@@ -37,7 +37,8 @@ from .masks import Params, UnitMasks, check_params, weight_of
 from .scorers import l2_scores, magnitude_scores
 
 __all__ = ["SCOPES", "WEIGHT_CRITERIA", "UNIT_CRITERIA", "METHODS", "magnitude_scores", "l2_scores",
-           "masks_from_scores", "masks_for_count", "scores_ranking", "weight_masks", "unit_masks", "global_magnitude_order",
+           "masks_from_scores", "masks_for_count", "scores_ranking", "weight_masks", "unit_masks",
+           "global_magnitude_order",
            "score_order", "masks_from_order"]
 
 SCOPES = ("layerwise", "global")

@@ -129,7 +129,8 @@ def side_of(interval: Interval, threshold: float = 0.0, holds_above: bool = True
     measurement's resolution: every observation equal to it)."""
     number("threshold", threshold)
     if not isinstance(interval, Interval):
-        raise ValueError(f"interval must be an Interval (mean_interval, bootstrap_interval), got {type(interval).__name__}")
+        raise ValueError(f"interval must be an Interval (mean_interval, bootstrap_interval), got "
+                         f"{type(interval).__name__}")
     if not interval.decided or interval.low == interval.high == threshold:
         return None
     low, high = interval.low, interval.high

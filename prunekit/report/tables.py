@@ -16,7 +16,8 @@ from ..core.models import prunable_parameters
 from ..core.paths import atomic_write, results_root
 from .claims import COLUMNS
 
-__all__ = ["check_label", "results_dir", "save_table", "history_long", "layer_weights_frame", "gather_claims", "preset_runs"]
+__all__ = ["check_label", "results_dir", "save_table", "history_long", "layer_weights_frame", "gather_claims",
+           "preset_runs"]
 
 
 def check_label(label: str) -> str:

@@ -37,7 +37,8 @@ class PixelTransformer(nn.Module):
     def __init__(self, num_classes: int = 10, pixels: int = 64, d_model: int = 32, nhead: int = 4,
                  dim_feedforward: int = 64, levels: int = 17, low: float = -1.0, high: float = 2.0):
         super().__init__()
-        num_classes, pixels, d_model = count("num_classes", num_classes), count("pixels", pixels), count("d_model", d_model)
+        num_classes, pixels = count("num_classes", num_classes), count("pixels", pixels)
+        d_model = count("d_model", d_model)
         nhead, dim_feedforward = count("nhead", nhead, high=d_model), count("dim_feedforward", dim_feedforward)
         if d_model % nhead:
             raise ValueError(f"nhead={nhead} must divide d_model={d_model} (each head takes d_model / nhead)")

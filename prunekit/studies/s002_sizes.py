@@ -273,7 +273,8 @@ class PrunedExperiment:
     table: pd.DataFrame
 
 
-def pruned_experiment(profile: str, seeds: Sequence[int], prune_ratios: Sequence[float] = PRUNE_RATIOS, dataset: str | None = None,
+def pruned_experiment(profile: str, seeds: Sequence[int], prune_ratios: Sequence[float] = PRUNE_RATIOS,
+                      dataset: str | None = None,
                       device: str = "cpu", quiet: bool = True) -> PrunedExperiment:
     """Sec. 2.2.2 for each of ``seeds``: the pretrained ResNet20 of ``prunekit.studies.s002_utility.pretrain_config``, its conv
     weights pruned in one shot at each ratio and retrained (:func:`conv_pruned`, cached), and the small network of

@@ -148,7 +148,8 @@ def load_data(spec: str, root: str | os.PathLike | None = None) -> tuple[Split, 
         ds = load_dataset(DataConfig(name=spec), root=root)
         return ds.train, ds.test, spec
     if ":" not in str(spec):
-        raise ValueError(f"dataset={spec!r} is neither one of prunekit's ({', '.join(map(repr, DATASETS.names()))}) nor "
+        names = ", ".join(map(repr, DATASETS.names()))
+        raise ValueError(f"dataset={spec!r} is neither one of prunekit's ({names}) nor "
                          "'package.module:function' / 'path/to/file.py:function' returning (train, test)")
     out = import_object(spec, "dataset")
     out = out() if callable(out) else out
