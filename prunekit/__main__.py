@@ -1,5 +1,6 @@
 """Command line: ``python -m prunekit claims --profile paper`` gathers every notebook's claims table of a profile into
-``data/results/<profile>/claims.csv`` (``make claims``); ``python -m prunekit report --profile paper`` builds the
+``data/results/<profile>/claims.csv`` (``make claims``; ``$PRUNEKIT_RESULTS`` moves it, and the path printed is the
+real one); ``python -m prunekit report --profile paper`` builds the
 static site of its executed notebooks in ``data/report/<profile>/`` (``make report``); ``python -m prunekit readme``
 rewrites the README's results section from the paper profile's claims (``make readme``)."""
 
@@ -9,7 +10,7 @@ import argparse
 
 from .core.config import PROFILES
 from .report.claims import plural
-from .report.tables import gather_claims
+from .report.tables import gather_claims, results_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         table = gather_claims(args.profile)
         counts = table["verdict"].value_counts()
         print(f"{plural(len(table), 'claim')} of {plural(table['notebook'].nunique(), 'notebook')} ("
-              + ", ".join(f"{n} {v}" for v, n in counts.items()) + f") -> data/results/{args.profile}/claims.csv")
+              + ", ".join(f"{n} {v}" for v, n in counts.items()) + f") -> {results_dir(args.profile) / 'claims.csv'}")
     return 0
 
 

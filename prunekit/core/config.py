@@ -15,9 +15,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 
-from .checks import choice, number
+from .checks import choice, count, number, sequence
 from .device import device_name, device_type
 from .registry import DATASETS, MODELS
+
+__all__ = ["PROFILES", "ACTIVATIONS", "INITS", "INIT_ALIASES", "VALUE_REVISIONS", "OPTIMIZERS", "SCHEDULES", "LOSSES",
+           "DataConfig", "ModelConfig", "TrainConfig", "check_profile"]
 
 PROFILES = ("quick", "paper", "full")  # embedded digits (CI) / these 2-core machines / the sources' scale, one GPU
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -96,13 +99,15 @@ class DataConfig(_Config):
         if self.resize is not None:
             number("resize", self.resize, low=1, integer=True)
         if self.classes is not None:
-            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
-            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
-                raise ValueError(f"classes={self.classes!r} must list at least two distinct class labels")
+            classes = tuple(sequence("classes", self.classes, item=lambda n, v: count(n, v, low=0)))
+            if len(classes) < 2 or len(set(classes)) != len(classes):
+                raise ValueError(f"classes={classes!r} must list at least two distinct class labels")
+            object.__setattr__(self, "classes", classes)
         if self.one_vs_all is not None:
             number("one_vs_all", self.one_vs_all, low=0, integer=True)
             if self.classes is not None:
-                raise ValueError("classes and one_vs_all cannot both be set; choose one relabelling")
+                raise ValueError(f"classes={self.classes!r} and one_vs_all={self.one_vs_all!r} cannot both be set; "
+                                 "choose one relabelling")
         number("val_fraction", self.val_fraction, low=0.0, high=1.0, high_open=True)
         number("seed", self.seed, low=0, integer=True)
         self._floats("val_fraction")
@@ -147,7 +152,7 @@ class ModelConfig(_Config):
         number("width_mult", self.width_mult, low=0.0, low_open=True)
         self._floats("width_mult")
         if self.hidden is not None:
-            object.__setattr__(self, "hidden", tuple(self.hidden))
+            object.__setattr__(self, "hidden", tuple(sequence("hidden", self.hidden, nonempty=False)))
             if entry.kind != "fc":
                 fc = ", ".join(e.name for e in MODELS if e.kind == "fc")
                 raise ValueError(f"hidden is only for fully connected archs ({fc}), not {self.arch!r}")
@@ -228,9 +233,9 @@ class TrainConfig(_Config):
         choice("schedule", self.schedule, SCHEDULES)
         choice("loss", self.loss, LOSSES)
         number("seed", self.seed, low=0, integer=True)
-        cps = tuple(sorted(set(int(c) for c in self.checkpoints)))
-        for c in cps:
-            number("checkpoints", c, low=0, high=self.epochs, integer=True)
+        cps = sequence("checkpoints", self.checkpoints, nonempty=False,
+                       item=lambda n, c: count(n, c, low=0, high=self.epochs))
+        cps = tuple(sorted(set(cps)))
         object.__setattr__(self, "checkpoints", cps)
         object.__setattr__(self, "device", device_name(self.device))
         number("patience", self.patience, low=0, integer=True)

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import count, distinct, sequence
+from .checks import path as checked_path
 from .config import DataConfig
 from .registry import DATASETS, DataEntry
 from .paths import data_dir
@@ -151,7 +153,7 @@ def shape_radius(angle: torch.Tensor, seed: int) -> torch.Tensor:
     """The boundary of the random shape of ``seed`` in polar form: ``r(a) = 0.6 + sum_{k=1..4} (c_k cos ka + s_k sin
     ka) / k`` with ``c_k, s_k ~ U(-0.135, 0.135)``: a smooth star-shaped blob, between 0.2 and 1.0 from the origin
     (each term is at most ``0.135 * sqrt(2) / k``, and ``0.135 * sqrt(2) * (1 + 1/2 + 1/3 + 1/4) < 0.4``)."""
-    g = torch.Generator().manual_seed(10_000 + seed)
+    g = torch.Generator().manual_seed(10_000 + count("seed", seed, low=0))
     coef = (torch.rand(2, 4, generator=g, dtype=torch.float64) - 0.5) * 0.27
     k = torch.arange(1, 5, dtype=torch.float64)
     a = angle.double()[..., None] * k
@@ -163,6 +165,7 @@ def inside_shape(points: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor
     "diamond": ``|x1| + |x2| <= 1``; "random_shape": ``|x| <= r(angle of x)`` with :func:`shape_radius`."""
     if name not in SHAPES:
         raise ValueError(f"name={name!r} is not a shape; allowed: {', '.join(map(repr, SHAPES))}")
+    count("seed", seed, low=0)
     if points.dim() != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be [N, 2], got {tuple(points.shape)} (a data set's x: x.reshape(-1, 2))")
     p = points.double()
@@ -283,7 +286,9 @@ def load_dataset(cfg: DataConfig | str = "digits", root: str | os.PathLike | Non
     """Load a data set as in-memory tensors (cached per process: do not modify the tensors in place)."""
     if isinstance(cfg, str):
         cfg = DataConfig(name=cfg)
-    root = Path(root) if root is not None else data_dir()
+    elif not isinstance(cfg, DataConfig):
+        raise ValueError(f"cfg={cfg!r} must be a DataConfig or a data set's name")
+    root = checked_path("root", root) if root is not None else data_dir()
     return _load_cached(cfg, str(root.resolve()))
 
 
@@ -297,6 +302,8 @@ def as_split(data, *, name: str = "data", max_samples: int | None = None) -> Spl
     """
     forms = "(x, y) tensors, a prunekit Split, a prunekit Dataset (its test split) or an iterable of (x, y) batches " \
             "such as a DataLoader"
+    if max_samples is not None:
+        max_samples = count("max_samples", max_samples)
     if isinstance(data, Dataset) or (hasattr(data, "test") and hasattr(data.test, "x")):
         data = data.test
     if isinstance(data, Split) or (hasattr(data, "x") and hasattr(data, "y")):
@@ -399,9 +406,10 @@ def as_xy(data, y=None, *, name: str = "data", need_y: bool = True) -> tuple[tor
 def random_subset(split: Split, n: int | None, seed: int = 0) -> Split:
     """A fixed random subset of ``n`` samples of ``split`` (a permutation seeded with ``seed``), or ``split`` itself
     when ``n`` is None or not smaller than it: for cheaper evaluation of large models."""
-    if n is None or n >= len(split):
+    gen = torch.Generator().manual_seed(count("seed", seed, low=0))
+    if n is None or count("n", n) >= len(split):
         return split
-    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    idx = torch.randperm(len(split), generator=gen)[:n]
     return Split(split.x[idx], split.y[idx])
 
 
@@ -409,6 +417,7 @@ def iterate_batches(split: Split, batch_size: int, shuffle: bool = False,
                     generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (x, y) mini-batches by indexing the in-memory tensors; a fresh seeded permutation when shuffling. Torch's
     thread count follows the load between batches (``prunekit.core.runtime.adapt_threads``)."""
+    batch_size = count("batch_size", batch_size)
     n = len(split)
     if not shuffle:
         for i in range(0, n, batch_size):
@@ -427,13 +436,15 @@ def files_present(name: str, root: str | os.PathLike | None = None) -> bool:
     anything (its ``DATASETS`` entry's ``present``; a generated or embedded data set always is): MNIST-family: the four
     raw files, gzipped or unpacked; CIFAR-10: its archive or the unpacked ``cifar-10-batches-py/`` folder."""
     entry = DATASETS.entry(name, "name")
-    return True if entry.present is None else bool(entry.present(Path(root) if root is not None else data_dir()))
+    root = checked_path("root", root) if root is not None else data_dir()
+    return True if entry.present is None else bool(entry.present(root))
 
 
 def available_datasets(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     """(names whose files are present, {name: reason} for those that cannot be loaded offline)."""
     ok, missing = [], {}
-    for name in names:
+    names = sequence("names", names, nonempty=False, item=lambda n, v: DATASETS.entry(v, n).name)
+    for name in distinct("names", names):
         try:
             load_dataset(DataConfig(name=name))
             ok.append(name)

@@ -115,7 +115,7 @@ def deterministic(device: str | torch.device) -> Iterator[None]:
     cuDNN without benchmarking), the previous settings restored after. Where torch has no deterministic kernel (the
     backward of ``AdaptiveAvgPool2d``, used by the ResNet) it warns: those runs are not bitwise repeatable. On the
     CPU, nothing changes (its kernels are deterministic for a fixed number of threads)."""
-    if torch.device(device).type != "cuda":
+    if device_type(device) != "cuda":
         yield
         return
     was = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .checks import number
+from .checks import count, number, sequence
 from .config import TrainConfig
 from .data import load_dataset
 from .device import device_type, resolve_device
@@ -35,8 +35,8 @@ class LongRunWarning(UserWarning):
 
 
 def duration(seconds: float) -> str:
-    """A duration for people: "40 s", "12 min", "3.2 h", "2.1 days"."""
-    seconds = float(seconds)
+    """A duration for people: "40 s", "12 min", "3.2 h", "2.1 days" (``seconds`` >= 0)."""
+    seconds = float(number("seconds", seconds, low=0.0))
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -52,6 +52,8 @@ def training_rate(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: i
     inputs of ``input_shape`` at ``cfg.batch_size``, after one warm-up step. The global random state is kept."""
 
     number("steps", steps, low=1, integer=True)
+    input_shape = tuple(sequence("input_shape", input_shape, item=count))
+    num_classes = count("num_classes", num_classes)
     device = resolve_device(cfg.device, "TrainConfig.device")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -81,12 +83,16 @@ def expect(pretraining: Iterable[TrainConfig], retraining: Iterable[tuple[TrainC
     is ``table.attrs["seconds"]``. Warns (:class:`LongRunWarning`) when it exceeds ``warn_after`` seconds."""
 
     number("warn_after", warn_after, low=0.0)
-    items = [("pretraining", cfg, getattr(cfg, "epochs", 0)) for cfg in pretraining]
-    items += [("retraining", cfg, epochs) for cfg, epochs in retraining]
+    items = [("pretraining", cfg, getattr(cfg, "epochs", 0)) for cfg in sequence("pretraining", pretraining,
+                                                                                   nonempty=False)]
+    for i, item in enumerate(sequence("retraining", retraining, nonempty=False)):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ValueError(f"retraining[{i}]={item!r} must be a (TrainConfig, epochs) pair")
+        items.append(("retraining", *item))
     rows, rates, seen = [], {}, set()
     for kind, cfg, epochs in items:
         if not isinstance(cfg, TrainConfig):
-            raise ValueError(f"{kind} must hold TrainConfigs, got {type(cfg).__name__}")
+            raise ValueError(f"{kind}={cfg!r} must hold TrainConfigs, got a {type(cfg).__name__}")
         number("epochs", epochs, low=0, integer=True)
         ds = load_dataset(cfg.data)
         cached = kind == "pretraining" and (cfg.key() in seen or (entry_path(cfg) / "meta.json").exists())

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from .checks import fraction, pruned_count
+from .checks import choice, count, fraction, number, pruned_count, sequence
 from .checks import generator as checked_generator
 from .config import ModelConfig
 from .data import class_labels
@@ -51,6 +51,20 @@ def _norm(batch_norm: bool):
     return nn.BatchNorm2d if batch_norm else (lambda channels: nn.Identity())
 
 
+def _checked(input_shape=None, num_classes=None, width_mult=1.0, activation="relu"):
+    """The arguments every model class checks before it builds a layer: ``(C, H, W)`` counts, the number of outputs,
+    a width multiplier > 0 and one of the activations."""
+    if input_shape is not None:
+        input_shape = tuple(sequence("input_shape", input_shape, item=count))
+        if len(input_shape) != 3:
+            raise ValueError(f"input_shape={input_shape!r} must be (channels, height, width)")
+    if num_classes is not None:
+        count("num_classes", num_classes)
+    number("width_mult", width_mult, low=0.0, low_open=True)
+    choice("activation", activation, tuple(_ACT))
+    return input_shape
+
+
 def _scale(width: int, mult: float) -> int:
     return max(1, int(round(width * mult)))
 
@@ -64,6 +78,9 @@ class MLP(nn.Sequential):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, activation: str = "relu",
                  bias: bool = True):
+        _checked(activation=activation)
+        in_features, out_features = count("in_features", in_features), count("out_features", out_features)
+        hidden = tuple(sequence("hidden", hidden, nonempty=False, item=count))
         layers: list[nn.Module] = [nn.Flatten()]
         widths = (in_features, *hidden)
         for a, b in zip(widths[:-1], widths[1:]):
@@ -110,7 +127,7 @@ class ConvNet(nn.Module):
     def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, activation: str = "relu",
                  bias: bool = True, batch_norm: bool = True):
         super().__init__()
-        c, h, w = input_shape
+        c, h, w = _checked(input_shape, num_classes, width_mult, activation)
         if min(h, w) < 4:
             raise ValueError(f"arch='conv' needs images of at least 4x4, got input shape {tuple(input_shape)}")
         chans = [_scale(ch, width_mult) for ch in CONV_CHANNELS]
@@ -176,7 +193,9 @@ class ResNet(nn.Module):
     def __init__(self, input_shape, num_classes: int, width_mult: float = 1.0, blocks_per_stage: int = 1,
                  activation: str = "relu", shortcut: str = "B", batch_norm: bool = True):
         super().__init__()
-        c = input_shape[0]
+        c = _checked(input_shape, num_classes, width_mult, activation)[0]
+        blocks_per_stage = count("blocks_per_stage", blocks_per_stage)
+        choice("shortcut", shortcut, ("A", "B"))
         chans = [_scale(ch, width_mult) for ch in RESNET_CHANNELS]
         act = _ACT[activation]
         self.stem = nn.Sequential(nn.Conv2d(c, chans[0], 3, padding=1, bias=False), _norm(batch_norm)(chans[0]),
@@ -203,6 +222,9 @@ def build_model(cfg: ModelConfig, input_shape, num_classes: int) -> nn.Module:
     """The model ``cfg`` describes, for inputs of ``input_shape`` (C, H, W) and ``num_classes`` outputs: its
     ``MODELS`` entry's ``build`` with the config's hidden widths, activation and bias or the entry's defaults, then
     the config's initialisation."""
+    if not isinstance(cfg, ModelConfig):
+        raise ValueError(f"cfg must be a ModelConfig, got {type(cfg).__name__}")
+    input_shape = _checked(input_shape, num_classes)
     entry = MODELS[cfg.arch]
     model = entry.build(cfg, input_shape, num_classes, hidden=cfg.hidden or entry.hidden,
                         activation=cfg.activation or entry.activation, bias=entry.bias if cfg.bias is None else cfg.bias)

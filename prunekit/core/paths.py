@@ -14,6 +14,9 @@ import socket
 import tempfile
 from pathlib import Path
 
+__all__ = ["repo_root", "data_dir", "cache_dir", "results_root", "figures_dir", "file_mode", "atomic_write",
+           "remove_dead_temporaries"]
+
 
 def repo_root() -> Path:
     here = Path(__file__).resolve().parents[2]
@@ -42,13 +45,26 @@ def figures_dir() -> Path:
 
 
 def _umask() -> int:
-    """The process's umask (read once: ``os.umask`` can only be read by setting it)."""
+    """The process's umask now (read at every write, so a later ``os.umask`` is followed): from ``/proc/self/status``
+    where Linux shows it, which leaves the process alone; elsewhere by setting and restoring it (``os.umask`` can
+    only be read that way)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file here
+def file_mode() -> int:
+    """The permissions ``open()`` would give a new file now: ``0o666`` less the current umask."""
+    return 0o666 & ~_umask()
+
+
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
 
@@ -56,20 +72,27 @@ _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)
 def atomic_write(path, write) -> Path:
     """Write ``path`` by calling ``write(tmp)`` on a temporary file beside it, then renaming it into place: readers see
     the old file or the new one, never half of one. If ``write`` fails, the temporary file is removed and ``path`` is
-    left as it was; a writer killed before the rename leaves a temporary named after its host and process, which
-    :func:`remove_dead_temporaries` clears. The file gets the permissions the umask gives (as ``open`` would), not
-    ``mkstemp``'s owner-only 0600. The one way files are written in prunekit (models, tables, figures, sweep
-    points)."""
+    left as it was; an ``OSError`` (a full disk, say) is raised again naming ``path``. A writer killed before the
+    rename leaves a temporary named after its host and process, which :func:`remove_dead_temporaries` clears. The
+    file gets the permissions the umask gives at the time of the write (as ``open`` would), not ``mkstemp``'s
+    owner-only 0600. The one way files are written in prunekit (models, tables, figures, sweep points)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
         write(Path(tmp))
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, say: the error names the file and its folder, and nothing is left of it
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        what = f"{err.strerror or err}; nothing of {path.name} was written"
+        raise (OSError(err.errno, what, str(path)) if err.errno else OSError(f"{what}: {path}")) from err
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 

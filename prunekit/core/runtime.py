@@ -166,7 +166,9 @@ class thread_ceiling:
     previous count and ceiling restored after."""
 
     def __init__(self, n: int):
-        self.n = max(1, int(n))
+        from .checks import count
+
+        self.n = count("n", n)
 
     def __enter__(self):
         import torch

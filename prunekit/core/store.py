@@ -13,11 +13,14 @@ entry without it is incomplete. ``meta.json`` holds the SHA-256 of ``model.pt`` 
 of everything else in it (config, history, a derived result's table row), so a changed digit anywhere in the entry is
 found. Loading verifies both checksums and the stored config and uses ``torch.load(weights_only=True)``; a corrupt or
 mismatching entry is recomputed with a warning that names it, never used. An entry written before ``meta_sha256``
-existed is sealed with it when it first loads intact.
+existed (no ``format`` in its ``meta.json``) cannot show that its table row or history is the one computed: it is
+recomputed too, with a warning, never sealed as it stands. A write that fails (a full disk) raises an ``OSError``
+naming the entry and its folder and leaves nothing of the entry behind.
 
 The same tensors give the same bytes (serialised in memory, where ``torch.save`` names its archive "archive", not
-after a random temporary file). One process computes an entry at a time: a per-entry lock (``filelock``,
-``.<name>.lock`` beside the entry) makes a second process wait and then load what the first stored. Temporary files
+after a random temporary file). One process computes an entry at a time: a per-entry lock (``prunekit.core.locks``:
+``filelock``, ``.<name>.lock`` beside the entry, removed by its holder) makes a second process wait, saying for
+which entry and whom after a few seconds, and then load what the first stored. Temporary files
 of a writer that was killed are removed the next time the entry is used (``prunekit.core.paths.remove_dead_temporaries``).
 
 A model trained on CUDA (``TrainConfig.device``) has its own entry (the device type is part of the key) and is loaded
@@ -26,6 +29,7 @@ onto the CPU on a machine without a GPU (``map_location``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -33,21 +37,23 @@ import os
 import platform
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from filelock import FileLock
 from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset, as_split, load_dataset, train_part
 from .device import available_here, dataset_to, device_type, model_device, modes_restored, resolve_device
+from .locks import entry_lock
 from .models import build_model, hold_masks, logits_model, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
-from .train import _schedule, fit_model, train
+from .checks import file_name
+from .checks import path as checked_path
+from .train import fit_model, fit_settings, train
 
 __all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
@@ -72,7 +78,7 @@ class Run:
 
     def model_at(self, epoch: int) -> nn.Module:
         """A fresh model holding the weights saved at ``epoch`` (one of ``config.checkpoints``)."""
-        if epoch not in self.checkpoints:
+        if isinstance(epoch, bool) or epoch not in self.checkpoints:
             raise ValueError(f"epoch={epoch} has no checkpoint; available: {sorted(self.checkpoints)}")
         model = build(self.config).to(model_device(self.model))
         model.load_state_dict(self.checkpoints[epoch])
@@ -119,7 +125,7 @@ def _meta_digest(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-META_FORMAT = 2  # entries with meta_sha256; an entry without "format" was written before it (and is sealed on load)
+META_FORMAT = 2  # entries with meta_sha256; an entry without "format" was written before it (and is recomputed)
 
 
 def seal_meta(meta: dict) -> dict:
@@ -131,39 +137,51 @@ def seal_meta(meta: dict) -> dict:
 
 def write_entry(path: Path, payload: str, data: bytes, meta: dict) -> dict:
     """Store an entry: ``data`` as ``path/payload``, then ``meta.json`` with the payload's SHA-256 and, written last,
-    ``meta_sha256`` over the rest; both atomically. Returns the stored meta."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "meta.json").unlink(missing_ok=True)
-    atomic_write_bytes(path / payload, data)
-    meta = seal_meta({**meta, "sha256": hashlib.sha256(data).hexdigest()})
-    atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    ``meta_sha256`` over the rest; both atomically. Returns the stored meta. When a write fails (a full disk), the
+    ``OSError`` names the entry and its folder, and nothing of the entry is left (neither file, nor the folder if it
+    was empty)."""
+    path, payload = checked_path("path", path), file_name("payload", payload)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "meta.json").unlink(missing_ok=True)
+        atomic_write_bytes(path / payload, data)
+        meta = seal_meta({**meta, "sha256": hashlib.sha256(data).hexdigest()})
+        atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
+    except OSError as err:
+        for name in ("meta.json", payload):  # no payload without its meta.json: remove what was half written
+            (path / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only when nothing else (a training's progress.pt, say) is in it
+        raise OSError(err.errno, f"{err.strerror or err}: the cache entry {path.name} could not be stored in "
+                                 f"{path.parent} (nothing of it was kept; free space there, or set PRUNEKIT_CACHE "
+                                 f"to another folder)", str(path)) from err
     return meta
 
 
 def read_entry_meta(path: Path, payload: str) -> dict:
     """The verified ``meta.json`` of the entry at ``path``: a ValueError when it does not match its own checksum or
-    ``payload``'s (an entry from before ``meta_sha256`` is sealed with it here, once its payload checks out)."""
+    ``payload``'s, or when it was written before ``meta_sha256`` existed (nothing then shows that its values are the
+    ones computed: the entry is recomputed, never sealed as it stands)."""
+    path, payload = checked_path("path", path), file_name("payload", payload)
+    if not (path / payload).is_file():
+        raise ValueError(f"payload={payload!r} is not a file of the entry {path}")
     meta = json.loads((path / "meta.json").read_text())
     if not isinstance(meta, dict):
         raise ValueError("meta.json is not a JSON object")
+    if "format" not in meta:
+        raise ValueError("meta.json was written before checksums (it has no 'format'): its values cannot be verified")
     if sha256_file(path / payload) != meta.get("sha256"):
         raise ValueError(f"checksum mismatch in {payload}")
-    if "format" not in meta and "meta_sha256" not in meta:  # written before the checksum existed: seal it now
-        meta = seal_meta(meta)
-        atomic_write_bytes(path / "meta.json", json.dumps(meta, indent=1).encode())
-    elif meta.get("meta_sha256") != _meta_digest(meta):
+    if meta.get("meta_sha256") != _meta_digest(meta):
         raise ValueError("meta.json does not match its checksum (its table row, history or config was changed)")
     return meta
 
 
-def entry_lock(path: Path) -> FileLock:
-    """The lock of the entry at ``path`` (``.<name>.lock`` beside it): held while the entry is loaded or computed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.parent / f".{path.name}.lock"))
-
-
 def entry_path(cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path:
-    return Path(root if root is not None else cache_dir()) / cfg.key()
+    """Where ``cfg``'s trained model is stored: ``<root or the cache>/<cfg.key()>``."""
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    return (checked_path("root", root) if root is not None else cache_dir()) / cfg.key()
 
 
 def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
@@ -180,6 +198,8 @@ def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = 
     (``prunekit.core.models.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
     its checkpoints come back as plain weights with the pruned ones at 0."""
     device = resolve_device(cfg.device, "TrainConfig.device")
+    if resume_path is not None:
+        resume_path = checked_path("resume_path", resume_path)
     ds = load_dataset(cfg.data)
     model = build(cfg, ds)
     sparse = cfg.model.init_density < 1.0
@@ -336,7 +356,7 @@ def cached_result(kind: str, spec: dict, compute: Callable[[], tuple[dict[str, t
         raise ValueError(f"kind={kind!r} must be a lower-case name (letters, digits, '_'), e.g. 'cycles'")
     if not isinstance(spec, dict):
         raise ValueError(f"spec must be a dict, got {type(spec).__name__}")
-    path = Path(root if root is not None else cache_dir()) / kind / result_key(spec)
+    path = (checked_path("root", root) if root is not None else cache_dir()) / kind / result_key(spec)
     with entry_lock(path):  # a second process waits here, then loads what the first one stored
         remove_dead_temporaries(path)
         return _cached_result_locked(kind, spec, compute, path)
@@ -400,7 +420,8 @@ def _source_digest(cls: type) -> str | None:
         return None
 
 
-def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int | None = None,
+def fit_or_load(model: nn.Module, data, *, lrs: Sequence[float] | None = None, optimizer=None,
+                epochs: int | None = None,
                 batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
                 loss: str = "cross_entropy", output_fn=None, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Train the reader's ``model`` in place on its own schedule (``prunekit.core.train.fit_model``), once: the
@@ -418,8 +439,9 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
     order drawn from ``seed``, and a DataLoader's augmentation is drawn once. A DataLoader that shuffles is refused
     (its order, and so the digest, would change from run to run): give it without ``shuffle=True``, or train with
     ``fit_model``. ``optimizer`` and ``output_fn`` must be module-level functions or classes, or ``functools.partial``
-    objects of them with plain arguments (their names are part of the key). On an error (a diverging run) the model
-    is left with its initial weights. Returns the training history (``history.attrs["cache_key"]`` names the entry).
+    objects of them with plain arguments (their names are part of the key). On an error (a diverging run, a store
+    that cannot write the trained weights) the model is left with its initial weights. Returns the training history
+    (``history.attrs["cache_key"]`` names the entry).
     """
     import torch.utils.data as tud
 
@@ -427,23 +449,31 @@ def fit_or_load(model: nn.Module, data, *, lrs=None, optimizer=None, epochs: int
         raise ValueError("data is a DataLoader with shuffle=True: fit_or_load gathers it once and shuffles it from "
                          "seed, so give it without shuffle=True (or train with prunekit.core.train.fit_model, which "
                          "iterates the loader as it is, without the cache)")
+    settings = fit_settings(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                            momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
+    if root is not None:
+        checked_path("root", root)  # every check before any digest or compute
     split = as_split(train_part(data), name="data")
-    lrs_checked, n_epochs = _schedule(lrs, optimizer, epochs)  # every check before any digest or compute
     spec = {"model": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model),
             "source": _source_digest(type(model)),
             "trainable": [n for n, p in model.named_parameters() if p.requires_grad], "init": state_digest(model),
             "outputs": output_digest(model, split.x[:PROBE_SAMPLES], output_fn),
-            "data": data_digest(split), "lrs": lrs_checked, "epochs": n_epochs,
+            "data": data_digest(split), "lrs": settings["lrs"], "epochs": settings["epochs"],
             "optimizer": _callable_name("optimizer", optimizer), "output_fn": _callable_name("output_fn", output_fn),
-            "batch_size": int(batch_size), "seed": int(seed), "momentum": float(momentum),
-            "weight_decay": float(weight_decay), "loss": loss, "device": model_device(model).type}
+            "batch_size": settings["batch_size"], "seed": settings["seed"], "momentum": settings["momentum"],
+            "weight_decay": settings["weight_decay"], "loss": settings["loss"], "device": model_device(model).type}
 
     def compute():
         history = fit_model(model, split, lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
                             seed=seed, momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
         return dict(model.state_dict()), {"history": history.to_dict(orient="records")}
 
-    tensors, info = cached_result("fit_own", spec, compute, root=root)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        tensors, info = cached_result("fit_own", spec, compute, root=root)
+    except BaseException:  # the store could not keep the trained weights (a full disk): the model is left as given
+        model.load_state_dict(initial)
+        raise
     model.load_state_dict(tensors)
     model.eval()
     history = pd.DataFrame(info["history"])

@@ -52,7 +52,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .checks import number
+from .checks import count, number, sequence
+from .checks import path as checked_path
 from .config import TrainConfig
 from .device import device_name, device_type
 from .paths import atomic_write, cache_dir
@@ -124,10 +125,10 @@ def point_key(cfg: TrainConfig, measure) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- points
-def points_dir(root=None) -> Path:
+def points_dir(root: str | os.PathLike | None = None) -> Path:
     """Where points' rows are stored: ``root``, or ``<cache>/sweep_points``."""
     if root is not None:
-        return Path(root)
+        return checked_path("root", root)
 
     return cache_dir() / "sweep_points"
 
@@ -137,23 +138,28 @@ def _row_digest(row: dict) -> str:
 
 
 def read_point(path: Path) -> dict | None:
-    """A stored row, or None when it is missing or unreadable; a row that does not match its checksum is None too,
-    with a warning that names it (it is measured again). A row stored before the checksum existed is read as it is."""
+    """A stored row, or None when it is missing or unreadable; a row that does not match its checksum, or that was
+    stored before the checksum existed (nothing then shows it is the row measured), is None too, with a warning that
+    names it (it is measured again)."""
+    path = checked_path("path", path)
     try:
         with open(path) as f:
             stored = json.load(f)
     except (OSError, ValueError):  # missing or unreadable (never half-written: writes are atomic)
         return None
-    if isinstance(stored, dict) and set(stored) == {"row", "sha256"}:
-        if stored["sha256"] != _row_digest(stored["row"]):
-            warnings.warn(f"sweep point {path} does not match its checksum; measuring it again", stacklevel=2)
-            return None
-        return stored["row"]
-    return stored if isinstance(stored, dict) else None
+    if not (isinstance(stored, dict) and set(stored) == {"row", "sha256"}):
+        warnings.warn(f"sweep point {path} has no checksum (stored before checksums existed, or altered): its row "
+                      "cannot be verified; measuring it again", stacklevel=2)
+        return None
+    if stored["sha256"] != _row_digest(stored["row"]):
+        warnings.warn(f"sweep point {path} does not match its checksum; measuring it again", stacklevel=2)
+        return None
+    return stored["row"]
 
 
 def write_point(path: Path, row: dict) -> None:
     """Store a row atomically (a temporary file, then a rename), with the SHA-256 of its canonical JSON."""
+    path = checked_path("path", path)
     row = json.loads(json.dumps(row))  # as it will read back
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps({"row": row, "sha256": _row_digest(row)},
                                                              sort_keys=True)))
@@ -290,10 +296,17 @@ def run_sweep(configs: Sequence[TrainConfig], measure, *, workers: int = 1, sche
                          "(e.g. prunekit.studies.s000_density.DensityPoint)")
     if hasattr(measure, "validate"):
         measure.validate()  # before anything is trained
-    configs = list(configs)
-    for c in configs:
+    configs = sequence("configs", configs)
+    for i, c in enumerate(configs):
         if not isinstance(c, TrainConfig):
-            raise ValueError(f"configs must be TrainConfig objects, got {type(c).__name__}")
+            raise ValueError(f"configs[{i}]={c!r} must be a TrainConfig, got a {type(c).__name__}")
+    keys = [c.key() for c in configs]
+    repeated = next((i for i, k in enumerate(keys) if k in keys[:i]), None)
+    if repeated is not None:
+        raise ValueError(f"configs[{repeated}] repeats configs[{keys.index(keys[repeated])}]: its row would appear "
+                         "twice (prunekit.core.sweep.make_grid drops duplicates)")
+    if threads is not None:
+        threads = count("threads", threads)
     if device is not None:
         configs = [c.replace(device=device_name(device)) for c in configs]
     options = dict(model_root=None if model_root is None else str(model_root),

@@ -7,11 +7,14 @@ import statistics
 import time
 from typing import Callable
 
+from .checks import count
+
 __all__ = ["timeit"]
 
 
 def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs (>= 1), after ``warmup`` runs (>= 0)."""
+    repeat, warmup = count("repeat", repeat), count("warmup", warmup, low=0)
     for _ in range(warmup):
         fn()
     times = []

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import choice_message, number, sequence
+from .checks import choice, choice_message, count, number, sequence
+from .checks import path as checked_path
 from .config import TrainConfig
 from .data import Dataset, Split, as_split, iterate_batches, train_part
 from .device import dataset_to, deterministic, model_device, modes_restored
@@ -32,8 +33,7 @@ from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
-           "quiet_default", "stopped_improving",
-           "fit_model"]
+           "quiet_default", "stopped_improving", "fit_settings", "fit_model"]
 
 
 def quiet_default() -> bool:
@@ -120,6 +120,7 @@ def state_restored(model: nn.Module) -> Iterator[nn.Module]:
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """Model outputs for ``x`` in eval mode (the model's previous mode is restored), on the model's device (``x`` is
     moved there batch by batch if it is elsewhere)."""
+    batch_size = count("batch_size", batch_size)
     device = model_device(model)
     outputs = []
     with eval_mode(model):
@@ -131,10 +132,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.
 
 def evaluate(model: nn.Module, split: Split, loss: str = "cross_entropy", batch_size: int = 4096) -> tuple[float, float]:
     """``(mean loss, accuracy)`` of ``model`` on ``split``; accuracy is a fraction in [0, 1] (NaN for regression)."""
-    out = predict(model, split.x, batch_size)
+    loss_fn = make_loss(choice("loss", loss, ("cross_entropy", "sse")))
+    out = predict(model, split.x, count("batch_size", batch_size))
     with torch.inference_mode():
         y = split.y.to(out.device)
-        value = float(make_loss(loss)(out, y))
+        value = float(loss_fn(out, y))
         acc = float(correct_count(out, y)) / len(split) if y.dtype == torch.long else math.nan
     return value, acc
 
@@ -145,6 +147,7 @@ def stopped_improving(losses: Sequence[float], patience: int, min_improvement: f
     once the last ``patience`` epochs have not improved (the first epoch always improves)."""
     number("patience", patience, low=1, integer=True)
     number("min_improvement", min_improvement, low=0.0, high=1.0, high_open=True)
+    losses = sequence("losses", losses, nonempty=False, item=lambda n, v: number(n, v))
     best, since = math.inf, 0
     for loss in losses:
         if loss < (1.0 - min_improvement) * best:
@@ -180,6 +183,12 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     running loss and accuracy stay there (one synchronisation per epoch), and on CUDA the kernels are deterministic
     (``prunekit.core.device.deterministic``). The shuffle generator is the CPU's, so every device sees the same batches.
     """
+    if lrs is not None:
+        lrs = sequence("lrs", lrs, item=lambda n, v: float(number(n, v, low=0.0)))
+        if len(lrs) != cfg.epochs:
+            raise ValueError(f"lrs={lrs!r} must hold {cfg.epochs} learning rates (one per epoch of cfg.epochs)")
+    if resume_path is not None:
+        resume_path = checked_path("resume_path", resume_path)
     device = model_device(model)
     ds = dataset_to(ds, device)
     with deterministic(device):
@@ -297,6 +306,23 @@ def _schedule(lrs, optimizer, epochs) -> tuple[list[float] | None, int]:
     return None, int(number("epochs", epochs, low=1, integer=True))
 
 
+def fit_settings(*, lrs: Sequence[float] | None = None, optimizer=None, epochs: int | None = None,
+                 batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
+                 loss: str = "cross_entropy", output_fn=None) -> dict:
+    """The reader's schedule and options of :func:`fit_model` (and ``prunekit.core.store.fit_or_load``) checked before
+    any compute: ``{"lrs", "epochs", "batch_size", "seed", "momentum", "weight_decay", "loss"}``, each a
+    ``ValueError`` naming it when it is not one of the allowed values (``batch_size`` >= 1, ``seed`` >= 0,
+    ``momentum`` in [0, 1), ``weight_decay`` >= 0, ``loss`` one of "cross_entropy", "sse")."""
+    lrs, epochs = _schedule(lrs, optimizer, epochs)
+    if output_fn is not None and not callable(output_fn):
+        raise ValueError(f"output_fn must map the model's output to its logits; got {type(output_fn).__name__}")
+    return {"lrs": lrs, "epochs": epochs, "batch_size": count("batch_size", batch_size),
+            "seed": count("seed", seed, low=0),
+            "momentum": float(number("momentum", momentum, low=0.0, high=1.0, high_open=True)),
+            "weight_decay": float(number("weight_decay", weight_decay, low=0.0)),
+            "loss": choice("loss", loss, ("cross_entropy", "sse"))}
+
+
 def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
               optimizer: Callable[..., torch.optim.Optimizer] | None = None, epochs: int | None = None,
               batch_size: int = 128, seed: int = 0, momentum: float = 0.9, weight_decay: float = 0.0,
@@ -315,11 +341,10 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
     stay applied through every step. The model is trained where it is and left in eval mode; on an error (a
     diverging run, an interrupt) its initial weights are restored before the error is raised.
     """
-    lrs, epochs = _schedule(lrs, optimizer, epochs)  # every check before any compute
-    size = int(number("batch_size", batch_size, low=1, integer=True))
+    settings = fit_settings(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                            momentum=momentum, weight_decay=weight_decay, loss=loss, output_fn=output_fn)
+    lrs, epochs, size = settings["lrs"], settings["epochs"], settings["batch_size"]  # every check before any compute
     loss_fn = make_loss(loss)
-    if output_fn is not None and not callable(output_fn):
-        raise ValueError(f"output_fn must map the model's output to its logits; got {type(output_fn).__name__}")
     data = train_part(data)
     if isinstance(data, Split) or (isinstance(data, (tuple, list)) and len(data) == 2
                                    and all(isinstance(t, torch.Tensor) for t in data)):
@@ -328,17 +353,18 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
         if hasattr(data, "__next__"):
             raise ValueError("data is an iterator, which can be read only once: give a DataLoader or a list of "
                              "(x, y) batches, read again each epoch")
-        as_split(data, name="data", max_samples=1)  # the form is checked on its first batch
+        first = as_split(data, name="data", max_samples=1)  # the form is checked on its first batch
         split, loader = None, data
     device = model_device(model)
     if split is not None:
         split = Split(split.x.to(device), split.y.to(device))  # moved once
+    _check_logits(model, split if split is not None else first, output_fn, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer(trainable) if optimizer is not None else torch.optim.SGD(
         trainable, lr=lrs[0], momentum=momentum, weight_decay=weight_decay)
     if not isinstance(opt, torch.optim.Optimizer):
         raise ValueError(f"optimizer(params) must return a torch.optim.Optimizer; got {type(opt).__name__}")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(settings["seed"])
     quiet = quiet_default() if quiet is None else quiet
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
@@ -347,6 +373,25 @@ def fit_model(model: nn.Module, data, *, lrs: Sequence[float] | None = None,
     except BaseException:  # a diverging run, an interrupt: the model is left as it was given
         model.load_state_dict(initial)
         raise
+
+
+def _check_logits(model: nn.Module, split: Split, output_fn, device) -> None:
+    """Before the first step: the logits of two samples (one forward pass in eval mode, no gradient, batch-norm
+    statistics untouched) are a tensor with a class (dimension 1) for every label of ``split``, else a ``ValueError``
+    naming ``output_fn`` (or the model when there is none), not torch's "Target 3 is out of bounds" mid-training."""
+    with modes_restored(model), torch.no_grad():
+        model.eval()
+        out = model(split.x[:2].to(device))
+        out = out if output_fn is None else output_fn(out)
+    who = "output_fn" if output_fn is not None else "model"
+    what = f"output_fn={getattr(output_fn, '__name__', output_fn)!r}" if output_fn is not None else "the model"
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"{what} must give a logits tensor; it gives a {type(out).__name__}"
+                         + (" (pass output_fn= to pick it from a dict or a tuple)" if who == "model" else ""))
+    if (split.y.dtype == torch.long and split.y.numel() and out.dim() >= 2
+            and int(split.y.max()) >= out.shape[1]):
+        raise ValueError(f"{what} gives {out.shape[1]} logits per sample, but the labels go up to "
+                         f"{int(split.y.max())}: it needs at least {int(split.y.max()) + 1} (one per class)")
 
 
 def _fit_epochs(model, opt, split, loader, lrs, epochs, size, gen, loss_fn, output_fn, callback, quiet, device):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checks import choice, count
 from ..core.device import model_device
 from ..core.models import checked_labels, prunable_parameters
 from ..core.weights import RECURRENT, MaskedWeights, is_parametrized, is_pruned, weight_key
@@ -164,14 +165,18 @@ def _outputs_mlp(model, x, keep, params):
     return h, layout
 
 
+def check_options(method, chunk_size) -> int | None:
+    """``method`` one of "auto", "batched", "loop" and ``chunk_size`` None or an integer >= 1 (checked before any
+    compute); returns the chunk size."""
+    choice("method", method, ("auto", "batched", "loop"))
+    return None if chunk_size is None else count("chunk_size", chunk_size)
+
+
 def _resolve_method(model, x, method, chunk_size, params=()):
     """Batch the subsets only where one forward pass is tiny (per-call overhead dominates); else mask in place.
     Weights held by torch.nn.utils.prune or a parametrization, and models with a recurrent layer (which vmap cannot
     batch), are always masked in place."""
-    if method not in ("auto", "batched", "loop"):
-        raise ValueError(f"method={method!r} is not supported; allowed: 'auto', 'batched', 'loop'")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size} must be >= 1")
+    chunk_size = check_options(method, chunk_size)
     recurrent = [type(m).__name__ for m in model.modules() if isinstance(m, RECURRENT)]
     if method == "batched" and recurrent:
         raise ValueError(f"method='batched' cannot run {type(model).__name__}: torch.func.vmap has no batching rule "
@@ -189,6 +194,8 @@ class AblationEngine:
 
     def __init__(self, model, x, y, params=None, method="auto", chunk_size=None, batch_size=4096,
                  calibration=None, warn_at_chance=True):
+        check_options(method, chunk_size)
+        batch_size = count("batch_size", batch_size)
         device = model_device(model)  # computed where the model is; subsets and results stay on the CPU
         if y is not None:  # class labels of the model's logits, checked before any compute
             y = checked_labels(model, x, y)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..core.timing import timeit
-from ..core.checks import choice
+from ..core.checks import choice, count, distinct, percentage, sequence, text
 from ..pruning.compaction import mlp_layout, compact_mlp, flop_count, to_sparse_csr
 from ..pruning.masks import (
     Params,
@@ -26,7 +26,6 @@ from ..pruning.masks import (
 from ..pruning.select import (
     METHODS,
     SCOPES,
-    check_k,
     Ranking,
     unit_ranking,
     weight_masks_from_keeps,
@@ -78,6 +77,17 @@ def _is_compactable(model: nn.Module, params) -> bool:
     return all(id(m) in ids and n == "weight" for m, n in params)
 
 
+def _choices(name: str, values, allowed) -> list:
+    """A non-empty list of distinct values of ``allowed`` (a ``ValueError`` naming ``name`` otherwise)."""
+    return distinct(name, sequence(name, values, item=lambda n, v: choice(n, v, tuple(allowed))))
+
+
+def check_ks(ks, name: str = "ks") -> list[float]:
+    """``ks`` as a non-empty list of distinct percentages in [0, 100] (``prunekit.core.checks.percentage``: a k below
+    1 is refused as a likely fraction), else a ``ValueError`` naming ``name``."""
+    return distinct(name, sequence(name, ks, item=percentage))
+
+
 def _k_value(k: float) -> int | float:
     """k as tables show it: an integer percentage when it is one (50, not 50.0)."""
     return int(k) if float(k).is_integer() else float(k)
@@ -113,24 +123,25 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     seconds (evaluation time of the point). ``df.attrs["coverage"]``: the weights ranked, out of the model's
     parameters (``prunekit.core.models.weight_coverage``).
     """
+    ks = check_ks(ks)
+    scopes = _choices("scopes", scopes, SCOPES)
+    methods = distinct("methods", sequence("methods", methods, nonempty=not scorers,
+                                           item=lambda n, v: choice(n, v, tuple(METHODS))))
+    seed, batch_size = count("seed", seed, low=0), count("batch_size", batch_size)
+    choice("form", form, ("cheapest", "dense"))
+    choice("loss", loss, ("cross_entropy", "sse"))
     params = check_params(params, model)
     split = as_split(split, name="split")  # (x, y), a Split, a Dataset (its test split) or a DataLoader
     if loss == "cross_entropy" or not split.y.is_floating_point():  # class labels (sse also takes float targets)
         split = Split(split.x, checked_labels(model, split.x, split.y, name="split"))
-    choice("form", form, ("cheapest", "dense"))
-    ks = [check_k(k) for k in ks]
     scorers = dict(scorers or {})
     for name, scorer in scorers.items():
         if name in METHODS or not callable(scorer):
             raise ValueError(f"scorers[{name!r}] must be a callable under a name other than the built-in methods "
                              f"{', '.join(METHODS)}")
-    for m in methods:
-        choice("method", m, tuple(METHODS))
-        if METHODS[m][0] == "unit":
-            check_unit_params(params)  # recurrent weights have no units: refused before any point is evaluated
-    methods = list(methods) + list(scorers)
-    for s in scopes:
-        choice("scope", s, SCOPES)
+    if any(METHODS[m][0] == "unit" for m in methods):
+        check_unit_params(params)  # recurrent weights have no units: refused before any point is evaluated
+    methods = methods + list(scorers)
     compactable = _is_compactable(model, params)
     n_total = sum(weight_of(m, n).numel() for m, n in params)
     base_zero = [(weight_of(m, n) == 0) for m, n in params]
@@ -198,11 +209,14 @@ def layer_sparsity_table(params: Params, ks: Sequence[float],
                          layer_names: Sequence[str] | None = None, labels: dict | None = None):
     """Per-layer sparsity actually reached (fraction of zero weights with the masks applied), tidy DataFrame with
     columns labels..., method, scope, k, layer (index), layer_name, size, sparsity.  No evaluation, cheap."""
+    ks = check_ks(ks)
+    methods, scopes = _choices("methods", methods, METHODS), _choices("scopes", scopes, SCOPES)
+    seed = count("seed", seed, low=0)
     params = check_params(params)
-    ks = [check_k(k) for k in ks]
-    names = list(layer_names) if layer_names is not None else [f"layer{i}" for i in range(len(params))]
+    names = [f"layer{i}" for i in range(len(params))] if layer_names is None else distinct(
+        "layer_names", sequence("layer_names", layer_names, item=text))
     if len(names) != len(params):
-        raise ValueError(f"layer_names has {len(names)} names for {len(params)} params")
+        raise ValueError(f"layer_names={names!r} has {len(names)} names for {len(params)} params")
     rows = []
     for method in methods:
         for scope in scopes:
@@ -226,8 +240,11 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     seconds (median), dense_seconds, speedup (dense / form), flop_ratio (dense MACs / MACs of the form: the ideal
     speed-up).  Uses ``prunekit.core.timing.timeit``.  A form slower than dense shows as speedup < 1.
     """
+    ks = check_ks(ks)
+    forms = _choices("forms", forms, ("masked_dense", "compacted", "csr"))
+    choice("scope", scope, SCOPES)
+    repeat, warmup = count("repeat", repeat), count("warmup", warmup, low=0)
     params = check_params(params)
-    ks = [check_k(k) for k in ks]
     x = x.to(model_device(model))
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)  # time kernels, not launches
     with eval_mode(model):  # the model's train/eval mode is restored afterwards
@@ -244,7 +261,6 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
         rows = []
         for k in ks:
             for form in forms:
-                choice("form", form, ("masked_dense", "compacted", "csr"))
                 if form == "compacted":
                     if not _is_compactable(model, params):
                         continue

@@ -44,12 +44,12 @@ import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
-from ..core.checks import fraction, number
+from ..core.checks import count, distinct, fraction, number, sequence
 from ..core.device import model_device
 from ..pruning.masks import check_params, weight_of
 from ..pruning.scorers import magnitude_scores
@@ -132,6 +132,7 @@ def chance_accuracy(y: torch.Tensor) -> float:
 def warn_if_at_chance(accuracy: float, y: torch.Tensor, what: str) -> bool:
     """Warn (``RuntimeWarning``) when ``accuracy`` is within two binomial standard errors of
     :func:`chance_accuracy` (or below it): a measure of what the model has learned means nothing there."""
+    fraction("accuracy", accuracy)
     if y.dim() != 1 or y.is_floating_point():  # regression targets: no chance level
         return False
     chance = chance_accuracy(y)
@@ -148,6 +149,7 @@ def warn_if_at_chance(accuracy: float, y: torch.Tensor, what: str) -> bool:
 def accuracy_threshold(dense_accuracy: float, tolerance: float = 0.05, relative: bool = False) -> float:
     """Lowest accuracy still accepted: ``dense - tolerance`` (absolute points, default) or ``dense * (1 - tol)``."""
     number("tolerance", tolerance, low=0.0, high=1.0, high_open=True)
+    fraction("dense_accuracy", dense_accuracy)
     return dense_accuracy * (1.0 - tolerance) if relative else dense_accuracy - tolerance
 
 
@@ -169,6 +171,7 @@ def search_steps(n: int, step: float = 0.01, resolution: float = 1e-3) -> tuple[
     """``(scan step, bisection resolution)`` in weights for ``n`` prunable weights: ``max(1, round(step * n))`` and
     ``max(1, floor(resolution * n))``, the latter at most the former."""
     step, resolution = _fraction("step", step), _fraction("resolution", resolution)
+    n = count("n", n, low=0)
     if resolution > step:
         raise ValueError(f"resolution={resolution!r} must not exceed step={step!r}")
     s = max(1, round(step * n))
@@ -215,10 +218,12 @@ def first_crossing(passes: Callable[[int], bool], n: int, *, step: float = 0.01,
 
 
 # --------------------------------------------------------------------------------------------- pruned accuracy
-def pruned_accuracy(model: nn.Module, data, fractions, *, include_output: bool = False, scope: str = "global",
-                    params=None, output_fn=None):
+def pruned_accuracy(model: nn.Module, data, fractions: Sequence[float], *, include_output: bool = False,
+                    scope: str = "global", params=None, output_fn=None):
     """Accuracy after pruning each fraction of the weights of ``params`` (default: ``prunable_parameters``) by
     magnitude, no retraining: list of floats. ``data`` in any form of ``prunekit.core.data.as_split``."""
+    fractions = distinct("fractions", sequence("fractions", fractions, item=fraction))
+    scope = check_scope(scope)
     pruner = Pruner(model, as_eval_split(data, model_device(model), model, output_fn), include_output=include_output,
                     scope=scope, params=params, output_fn=output_fn)
     return [pruner.accuracy(round(f * pruner.n)) for f in fractions]
@@ -287,6 +292,8 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     """
 
     search_steps(1, step, resolution)  # validates step and resolution before any compute
+    number("tolerance", tolerance, low=0.0, high=1.0, high_open=True)
+    check_scope(scope)
     t0 = time.perf_counter()
     split = as_eval_split(data, model_device(model), model, output_fn)  # labels checked; on the model's device
     scope = check_scope(scope)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.checks import columns
+
 __all__ = ["IMBALANCE_MEASURES", "utility_std", "gini", "coefficient_of_variation", "utility_imbalance",
            "imbalance_table"]
 
@@ -70,7 +72,8 @@ def imbalance_table(df: pd.DataFrame, by: str | Sequence[str]) -> pd.DataFrame:
     """Per group of ``df`` (rows of equal-size random subsets, a ``utility`` and an ``accuracy`` column): the
     source's ``std`` with the sample set's ``utility_mean``, ``utility_min`` and ``utility_max``; this project's
     extras ``gini`` and ``cv``; ``accuracy_mean`` and ``n`` (subsets)."""
-    by = [by] if isinstance(by, str) else list(by)
+    by = columns("by", by, df)
+    columns("df", ["utility", "accuracy"], df)
     rows = []
     for key, g in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)

@@ -67,11 +67,16 @@ import torch
 from torch import nn
 
 from ..core import train
-from ..core.checks import choice, number
+from ..core.checks import choice, count, number, sequence
 from ..core.data import Split, as_xy
 from ..core.device import modes_restored
 from ..core.models import prunable_parameters
 from ..core.runtime import adapt_threads
+
+__all__ = ["ESTIMATORS", "TAYLOR", "ALGORITHMS", "LOSSES", "ACTIVATIONS", "OUTPUT_HESSIANS", "MARGIN_MODES",
+           "UnitNet", "from_model", "check_unit_net", "prepare_data", "output_derivatives", "exact_hessian",
+           "exact_hessian_diagonal", "hessian_diagonal_check", "saliencies", "to_model", "evaluate", "removable_units",
+           "PruneResult", "serial_prune", "saliency_scores"]
 
 ESTIMATORS = ("first_order", "second_order", "second_order_exact", "brute_force", "l2_norm", "random")
 TAYLOR = ("first_order", "second_order", "second_order_exact")  # the estimates of ΔE from derivatives
@@ -126,10 +131,22 @@ class UnitNet:
     def __post_init__(self):
         choice("activation", self.activation, ACTIVATIONS)
         choice("loss", self.loss, LOSSES)
-        if len(self.weights) < 2:
-            raise ValueError("weights must hold at least one hidden layer and the output layer")
-        if len(self.biases) != len(self.weights):
-            raise ValueError("biases must have one entry (tensor or None) per weight matrix")
+        weights = sequence("weights", self.weights, item=_matrix)
+        biases = sequence("biases", self.biases, nonempty=False, item=lambda n, b: b if b is None else _vector(n, b))
+        if len(weights) < 2:
+            raise ValueError(f"weights=[{len(weights)} matrix] must hold at least one hidden layer and the output "
+                             "layer")
+        for i, (w, v) in enumerate(zip(weights[1:], weights[:-1])):
+            if w.shape[1] != v.shape[0]:
+                raise ValueError(f"weights[{i + 1}] has shape {tuple(w.shape)}: it must take the {v.shape[0]} outputs "
+                                 f"of weights[{i}]")
+        if len(biases) != len(weights):
+            raise ValueError(f"biases=[{len(biases)} entries] must have one entry (tensor or None) per weight matrix "
+                             f"({len(weights)})")
+        for i, (b, w) in enumerate(zip(biases, weights)):
+            if b is not None and b.shape != (w.shape[0],):
+                raise ValueError(f"biases[{i}] has shape {tuple(b.shape)}: weights[{i}] has {w.shape[0]} outputs")
+        self.weights, self.biases = weights, biases
 
     @property
     def widths(self) -> list[int]:
@@ -146,6 +163,18 @@ class UnitNet:
 
     def full_masks(self) -> list[torch.Tensor]:
         return [torch.ones(h, dtype=self.weights[0].dtype, device=self.weights[0].device) for h in self.widths]
+
+
+def _matrix(name: str, w) -> torch.Tensor:
+    if not isinstance(w, torch.Tensor) or w.dim() != 2:
+        raise ValueError(f"{name}={type(w).__name__} must be a weight matrix [out, in]")
+    return w
+
+
+def _vector(name: str, b) -> torch.Tensor:
+    if not isinstance(b, torch.Tensor) or b.dim() != 1:
+        raise ValueError(f"{name}={type(b).__name__} must be a bias vector [out] or None")
+    return b
 
 
 _UNIT_ACTIVATIONS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu"}
@@ -206,7 +235,12 @@ def from_model(model: nn.Module, loss: str, dtype: torch.dtype = torch.float64, 
         activation = acts.pop()
     weights = [m.weight.detach().to(dtype).clone() for m in linears]
     biases = [None if m.bias is None else m.bias.detach().to(dtype).clone() for m in linears]
-    net = UnitNet(weights, biases, activation=activation, loss=loss)
+    try:
+        net = UnitNet(weights, biases, activation=activation, loss=loss)
+    except ValueError as err:  # a model whose own forward runs its layers in another order than it registers them
+        raise ValueError(f"the unit network built from {type(model).__name__} (its Linear and activation modules in "
+                         f"registration order) does not compute the model's outputs: its layers do not chain in "
+                         f"that order ({err})") from None
     if example is not None:
         check_unit_net(net, model, example)
     return net
@@ -399,6 +433,7 @@ def exact_hessian(net: UnitNet, x: torch.Tensor, y: torch.Tensor, masks=None,
 def exact_hessian_diagonal(net: UnitNet, x: torch.Tensor, y: torch.Tensor, layer: int) -> torch.Tensor:
     """True per-sample diagonal ∂²E/∂O² of hidden ``layer`` by autograd (independent reference; small nets only:
     one Hessian-vector product per unit)."""
+    count("layer", layer, low=0, high=len(net.widths) - 1)
     x, t = prepare_data(net, x, y)
     fw = _Forward(net, x)
     o = fw.out[layer].detach().clone().requires_grad_(True)
@@ -425,6 +460,8 @@ def hessian_diagonal_check(net: UnitNet, x: torch.Tensor, y: torch.Tensor, max_s
     terms Σ_n O² ∂²E/∂O², approximate vs exact)."""
     from scipy import stats
 
+    max_samples = count("max_samples", max_samples)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     x, y = x[:max_samples], y[:max_samples]
     outs, _, hess = output_derivatives(net, x, y, output_hessian=output_hessian)
     rows = []
@@ -541,7 +578,7 @@ def removable_units(error, margin: float, mode: str = "absolute") -> int:
     last point, the net with every hidden unit removed when the curve is complete; scale-free across losses). Where
     that last error is below the unpruned one (an untrained net), the allowed rise is 0, never negative."""
     choice("mode", mode, MARGIN_MODES)
-    number("margin", margin, low=0.0)
+    margin = number("margin", margin, low=0.0)
     error = np.asarray(error, dtype=float)
     if error.ndim != 1 or error.size == 0:
         raise ValueError(f"error must be a non-empty curve (error[k] with k units removed), got shape {error.shape}")
@@ -596,6 +633,9 @@ def serial_prune(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimator: str 
     choice("estimator", estimator, ESTIMATORS)
     choice("algorithm", algorithm, ALGORITHMS)
     choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    seed = count("seed", seed, low=0)
+    if max_removed is not None:
+        max_removed = count("max_removed", max_removed, low=0)
     t0 = time.perf_counter()
     classification = not y.is_floating_point()
     x, t = prepare_data(net, x, y)

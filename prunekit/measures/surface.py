@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.checks import number
+from ..core.checks import choice, count, distinct, number, sequence, text
 from ..core.data import Split, as_split
 from ..core.device import model_device
 from ..core.models import checked_labels
@@ -88,6 +88,7 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> None:
     """Recompute batch-norm running statistics on ``x`` (``torch.optim.swa_utils.update_bn``; no-op without BN)."""
+    batch_size = count("batch_size", batch_size)
     if has_batchnorm(model):
         device = model_device(model)
         torch.optim.swa_utils.update_bn([x[i:i + batch_size].to(device) for i in range(0, x.shape[0], batch_size)],
@@ -113,8 +114,10 @@ class Plane:
         ``rtol``: the points are colinear when the part of ``w2 - w0`` orthogonal to ``w1 - w0`` is shorter than
         ``rtol`` times the longer of the two differences.
         """
+        names = distinct("names", sequence("names", names, item=text))
         if len(names) != 3:
-            raise ValueError(f"names must name the three points, got {names!r}")
+            raise ValueError(f"names={names!r} must name the three points")
+        rtol = number("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
         if not (w0.numel() == w1.numel() == w2.numel()):
             raise ValueError(f"the points differ in size: {w0.numel()}, {w1.numel()}, {w2.numel()}")
         o = w0.detach().reshape(-1).double()
@@ -138,7 +141,8 @@ class Plane:
         return cls(o, u, v, tuple(names), coords)
 
     def point(self, alpha: float, beta: float) -> torch.Tensor:
-        """The float32 weight vector at ``(alpha, beta)``."""
+        """The float32 weight vector at ``(alpha, beta)`` (finite numbers)."""
+        alpha, beta = number("alpha", alpha), number("beta", beta)
         w = self.origin.clone()
         w.add_(self.u, alpha=float(alpha)).add_(self.v, alpha=float(beta))
         return w.float()
@@ -187,10 +191,17 @@ def evaluate_point(model: nn.Module, vec: torch.Tensor, splits, loss: str = "cro
                    batch_size: int = 4096, bn_x: torch.Tensor | None = None) -> dict[str, tuple[float, float]]:
     """Write ``vec`` into ``model`` (in place), recalibrate BN on ``bn_x`` if given, and return
     ``{split: (loss, accuracy)}``. The model keeps the written weights (callers restore them)."""
+    _check_evaluation(loss, batch_size)
     write_vector_(model, vec)
     if bn_x is not None:
         recalibrate_bn(model, bn_x)
     return {name: evaluate(model, s, loss, batch_size) for name, s in _splits(splits, model, loss).items()}
+
+
+def _check_evaluation(loss, batch_size) -> None:
+    """The loss and batch size of every evaluation on the surface, checked before any."""
+    choice("loss", loss, ("cross_entropy", "sse"))
+    count("batch_size", batch_size)
 
 
 def _bn_x(model, splits, bn_data):
@@ -214,6 +225,7 @@ def plane_surface(model: nn.Module, plane: Plane, splits, n: int = 21, margin: f
     ``anchors`` with ``point, alpha, beta, split, loss, accuracy`` (the three points, through the same
     reconstruction). BN models: statistics recomputed at each point on ``bn_data`` (default: the train split).
     """
+    _check_evaluation(loss, batch_size)
     splits = _splits(splits, model, loss)
     alphas, betas = plane.grid(n, margin)
     rows, anchor_rows = [], []
@@ -238,6 +250,8 @@ def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], spli
     times ``rtol``) and accuracy on that split. Returns the number of checks; raises ``RuntimeError`` naming the
     first mismatch (the plane's view of the weights is then not the networks', and its surface would be wrong).
     Models with batch norm are compared as they are: give them after the same recalibration."""
+    _check_evaluation(loss, batch_size)
+    number("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
     splits = _splits(splits, next(iter(networks.values()), None), loss)
     missing = sorted(set(anchors["point"]) - set(networks))
     if missing:
@@ -260,6 +274,7 @@ def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, 
     Columns: ``t, split, loss, accuracy``. The model's own weights are restored at the end.
     """
     number("n", n, low=2, integer=True)
+    _check_evaluation(loss, batch_size)
     if w_a.numel() != w_b.numel():
         raise ValueError(f"w_a and w_b differ in size: {w_a.numel()} vs {w_b.numel()}")
     splits = _splits(splits, model, loss)
@@ -277,6 +292,7 @@ def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, 
 def loss_barrier(path: pd.DataFrame, split: str = "test") -> float:
     """``max_t L(t) - (L(0) + L(1)) / 2`` along a ``linear_path`` result, on one split: the rise over the mean of the
     ends (Frankle et al. 2020 measure their error barrier so)."""
+    text("split", split)
     p = path[path["split"] == split].sort_values("t")
     if p.empty:
         raise ValueError(f"split={split!r} is not in the path; have {sorted(path['split'].unique())}")

@@ -37,13 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checks import count, fraction, sequence
+from ..core.checks import columns, count, distinct, fraction, sequence
 from ..core.data import as_xy
 from ..core.device import model_device
 from ..core.models import weight_coverage
 from ..pruning.masks import Masks, weight_of, masks_applied, resolve
 from ..pruning.scorers import magnitude_scores
-from ._ablation import ablation_params, AblationEngine
+from ._ablation import ablation_params, AblationEngine, check_options
 from ..core.train import eval_mode
 
 __all__ = [
@@ -71,6 +71,7 @@ def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def log_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``log_softmax`` of the model's outputs on ``x`` (eval mode; the model's mode is restored)."""
+    batch_size = count("batch_size", batch_size)
     device = model_device(model)
     with eval_mode(model):
         return torch.cat([F.log_softmax(model(x[i:i + batch_size].to(device)), -1)
@@ -106,7 +107,7 @@ def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
                              "only: pass weight masks, or evaluate units with prunekit.pruning.masks.masks_applied(model=)")
         return ~torch.cat([m.reshape(-1) for m in resolve(params, subset, model)]).cpu()
     if isinstance(subset, torch.Tensor):
-        return subset.reshape(-1).bool()
+        return _bool_subset(subset).reshape(-1)
     subset = list(subset)
     if len(subset) != len(params):
         raise ValueError(f"subset has {len(subset)} masks for {len(params)} prunable weights; give one per weight")
@@ -115,8 +116,17 @@ def _as_flat_subset(subset, params, model=None) -> torch.Tensor:
         w = weight_of(m, n)
         if tuple(s.shape) != tuple(w.shape):
             raise ValueError(f"subset mask of shape {tuple(s.shape)} does not match weight {tuple(w.shape)}")
-        out.append(s.reshape(-1).bool())
+        out.append(_bool_subset(s).reshape(-1))
     return torch.cat(out)
+
+
+def _bool_subset(s: torch.Tensor) -> torch.Tensor:
+    """A subset as given when it is boolean (True = ablated), else a ``ValueError``: a float or integer tensor is no
+    subset (its numbers would count as weights ablated: n_ablated = 4126.18)."""
+    if not isinstance(s, torch.Tensor) or s.dtype != torch.bool:
+        raise ValueError(f"subsets must be boolean (True = ablated), got {getattr(s, 'dtype', type(s).__name__)}: a "
+                         "subset is a mask, not a number per weight (pass subset.bool() if that is what you meant)")
+    return s
 
 
 def utility(model: nn.Module, data, subset, params=None, batch_size: int = 4096) -> float:
@@ -131,6 +141,7 @@ def utility(model: nn.Module, data, subset, params=None, batch_size: int = 4096)
     the batched machinery of ``evaluate_subsets``, which the tests check against it.
     """
 
+    batch_size = count("batch_size", batch_size)
     x, _ = as_xy(data, need_y=False)
     params = ablation_params(model, params, example=x)
     flat = _as_flat_subset(subset, params, model)
@@ -155,9 +166,14 @@ def evaluate_subsets(model: nn.Module, data, y: torch.Tensor | None = None, subs
     method: "batched" (vmap over stacked masked weights), "loop" (masked in place, restored) or "auto".
     Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
     """
+    check_options(method, chunk_size)
     x, y = as_xy(data, y, need_y=False)
     if subsets is None:
         raise ValueError("subsets is missing: a boolean [S, P] tensor (True = ablated) or a sequence of subsets")
+    if isinstance(subsets, torch.Tensor) and (subsets.dtype != torch.bool or subsets.dim() != 2):
+        raise ValueError(f"subsets must be a boolean [S, P] tensor (True = ablated), got a {subsets.dtype} tensor of "
+                         f"shape {tuple(subsets.shape)}: a subset of weights is a mask, not a number per weight "
+                         "(subsets.bool() if you meant it)")
     if not isinstance(subsets, torch.Tensor):  # the batched scorer works on the [S, P] form
         flat = ablation_params(model, params, example=x)
         subsets = [_as_flat_subset(s, flat, model) for s in subsets]
@@ -178,10 +194,10 @@ def random_subsets(n_weights: int, k: int, n_subsets: int, generator: torch.Gene
 
     within: draw only among these flat indices (e.g. a magnitude band).
     """
+    n_weights, n_subsets = count("n_weights", n_weights), count("n_subsets", n_subsets)
     pool = within.cpu() if within is not None else None  # subsets are drawn and held on the CPU
     size = n_weights if pool is None else len(pool)
-    if not 0 <= k <= size:
-        raise ValueError(f"k={k} must be in [0, {size}]")
+    k = count("k", k, low=0, high=size)
     out = torch.zeros(n_subsets, n_weights, dtype=torch.bool)
     for i in range(n_subsets):
         pick = torch.randperm(size, generator=generator)[:k]
@@ -216,10 +232,11 @@ def random_ablation(model: nn.Module, data, y: torch.Tensor | None = None,
     x, y = as_xy(data, y, need_y=False)
     n_subsets = count("n_subsets", n_subsets)
     if counts is None:
-        ratios = sequence("ratios", ratios, item=fraction)
+        ratios = distinct("ratios", sequence("ratios", ratios, item=fraction))
     else:
-        counts = sequence("counts", counts)
+        counts = distinct("counts", sequence("counts", counts, item=lambda n, v: count(n, v, low=0)))
     count("seed", seed, low=0)
+    check_options(method, chunk_size)
     pool = None if within is None else within.reshape(-1).cpu()
     n_weights = sum(weight_of(m, n).numel() for m, n in ablation_params(model, params, example=x))
     if pool is not None and (pool.dtype == torch.bool or pool.is_floating_point() or pool.unique().numel() != len(pool)
@@ -267,9 +284,10 @@ def flat_scores(model: nn.Module, params=None, scorer=magnitude_scores) -> torch
 def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer=magnitude_scores) -> list[torch.Tensor]:
     """Flat indices of the prunable weights in ``n_bands`` equal-size bands by rank of their score (``|w|`` by
     default; 0 = lowest), ties by index."""
-    if n_bands < 1:
-        raise ValueError(f"n_bands={n_bands} must be >= 1")
-    order = torch.argsort(flat_scores(model, params, scorer), stable=True)
+    count("n_bands", n_bands)
+    scores = flat_scores(model, params, scorer)
+    n_bands = count("n_bands", n_bands, high=scores.numel())  # a band of no weight would measure nothing
+    order = torch.argsort(scores, stable=True)
     return list(torch.tensor_split(order, n_bands))
 
 
@@ -285,9 +303,13 @@ def magnitude_ablation(model: nn.Module, data, y: torch.Tensor | None = None, n_
     ``band, band_low, band_high (|w| range of the band), ratio, subset, n_ablated, accuracy, utility``.
     """
     x, y = as_xy(data, y, need_y=False)
-    ratios = sequence("ratios", ratios, item=fraction)
+    ratios = distinct("ratios", sequence("ratios", ratios, item=fraction))
     n_subsets = count("n_subsets", n_subsets)
     n_bands = count("n_bands", n_bands)
+    count("seed", seed, low=0)
+    check_options(method, chunk_size)
+    n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params, example=x))
+    count("n_bands", n_bands, high=n_weights)  # every band holds at least one weight: checked before any compute
     rank_by = scorer
     engine = AblationEngine(model, x, y, params, method, chunk_size, warn_at_chance=warn_at_chance)
     gen = torch.Generator().manual_seed(seed)
@@ -311,7 +333,9 @@ def magnitude_ablation(model: nn.Module, data, y: torch.Tensor | None = None, n_
 def summarize(df: pd.DataFrame, by: str | Sequence[str] = "ratio", values: Sequence[str] = ("accuracy", "utility"),
               quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> pd.DataFrame:
     """Distribution of each value per group: ``<value>_mean, _std, _min, _max, _q05, ...`` (one row per group)."""
-    by = [by] if isinstance(by, str) else list(by)
+    by = columns("by", by, df)
+    values = columns("values", values, df)
+    quantiles = distinct("quantiles", sequence("quantiles", quantiles, nonempty=False, item=fraction))
     rows = []
     for key, g in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)

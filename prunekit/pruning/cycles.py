@@ -25,20 +25,21 @@ Table 1 has the pruned network's number of prunable weights, drawn at random at 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from ..core.checks import choice, count, fraction, sequence
+from ..core.checks import choice, count, distinct, fraction, sequence
 from ..core.store import cached_result, data_digest, state_digest
 from ..core.config import TrainConfig
 from ..core.data import Dataset
 from .masks import Masks, following_batchnorms
 from ..core.models import ConvNet, ResNet, prunable_parameters
 from .scorers import bn_scale_scores, magnitude_scores
-from .select import masks_from_scores
+from .select import masks_for_count
 from .retrain import pruned_model, retrain, retraining_lrs
 from ..core.train import evaluate
 
@@ -105,7 +106,7 @@ def next_masks(model: nn.Module, masks: Masks | None, unit: str, rate: float) ->
         scores = [s if torch.isneginf(s).all() else s.clone().index_fill_(0, s.argmax().view(1), torch.inf)
                   for s in scores]
         count = min(count, n - sum(int(torch.isposinf(s).any()) for s in scores))
-    new = masks_from_scores(params, scores, 100.0 * count / n, scope="global")
+    new = masks_for_count(params, scores, count)
     return Masks.from_params(model, params, new)
 
 
@@ -126,7 +127,7 @@ def kept_conv_weights(model: nn.Module, masks: Masks) -> int:
     return sum(int(u.sum()) for u in used.values())
 
 
-def check_plan(units, methods, cycles: int | None = None) -> None:
+def check_plan(units: Sequence[str], methods: Sequence[str], cycles: int | None = None) -> None:
     """Validate a notebook's plan before any compute: ``units`` among :data:`PRUNE_UNITS`, ``methods`` among
     :data:`CYCLE_METHODS` (both non-empty lists), ``cycles`` None or a positive integer."""
     for name, values, allowed in (("cycle_units", units, PRUNE_UNITS), ("cycle_methods", methods, CYCLE_METHODS)):
@@ -136,6 +137,7 @@ def check_plan(units, methods, cycles: int | None = None) -> None:
             raise ValueError(f"{err}: a non-empty list drawn from {list(allowed)}") from None
         for value in values:
             choice(name, value, allowed)
+        distinct(name, values)
     if cycles is not None:
         count("cycles", cycles)
 
@@ -221,8 +223,9 @@ def same_size_config(cfg: TrainConfig, model: nn.Module, conv_weights: int, epoc
     params = prunable_parameters(model)
     total = sum(getattr(m, a).numel() for m, a in params)
     convs = sum(getattr(m, a).numel() for m, a in conv_parameters(model))
-    return cfg.replace(init="he", init_density=(total - convs + int(conv_weights)) / total, epochs=int(epochs),
-                       checkpoints=())
+    conv_weights = count("conv_weights", conv_weights, low=1, high=convs)
+    return cfg.replace(init="he", init_density=(total - convs + conv_weights) / total,
+                       epochs=count("epochs", epochs), checkpoints=())
 
 
 def small_config(cfg: TrainConfig, model: nn.Module, result: IterativePruning) -> TrainConfig:

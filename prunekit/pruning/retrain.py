@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 from torch import nn
 
-from ..core.checks import count, number
+from ..core.checks import choice, count, distinct, number, percentage, sequence
 from ..core.config import TrainConfig
 from ..core.data import Dataset, Split, as_split, train_part
 from ..core.models import checked_labels, plain_state_dict
@@ -39,7 +40,7 @@ from .masks import Masks, apply_masks_, check_params, resolve, to_torch_prune
 from ..core.models import prunable_parameters
 from .scorers import magnitude_scores
 from .select import masks_from_scores
-from ..core.train import evaluate, fit_model, schedule_lrs, train
+from ..core.train import evaluate, fit_model, fit_settings, schedule_lrs, train
 
 __all__ = ["RETRAIN_METHODS", "Retrained", "retraining_lrs", "magnitude_masks", "pruned_model",
            "retrain", "prune_and_retrain", "distinct_methods", "retrain_table", "fine_tune"]
@@ -70,7 +71,7 @@ def magnitude_masks(model: nn.Module, k: float, scorer=magnitude_scores, *, para
     index); 0 <= k < 100. ``scorer``: ``params -> scores`` (``prunekit.pruning.scorers``; magnitude by default).
     params: the ``(module, "weight")`` pairs ranked (default ``prunable_parameters``, the layer into the logits traced
     on ``example`` inputs when the model names none)."""
-    number("k", k, low=0.0, high=100.0, high_open=True)
+    k = percentage("k", k, high_open=True)
     params = check_params(params, model) if params is not None else prunable_parameters(model, example=example)
     return Masks.from_params(model, params, masks_from_scores(params, scorer(params), k, scope="global"))
 
@@ -134,6 +135,8 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
     "weight_rewind"); seed: shuffling seed (default ``cfg.seed``).
     """
     lrs = retraining_lrs(cfg, method, epochs, rewind_epoch, finetune_lr)  # validates before any copy or compute
+    if seed is not None:
+        seed = count("seed", seed, low=0)
     if method == "weight_rewind" and rewind_state is None:
         raise ValueError("method='weight_rewind' needs rewind_state (the state_dict after epoch rewind_epoch)")
     net = copy.deepcopy(model)
@@ -141,7 +144,7 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
         net.load_state_dict(plain_state_dict(rewind_state))
     overrides = {"epochs": len(lrs), "checkpoints": (), "patience": 0}  # every retraining epoch runs
     if seed is not None:
-        overrides["seed"] = int(seed)
+        overrides["seed"] = seed
     rcfg = cfg.replace(**overrides)
 
     params = masks.params(net) if isinstance(masks, Masks) else prunable_parameters(net)  # what the masks name
@@ -178,17 +181,19 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
     learning-rate rewinding after a constant-rate pretraining): it is trained once, and the later method's entry is
     that run with ``same_as`` naming the first (:func:`distinct_methods`).
     """
+    methods = distinct("methods", sequence("methods", methods, item=lambda n, v: choice(n, v, RETRAIN_METHODS)))
+    rewind_epoch = count("rewind_epoch", rewind_epoch, low=0)
+    for method in methods:  # every schedule checked before anything is pruned or trained
+        retraining_lrs(cfg, method, epochs, rewind_epoch if method == "weight_rewind" else None, finetune_lr)
+        if method == "weight_rewind" and (not checkpoints or rewind_epoch not in checkpoints):
+            raise ValueError(f"rewind_epoch={rewind_epoch}: weight_rewind needs checkpoints[{rewind_epoch}]: train "
+                             f"with TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have "
+                             f"{sorted(checkpoints or {})}")
     masks = magnitude_masks(model, k)
     pruned = pruned_model(model, masks)
     out, runs = {}, {}
     for method in methods:
-        rewind = None
-        if method == "weight_rewind":
-            if not checkpoints or rewind_epoch not in checkpoints:
-                raise ValueError(f"weight_rewind needs checkpoints[{rewind_epoch}]: train with "
-                                 f"TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have "
-                                 f"{sorted(checkpoints or {})}")
-            rewind = checkpoints[rewind_epoch]
+        rewind = checkpoints[rewind_epoch] if method == "weight_rewind" else None
         at = rewind_epoch if method == "weight_rewind" else None
         run = ("rewound" if at is not None else "pruned", at,
                tuple(retraining_lrs(cfg, method, epochs, at, finetune_lr)))
@@ -211,6 +216,7 @@ def distinct_methods(results: dict[str, Retrained]) -> tuple[dict[str, Retrained
 def retrain_table(model: nn.Module, pruned: nn.Module, results: dict[str, Retrained], ds: Dataset,
                   loss: str = "cross_entropy") -> pd.DataFrame:
     """Test loss and accuracy of the pretrained, pruned and each retrained model (one row each)."""
+    choice("loss", loss, ("cross_entropy", "sse"))
     rows = []
     for name, net in [("pretrained", model), ("pruned", pruned)] + [(k, r.model) for k, r in results.items()]:
         lo, acc = evaluate(net, ds.test, loss)
@@ -220,7 +226,8 @@ def retrain_table(model: nn.Module, pruned: nn.Module, results: dict[str, Retrai
     return pd.DataFrame(rows)
 
 
-def fine_tune(model: nn.Module, masks, data, *, params=None, lrs=None, optimizer=None, epochs: int | None = None,
+def fine_tune(model: nn.Module, masks, data, *, params=None, lrs: Sequence[float] | None = None, optimizer=None,
+              epochs: int | None = None,
               batch_size: int = 128, seed: int = 0, loss: str = "cross_entropy", output_fn=None,
               trajectory: bool = False, quiet: bool | None = None):
     """Retrain a copy of ``model`` pruned by ``masks`` on the reader's own schedule, the mask held at every step;
@@ -239,6 +246,8 @@ def fine_tune(model: nn.Module, masks, data, *, params=None, lrs=None, optimizer
     any compute: its originals cannot hold a masked weight (``prunekit.core.weights.storage`` says how to fold it).
     Labels of in-memory data (``(x, y)``, a Split, a Dataset) are checked as class labels and converted to int64.
     """
+    fit_settings(lrs=lrs, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed, loss=loss,
+                 output_fn=output_fn)  # the schedule and options checked before any copy or compute
     if not isinstance(masks, Masks):  # named on the reader's model, checked before any copy or compute
         if params is None:
             params = prunable_parameters(model, example=as_split(data, name="data", max_samples=2).x,

@@ -27,18 +27,18 @@ tensor shaped like the weight, ``True`` = keep.  ``params`` is always a list of 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 
-from ..core.checks import choice, number, pruned_count
+from ..core.checks import choice, count as checked_count, number, percentage, pruned_count
 from ..core.checks import generator as checked_generator
 from .masks import Params, UnitMasks, check_params, weight_of
 from .scorers import l2_scores, magnitude_scores
 
 __all__ = ["SCOPES", "WEIGHT_CRITERIA", "UNIT_CRITERIA", "METHODS", "magnitude_scores", "l2_scores",
-           "masks_from_scores", "scores_ranking", "weight_masks", "unit_masks", "global_magnitude_order",
+           "masks_from_scores", "masks_for_count", "scores_ranking", "weight_masks", "unit_masks",
+           "global_magnitude_order",
            "score_order", "masks_from_order"]
 
 SCOPES = ("layerwise", "global")
@@ -156,9 +156,19 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
     (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), the Taylor and brute-force saliencies
     (``prunekit.pruning.scorers``), your own.
     """
+    k = percentage("k", k)
     params = check_params(params)
     ranking, units = scores_ranking(params, scores, scope)
     keeps = ranking.keeps(k)
+    return UnitMasks.from_keeps(params, keeps) if units else weight_masks_from_keeps(params, keeps)
+
+
+def masks_for_count(params: Params, scores, count: int) -> list[torch.Tensor]:
+    """Masks pruning exactly the ``count`` lowest-scored elements of all layers ranked together (ties by index):
+    :func:`masks_from_scores` with ``scope="global"`` for a number of elements rather than a percentage."""
+    params = check_params(params)
+    ranking, units = scores_ranking(params, scores, "global")
+    keeps = ranking.keeps_forpruned_count(checked_count("count", count, low=0, high=sum(ranking.sizes)))
     return UnitMasks.from_keeps(params, keeps) if units else weight_masks_from_keeps(params, keeps)
 
 
@@ -220,6 +230,7 @@ def weight_masks(params: Params, k: float, scope: str = "layerwise", criterion: 
     ``scope="layerwise"``: round(k * n_l / 100) weights of each layer l; ``"global"``: round(k * N / 100) of all
     N prunable weights ranked together.  Ties: by (|w|, flat index).  Returns weight-shaped bool masks, True = keep.
     """
+    k = percentage("k", k)
     ranking = weight_ranking(params, scope, criterion, generator)
     params = check_params(params)
     return weight_masks_from_keeps(params, ranking.keeps(k))
@@ -236,6 +247,7 @@ def unit_masks(params: Params, k: float, scope: str = "layerwise", criterion: st
     matching bias entries and (given ``model``) the BatchNorm weight and bias after the layer, so the unit's output
     is exactly 0 for ReLU/tanh nets.
     """
+    k = percentage("k", k)
     ranking = unit_ranking(params, scope, criterion, generator)
     params = check_params(params)
     return UnitMasks.from_keeps(params, ranking.keeps(k))
@@ -264,7 +276,6 @@ def masks_from_order(params: Params, order: torch.Tensor, count: int) -> list[to
     if not isinstance(order, torch.Tensor) or order.dim() != 1 or order.numel() != total:
         raise ValueError(f"order must be a 1-D index tensor over all {total} prunable weights "
                          "(see global_magnitude_order)")
-    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 0 <= count <= total:
-        raise ValueError(f"count must be an integer in [0, {total}], got {count!r}")
+    count = checked_count("count", count, low=0, high=total)
     ranking = Ranking(sizes, "global", [order])
     return weight_masks_from_keeps(params, ranking.keeps_forpruned_count(int(count)))

@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import torch
 
+from ..core.checks import count, number
 from ..core.device import device_type
 from ..core.paths import atomic_write, results_root
 from ..core.timing import timeit
@@ -36,6 +37,7 @@ def benchmarks_csv():
 
 def record(benchmark: str, quantity: str, value: float, unit: str, device: str = "cpu") -> dict:
     """Append one tidy row (benchmark, quantity, value, unit, the device it ran on) and print it."""
+    value = float(number("value", value))
     row = {"benchmark": benchmark, "quantity": quantity, "value": float(value), "unit": unit,
            "threads": torch.get_num_threads(), "device": device_type(device),
            "timestamp": _dt.datetime.now().isoformat(timespec="seconds")}
@@ -54,6 +56,7 @@ def record(benchmark: str, quantity: str, value: float, unit: str, device: str =
 
 def matmul_gflops(n: int = 1024, repeat: int = 7) -> float:
     """The machine's fp32 matmul throughput (GFLOP/s) for n x n @ n x n with torch's current thread count."""
+    n, repeat = count("n", n), count("repeat", repeat)
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)
     per_call = timeit(lambda: [torch.mm(a, b, out=out) for _ in range(10)], repeat=repeat, warmup=2) / 10

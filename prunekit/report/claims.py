@@ -30,6 +30,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from ..core.checks import choice, count as checked_count, number, sequence, text as checked_text
+
 __all__ = ["COLUMNS", "VERDICTS", "KINDS", "HOLDS", "DOES_NOT_HOLD", "HOLDS_SUBSTITUTE", "DOES_NOT_HOLD_SUBSTITUTE",
            "CANNOT_DECIDE", "NOT_MEASURED", "Quote", "ClaimSpec", "claim", "not_measured", "cannot_decide", "decided",
            "undecided_reason", "verdict_of", "on_substitute", "claims_frame", "sentences", "missing_columns",
@@ -111,6 +113,9 @@ class ClaimSpec:
 
 def plural(count: float, singular: str, plural_form: str | None = None, digits: int = 0) -> str:
     """``count`` with its noun in the right number: "1 point", "2 points", "0.5 points", "1 optimizer"."""
+    number("count", count)
+    checked_text("singular", singular)
+    digits = checked_count("digits", digits, low=0)
     if digits:
         text = f"{count:,.{digits}f}"
     else:
@@ -121,7 +126,7 @@ def plural(count: float, singular: str, plural_form: str | None = None, digits: 
 
 def listing(items: Iterable, none: str = "none") -> str:
     """Items as prose: "a", "a and b", "a, b and c" (``none`` when empty)."""
-    items = [str(i) for i in items]
+    items = [str(i) for i in sequence("items", items, nonempty=False)]
     if not items:
         return none
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
@@ -137,9 +142,9 @@ def claim(source: str, name: str, source_reports: str, measured: str, holds: boo
           kind: str = "source") -> dict:
     """One row. ``holds``: True, False, or None when the interval does not decide (verdict "cannot decide here");
     or a verdict of :data:`VERDICTS` itself. ``kind``: "source" or "extension" (:data:`KINDS`)."""
+    if not (holds is None or isinstance(holds, bool) or holds in VERDICTS):
+        raise ValueError(f"holds={holds!r} must be True, False, None or a verdict of {VERDICTS}")
     verdict = holds if isinstance(holds, str) else verdict_of(holds)
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not supported; allowed values: {', '.join(map(repr, KINDS))}")
     return {"source": source, "claim": name, "kind": kind, "quote": quote, "quote_where": quote_where,
@@ -193,7 +198,9 @@ def verdict_counts(table: pd.DataFrame) -> dict[str, dict[str, int]]:
 def undecided_reason(intervals=(), threshold: float | None = None) -> str:
     """Why intervals do not decide: one observation gives none, every observation sits on the threshold (a tie), or
     one straddles it."""
-    intervals = list(intervals)
+    intervals = sequence("intervals", intervals, nonempty=False, item=_interval)
+    if threshold is not None:
+        number("threshold", threshold)
     if any(not iv.decided for iv in intervals):
         return "a single seed (or subset) gives no interval: more seeds would give one"
     if threshold is not None and any(iv.low == iv.high == threshold for iv in intervals):
@@ -210,9 +217,11 @@ def decided(source: str, name: str, source_reports: str, measured: str, sides: l
     of the source that several intervals test at once, where one of them alone may be chance); else "cannot decide
     here" with ``why`` (by default :func:`undecided_reason` of ``intervals`` and the rule's ``threshold``). No
     interval at all cannot decide either."""
-    sides = list(sides)
-    if refute not in ("any", "majority"):
-        raise ValueError(f"refute={refute!r} is not supported; allowed values: 'any', 'majority'")
+    sides = sequence("sides", sides, nonempty=False, item=_side)
+    choice("refute", refute, ("any", "majority"))
+    intervals = sequence("intervals", intervals, nonempty=False, item=_interval)
+    if threshold is not None:
+        number("threshold", threshold)
     against = sum(s is False for s in sides)
     refuted = against > 0 if refute == "any" else (against > len(sides) / 2 and not any(s is True for s in sides))
     holds = None if not sides else True if all(s is True for s in sides) else False if refuted else None
@@ -222,9 +231,31 @@ def decided(source: str, name: str, source_reports: str, measured: str, sides: l
     return claim(source, name, source_reports, measured, holds, rule, **context)
 
 
-def seed_list(seeds) -> str:
+def _side(name: str, side):
+    """A side of ``side_of``: True, False or None, else a ``ValueError``."""
+    if not (side is None or isinstance(side, bool)):
+        raise ValueError(f"{name}={side!r} must be True, False or None (prunekit.report.intervals.side_of)")
+    return side
+
+
+def _row(name: str, row):
+    """A claims row (a dict, :func:`claim`), else a ``ValueError``."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{name}={row!r} must be a dict (a row made by claim)")
+    return row
+
+
+def _interval(name: str, iv):
+    """An interval (``prunekit.report.intervals.Interval``: ``decided``, ``low``, ``high``), else a ``ValueError``."""
+    if not all(hasattr(iv, a) for a in ("decided", "low", "high")):
+        raise ValueError(f"{name}={iv!r} must be an Interval (prunekit.report.intervals)")
+    return iv
+
+
+def seed_list(seeds: Iterable[int]) -> str:
     """Seeds as a column value: "0, 1, 2" (sorted, distinct)."""
-    return ", ".join(str(int(s)) for s in sorted({int(s) for s in seeds}))
+    seeds = sequence("seeds", seeds, nonempty=False, item=lambda n, v: checked_count(n, v, low=0))
+    return ", ".join(str(s) for s in sorted(set(seeds)))
 
 
 def counts_text(table: pd.DataFrame) -> str:
@@ -243,7 +274,8 @@ def counts_text(table: pd.DataFrame) -> str:
 
 def claims_frame(rows: Iterable[dict]) -> pd.DataFrame:
     """The rows as a table with exactly :data:`COLUMNS` (a column a row lacks is empty)."""
-    frame = pd.DataFrame(list(rows), columns=COLUMNS).fillna({c: "" for c in COLUMNS if c not in ("verdict", "kind")})
+    rows = sequence("rows", rows, nonempty=False, item=_row)
+    frame = pd.DataFrame(rows, columns=COLUMNS).fillna({c: "" for c in COLUMNS if c not in ("verdict", "kind")})
     frame["kind"] = frame["kind"].fillna("source")
     bad = set(frame["verdict"]) - set(VERDICTS)
     if bad:
@@ -259,11 +291,12 @@ def sentences(table: pd.DataFrame) -> list[str]:
 
 def missing_columns(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     """The ``columns`` that ``df`` lacks, in order (an empty list when it has them all)."""
-    return [c for c in columns if c not in df.columns]
+    return [c for c in sequence("columns", columns, nonempty=False) if c not in df.columns]
 
 
 def lacking(missing: list[str], what: str = "table") -> str:
     """Why a claim is not measured: "the table lacks the column x" / "the columns x and y", or "the table is empty"."""
+    missing = sequence("missing", missing, nonempty=False)
     if not missing:
         return f"the {what} is empty"
     return f"the {what} lacks the {'column' if len(missing) == 1 else 'columns'} {listing(missing)}"

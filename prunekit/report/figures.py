@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.checks import choice, count, file_name, sequence
 from ..core.paths import atomic_write, figures_dir
 
 __all__ = ["save_figure"]
@@ -11,7 +12,8 @@ __all__ = ["save_figure"]
 
 def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 150,
                 alt: str | None = None) -> list[Path]:
-    """Save a matplotlib figure as ``figures/<name>.png`` and ``.svg``, as deterministic files: the same figure gives
+    """Save a matplotlib figure as ``figures/<name>.png`` and ``.svg`` (``formats``: of png, svg, pdf; ``name``: a
+    plain file name, ``prunekit.core.checks.file_name``), as deterministic files: the same figure gives
     the same bytes (no date or software version in the metadata, a fixed salt for the SVG element ids), so a rerun
     that draws the same data changes nothing in git.
 
@@ -20,6 +22,11 @@ def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "svg"), dpi: 
     """
     import matplotlib  # heavy to import: only when a figure is saved
 
+    file_name("name", name)  # the figure stays in figures/
+    formats = sequence("formats", formats, item=lambda n, v: choice(n, v, ("png", "svg", "pdf")))
+    if len(set(formats)) != len(formats):
+        raise ValueError(f"formats={formats!r} names a format twice")
+    dpi = count("dpi", dpi)
     if alt is not None and (not isinstance(alt, str) or not alt.strip()):
         raise ValueError(f"alt={alt!r} must be a non-empty description of the figure, or None")
     out = figures_dir()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.checks import count, fraction, number, sequence, text
+
 __all__ = ["Interval", "mean_interval", "bootstrap_interval", "side_of"]
 
 CONFIDENCE = 0.95
@@ -38,6 +40,9 @@ class Interval:
     def text(self, fmt: str = "{:+.3f}", scale: float = 1.0, unit: str = "") -> str:
         """``"+0.050 [95% CI +0.029 to +0.072; paired t, n = 63]"``; ``scale`` multiplies (100 for points), ``unit``
         follows the estimate and the interval's upper end."""
+        text("fmt", fmt)
+        scale = number("scale", scale, low=0.0, low_open=True)
+
         def f(v: float) -> str:
             return fmt.format(scale * v) if math.isfinite(v) else "n/a"
 
@@ -47,13 +52,33 @@ class Interval:
                 f"{self.method}, n = {self.n}]")
 
 
+def _real(name: str, value) -> float:
+    """A real number (NaN allowed: it is left out), else a ``ValueError`` naming it."""
+    import numbers
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a number")
+    return float(value)
+
+
+def _array(name: str, values) -> np.ndarray:
+    """``values`` as a float array (one sample of a bootstrap), else a ``ValueError`` naming it."""
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{name}={values!r} must be an array of numbers")
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={values!r} must be an array of numbers") from None
+
+
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE, what: str = "t over seeds") -> Interval:
     """The mean of ``values`` with Student's t interval (``scipy.stats.t``): the interval of a mean over seeds, or of
     paired differences. NaN values are left out; one value gives no interval (NaN ends); values that are all equal
     give the point itself (a zero-width interval)."""
     from scipy import stats
 
-    x = np.asarray([float(v) for v in values], dtype=float)
+    fraction("confidence", confidence, low_open=True, high_open=True)
+    x = np.asarray(sequence("values", values, nonempty=False, item=_real), dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0, what, confidence)
@@ -78,7 +103,9 @@ def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable[..., n
     the observed one."""
     from scipy import stats
 
-    samples = [np.asarray(s, dtype=float) for s in samples]
+    fraction("confidence", confidence, low_open=True, high_open=True)
+    n_resamples, seed = count("n_resamples", n_resamples), count("seed", seed, low=0)
+    samples = [_array(f"samples[{i}]", s) for i, s in enumerate(sequence("samples", samples))]
     n = min((s.size for s in samples), default=0)
     if n < 2:
         estimate = float(statistic(*samples, axis=-1)) if n == 1 else math.nan
@@ -100,6 +127,10 @@ def side_of(interval: Interval, threshold: float = 0.0, holds_above: bool = True
     below), False when the whole interval is on the other side (touching the threshold counts as the other side),
     None when it straddles the threshold, when there is no interval, or when it is the threshold itself (a tie at the
     measurement's resolution: every observation equal to it)."""
+    number("threshold", threshold)
+    if not isinstance(interval, Interval):
+        raise ValueError(f"interval must be an Interval (mean_interval, bootstrap_interval), got "
+                         f"{type(interval).__name__}")
     if not interval.decided or interval.low == interval.high == threshold:
         return None
     low, high = interval.low, interval.high

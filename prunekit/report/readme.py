@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.checks import path
 from ..core.paths import atomic_write, repo_root, results_root
 from .claims import counts_text
-from .site import HEADLINE_FIGURES, environment_table, executed_dir
+from .site import HEADLINE_FIGURES, check_executed, environment_table, executed_dir
 from .tables import preset_runs
 
 __all__ = ["START", "END", "claims_file", "run_file", "section", "update_readme"]
@@ -28,11 +29,13 @@ PROFILE = "paper"
 
 
 def claims_file(root: str | os.PathLike | None = None) -> Path:
-    return Path(root or repo_root()) / "docs" / f"claims_{PROFILE}.csv"
+    """``docs/claims_paper.csv`` of the repository at ``root`` (default: this one)."""
+    return (repo_root() if root is None else path("root", root)) / "docs" / f"claims_{PROFILE}.csv"
 
 
 def run_file(root: str | os.PathLike | None = None) -> Path:
-    return Path(root or repo_root()) / "docs" / f"run_{PROFILE}.csv"
+    """``docs/run_paper.csv`` of the repository at ``root`` (default: this one)."""
+    return (repo_root() if root is None else path("root", root)) / "docs" / f"run_{PROFILE}.csv"
 
 
 def _cell(text) -> str:
@@ -92,14 +95,16 @@ def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
 
 def update_readme(root: str | os.PathLike | None = None) -> Path:
     """Copy the paper profile's claims and run times into ``docs/`` and rewrite the README's results section from
-    them. A ValueError, before anything is written, when the paper profile has not been run."""
-    root = Path(root or repo_root())
+    them. A ValueError, before anything is written, when the paper profile has not been run, or when a table or an
+    executed notebook is not a run of its own parameters (``prunekit.report.site.check_executed``)."""
+    root = repo_root() if root is None else path("root", root)
     claims_csv = results_root() / PROFILE / "claims.csv"
     notebooks = sorted(executed_dir(PROFILE).glob("[0-9][0-9]_*.ipynb"))
     if not claims_csv.exists() or not notebooks:
         raise ValueError(f"the {PROFILE} profile has not been run here (no {claims_csv} or no executed notebooks): "
                          f"make reproduce PROFILE={PROFILE} first")
     preset_runs(PROFILE)  # a ValueError when a table was made with other parameters than the profile's
+    check_executed(PROFILE, notebooks)  # and when an executed notebook (whose wall time the README shows) was
     readme = root / "README.md"
     text = readme.read_text()
     if text.count(START) != 1 or text.count(END) != 1:

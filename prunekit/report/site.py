@@ -24,22 +24,27 @@ from __future__ import annotations
 import ast
 import hashlib
 import html
+import json
 import os
 import platform
 import re
 import shutil
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
 from ..core.paths import atomic_write, figures_dir, repo_root, results_root
+from ..core.checks import file_name, sequence, text
+from ..core.checks import path as checked_path
 from ..core.config import check_profile
 from .claims import counts_text
+from .results import committed_defaults, notebook_defaults, run_overrides
 from .tables import preset_runs
 
-__all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "build_report", "build_api_reference", "notebook_page",
-           "seeds_of", "environment_table"]
+__all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "check_executed", "build_report", "build_api_reference",
+           "notebook_page", "seeds_of", "environment_table"]
 
 API_PACKAGES = ("prunekit", "prunekit.core", "prunekit.pruning", "prunekit.measures", "prunekit.studies",
                 "prunekit.report", "!prunekit.measures._.*")  # private engines stay out of the reference
@@ -80,9 +85,31 @@ def executed_dir(profile: str) -> Path:
     return repo_root() / "data" / "executed" / check_profile(profile)
 
 
+def check_executed(profile: str, notebooks: Sequence[str | os.PathLike]) -> None:
+    """A ValueError naming the first executed notebook that is not a run of ``profile``'s own parameters, checked as
+    the tables are (``prunekit.report.tables.preset_runs``): the values papermill injected (its metadata) over the
+    defaults of the executed copy's ``parameters`` cell must be the committed notebook's defaults
+    (``prunekit.report.results.committed_defaults``) with ``profile``; a notebook executed otherwise than by papermill
+    has parameters nobody recorded and is refused too."""
+    check_profile(profile)
+    for where in sequence("notebooks", notebooks, nonempty=False):
+        where = checked_path("notebooks", where)
+        papermill = json.loads(where.read_text()).get("metadata", {}).get("papermill")
+        if not isinstance(papermill, dict) or not isinstance(papermill.get("parameters"), dict):
+            raise ValueError(f"{where} was not executed by papermill, so the parameters it ran with are unknown: "
+                             f"rerun it (make reproduce PROFILE={profile}) before publishing")
+        ran = {**notebook_defaults(where), **papermill["parameters"]}
+        reference = committed_defaults(where.stem)
+        overrides = run_overrides(ran, notebook_defaults(where.stem) if reference is None else reference)
+        if ran.get("profile") != profile or overrides:
+            raise ValueError(f"{where} is a run with parameters that are not the {profile!r} profile's own (profile="
+                             f"{ran.get('profile')!r}, overrides: {overrides}): rerun it with its defaults (make "
+                             f"reproduce PROFILE={profile}) before publishing")
+
+
 def notebook_page(name: str) -> str:
     """The page of notebook ``name`` ("05_weight_utility" or its file name) in the site."""
-    return f"{Path(name).stem}.html"
+    return f"{Path(file_name('name', Path(text('name', name)).name)).stem}.html"
 
 
 def seeds_of(nb) -> dict:
@@ -108,6 +135,8 @@ def environment_table(notebooks: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame
     import nbformat
     import torch
 
+    notebooks = [checked_path(f"notebooks[{i}]", nb) for i, nb in enumerate(sequence("notebooks", notebooks,
+                                                                                       nonempty=False))]
     rows = [{"component": "python", "version": platform.python_version()}]
     for name in ("prunekit", *PACKAGES):
         try:
@@ -248,7 +277,8 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
     """Build the site of ``profile`` in ``out`` (default :func:`report_dir`) from the notebooks executed in
     ``executed`` (default :func:`executed_dir`) and the profile's claims table; returns the index path. A ValueError,
     before anything is written, when no notebook has been executed or the claims table is missing (``make
-    reproduce`` and ``make claims`` make them)."""
+    reproduce`` and ``make claims`` make them), or when a table or an executed notebook is not a run of the profile's
+    own parameters (:func:`check_executed`)."""
     import jupyter_server_mathjax
 
     check_profile(profile)
@@ -260,6 +290,7 @@ def build_report(profile: str, executed: str | os.PathLike | None = None,
     if not claims_csv.exists():
         raise ValueError(f"no claims table {claims_csv}: run make claims PROFILE={profile}")
     preset_runs(profile)  # a ValueError when a table was made with other parameters than the profile's
+    check_executed(profile, notebooks)  # and when an executed notebook was
     out = Path(out) if out is not None else report_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     mathjax = out / "mathjax"

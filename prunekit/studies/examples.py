@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.checks import count, number
+
 __all__ = ["tiny_resnet", "PixelTransformer", "tiny_transformer"]
 
 
@@ -20,6 +22,7 @@ def tiny_resnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     first convolution over ``in_channels`` channels and no max-pool, for inputs as small as 8x8."""
     from torchvision.models.resnet import BasicBlock, ResNet
 
+    num_classes, in_channels = count("num_classes", num_classes), count("in_channels", in_channels)
     model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
@@ -34,6 +37,15 @@ class PixelTransformer(nn.Module):
     def __init__(self, num_classes: int = 10, pixels: int = 64, d_model: int = 32, nhead: int = 4,
                  dim_feedforward: int = 64, levels: int = 17, low: float = -1.0, high: float = 2.0):
         super().__init__()
+        num_classes, pixels = count("num_classes", num_classes), count("pixels", pixels)
+        d_model = count("d_model", d_model)
+        nhead, dim_feedforward = count("nhead", nhead, high=d_model), count("dim_feedforward", dim_feedforward)
+        if d_model % nhead:
+            raise ValueError(f"nhead={nhead} must divide d_model={d_model} (each head takes d_model / nhead)")
+        levels = count("levels", levels, low=2)
+        low, high = number("low", low), number("high", high)
+        if not low < high:
+            raise ValueError(f"low={low!r} must be below high={high!r}")
         self.register_buffer("edges", torch.linspace(low, high, levels - 1))
         self.embed = nn.Embedding(levels, d_model)
         self.position = nn.Parameter(0.1 * torch.randn(pixels, d_model))

@@ -28,7 +28,8 @@ import torch
 
 from ..report import claims as C
 from ..report.intervals import Interval, bootstrap_interval, mean_interval, side_of
-from ..core.checks import fraction, number
+from ..core.checks import choice, distinct, fraction, mapping, number, sequence, text
+from ..core.checks import columns as checked_columns
 from ..core.config import DataConfig, TrainConfig, check_profile
 from ..core.registry import MODELS
 from ..core import store
@@ -128,9 +129,10 @@ def width_grid(arch_datasets: dict[str, Sequence[str]], widths: Sequence[float],
     optimizer_settings: per-optimizer overrides of :data:`OPTIMIZER_SETTINGS` (lr, momentum, ...).
     """
 
+    widths = distinct("widths", sequence("widths", widths, item=lambda n, v: number(n, v, low=0.0, low_open=True)))
     settings = {**OPTIMIZER_SETTINGS, **(optimizer_settings or {})}
     out = []
-    for arch, datasets in arch_datasets.items():
+    for arch, datasets in mapping("arch_datasets", arch_datasets).items():
         if not datasets:
             continue
         opts = list(_per_arch(optimizers, arch))
@@ -159,6 +161,8 @@ RESULT_COLUMNS = ["dataset", "arch", "width_mult", "optimizer", "init", "seed", 
 def eval_split(ds, eval_subset: int | None = None):
     """The split effective density is measured on: the test split, or a fixed random subset of ``eval_subset`` of
     its samples (permutation seeded with 0, the same for every model) to make large models cheaper to measure."""
+    if eval_subset is not None:
+        number("eval_subset", eval_subset, low=1, integer=True)
     return random_subset(ds.test, eval_subset, seed=0)
 
 
@@ -190,9 +194,13 @@ class DensityPoint:
     resolution: float = 1e-3
     columns = RESULT_COLUMNS
 
+    def __post_init__(self):
+        self.validate()  # a point with bad settings is refused when it is made, before any sweep
+
     def validate(self) -> None:
         """The settings, checked before anything is trained."""
         check_scope(self.scope)
+        number("tolerance", self.tolerance, low=0.0, high=1.0, high_open=True)
         accuracy_threshold(1.0, self.tolerance, self.relative)
         search_steps(1, self.step, self.resolution)
         if self.eval_subset is not None:
@@ -295,7 +303,9 @@ def fit_loglog(df: pd.DataFrame, x: str, y: str, by: Sequence[str] = GROUP, conf
     """Per group: OLS ``log10(y) = intercept + slope * log10(x)`` over its rows (rows with ``x`` or ``y`` <= 0 are left
     out: log undefined). Columns: by..., n, slope, intercept, slope_se, ci_low, ci_high (the ``confidence`` interval of
     the slope, t with n - 2 degrees of freedom), r2, p_zero (H0: slope = 0), p_one (H0: slope = 1)."""
-    by = list(by)
+    x, y = checked_columns("x", x, df)[0], checked_columns("y", y, df)[0]
+    by = checked_columns("by", by, df, nonempty=False)
+    fraction("confidence", confidence, low_open=True, high_open=True)
     rows = []
     for key, g in df.groupby(by, sort=True) if by else [((), df)]:
         g = g[(g[y] > 0) & (g[x] > 0)]
@@ -313,7 +323,9 @@ def fit_core_scaling(df: pd.DataFrame, by: Sequence[str] = ("dataset", "arch", "
     size does not change with width (the source's null hypothesis); slope 1 = density invariant. Rows with
     core_params <= 0 are left out (log undefined).
     """
-    by = list(by)
+    by = checked_columns("by", by, df, nonempty=False)
+    checked_columns("df", ["params", "core_params"], df)
+    fraction("confidence", confidence, low_open=True, high_open=True)
     rows = []
     for key, g in df.groupby(by, sort=True) if by else [((), df)]:
         key = key if isinstance(key, tuple) else (key,)
@@ -337,7 +349,8 @@ def density_trend(df: pd.DataFrame, by: Sequence[str] = ("dataset", "arch", "opt
     density_fold (max / min), params_fold (|θ| of the widest / narrowest), core_fold (mean |ω| of the widest /
     narrowest width).
     """
-    by = list(by)
+    by = checked_columns("by", by, df)
+    checked_columns("df", ["width_mult", "density", "params", "core_params"], df)
     rows = []
     for key, g in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -361,8 +374,14 @@ def factor_effect(df: pd.DataFrame, factor: str, reference: str, value: str = "d
     """
     from scipy import stats
 
-    pair_on = [c for c in pair_on if c != factor and c in df.columns]
-    by = [c for c in by if c in df.columns]
+    factor, value = checked_columns("factor", factor, df)[0], checked_columns("value", value, df)[0]
+    if reference not in set(df[factor]):
+        raise ValueError(f"reference={reference!r} is not a level of {factor!r}; its levels: "
+                         f"{', '.join(map(repr, sorted(set(df[factor]), key=str)))}")
+    fraction("confidence", confidence, low_open=True, high_open=True)
+    pair_on = [c for c in distinct("pair_on", sequence("pair_on", pair_on, item=text)) if c != factor
+               and c in df.columns]
+    by = [c for c in distinct("by", sequence("by", by, nonempty=False, item=text)) if c in df.columns]
     columns = [*by, factor, "reference", "pairs", "mean_level", "mean_reference", "diff", "ci_low", "ci_high", "p"]
     if df.empty or factor not in df.columns or value not in df.columns or not pair_on:
         return pd.DataFrame(columns=columns)
@@ -444,8 +463,9 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.
     A claim the table cannot decide is "not measured here", with the reason.
     """
 
-    confidence = 1 - alpha
-    flat_slope = math.log(density_fold) / math.log(SOURCE_WIDTH_RANGE)
+    confidence = 1 - fraction("alpha", alpha, low_open=True, high_open=True)
+    flat_slope = math.log(number("density_fold", density_fold, low=1.0, low_open=True)) / math.log(SOURCE_WIDTH_RANGE)
+    fraction("min_dense_accuracy", min_dense_accuracy)
     rows = []
     names = {"null": "Null hypothesis (|ω| constant in width) rejected",
              "flat": "Effective density roughly constant across widths",
@@ -624,12 +644,19 @@ def substitute(configs: Sequence[TrainConfig]) -> str | None:
     if fixed:
         parts.append(f"{'/'.join(map(str, fixed))} epochs of training, not until the training loss stops improving")
     return "; ".join(parts) or None
+def _config(name: str, cfg) -> TrainConfig:
+    if not isinstance(cfg, TrainConfig):
+        raise ValueError(f"{name}={cfg!r} must be a TrainConfig")
+    return cfg
 
 
 def grid_setup(configs: Sequence[TrainConfig], tolerance: float = 0.05, relative: bool = False,
                scope: str = "global") -> str:
     """The width sweep in words, for a claims table's ``setup``: the architectures with their data, the widths and
     epochs, and the core's definition."""
+    configs = sequence("configs", configs, nonempty=False, item=_config)
+    number("tolerance", tolerance, low=0.0, high=1.0, high_open=True)
+    check_scope(scope)
     archs = {}
     for c in configs:
         d = c.data
@@ -699,8 +726,24 @@ def _width_ticks(grid, widths) -> None:
 def plot_density_vs_width(df: pd.DataFrame, errorbar=("sd", 1)):
     """Effective density vs width multiplier (log x), one panel per dataset/arch, hue optimizer, style init;
     lines are means over seeds and bands +-1 standard deviation. Returns the seaborn FacetGrid."""
+    errorbar = _errorbar(errorbar)
     return _width_lines(df.assign(model=_label(df)), "density", "optimizer", "init",
                         "effective density |ω| / |θ|", errorbar)
+
+
+def _errorbar(errorbar):
+    """seaborn's ``errorbar``, checked: None, a method ("ci", "pi", "se", "sd"), a (method, level) pair or a
+    function."""
+    methods = ("ci", "pi", "se", "sd")
+    if errorbar is None or callable(errorbar):
+        return errorbar
+    if isinstance(errorbar, str):
+        return choice("errorbar", errorbar, methods)
+    if isinstance(errorbar, (tuple, list)) and len(errorbar) == 2 and errorbar[0] in methods:
+        number("errorbar[1]", errorbar[1], low=0.0, low_open=True)
+        return tuple(errorbar)
+    raise ValueError(f"errorbar={errorbar!r} must be None, one of {methods}, a (method, level) pair such as "
+                     "('sd', 1), or a function (seaborn's errorbar)")
 
 
 def _width_lines(d: pd.DataFrame, y: str, hue: str, style: str, ylabel: str, errorbar):
@@ -753,6 +796,7 @@ def plot_core_vs_params(df: pd.DataFrame, fits: pd.DataFrame | None = None):
 
 def plot_hoyer_vs_width(df: pd.DataFrame, errorbar=("sd", 1)):
     """Hoyer sparsity of the prunable weights vs width, at initialisation and after training (bands over seeds)."""
+    errorbar = _errorbar(errorbar)
     d = df.assign(model=_label(df)).melt(
         id_vars=["model", "width_mult", "optimizer", "init", "seed"], value_vars=["hoyer_init", "hoyer_trained"],
         var_name="when", value_name="hoyer")

@@ -17,18 +17,22 @@ second derivative (``second_order_exact``) does not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..core.checks import choice
+from ..core.checks import choice, count, distinct, number, sequence, text
+from ..core.device import device_name
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 from ..core.data import DatasetUnavailable, load_dataset
 from ..core.store import train_or_load
 from ..measures.saliency import (
     ALGORITHMS,
     ESTIMATORS,
+    MARGIN_MODES,
+    OUTPUT_HESSIANS,
     UnitNet,
     from_model,
     hessian_diagonal_check,
@@ -165,12 +169,8 @@ def preset(profile: str) -> Preset:
 
 def check_setups(setups, seeds) -> tuple[list[str], list[int]]:
     """``(setups, seeds)`` as lists, or ``ValueError`` for an empty one or a setup name not in :data:`SETUPS`."""
-    setups, seeds = list(setups), [int(s) for s in seeds]
-    unknown = [s for s in setups if s not in SETUPS]
-    if unknown:
-        raise ValueError(f"setups: unknown {unknown}; allowed: {sorted(SETUPS)}")
-    if not setups or not seeds:
-        raise ValueError(f"setups and seeds must not be empty (got setups={setups}, seeds={seeds})")
+    setups = _choices("setups", setups, tuple(SETUPS))
+    seeds = distinct("seeds", sequence("seeds", seeds, item=lambda n, v: count(n, v, low=0)))
     return setups, seeds
 
 
@@ -178,16 +178,16 @@ def check_setups(setups, seeds) -> tuple[list[str], list[int]]:
 # Comparison with the oracle
 # ----------------------------------------------------------------------------------------------------------------------
 
-def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators=ESTIMATORS, seed: int = 0,
-                   output_hessian: str = "diagonal") -> pd.DataFrame:
+def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators: Sequence[str] = ESTIMATORS,
+                   seed: int = 0, output_hessian: str = "diagonal") -> pd.DataFrame:
     """Spearman and Kendall rank correlation (scipy.stats) of each estimator's scores on the full net with the exact
     (brute-force) ΔE, over all hidden units (``layer`` "all") and within each hidden layer (``layer`` "1" is the
     first, next to the inputs). Columns: estimator, layer, spearman, kendall (NaN for a layer of one unit)."""
     from scipy import stats  # scipy.stats is slow to import: only here
 
-    for e in estimators:
-        choice("estimator", e, ESTIMATORS)
-    gen = torch.Generator().manual_seed(seed)
+    estimators = _choices("estimators", estimators, ESTIMATORS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    gen = torch.Generator().manual_seed(count("seed", seed, low=0))
     oracle = saliencies(net, x, y, "brute_force").cpu().numpy()
     bounds = np.cumsum([0, *net.widths])
     parts = [("all", slice(0, int(bounds[-1])))]
@@ -206,12 +206,19 @@ def rank_agreement(net: UnitNet, x: torch.Tensor, y: torch.Tensor, estimators=ES
     return pd.DataFrame(rows)
 
 
+def _choices(name: str, values, allowed) -> list:
+    """A non-empty list of distinct values of ``allowed`` (a ``ValueError`` naming ``name`` otherwise)."""
+    return distinct(name, sequence(name, values, item=lambda n, v: choice(n, v, allowed)))
+
+
 def curve_gap(table: pd.DataFrame, margin: float, mode: str = "range") -> pd.DataFrame:
     """Per (setup, seed, estimator, algorithm) of a tidy pruning table: units removable within ``margin`` (see
     :func:`removable_units`), as a count and fraction, and the comparison with *serial* brute force (brute force
     under Algorithm II, the source's "brute-force serial pruning", on the same setup and seed):
     ``shortfall_vs_brute_force`` (units it removes fewer; NaN without that run), ``shortfall_fraction`` (of the
     units) and the mean error gap to its curve over the removal range (``mean(error - error_brute_force)``)."""
+    number("margin", margin, low=0.0)
+    choice("mode", mode, MARGIN_MODES)
     keys = [k for k in ("setup", "seed") if k in table.columns]
     rows = []
     for key, g in table.groupby(keys + ["estimator", "algorithm"], sort=False):
@@ -263,6 +270,9 @@ def load_setup(cfg: TrainConfig, max_samples: int | None = None, seed: int = 0, 
     """Train (or load from ``prunekit.core.store``) ``cfg``'s model; return ``(UnitNet, x, y, run)`` on the training
     split (the data the source sums its error over), a random ``max_samples`` of it when given; ``epoch``: the
     network at that checkpoint of ``cfg.checkpoints`` instead of the trained one."""
+    if max_samples is not None:
+        max_samples = count("max_samples", max_samples)
+    seed = count("seed", seed, low=0)
     run = train_or_load(cfg, quiet=quiet)
     ds = load_dataset(cfg.data)
     x, y = ds.train.x, ds.train.y
@@ -279,6 +289,13 @@ def run_setup(cfg: TrainConfig, setup: str = "", estimators=ESTIMATORS, algorith
     """Prune ``cfg``'s trained model (see :func:`load_setup`) serially with every estimator and algorithm.
     Returns (tidy pruning table, rank agreement table, list of PruneResult, the run); ``seed`` drives ``random`` and
     the ``max_samples`` draw, the table's ``seed`` column is the training seed ``cfg.seed``."""
+    text("setup", setup, empty=True)
+    estimators, algorithms = _choices("estimators", estimators, ESTIMATORS), _choices("algorithms", algorithms,
+                                                                                     ALGORITHMS)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
+    if max_samples is not None:
+        count("max_samples", max_samples)
+    count("seed", seed, low=0)
     net, x, y, run = load_setup(cfg, max_samples, seed, quiet)
     results, frames = [], []
     for alg in algorithms:
@@ -314,6 +331,10 @@ def run_experiment(setups, seeds, device: str = "auto", max_samples: int | None 
     estimator's Hessian diagonal on each setup's first seed. A setup whose data are missing is skipped (reported in
     ``skipped``); unknown setup names and an empty plan raise ``ValueError`` before any training."""
     setups, seeds = check_setups(setups, seeds)
+    device = device_name(device)
+    if max_samples is not None:
+        count("max_samples", max_samples)
+    choice("output_hessian", output_hessian, OUTPUT_HESSIANS)
     curves, ranks, accuracy, checks, skipped, log = [], [], [], [], {}, []
     for name in setups:
         for seed in seeds:

@@ -9,7 +9,7 @@ source's Table 1 (:func:`cycles_table`) and their claims (:func:`cycle_claims`),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,8 @@ from torch import nn
 
 from ..report import claims as C
 from ..report.intervals import mean_interval, side_of
+from ..core.checks import choice, count, distinct, fraction, number, sequence, text
+from ..core.device import device_name
 from ..core.store import Run
 from ..core.config import TrainConfig, check_profile
 from ..pruning.cycles import CYCLE_METHODS, IterativePruning, conv_parameters
@@ -52,6 +54,8 @@ def basin_claims(barriers: pd.DataFrame | None, barrier_tol: float = BARRIER_TOL
     rewinding) is reported beside, as this project's extension. ``same_as`` (``prunekit.pruning.retrain.distinct_methods``):
     methods that are another method's run, counted once and named with it. The barrier of one line is exact on its
     data: no interval."""
+    number("barrier_tol", barrier_tol, low=0.0)
+    text("split", split)
     name = "Weight pruning with retraining stays in the pretrained basin (one-shot, this project's MLP variant)"
     reports = "the pruned-and-retrained network shares the pretrained network's basin"
     rule = (f"height of the {split} loss above the chord <= {barrier_tol:g} nats for every distinct run of the "
@@ -141,9 +145,9 @@ class CyclesExperiment:
     cycles: pd.DataFrame
 
 
-def cycles_experiment(profile: str, seeds=None, units=("weight", "channel"), methods=CYCLE_METHODS,
-                      cycles: int | None = None, dataset: str | None = None, device: str = "cpu",
-                      quiet: bool = True) -> CyclesExperiment:
+def cycles_experiment(profile: str, seeds: Sequence[int] | None = None, units: Sequence[str] = ("weight", "channel"),
+                      methods: Sequence[str] = CYCLE_METHODS, cycles: int | None = None, dataset: str | None = None,
+                      device: str = "cpu", quiet: bool = True) -> CyclesExperiment:
     """The source's Section 3 for each of ``seeds`` (None: the profile's): the pretrained ResNet20
     (:func:`cycles_config`), ``cycles`` cycles (None: the profile's) of each unit x method, each retrained for the
     pretraining's T epochs, through the result cache (a rerun loads them; an interrupted run resumes), and the small
@@ -153,10 +157,10 @@ def cycles_experiment(profile: str, seeds=None, units=("weight", "channel"), met
     from ..pruning.cycles import check_plan, iterative_pruning, small_config  # likewise
 
     settings = cycles_preset(profile)
-    seeds = list(settings.seeds if seeds is None else seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds!r} must be a non-empty list of distinct training seeds")
+    seeds = distinct("seeds", sequence("seeds", settings.seeds if seeds is None else seeds,
+                                       item=lambda n, v: count(n, v, low=0)))
     check_plan(units, methods, cycles)
+    device = device_name(device)
     cycles = int(cycles or settings.cycles)
     pretrained, runs, small, tables, rows = {}, {}, {}, [], []
     for seed in seeds:
@@ -182,6 +186,8 @@ def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Map
     "channel"; "pretrained" for the ``pretrained`` network when given), ``network`` (the retraining method, or
     "small": trained from scratch with as many weights), ``conv_density`` (share of conv weights in use),
     ``test_accuracy`` and ``train_accuracy`` of this run, and ``source_cifar10_accuracy`` (%)."""
+    choice("loss", loss, ("cross_entropy", "sse"))
+    seed = count("seed", seed, low=0)
     rows = []
     if pretrained is not None:
         rows.append({"unit": "pretrained", "network": "pretrained", "conv_density": 1.0,
@@ -197,7 +203,7 @@ def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Map
                      "test_accuracy": evaluate(model, ds.test, loss)[1],
                      "train_accuracy": evaluate(model, ds.train, loss)[1]})
     out = pd.DataFrame(rows)
-    out.insert(0, "seed", int(seed))
+    out.insert(0, "seed", seed)
     out["source_cifar10_accuracy"] = [SOURCE_TABLE1.get((u, n), np.nan) for u, n in zip(out["unit"], out["network"])]
     return out
 
@@ -246,6 +252,10 @@ def cycle_claims(table: pd.DataFrame | None, barriers: pd.DataFrame | None, *, b
     (``prunekit.studies.s002_utility.as_decided_on``), whichever way it goes.
     """
 
+    number("barrier_tol", barrier_tol, low=0.0)
+    text("split", split)
+    fraction("collapse_gap", collapse_gap)
+    fraction("ceiling_gap", ceiling_gap)
     names = ("Weight pruning with retraining stays in the pretrained basin (iterative, conv layers)",
              "Aggressive channel pruning with rewinding leaves the pretrained basin, weight pruning does not",
              "Weight-pruned and retrained networks beat a small network of the same size trained from scratch",

@@ -15,7 +15,7 @@ submission, OpenReview doeyA2PBjdy), notebook 05.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,8 @@ from torch import nn
 from ..report import claims as C
 from ..report.intervals import bootstrap_interval, mean_interval, side_of
 from ..core.store import Run, build, cached_result, data_digest, state_digest
-from ..core.checks import count, fraction, mapping, sequence
+from ..core.checks import choice, count, distinct, fraction, mapping, sequence
+from ..core.device import device_name
 from ..core.config import TrainConfig
 from ..pruning.cycles import conv_parameters, kept_conv_weights, next_masks, same_size_config
 from ..core.data import Dataset
@@ -68,11 +69,9 @@ def size_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torch
     utility``), and one row per (share, by, level): ``accuracy_mean/min/max``, ``utility_mean``, ``std`` (the source's
     imbalance), ``utility_max``, ``n``.
     """
-    ratios = [fraction("ratios", r, low_open=True) for r in ratios]
-    if not ratios or len(set(ratios)) != len(ratios):
-        raise ValueError(f"ratios={ratios!r} must be distinct fractions in (0, 1], at least one")
-    if len(models) < 1:
-        raise ValueError("models must map at least one share to a model")
+    ratios = distinct("ratios", sequence("ratios", ratios, item=lambda n, r: fraction(n, r, low_open=True)))
+    models = mapping("models", models)
+    n_subsets, seed = count("n_subsets", n_subsets), count("seed", seed, low=0)
     own = {float(s): torch.nonzero(flat_weights(m)).flatten() for s, m in models.items()}
     reference = own[max(own)].numel()
     frames = []
@@ -130,6 +129,7 @@ def size_claims(ablations: pd.DataFrame | None, *, max_level: float = 0.1, setup
     A table that cannot decide a claim (fewer than two sizes, a missing column, no shared level, a NaN, a duplicate
     subset) gives "not measured here", with the reason.
     """
+    fraction("max_level", max_level, low_open=True)
 
     names = ("Networks use their weights in proportion to their size (pruned at initialisation)",
              "Smaller networks have subsets of higher maximum utility")
@@ -276,19 +276,18 @@ class PrunedExperiment:
     table: pd.DataFrame
 
 
-def pruned_experiment(profile: str, seeds, prune_ratios=PRUNE_RATIOS, dataset: str | None = None,
+def pruned_experiment(profile: str, seeds: Sequence[int], prune_ratios: Sequence[float] = PRUNE_RATIOS,
+                      dataset: str | None = None,
                       device: str = "cpu", quiet: bool = True) -> PrunedExperiment:
     """Sec. 2.2.2 for each of ``seeds``: the pretrained ResNet20 of ``prunekit.studies.s002_utility.pretrain_config``, its conv
     weights pruned in one shot at each ratio and retrained (:func:`conv_pruned`, cached), and the small network of
     each ratio trained from scratch (:func:`small_config_at`), with their accuracies (:func:`pruned_table`)."""
     from ..core.store import train_or_load  # looked up at each call: tests replace it with a stand-in
 
-    seeds = list(seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds!r} must be a non-empty list of distinct training seeds")
-    ratios = [fraction("prune_ratios", r, low_open=True, high_open=True) for r in prune_ratios]
-    if not ratios or len(set(ratios)) != len(ratios):
-        raise ValueError(f"prune_ratios={prune_ratios!r} must be distinct fractions in (0, 1), at least one")
+    seeds = distinct("seeds", sequence("seeds", seeds, item=lambda n, v: count(n, v, low=0)))
+    ratios = distinct("prune_ratios", sequence("prune_ratios", prune_ratios,
+                                               item=lambda n, r: fraction(n, r, low_open=True, high_open=True)))
+    device = device_name(device)
     runs, pruned, small, tables = {}, {}, {}, []
     for seed in seeds:
         cfg = pretrain_config(profile, seed, dataset=dataset).replace(device=device)
@@ -322,7 +321,7 @@ def pruned_comparison(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks,
     if len(set(levels)) != len(levels):
         raise ValueError(f"levels={levels!r} must be distinct fractions in (0, 1], at least one")
     pruned, small = mapping("pruned", pruned), mapping("small", small, nonempty=False)
-    n_subsets = count("n_subsets", n_subsets)
+    n_subsets, seed = count("n_subsets", n_subsets), count("seed", seed, low=0)
     if set(small) - set(pruned):
         raise ValueError(f"small has pruning ratios {sorted(set(small) - set(pruned))} that pruned lacks")
     frames = []
@@ -354,6 +353,8 @@ def pruned_table(pretrained: nn.Module, pruned: Mapping[float, tuple[Masks, nn.M
     if not isinstance(pretrained, nn.Module):
         raise ValueError(f"pretrained must be an nn.Module, got {type(pretrained).__name__}")
     pruned, small = mapping("pruned", pruned), mapping("small", small, nonempty=False)
+    choice("loss", loss, ("cross_entropy", "sse"))
+    seed = count("seed", seed, low=0)
     total = sum(getattr(m, a).numel() for m, a in conv_parameters(pretrained))
     if total == 0:
         raise ValueError("pretrained has no conv weights: Sec. 2.2.2 prunes conv layers (a ResNet20 or a conv net)")
@@ -393,6 +394,8 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
     A table that cannot decide (missing columns, no ratio with both networks, a NaN, a duplicate row) gives "not
     measured here", with the reason.
     """
+    fraction("level", level, low_open=True)
+    fraction("ceiling_gap", ceiling_gap)
 
     names = ("A small network trained from scratch does not reach the pruned-and-retrained network's accuracy",
              "A small network trained from scratch uses its weights less evenly than a pruned-and-retrained one "

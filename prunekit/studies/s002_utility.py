@@ -11,6 +11,7 @@ basin questions in ``prunekit.studies.s002_basins``; the mechanisms live in ``pr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from ..report import claims as C
 from ..report.intervals import bootstrap_interval, side_of
-from ..core.checks import choice, fraction
+from ..core.checks import choice, columns, count, distinct, fraction, mapping, number, sequence, text
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 from ..core.data import files_present
 from ..measures.imbalance import imbalance_table
@@ -161,6 +162,7 @@ def pretrain_config(profile: str, seed: int = 0, width_mult: float = 1.0, networ
     """The pretrained network of notebooks 04 and 05 for ``profile``: ``network`` "resnet20" (the source's, with its
     recipe, :data:`SOURCE_NETWORK`) or "mlp" (this project's variant, Adam at lr 1e-3, :data:`MLP_VARIANT`), on
     ``dataset`` (None: :func:`default_dataset`), with the checkpoints imbalance-during-training needs."""
+    number("width_mult", width_mult, low=0.0, low_open=True)
     p = network_preset(profile, network)
     name = dataset if dataset is not None else default_dataset(profile, network)
     if network == "mlp":
@@ -196,6 +198,9 @@ def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: t
     The same subsets (same ``seed``) are drawn at every epoch, so the comparison across epochs is paired. The model's
     own weights are restored afterwards.
     """
+    ratios = distinct("ratios", sequence("ratios", ratios, item=fraction))
+    n_subsets, seed = count("n_subsets", n_subsets), count("seed", seed, low=0)
+    choice("method", method, ("auto", "batched", "loop"))
     if not checkpoints:
         raise ValueError("checkpoints is empty: train with TrainConfig(checkpoints=(0, 1, ...))")
     frames = []
@@ -226,9 +231,11 @@ def critical_ratio(df: pd.DataFrame, level: float, by: str | Sequence[str] | Non
             return float(r[0])
         return float(r[i - 1] + (a[i - 1] - level) / (a[i - 1] - a[i]) * (r[i] - r[i - 1]))
 
+    fraction("level", level)
+    columns("df", ["ratio", "accuracy"], df)
     if by is None:
         return one(df)
-    by = [by] if isinstance(by, str) else list(by)
+    by = columns("by", by, df)
     rows = []
     for key, g in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -247,6 +254,11 @@ def width_comparison(models: Mapping[float, nn.Module], x: torch.Tensor, y: torc
     imbalance), ``utility_max``, ``gini`` and ``cv`` (this project's scale-free extras) at ``imbalance_ratio``, and
     ``critical_count = critical_ratio * prunable_weights``.
     """
+    models = mapping("models", models)
+    ratios = distinct("ratios", sequence("ratios", ratios, item=fraction))
+    n_subsets, seed = count("n_subsets", n_subsets), count("seed", seed, low=0)
+    imbalance_ratio = fraction("imbalance_ratio", imbalance_ratio, low_open=True)
+    chance = fraction("chance", chance)
     frames = []
     for w, model in models.items():
         df = random_ablation(model, x, y, ratios=ratios, n_subsets=n_subsets, seed=seed)
@@ -270,6 +282,7 @@ def ablation_table(experiments: dict[str, pd.DataFrame], epochs: int, seed: int,
     (the frame's own, else ``network``), ratio (a size or pruned-network frame's ``level``), band, subset, accuracy,
     utility, epoch (the final one unless the frame has its own), width_mult, share (of the weights kept at
     initialisation), by ("ratio" or "number"), prune_ratio (Sec. 2.2.2's networks; NaN elsewhere), seed."""
+    epochs, seed, network = count("epochs", epochs), count("seed", seed, low=0), text("network", network)
     frames = []
     for name, df in experiments.items():
         def col(column, default, df=df):
@@ -288,6 +301,7 @@ def check_plan(below_one: Sequence[str] = (), **lists) -> None:
     """Validate notebook 05's lists before any compute: each keyword names a non-empty list of distinct fractions
     in (0, 1] (``size_shares=[1.0, 0.5]``, ``ratios=[0.1, 0.2]``...), in (0, 1) for the names in ``below_one``; a
     ValueError names the first that is not."""
+    below_one = sequence("below_one", below_one, nonempty=False, item=text)
     for name, values in lists.items():
         interval = "(0, 1)" if name in below_one else "(0, 1]"
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not list(values):
@@ -343,6 +357,13 @@ def utility_claims(random_ablations: pd.DataFrame | None = None, magnitude_summa
     not there). A missing table (None) or one that cannot decide its claim gives "not measured here", with the reason.
     """
 
+    if dense_accuracy is not None and not (isinstance(dense_accuracy, float) and math.isnan(dense_accuracy)):
+        fraction("dense_accuracy", dense_accuracy)  # NaN (a measurement that failed) gives "not measured here"
+    choice("network", network, NETWORKS)
+    for name, value in (("spread_ratio", spread_ratio), ("min_spread", min_spread), ("min_top_drop", min_top_drop),
+                        ("lower_share_holds", lower_share_holds), ("lower_share_fails", lower_share_fails)):
+        fraction(name, value, low_open=True)
+    number("proportional_within", proportional_within, low=1.0)
     names = ("Equal-size random subsets differ widely in how much they matter",
              "Accuracy drops only when large-magnitude weights are ablated",
              "Utility imbalance grows during training",
@@ -507,6 +528,9 @@ def spread_experiment(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch
     it stored in training (``statistics="stored"``, as the source evaluates) and with statistics recomputed on ``x``
     after each ablation (``"recalibrated"``); one without has ``"none"``. One row per (network, statistics, subset),
     with the network's unablated accuracy (``dense_accuracy``) and ``dataset`` (the data the networks learned)."""
+    models = mapping("models", models)
+    ratio = fraction("ratio", ratio, low_open=True)
+    n_subsets, seed = count("n_subsets", n_subsets), count("seed", seed, low=0)
     frames = []
     for name, model in models.items():
         dense = float(random_ablation(model, x, y, ratios=[0.0], n_subsets=1)["accuracy"].iloc[0])
@@ -547,6 +571,7 @@ def spread_claims(df: pd.DataFrame | None, *, stale_share: float = 0.5, setup: s
       batch-norm network's stored-statistics spread.
     """
 
+    fraction("stale_share", stale_share, low_open=True, high_open=True)
     names = ("Stale batch-norm statistics drive the spread of random ablations",
              "Without batch norm, random ablations of equal size still differ widely")
     reports = ("about 60 points of training accuracy between 500 random subsets at ratio 0.1 (ResNet20 with batch "

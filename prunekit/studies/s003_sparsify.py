@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..report import claims as C
 from ..report.intervals import mean_interval, side_of
-from ..core.checks import choice
+from ..core.checks import choice, distinct, fraction, percentage, sequence, text
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 
 __all__ = ["SOURCE", "TOLERANCE", "Preset", "PRESETS", "preset", "SETUPS", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
@@ -75,6 +75,11 @@ SOURCE = "003 Sparsifying Neural Networks"
 SOURCE_PLATEAU = {"weight": (70.0, 75.0), "unit": (40.0, 50.0)}
 
 
+def _by(by) -> list[str]:
+    """The grouping columns asked for (distinct names; those a table lacks are left out by the caller)."""
+    return distinct("by", sequence("by", by, item=text))
+
+
 def plateau_summary(curve, tolerance: float = TOLERANCE, by: Sequence[str] = ("setup", "dataset", "method", "scope")):
     """Per group, the largest k up to which accuracy holds: the mean accuracy (over seeds) stays within
     ``tolerance`` (a fraction: 0.01 = 1 point) of the dense (k = 0) accuracy at this k *and every smaller k*.
@@ -82,9 +87,8 @@ def plateau_summary(curve, tolerance: float = TOLERANCE, by: Sequence[str] = ("s
     Returns a DataFrame with the ``by`` columns, dense_accuracy, holds_to_k, accuracy_there, sparsity_there,
     next_k (the first k where it fails, NaN if none) and accuracy_next.
     """
-    if not 0 <= tolerance <= 1:
-        raise ValueError(f"tolerance must be a fraction in [0, 1], got {tolerance!r}")
-    by = [c for c in by if c in curve.columns]
+    fraction("tolerance", tolerance)
+    by = [c for c in _by(by) if c in curve.columns]
     mean = curve.groupby(by + ["k"], as_index=False)[["accuracy", "sparsity"]].mean()
     rows = []
     for key, g in mean.groupby(by):
@@ -105,6 +109,7 @@ def plateau_summary(curve, tolerance: float = TOLERANCE, by: Sequence[str] = ("s
 
 def plateau_report(summary, tolerance: float = TOLERANCE) -> str:
     """Sentences comparing ``plateau_summary`` (magnitude methods) with the source's claims, from the numbers."""
+    fraction("tolerance", tolerance)
     lines = []
     if not {"method", "holds_to_k", "next_k", "accuracy_next", "dense_accuracy", "accuracy_there"} <= set(summary):
         return "Not measured here: the summary lacks the plateau columns of plateau_summary."
@@ -135,6 +140,7 @@ def global_unit_note(layers: pd.DataFrame, k: float = 25.0) -> str:
     """Why global unit ranking falls early, in this run's numbers (from ``prunekit.measures.curves.layer_sparsity_table``):
     with one L2 threshold over layers of different fan-in, the layer whose units have the smallest norms loses far
     more than k% of its units. Returns a sentence, or "" when the table has no global unit row at ``k``."""
+    k = percentage("k", k)
     g = layers[(layers["method"] == "unit") & (layers["scope"] == "global") & np.isclose(layers["k"], k)]
     if g.empty:
         return ""
@@ -188,7 +194,8 @@ def plateau_ends(curve: pd.DataFrame, tolerance: float = TOLERANCE,
     """Per group and ``seed``: ``dense_accuracy`` (k = 0), ``holds_to_k`` (the largest k whose accuracy is within
     ``tolerance`` of that seed's dense accuracy at that k and every smaller k) and ``next_k`` (the first k where it
     is not; NaN if none). A group without a finite dense accuracy has NaN ends."""
-    by = [c for c in by if c in curve.columns]
+    fraction("tolerance", tolerance)
+    by = [c for c in _by(by) if c in curve.columns]
     keys = by + (["seed"] if "seed" in curve.columns else [])
     rows = []
     for key, g in curve.groupby(keys, sort=True):
@@ -225,6 +232,8 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
     A claim the table cannot decide (no such group, no k = 70 or 45 in the grid) is "not measured here".
     """
 
+    fraction("tolerance", tolerance)
+    fraction("fail_drop", fail_drop, low_open=True)
     at = {**DECIDING_K, **(deciding_k or {})}
     names = ("Weight pruning keeps accuracy to about 70-75% sparsity",
              "Unit pruning keeps accuracy to just under 50% sparsity",
@@ -322,6 +331,7 @@ def speed_claims(speed: pd.DataFrame | None, setup: str = "", band: float = 0.05
     pruning, CSR weight pruning) is faster than the dense net from some k on, by more than the timing noise
     ``band`` (its best speed-up >= 1 + band): holds; every such form at best ``1 - band`` as fast: does not hold;
     in between: cannot decide. Masking alone cannot save time and does not count."""
+    fraction("band", band, low_open=True, high_open=True)
     name = "Pruning saves time on matrix operations"
     reports = "pruning the network is meant to save on matrix operations"
     rule = (f"at the largest batch size, compacted units or CSR weights faster than dense from some k on, by at least "

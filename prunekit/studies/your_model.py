@@ -28,10 +28,12 @@ import hashlib
 import importlib
 import importlib.util
 import re
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 import torch
@@ -139,17 +141,18 @@ def import_object(spec: str, what: str = "model"):
 def build_model(spec: str, seed: int = 0, **kwargs) -> nn.Module:
     """``factory(**kwargs)`` for the factory ``spec`` names (:func:`import_object`), built after
     ``torch.manual_seed(seed)`` (the same initial weights for the same seed), in eval mode."""
+    seed = count("seed", seed, low=0)
     factory = import_object(spec, "model")
     if not callable(factory):
         raise ValueError(f"model={spec!r} names a {type(factory).__name__}, not a factory that returns a module")
-    torch.manual_seed(int(seed))
+    torch.manual_seed(seed)
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
 
 
-def load_data(spec: str, root=None) -> tuple[Split, Split, str]:
+def load_data(spec: str, root: str | os.PathLike | None = None) -> tuple[Split, Split, str]:
     """``(train, test, name)``: prunekit's data set ``spec`` (``load_dataset``), or what the function ``spec`` names
     returns (:func:`import_object`): a prunekit Dataset, or a pair ``(train, test)`` of any data form
     (``(x, y)`` tensors, a Split, a DataLoader), gathered in memory.
@@ -165,7 +168,8 @@ def load_data(spec: str, root=None) -> tuple[Split, Split, str]:
         ds = load_dataset(DataConfig(name=spec), root=root)
         return ds.train, ds.test, spec
     if ":" not in str(spec):
-        raise ValueError(f"dataset={spec!r} is neither one of prunekit's ({', '.join(map(repr, DATASETS))}) nor "
+        names = ", ".join(map(repr, DATASETS.names()))
+        raise ValueError(f"dataset={spec!r} is neither one of prunekit's ({names}) nor "
                          "'package.module:function' / 'path/to/file.py:function' returning (train, test)")
     out = import_object(spec, "dataset")
     out = out() if callable(out) else out
@@ -199,13 +203,23 @@ def _shaped_data(name: str, channels: int, height: int, width: int, root=None) -
     return Split(adapt(ds.train.x), ds.train.y), Split(adapt(ds.test.x), ds.test.y)
 
 
-def load_checkpoint(model: nn.Module, path) -> nn.Module:
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load a state dict (``torch.load(weights_only=True)``; a ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper
     and ``torch.nn.utils.prune``'s ``weight_orig`` / ``weight_mask`` pairs are understood) into ``model``, strictly."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"checkpoint={path!r} must be the path of a state dict file")
     path = Path(path).expanduser()
     if not path.is_file():
         raise ValueError(f"checkpoint={str(path)!r}: no such file")
-    state = torch.load(path, weights_only=True, map_location="cpu")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - a pickle with code in it, or not a torch file at all
+        found = str(err).lower()
+        kind = ("holds Python objects beyond tensors" if "global" in found else "is not a plain torch state dict "
+                "file (an unreadable or foreign format)")
+        raise ValueError(f"checkpoint={str(path)!r} {kind}: prunekit loads only plain state dicts, with "
+                         "torch.load(weights_only=True), since unpickling anything else could run code from the file; "
+                         "save the model's state_dict() with torch.save and give that file") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -312,10 +326,11 @@ def _optimizer(optimizer: str | None, lr: float):
     return functools.partial(cls, lr=float(lr))
 
 
-def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=None, profile: str = "quick", model_kwargs=None,
-            lrs=None, optimizer: str | None = None, batch_size: int | None = None, seed: int = 0,
-            output_fn=None, eval_samples: int | None = None, device: str = "auto", root=None, params=None,
-            include_output: bool = False) -> Setup:
+def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint: str | os.PathLike | None = None,
+            profile: str = "quick", model_kwargs=None, lrs: Sequence[float] | None = None,
+            optimizer: str | None = None, batch_size: int | None = None, seed: int = 0, output_fn=None,
+            eval_samples: int | None = None, device: str = "auto", root: str | os.PathLike | None = None,
+            params=None, include_output: bool = False) -> Setup:
     """The reader's model, trained (or loaded from ``checkpoint``), and its data: a :class:`Setup`.
 
     model: a factory's spec (:func:`build_model`, called with ``model_kwargs`` after ``torch.manual_seed(seed)``)
@@ -334,6 +349,10 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
       ``[0, number of logits)``, any integer dtype) and the inputs (no NaN) are checked before any training.
     """
     pre = preset(profile)
+    seed = count("seed", seed, low=0)
+    if not isinstance(model, (str, nn.Module)):
+        raise ValueError(f"model={model!r} must be a factory's import path or a torch.nn.Module; got "
+                         f"{type(model).__name__}")
     given = lrs is not None
     lrs = list(pre.lrs if lrs is None else sequence("lrs", lrs, item=lambda n, v: number(n, v, low=0.0)))
     batch_size = count("batch_size", pre.batch_size if batch_size is None else batch_size)
@@ -355,7 +374,7 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
         test = Split(test.x[:eval_samples], test.y[:eval_samples])
     chosen = choose_params(model, net, params, include_output, test.x[:2])
     history = None
-    if checkpoint:
+    if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     else:
         history = fit_or_load(model, train, lrs=lrs, optimizer=factory, batch_size=batch_size, seed=seed,
@@ -370,7 +389,7 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint=No
     return Setup(net, train, test, name, chosen, weight_coverage(net, chosen), history,
                  {"loss": loss, "accuracy": acc},
                  {"lrs": lrs, "optimizer": optimizer or "SGD(momentum=0.9)", "batch_size": batch_size, "seed": seed,
-                  "origin": "trained here" if not checkpoint else "given with the checkpoint" if given
+                  "origin": "trained here" if checkpoint is None else "given with the checkpoint" if given
                   else "the profile's (the checkpoint's own schedule was not given)"},
                  left_out(net, chosen, head))
 
@@ -383,11 +402,13 @@ def _labelled(df: pd.DataFrame, setup: Setup) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------------ the measures
-def pruning_curves(setup: Setup, ks=None, profile: str = "quick", seed: int = 0) -> pd.DataFrame:
+def pruning_curves(setup: Setup, ks: Sequence[float] | None = None, profile: str = "quick",
+                   seed: int = 0) -> pd.DataFrame:
     """Accuracy after pruning ``k``% of the weights, or of the units (rows of each weight), by magnitude and at
     random, globally and layer by layer, without retraining (``prunekit.measures.curves.pruning_curve``; source
     003's comparison of weight and unit pruning). One row per (method, scope, k)."""
-    ks = list(preset(profile).ks if ks is None else ks)
+    ks = list(preset(profile).ks if ks is None else sequence("ks", ks))
+    seed = count("seed", seed, low=0)
     df = pruning_curve(setup.model, setup.params, setup.test, ks, seed=seed,
                        methods=("weight", "unit", "random_weight", "random_unit"), scopes=("global", "layerwise"))
     df.insert(0, "granularity", df["method"].map(lambda m: "unit" if "unit" in m else "weight"))
@@ -408,20 +429,25 @@ def density_table(setup: Setup, tolerance: float = 0.05) -> pd.DataFrame:
     return _labelled(pd.DataFrame([row]), setup)
 
 
-def ablation_tables(setup: Setup, profile: str = "quick", seed: int = 0, *, ratios=None, n_subsets=None,
-                    n_bands=None, band_ratios=None, band_subsets=None) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                 pd.DataFrame]:
+def ablation_tables(setup: Setup, profile: str = "quick", seed: int = 0, *, ratios: Sequence[float] | None = None,
+                    n_subsets: int | None = None, n_bands: int | None = None,
+                    band_ratios: Sequence[float] | None = None,
+                    band_subsets: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Random ablation (source 002, Fig. 1 left) and ablation by magnitude band (Fig. 1 right) on the default weight
     set: one row per subset (``accuracy``, KL ``utility``); and the utility imbalance per ratio: the standard
     deviation of the utilities of equal-size random subsets (``utility_std``, source 002's measure) with the rest of
     ``prunekit.measures.imbalance.imbalance_table``. Returns ``(random, magnitude, imbalance)``."""
     pre = preset(profile)
-    x, y = setup.test.x, setup.test.y
-    rnd = random_ablation(setup.model, x, y, pre.ratios if ratios is None else ratios,
-                          pre.n_subsets if n_subsets is None else n_subsets, seed, params=setup.params)
-    mag = magnitude_ablation(setup.model, x, y, pre.n_bands if n_bands is None else n_bands,
-                             pre.band_ratios if band_ratios is None else band_ratios,
-                             pre.band_subsets if band_subsets is None else band_subsets, seed, params=setup.params)
+    seed = count("seed", seed, low=0)
+    ratios = pre.ratios if ratios is None else ratios
+    n_subsets = count("n_subsets", pre.n_subsets if n_subsets is None else n_subsets)
+    n_bands = count("n_bands", pre.n_bands if n_bands is None else n_bands,
+                    high=sum(weight_of(m, a).numel() for m, a in setup.params))
+    band_ratios = pre.band_ratios if band_ratios is None else sequence("band_ratios", band_ratios, item=fraction)
+    band_subsets = count("band_subsets", pre.band_subsets if band_subsets is None else band_subsets)
+    x, y = setup.test.x, setup.test.y  # every setting checked before the first ablation
+    rnd = random_ablation(setup.model, x, y, ratios, n_subsets, seed, params=setup.params)
+    mag = magnitude_ablation(setup.model, x, y, n_bands, band_ratios, band_subsets, seed, params=setup.params)
     imbalance = imbalance_table(rnd, ["ratio", "n_ablated"]).rename(columns={"std": "utility_std", "n": "subsets"})
     return _labelled(rnd, setup), _labelled(mag, setup), _labelled(imbalance, setup)
 
@@ -476,16 +502,17 @@ def surface_tables(setup: Setup, tuned: FineTuned, profile: str = "quick", *, gr
     are checked against the three networks (recalibrated the same way) before the surface is returned.
     Returns ``{"path", "barriers", "grid", "anchors"}``."""
     pre = preset(profile)
+    grid = count("grid", pre.grid if grid is None else grid, low=2)
+    path_points = count("path_points", pre.path_points if path_points is None else path_points, low=2)
+    number("margin", margin, low=0.0)
     n_train = min(len(setup.train), max(len(setup.test), pre.bn_samples))
     splits = {"train": Split(setup.train.x[:n_train], setup.train.y[:n_train]), "test": setup.test}
     bn_x = setup.train.x[:pre.bn_samples] if S.has_batchnorm(setup.model) else None
     w0, w1, w2 = S.flatten(setup.model), S.flatten(tuned.pruned), S.flatten(tuned.retrained)
     host = copy_model(setup.model)
-    path = S.linear_path(host, w0, w2, splits, n=pre.path_points if path_points is None else path_points,
-                         bn_data=bn_x)
+    path = S.linear_path(host, w0, w2, splits, n=path_points, bn_data=bn_x)
     plane = S.Plane.through(w0, w1, w2, names=("trained", "pruned", "retrained"))
-    grid_df, anchors = S.plane_surface(host, plane, splits, n=pre.grid if grid is None else grid, margin=margin,
-                                       bn_data=bn_x)
+    grid_df, anchors = S.plane_surface(host, plane, splits, n=grid, margin=margin, bn_data=bn_x)
     networks = {"trained": setup.model, "pruned": tuned.pruned, "retrained": tuned.retrained}
     S.check_anchors(anchors, {k: _recalibrated(m, bn_x) for k, m in networks.items()}, splits, rtol=1e-4)
     return {name: _labelled(df, setup) for name, df in

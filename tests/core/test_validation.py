@@ -105,3 +105,121 @@ def test_the_helpers_against_hand_written_cases():
             sequence("r", bad)
     with pytest.raises(ValueError, match=r"r\[1\]=-1 is out of range"):
         sequence("r", [0, -1], item=lambda name, v: count(name, v, low=0))
+
+
+# ------------------------------------------------------------------------ the probes of issue 38, each before compute
+def _first_three(out):
+    """A reader's output_fn that keeps 3 of 10 logits."""
+    return out[:, :3]
+
+
+def _mlp():
+    from prunekit.core.models import build_model as build
+
+    torch.manual_seed(0)
+    return build(ModelConfig("mlp", hidden=(8,)), (1, 8, 8), 10).eval()
+
+
+def _your_setup(model, ds):
+    import pandas as pd
+
+    from prunekit.core.models import prunable_parameters
+    from prunekit.studies import your_model
+
+    setup = your_model.Setup(model, ds.train, ds.test, "digits", prunable_parameters(model), {}, None,
+                             {"loss": 1.0, "accuracy": 0.5}, {"lrs": [0.05], "optimizer": "SGD(momentum=0.9)",
+                                                             "batch_size": 64, "seed": 0})
+    return setup, your_model.FineTuned(model, model, None, pd.DataFrame(), 0.5)
+
+
+def _issue_probes():
+    from prunekit.core.models import prunable_parameters
+    from prunekit.core.store import fit_or_load
+    from prunekit.core.train import fit_model
+    from prunekit.measures.curves import pruning_curve
+    from prunekit.measures.density import effective_density
+    from prunekit.measures.utility import evaluate_subsets
+    from prunekit.pruning.retrain import magnitude_masks
+    from prunekit.studies import your_model
+
+    def curve(m, ds, **kw):
+        return pruning_curve(m, prunable_parameters(m), ds.test, **{"ks": [50], **kw})
+
+    n = sum(p.numel() for mod, _ in prunable_parameters(_mlp()) for p in [mod.weight])
+    return {  # name: (call(model, ds), the error's message)
+        "ks repeated": (lambda m, ds: curve(m, ds, ks=[50, 50]), r"ks=\[50.0, 50.0\] repeats 50.0"),
+        "ks empty": (lambda m, ds: curve(m, ds, ks=[]), r"ks=\[\] is empty"),
+        "ks a string": (lambda m, ds: curve(m, ds, ks="50"), r"ks='50' must be a list"),
+        "methods empty": (lambda m, ds: curve(m, ds, methods=[]), r"methods=\[\] is empty"),
+        "scopes repeated": (lambda m, ds: curve(m, ds, scopes=["global", "global"]), r"scopes=.* repeats 'global'"),
+        "float subsets": (lambda m, ds: evaluate_subsets(m, ds.test, subsets=torch.rand(2, n)),
+                          r"subsets must be a boolean \[S, P\] tensor"),
+        "float subsets in a list": (lambda m, ds: evaluate_subsets(m, ds.test, subsets=[torch.rand(n)]),
+                                    "subsets must be boolean"),
+        "fit_or_load seed 1.5": (lambda m, ds: fit_or_load(m, ds, lrs=[0.1], seed=1.5),
+                                 "seed=1.5 must be an integer"),
+        "fit_or_load momentum NaN": (lambda m, ds: fit_or_load(m, ds, lrs=[0.1], momentum=NAN),
+                                     "momentum=nan must be a finite number"),
+        "magnitude_ablation seed -1": (lambda m, ds: magnitude_ablation(m, ds.test, seed=-1),
+                                       r"seed=-1 is out of range; allowed: \[0, inf\]"),
+        "magnitude_ablation seed 1.5": (lambda m, ds: magnitude_ablation(m, ds.test, seed=1.5),
+                                        "seed=1.5 must be an integer"),
+        "n_bands a million": (lambda m, ds: magnitude_ablation(m, ds.test, n_bands=10**6),
+                              rf"n_bands=1000000 is out of range; allowed: \[1, {n}\]"),
+        "effective_density tolerance -0.1": (lambda m, ds: effective_density(m, ds.test, tolerance=-0.1),
+                                             r"tolerance=-0.1 is out of range"),
+        "magnitude_masks k 0.8": (lambda m, ds: magnitude_masks(m, 0.8), "k=0.8 is a percentage .* did you mean k=80"),
+        "prune_and_fine_tune sparsity 80": (lambda m, ds: your_model.prune_and_fine_tune(_your_setup(m, ds)[0], 80),
+                                            r"sparsity=80 .*did you mean sparsity=0.8"),
+        "surface_tables grid 1": (lambda m, ds: your_model.surface_tables(*_your_setup(m, ds), grid=1),
+                                  r"grid=1 is out of range; allowed: \[2, inf\]"),
+        "prepare an unknown data set": (lambda m, ds: your_model.prepare(m, "nonexistent"),
+                                        r"dataset='nonexistent' is neither one of prunekit's \('digits', 'mnist',"),
+        "output_fn of 3 logits (fit_model)": (lambda m, ds: fit_model(m, ds, lrs=[0.1], output_fn=_first_three),
+                                              "output_fn='_first_three' gives 3 logits per sample, but the labels go "
+                                              "up to 9: it needs at least 10"),
+        "output_fn of 3 logits (fit_or_load)": (lambda m, ds: fit_or_load(m, ds, lrs=[0.1], output_fn=_first_three),
+                                                "output_fn='_first_three' gives 3 logits per sample"),
+    }
+
+
+@pytest.mark.parametrize("probe", list(_issue_probes()))
+def test_the_issues_bad_inputs_are_refused_by_name_before_any_compute(probe, monkeypatch):
+    """Each probe of issue 38 is a ValueError naming the parameter, raised before any model is trained or evaluated
+    (the output_fn probe alone runs its one forward pass of two samples, in eval mode: the logits it checks)."""
+    call, message = _issue_probes()[probe]
+    model, ds = _mlp(), load_dataset("digits")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    import prunekit.core.train as train
+
+    monkeypatch.setattr(train, "_fit_epochs", _never)                 # no training step
+    forwards = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(lambda mod, args: forwards.append(mod))
+    try:
+        with pytest.raises(ValueError, match=message) as err:
+            call(model, ds)
+    finally:
+        hook.remove()
+    assert not forwards or "output_fn" in probe, f"evaluated before refusing: {err.value}"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_malicious_or_foreign_checkpoint_names_checkpoint_and_not_torchs_advice(tmp_path):
+    import os as os_module
+
+    from prunekit.studies.your_model import load_checkpoint
+
+    class Exploit:
+        def __reduce__(self):
+            return (os_module.system, ("touch " + str(tmp_path / "pwned"),))
+
+    bad = tmp_path / "bad.pt"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "payload": Exploit()}, bad)
+    foreign = tmp_path / "notes.pt"
+    foreign.write_text("not a checkpoint")
+    for path, kind in ((bad, "holds Python objects beyond tensors"), (foreign, "is not a plain torch state dict")):
+        with pytest.raises(ValueError, match=f"checkpoint='{path}' {kind}") as err:
+            load_checkpoint(_mlp(), path)
+        assert "weights_only set to False" not in str(err.value) and "weights_only=False" not in str(err.value)
+        assert err.value.__suppress_context__                 # torch's advice is not chained either
+    assert not (tmp_path / "pwned").exists()

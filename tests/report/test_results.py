@@ -47,9 +47,13 @@ def test_run_label_hashes_the_overrides_only():
         run_label("huge", {})
 
 
-def test_open_records_the_parameters_and_refuses_a_run_before_its_parameters(tmp_path):
+def test_open_records_the_parameters_and_refuses_a_run_before_its_parameters(tmp_path, monkeypatch):
+    from prunekit.report import results as R
     from prunekit.report.results import Results, notebook_defaults
     from prunekit.report.tables import preset_runs
+
+    monkeypatch.setattr(R, "git_commit", lambda: "abc")          # as from a clean checkout, whatever this one's state
+    monkeypatch.setattr(R, "uncommitted_changes", lambda: [])
 
     namespace = dict(notebook_defaults("06_neuron_saliency"), profile="paper")
     own = Results.open("06_neuron_saliency", namespace)
@@ -100,3 +104,104 @@ def test_a_papermill_run_with_other_parameters_leaves_the_profile_and_the_readme
     figures = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert figures and all(f"_{runs[0].name}." in f for f in figures if f not in figures_before)
     assert list(gather_claims("paper")["claim"]) == ["c"]  # the profile's claims are still its own run's
+
+
+# ------------------------------------------------------------------------------ edited notebooks and uncommitted code
+def _repository(tmp_path, monkeypatch):
+    """A git repository holding a notebook ``09_probe`` (parameters ``profile``, ``seed``), a package file and a README,
+    committed; ``repo_root`` points at it."""
+    import subprocess
+
+    from prunekit.report import results as R
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "prunekit").mkdir()
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [], "execution_count": None,
+                     "source": ["profile = 'quick'\n", "seed = 0\n"]}], "metadata": {}, "nbformat": 4,
+          "nbformat_minor": 5}
+    (repo / "notebooks" / "09_probe.ipynb").write_text(json.dumps(nb))
+    (repo / "prunekit" / "code.py").write_text("x = 1\n")
+    (repo / "README.md").write_text("readme\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "probe"]):
+        subprocess.run(["git", "-c", "user.name=probe", "-c", "user.email=probe@example.org", *args], cwd=repo,
+                       check=True, capture_output=True)
+    monkeypatch.setattr(R, "repo_root", lambda: repo)
+    return repo, nb
+
+
+def test_a_default_edited_in_the_working_copy_is_an_override_not_the_preset(tmp_path, monkeypatch):
+    """A researcher who edits a notebook's defaults keeps the run, under <profile>+<hash> with the edits as its
+    overrides; it never passes for the preset (which the committed notebook's defaults define)."""
+    from prunekit.report.results import Results
+    from prunekit.report.tables import preset_runs
+
+    repo, nb = _repository(tmp_path, monkeypatch)
+    nb["cells"][0]["source"] = ["profile = 'quick'\n", "seed = 5\n"]          # edited, not committed
+    (repo / "notebooks" / "09_probe.ipynb").write_text(json.dumps(nb))
+    run = Results.open("09_probe", {"profile": "quick", "seed": 5})
+    assert not run.preset and run.overrides == {"seed": 5} and run.label.startswith("quick+")
+    record = json.loads((run.folder / "09_probe.params.json").read_text())
+    assert record["edited_defaults"] == ["seed"] and record["overrides"] == {"seed": 5}
+    assert record["commit"].endswith("+dirty") and record["changed"] == ["notebooks/09_probe.ipynb"]
+    assert not (tmp_path / "results" / "quick" / "09_probe.params.json").exists()
+    with pytest.warns(UserWarning, match="uncommitted changes to notebooks/09_probe.ipynb"):
+        own = Results.open("09_probe", {"profile": "quick", "seed": 0})      # the committed default, edited notebook
+    assert own.preset
+    with pytest.raises(ValueError, match=r"uncommitted changes to notebooks/09_probe.ipynb"):
+        preset_runs("quick")
+
+
+def test_a_run_from_uncommitted_code_is_refused_where_a_preset_run_is_required(tmp_path, monkeypatch, capsys):
+    from prunekit.__main__ import main
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.results import Results
+    from prunekit.report.tables import gather_claims, preset_runs, save_table
+
+    repo, _ = _repository(tmp_path, monkeypatch)
+    (repo / "README.md").write_text("edited\n")                                # does not make results: publishable
+    assert Results.open("09_probe", {"profile": "quick", "seed": 0}).preset
+    save_table(claims_frame([claim("003 blog", "c", "r", "m", True, "rule")]), "quick", "09_claims")
+    assert list(preset_runs("quick")) == ["09"] and list(gather_claims("quick")["claim"]) == ["c"]
+    (repo / "prunekit" / "code.py").write_text("x = 2\n")                      # the code that makes the results
+    with pytest.warns(UserWarning, match="from uncommitted changes to prunekit/code.py: make claims"):
+        Results.open("09_probe", {"profile": "quick", "seed": 0})
+    for publish in (lambda: preset_runs("quick"), lambda: gather_claims("quick"),
+                    lambda: main(["claims", "--profile", "quick"])):
+        with pytest.raises(ValueError, match=r"uncommitted changes to prunekit/code.py \(commit [0-9a-f]{40}\+dirty\)"):
+            publish()
+
+
+def test_names_that_become_paths_stay_in_their_folders(tmp_path):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from prunekit.report.figures import save_figure
+    from prunekit.report.results import Results
+    from prunekit.report.tables import results_dir, save_table
+
+    df = pd.DataFrame({"x": [1]})
+    run = Results("02_pruning_curves", "quick", {"profile": "quick"})
+    fig = plt.figure()
+    probes = [("label", lambda: results_dir("quick+/../..")), ("label", lambda: save_table(df, "quick/../..", "t")),
+              ("name", lambda: save_table(df, "quick", "../..")), ("name", lambda: run.table(df, "../../escaped")),
+              ("name", lambda: run.figure(fig, "../../escaped")), ("name", lambda: save_figure(fig, "../escaped")),
+              ("notebook", lambda: Results.open("../../02_pruning_curves", {"profile": "quick"}))]
+    for parameter, probe in probes:
+        with pytest.raises(ValueError, match=f"{parameter}="):
+            probe()
+    plt.close(fig)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in written if "escaped" in p.name or p.suffix == ".csv"], written
+
+
+def test_the_claims_command_prints_where_it_wrote(tmp_path, capsys, preset_run, monkeypatch):
+    from prunekit.__main__ import main
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.tables import save_table
+
+    monkeypatch.setenv("PRUNEKIT_RESULTS", str(tmp_path / "elsewhere"))
+    save_table(claims_frame([claim("s", "c", "r", "m", True, "rule")]), "quick", "05_claims")
+    preset_run("quick", "05_weight_utility")
+    assert main(["claims", "--profile", "quick"]) == 0
+    assert f"-> {tmp_path / 'elsewhere' / 'quick' / 'claims.csv'}" in capsys.readouterr().out

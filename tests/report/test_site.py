@@ -34,15 +34,14 @@ def site(tmp_path_factory, preset_run):
     executed = root / "executed"
     executed.mkdir()
     pm.execute_notebook(str(REPO / "notebooks" / "01_training.ipynb"), str(executed / "01_training.ipynb"),
-                        parameters={"profile": "quick", "seed": 3}, kernel_name="python3", progress_bar=False,
-                        cwd=str(root))
+                        parameters={"profile": "quick"}, kernel_name="python3", progress_bar=False, cwd=str(root))
     save_table(claims_frame([claim("003 blog", "Holds <here>", "70-75%", "80%", True, "rule",
                                    interval="+1.0 [95% CI +0.5 to +1.5]"),
                              claim("000 density", "Not here", "flat", "x", "not measured here", "rule"),
                              claim("000 density", "Open", "flat", "x", None, "rule")]), "quick", "01_claims")
     preset_run("quick", "01_training")
     gather_claims("quick")
-    curves = next((root / "figures").glob("01_learning_curves_quick+*.png"))   # seed 3: not the preset's run
+    curves = root / "figures" / "01_learning_curves_quick.png"
     (root / "figures" / "05_random_ablation_quick.png").write_bytes(curves.read_bytes())  # one headline figure
     index = build_report("quick", executed=executed, out=root / "site")
     yield index
@@ -60,7 +59,7 @@ def test_the_index_links_every_claim_to_its_notebook_section(site):
     assert 'src="figures/05_random_ablation_quick.png"' in page and (site.parent / "figures").is_dir()
     assert "require.min.js" not in notebook and 'src="mathjax/MathJax.js' in notebook
     env = (site.parent / "environment.html").read_text()
-    assert "01_training" in env and "seed=3" in env and "torch" in env
+    assert "01_training" in env and "seed=0" in env and "torch" in env
     assert "seeds in its tables" in env
 
 
@@ -81,6 +80,73 @@ def test_nothing_to_report_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="make reproduce"):
         build_report("quick", executed=tmp_path, out=tmp_path / "site")
     assert not (tmp_path / "site").exists()
+
+
+def _executed(folder: Path, name: str, papermill: dict | None) -> Path:
+    """A copy of ``notebooks/<name>.ipynb`` in ``folder`` as papermill leaves it (``papermill``: its metadata; None: a
+    notebook executed some other way)."""
+    import json
+
+    nb = json.loads((REPO / "notebooks" / f"{name}.ipynb").read_text())
+    if papermill is not None:
+        nb["metadata"]["papermill"] = {"duration": 12.0, "start_time": "2024-01-01T00:00:00", **papermill}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    return folder / f"{name}.ipynb"
+
+
+OTHER_RUNS = {"an override injected": {"parameters": {"profile": "PROFILE", "seed": 3}},
+              "another profile": {"parameters": {"profile": "full"}},
+              "not run by papermill": None}
+
+
+@pytest.mark.parametrize("run", list(OTHER_RUNS))
+def test_the_report_refuses_an_executed_notebook_of_another_run(tmp_path, preset_run, run):
+    """An overridden run's executed notebook placed in data/executed/<profile>/ is checked as the tables are: refused,
+    before anything is written (it used to appear in the site beside the preset's claims)."""
+    import json
+
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.site import build_report
+    from prunekit.report.tables import gather_claims, save_table
+
+    papermill = json.loads(json.dumps(OTHER_RUNS[run]).replace("PROFILE", "quick"))
+    _executed(tmp_path / "executed", "01_training", papermill)
+    save_table(claims_frame([claim("003 blog", "c", "r", "m", True, "rule")]), "quick", "01_claims")
+    preset_run("quick", "01_training")
+    gather_claims("quick")
+    with pytest.raises(ValueError, match=r"01_training.ipynb (was not executed by papermill|is a run with parameters)"):
+        build_report("quick", executed=tmp_path / "executed", out=tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("run", list(OTHER_RUNS))
+def test_the_readme_refuses_the_wall_times_of_another_run(tmp_path, preset_run, monkeypatch, run):
+    import json
+
+    from prunekit.report import readme as R
+    from prunekit.report.claims import claim, claims_frame
+    from prunekit.report.tables import gather_claims, save_table
+
+    papermill = json.loads(json.dumps(OTHER_RUNS[run]).replace("PROFILE", "paper"))
+    _executed(tmp_path / "executed", "02_pruning_curves", papermill)
+    monkeypatch.setattr(R, "executed_dir", lambda profile: tmp_path / "executed")
+    save_table(claims_frame([claim("003 blog", "c", "r", "m", True, "rule")]), "paper", "02_claims")
+    preset_run("paper", "02_pruning_curves")
+    gather_claims("paper")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{R.START}\nold\n{R.END}\n")
+    with pytest.raises(ValueError, match=r"02_pruning_curves.ipynb (was not executed by papermill|is a run with)"):
+        R.update_readme(tmp_path)
+    assert "old" in readme.read_text() and not (tmp_path / "docs").exists()
+
+
+def test_the_preset_runs_executed_notebooks_pass_the_check(tmp_path):
+    from prunekit.report.site import check_executed
+
+    check_executed("paper", [_executed(tmp_path, "02_pruning_curves", {"parameters": {"profile": "paper"}}),
+                             _executed(tmp_path, "05_weight_utility", {"parameters": {"profile": "paper",
+                                                                                      "n_bands": 10}})])
 
 
 def _check_dom(dom: str, page: Path) -> list[str]:
