@@ -32,7 +32,7 @@ from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
-           "quiet_default", "stopped_improving",
+           "quiet_default", "stopped_improving", "epoch_row", "diverged", "save_progress", "correct_count",
            "fit_model"]
 
 
@@ -158,6 +158,34 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def save_progress(path: Path, model: nn.Module, optimizer_state: dict, scheduler, gen: torch.Generator,
+                  rows: list[dict], checkpoints: dict, epoch: int) -> None:
+    """Write the training state after ``epoch`` to ``path`` atomically, in the form :func:`train` resumes from."""
+    _atomic_save({"model": model.state_dict(), "optimizer": optimizer_state,
+                  "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                  "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints, "epoch": epoch}, path)
+
+
+def epoch_row(model: nn.Module, ds: Dataset, cfg: TrainConfig, epoch: int, lr: float, total_loss: torch.Tensor,
+              total_correct: torch.Tensor) -> dict:
+    """A history row of :func:`train` without its timing: ``epoch, lr, train_loss, train_accuracy`` (the epoch's
+    summed batch losses x batch sizes and correct predictions over the training samples), then ``val_*`` and
+    ``test_*`` of the model as it is now (:func:`evaluate`)."""
+    n = len(ds.train)
+    row = {"epoch": epoch, "lr": lr, "train_loss": float(total_loss) / n,
+           "train_accuracy": float(total_correct) / n if ds.task == "classification" else math.nan}
+    for name, split in (("val", ds.val), ("test", ds.test)):
+        if split is not None:
+            row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(model, split, cfg.loss)
+    return row
+
+
+def diverged(row: dict, cfg: TrainConfig) -> FloatingPointError:
+    """The error of a run whose training loss is not finite at ``row``'s epoch."""
+    return FloatingPointError(f"training diverged at epoch {row['epoch']} (loss {row['train_loss']}); "
+                              f"lower lr={cfg.lr}")
+
+
 def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = None,
           resume_path: str | os.PathLike | None = None,
           callback: Callable[[int, nn.Module], None] | None = None,
@@ -245,17 +273,11 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
                 total_correct += correct_count(out, yb)
         if scheduler is not None:
             scheduler.step()
-        n = len(ds.train)
-        row = {"epoch": epoch, "lr": lr, "train_loss": float(total_loss) / n,
-               "train_accuracy": float(total_correct) / n if ds.task == "classification" else math.nan}
-        for name, split in (("val", ds.val), ("test", ds.test)):
-            if split is not None:
-                row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(model, split, cfg.loss)
+        row = epoch_row(model, ds, cfg, epoch, lr, total_loss, total_correct)
         row["seconds"] = time.perf_counter() - t0
         row["threads"] = fewest_threads_since()  # CPU threads: fewer than the usual when the machine was busy
         if not math.isfinite(row["train_loss"]):
-            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
-                                     f"lower lr={cfg.lr}")
+            raise diverged(row, cfg)
         rows.append(row)
         if epoch in cfg.checkpoints:
             checkpoints[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -266,10 +288,7 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
         stop = cfg.patience > 0 and stopped_improving([r["train_loss"] for r in rows], cfg.patience,
                                                       cfg.min_improvement)
         if resume_path is not None and epoch < cfg.epochs and not stop:
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                          "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints,
-                          "epoch": epoch}, resume_path)
+            save_progress(resume_path, model, optimizer.state_dict(), scheduler, gen, rows, checkpoints, epoch)
         if stop:
             break
     if resume_path is not None:
