@@ -52,7 +52,7 @@ class GroupStep:
         self.models, self.optimizer, self.loss_fn, self.size = list(models), optimizer, loss_fn, int(size)
         self.device = torch.device(device)
         self.use_graphs = graphs_enabled(self.device)
-        self.warm = 0  # eager steps taken so far (capture waits for WARMUP_STEPS)
+        self.warm = 0  # warm-up steps taken on the side stream (capture waits for WARMUP_STEPS)
         self.graph = None
         self.captures = 0  # graphs captured (for tests and benchmarks)
 
@@ -74,7 +74,6 @@ class GroupStep:
             for k, out, loss, yb in zip(idxs, outs, losses, labels):
                 totals[k][0].add_(loss.detach() * yb.shape[0])
                 totals[k][1].add_(_correct(out, yb))
-        self.warm += 1
 
     def run_epoch(self, split, perms: dict, active) -> dict:
         """One epoch over ``split`` for the networks ``active`` (indices into ``models``), network ``k`` taking its
@@ -102,6 +101,7 @@ class GroupStep:
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             self._step(split, idxs, totals)
+        self.warm += 1
         torch.cuda.current_stream(self.device).wait_stream(side)
 
     def _replay(self, split, perms, active, totals, starts, i) -> int:
@@ -122,7 +122,6 @@ class GroupStep:
             for k in active:
                 static[k].copy_(perms[k][starts[i]:starts[i] + size])
             self.graph.replay()
-            self.warm += 1
             i += 1
         return i
 
@@ -134,10 +133,8 @@ class GroupStep:
             if "capturable" in group:
                 group["capturable"] = True  # Adam checks it while capturing; its fused kernel does not read it
         try:
-            warm = self.warm
             with torch.cuda.graph(graph):
-                self._step(split, static, totals)
-            self.warm = warm  # captured, not run
+                self._step(split, static, totals)  # recorded, not run
         finally:
             for group, flag in zip(self.optimizer.param_groups, flags):
                 if flag is not None:

@@ -28,6 +28,7 @@ from .checks import choice_message, number, sequence
 from .config import TrainConfig
 from .data import Dataset, Split, as_split, iterate_batches, train_part
 from .device import dataset_to, deterministic, model_device, modes_restored
+from .graphs import GroupStep, graphs_enabled
 from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
 
@@ -207,6 +208,8 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     It is trained where it is (``prunekit.core.device.model_device``): the data set is moved there once, the epoch's
     running loss and accuracy stay there (one synchronisation per epoch), and on CUDA the kernels are deterministic
     (``prunekit.core.device.deterministic``). The shuffle generator is the CPU's, so every device sees the same batches.
+    On CUDA the step is captured in a CUDA graph and replayed for every full batch (``prunekit.core.graphs``: the
+    same kernels, without Python's overhead; ``PRUNEKIT_CUDA_GRAPHS=0`` turns it off); the CPU runs the loop here.
     """
     device = model_device(model)
     ds = dataset_to(ds, device)
@@ -247,6 +250,9 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
     from tqdm.auto import tqdm
 
     n_batches = math.ceil(len(ds.train) / cfg.batch_size)
+    captured = None  # on CUDA: the step captured in a graph (prunekit.core.graphs); the CPU keeps the loop below
+    if graphs_enabled(device):
+        captured = GroupStep([model], optimizer, loss_fn, cfg.batch_size, device)
     epochs = tqdm(range(start, cfg.epochs + 1), desc="epochs", disable=quiet, leave=False,
                   initial=start - 1, total=cfg.epochs)
     for epoch in epochs:
@@ -260,7 +266,11 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
         total_loss = torch.zeros((), device=device)
         total_correct = torch.zeros((), dtype=torch.long, device=device)
         batches = iterate_batches(ds.train, cfg.batch_size, shuffle=True, generator=gen)
-        if not quiet and n_batches > 200:
+        if captured is not None:  # the same order, drawn by the same generator call as iterate_batches draws it
+            perm = torch.randperm(len(ds.train), generator=gen).to(device)
+            total_loss, total_correct = captured.run_epoch(ds.train, {0: perm}, [0])[0]
+            batches = ()
+        elif not quiet and n_batches > 200:
             batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False)
         for xb, yb in batches:
             out = model(xb)
@@ -291,6 +301,8 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
             save_progress(resume_path, model, optimizer.state_dict(), scheduler, gen, rows, checkpoints, epoch)
         if stop:
             break
+    if captured is not None:
+        captured.close()
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
     return pd.DataFrame(rows), checkpoints
