@@ -10,7 +10,7 @@ parameters. Every kernel a network sees is the kernel it sees alone, on the same
 The weights and the history's numbers are therefore bitwise those of training the networks one by one, on any device
 and for any architecture (tests/core/test_group.py checks MLPs, conv nets, ResNets, masks held and early stopping on
 the CPU; tests/core/test_cuda_fast.py on CUDA), and the models are stored under the configs' own keys
-(``prunekit.core.store.train_or_load_many``).
+(``prunekit.core.many.train_or_load_many``).
 
 What it saves is overhead: one Python loop, one ``backward`` and one optimizer call per step for all the networks
 (and, on CUDA, one captured graph per step, ``prunekit.core.graphs``). It does not batch the arithmetic: batched

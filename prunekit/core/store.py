@@ -49,7 +49,8 @@ from .models import build_model, hold_masks, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
 from .train import _schedule, fit_model, train
 
-__all__ = ["Run", "train_or_load", "train_or_load_many", "fit", "fit_many", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
+__all__ = ["Run", "train_or_load", "fit", "build", "initial_model", "finished_run", "train_or_load_locked",
+           "store_run", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
            "state_digest", "fit_or_load"]
 
@@ -178,32 +179,24 @@ def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = 
     """Train ``cfg`` now, without the cache, on ``cfg.device`` (initialised on the CPU, so every device starts from
     the same weights). With ``cfg.model.init_density < 1`` the initialised network is pruned at random
     (``prunekit.core.models.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
-    its checkpoints come back as plain weights with the pruned ones at 0."""
+    its checkpoints come back as plain weights with the pruned ones at 0. A config with a ``stack`` trains its whole
+    stack (``prunekit.core.many.fit_stack``) and returns its own network."""
+    if cfg.stack:
+        from .many import fit_stack
+
+        run = fit_stack(cfg, quiet=quiet)[cfg.stack.index(cfg.seed)]
+        if isinstance(run, Exception):
+            raise run
+        return run
     device = resolve_device(cfg.device, "TrainConfig.device")
     ds = load_dataset(cfg.data)
-    model = _initial_model(cfg, ds, device)
+    model = initial_model(cfg, ds, device)
     history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)  # moves ds to the device
-    return _finished_run(cfg, ds, device, model, history, checkpoints)
+    return finished_run(cfg, ds, device, model, history, checkpoints)
 
 
-def fit_many(cfgs: list[TrainConfig], quiet: bool | None = None,
-             progress_paths: list[Path | None] | None = None) -> list[Run | Exception]:
-    """:func:`fit` of every config of a group that shares a training step (``prunekit.core.group.step_key``),
-    trained together (``prunekit.core.group.train_group``): each network initialised, masked and folded as
-    :func:`fit` does, and its weights and history bitwise those of :func:`fit`. Returns a Run per config, or the
-    error that stopped its training (a diverging loss)."""
-    from .group import train_group
-
-    device = resolve_device(cfgs[0].device, "TrainConfig.device")
-    ds = load_dataset(cfgs[0].data)
-    models = [_initial_model(c, ds, device) for c in cfgs]
-    outcomes = train_group(models, ds, cfgs, quiet=quiet, progress_paths=progress_paths)
-    return [out if isinstance(out, Exception) else _finished_run(c, ds, device, m, *out)
-            for c, m, out in zip(cfgs, models, outcomes)]
-
-
-def _initial_model(cfg: TrainConfig, ds: Dataset, device: torch.device) -> nn.Module:
-    """The model of ``cfg`` as training starts: built from its seed on the CPU, pruned at random and its mask held
+def initial_model(cfg: TrainConfig, ds: Dataset, device: torch.device) -> nn.Module:
+    """The model of ``cfg`` as :func:`fit` starts training it: built from its seed on the CPU, pruned at random and its mask held
     when ``init_density < 1``, on ``device``."""
     model = build(cfg, ds)
     sparse = cfg.model.init_density < 1.0
@@ -215,7 +208,8 @@ def _initial_model(cfg: TrainConfig, ds: Dataset, device: torch.device) -> nn.Mo
     return model
 
 
-def _finished_run(cfg: TrainConfig, ds: Dataset, device, model: nn.Module, history, checkpoints) -> Run:
+def finished_run(cfg: TrainConfig, ds: Dataset, device, model: nn.Module, history, checkpoints) -> Run:
+    """The Run of a trained :func:`initial_model`: a mask held in training folded into plain weights."""
     if cfg.model.init_density < 1.0:  # fold the mask into plain weights, in the parameter order of a fresh model
         state = plain_state_dict(model.state_dict())
         model = build(cfg, ds).to(device)
@@ -247,6 +241,10 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
     """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored."""
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
+    if cfg.stack:  # the stack trains whole, every member's entry stored (prunekit.core.many)
+        from .many import train_or_load_many
+
+        return train_or_load_many([cfg], quiet=quiet, root=root)[0]
     path = entry_path(cfg, root)
     can_train = available_here(cfg.device)
     if can_train:
@@ -256,10 +254,12 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
                          "device here to train it; use device='auto' or 'cpu'")
     with entry_lock(path):  # a second process waits here, then loads what the first one stored
         remove_dead_temporaries(path)
-        return _train_or_load_locked(cfg, path, quiet, can_train)
+        return train_or_load_locked(cfg, path, quiet, can_train)
 
 
-def _train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_train: bool) -> Run:
+def train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_train: bool) -> Run:
+    """:func:`train_or_load`'s work once the entry's lock is held: load the entry, else train and store it (a
+    corrupt entry is retrained with a warning when ``can_train``)."""
     if (path / "meta.json").exists():
         try:
             return _load(cfg, path)
@@ -271,11 +271,11 @@ def _train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_
                           stacklevel=3)
     path.mkdir(parents=True, exist_ok=True)
     (path / "meta.json").unlink(missing_ok=True)
-    return _stored(fit(cfg, quiet=quiet, resume_path=path / "progress.pt"), path)
+    return store_run(fit(cfg, quiet=quiet, resume_path=path / "progress.pt"), path)
 
 
-def _stored(run: Run, path: Path) -> Run:
-    """``run`` written as the entry at ``path`` (model.pt, then meta.json)."""
+def store_run(run: Run, path: Path) -> Run:
+    """``run`` written as the entry at ``path`` (model.pt, then meta.json); the caller holds its lock."""
     cfg = run.config
     state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
     write_entry(path, "model.pt", tensor_bytes(state),
@@ -283,78 +283,6 @@ def _stored(run: Run, path: Path) -> Run:
                  "versions": versions(), "device": describe_device(cfg.device)})
     run.path = path
     return run
-
-
-def train_or_load_many(configs, quiet: bool | None = None, root: str | os.PathLike | None = None,
-                       max_group: int = 32, skip_failures: bool = False) -> list[Run | None]:
-    """:func:`train_or_load` of every config, the ones to train trained together where they can share a step.
-
-    Each config's entry is loaded when it is in the cache; the others are grouped by
-    ``prunekit.core.group.group_indices`` (the same data, batch size, epochs, optimizer settings, schedule, loss
-    and device; the model, seed, checkpoints and early stopping may differ; at most ``max_group`` networks) and
-    trained by :func:`fit_many`, whose weights and history are bitwise those of :func:`fit`: so each model is
-    stored under its config's own key, and a later :func:`train_or_load` loads it (and the other way round). A
-    config alone in its group, or one whose interrupted training left progress to resume, is trained by
-    :func:`train_or_load`. Every entry of a group is locked while the group trains.
-
-    Returns the Runs in the order of ``configs``. A network whose training diverged is reported after every other
-    one is stored: its error is raised, or with ``skip_failures=True`` its place holds None.
-    """
-    import contextlib
-
-    from .group import group_indices
-
-    configs = list(configs)
-    for c in configs:
-        if not isinstance(c, TrainConfig):
-            raise ValueError(f"train_or_load_many needs TrainConfig objects, got {type(c).__name__}")
-    first: dict[str, TrainConfig] = {}
-    for c in configs:
-        first.setdefault(c.key(), c)
-    unique = list(first.values())
-    groups = group_indices(unique, max_group)  # checks max_group before anything is touched
-    for c in unique:
-        if available_here(c.device):
-            resolve_device(c.device, "TrainConfig.device")
-    runs: dict[str, Run | None] = {}
-    errors: dict[str, Exception] = {}
-    for group in groups:
-        cfgs = [unique[i] for i in group]
-        if len(cfgs) == 1 or not available_here(cfgs[0].device):
-            _one(cfgs[0], quiet, root, runs, errors)
-            continue
-        paths = {c.key(): entry_path(c, root) for c in cfgs}
-        with contextlib.ExitStack() as locks:
-            for key in sorted(paths):  # one order in every process: no two groups wait for each other
-                locks.enter_context(entry_lock(paths[key]))
-                remove_dead_temporaries(paths[key])
-            pending = []
-            for c in cfgs:
-                path = paths[c.key()]
-                if (path / "meta.json").exists() or (path / "progress.pt").exists():
-                    runs[c.key()] = _train_or_load_locked(c, path, quiet, True)  # load, or resume alone
-                else:
-                    pending.append(c)
-            for c in pending:
-                paths[c.key()].mkdir(parents=True, exist_ok=True)
-            outcomes = fit_many(pending, quiet, [paths[c.key()] / "progress.pt" for c in pending]) if pending else []
-            for c, out in zip(pending, outcomes):
-                if isinstance(out, Exception):
-                    errors[c.key()], runs[c.key()] = out, None
-                else:
-                    runs[c.key()] = _stored(out, paths[c.key()])
-    if errors and not skip_failures:
-        key, err = next(iter(errors.items()))
-        raise type(err)(f"{len(errors)} of {len(unique)} configs failed to train (every other one is stored); "
-                        f"the first, {key[:12]}: {err}") from err
-    return [runs[c.key()] for c in configs]
-
-
-def _one(cfg: TrainConfig, quiet, root, runs: dict, errors: dict) -> None:
-    try:
-        runs[cfg.key()] = train_or_load(cfg, quiet=quiet, root=root)
-    except FloatingPointError as err:
-        errors[cfg.key()], runs[cfg.key()] = err, None
 
 
 def data_digest(split) -> str:

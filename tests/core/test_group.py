@@ -1,4 +1,4 @@
-"""Networks trained together (prunekit.core.group, store.fit_many / train_or_load_many) against the same networks
+"""Networks trained together (prunekit.core.group, many.fit_many / train_or_load_many) against the same networks
 trained one by one (store.fit / train_or_load): bitwise, on the CPU, for every family of the registry's models.
 
 Torch's CPU kernels repeat bitwise for a fixed number of threads (prunekit.core.runtime), so the comparisons run on
@@ -12,7 +12,8 @@ import torch
 from prunekit.core import group as G
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.core.runtime import thread_ceiling
-from prunekit.core.store import entry_path, fit, fit_many, train_or_load, train_or_load_many
+from prunekit.core.many import fit_many, train_or_load_many
+from prunekit.core.store import entry_path, fit, train_or_load
 
 BASE = TrainConfig(data=DataConfig("digits"), model=ModelConfig("mlp", hidden=(32, 16)), epochs=2, batch_size=64)
 TIMING = ["seconds", "threads"]
@@ -108,13 +109,13 @@ def test_train_group_refuses_what_it_cannot_train_exactly():
 
 
 def test_cache_entries_are_shared_with_train_or_load_both_ways(tmp_path, monkeypatch):
-    from prunekit.core import store
+    from prunekit.core import many
 
     alone = train_or_load(BASE.replace(seed=3), root=tmp_path)  # trained one by one first
     cfgs = [BASE, BASE.replace(seed=1), BASE.replace(seed=3), BASE, BASE.replace(lr=3e-3)]
     calls = []
-    real = store.fit_many
-    monkeypatch.setattr(store, "fit_many", lambda cs, *a, **k: calls.append([c.seed for c in cs]) or real(cs, *a, **k))
+    real = many.fit_many
+    monkeypatch.setattr(many, "fit_many", lambda cs, *a, **k: calls.append([c.seed for c in cs]) or real(cs, *a, **k))
     runs = train_or_load_many(cfgs, root=tmp_path)
     assert calls == [[0, 1]]  # seed 3 loaded, the lr=3e-3 config alone (train_or_load), the duplicate once
     assert runs[0] is runs[3] and runs[2].cached and not runs[0].cached
