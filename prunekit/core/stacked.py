@@ -32,12 +32,12 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset
-from .device import dataset_to, deterministic
+from .device import dataset_to, deterministic, model_device
 from .models import MLP
 from .runtime import adapt_threads, fewest_threads_since
 from .train import diverged, make_optimizer, make_scheduler, quiet_default, stopped_improving
 
-__all__ = ["members", "StackedMLP", "train_stack"]
+__all__ = ["members", "StackedMLP", "stack_epoch", "train_stack"]
 
 _ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
@@ -123,11 +123,32 @@ def _evaluate(stack: StackedMLP, split, loss: str, batch_size: int = 2048) -> li
     return [(float(t) / n, a) for t, a in zip(total.tolist(), accuracy)]
 
 
+def stack_epoch(stack: StackedMLP, optimizer, split, perms: torch.Tensor, size: int, loss: str):
+    """One epoch of the stack over ``split``, network ``k`` taking its batches in the order ``perms[k]``; returns
+    each network's summed (batch loss x batch size) and correct count, ``[K]`` tensors on the device."""
+    k_all = perms.shape[0]
+    total_loss = torch.zeros(k_all, device=perms.device)
+    total_correct = torch.zeros(k_all, dtype=torch.long, device=perms.device)
+    for i in range(0, perms.shape[1], size):
+        adapt_threads()
+        idx = perms[:, i:i + size]
+        xb, yb = split.x[idx], split.y[idx]
+        out = stack(xb)
+        losses = _losses(out, yb, loss)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # the sum: each network's loss gets gradient 1, no gradient mixes networks
+        optimizer.step()
+        with torch.no_grad():
+            total_loss += losses.detach() * idx.shape[1]
+            total_correct += _correct(out, yb)
+    return total_loss, total_correct
+
+
 def train_stack(models: list[MLP], ds: Dataset, cfgs: list[TrainConfig], quiet: bool | None = None) -> list:
     """Train the stack of ``models`` (built as ``prunekit.core.store.build`` builds ``cfgs[k]``, on one device) as
     the configs say (module docstring); returns per network ``(history, checkpoints, state_dict)`` or the error that
     stopped it. The history has ``train``'s columns; ``seconds`` is the stack's epoch time divided by K."""
-    device = models[0].weight.device if hasattr(models[0], "weight") else next(models[0].parameters()).device
+    device = model_device(models[0])
     ds = dataset_to(ds, device)
     with deterministic(device):
         return _train_stack(StackedMLP(models).to(device), ds, cfgs, quiet, device)
@@ -150,20 +171,7 @@ def _train_stack(stack, ds, cfgs, quiet, device):
         fewest_threads_since(mark=True)
         lr = optimizer.param_groups[0]["lr"]
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)  # as iterate_batches draws
-        total_loss = torch.zeros(k_all, device=device)
-        total_correct = torch.zeros(k_all, dtype=torch.long, device=device)
-        for i in range(0, n, cfg0.batch_size):
-            adapt_threads()
-            idx = perms[:, i:i + cfg0.batch_size]
-            xb, yb = ds.train.x[idx], ds.train.y[idx]
-            out = stack(xb)
-            losses = _losses(out, yb, cfg0.loss)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()  # the sum: each network's loss gets gradient 1, no gradient mixes networks
-            optimizer.step()
-            with torch.no_grad():
-                total_loss += losses.detach() * idx.shape[1]
-                total_correct += _correct(out, yb)
+        total_loss, total_correct = stack_epoch(stack, optimizer, ds.train, perms, cfg0.batch_size, cfg0.loss)
         if scheduler is not None:
             scheduler.step()
         evals = {name: _evaluate(stack, split, cfg0.loss) for name, split in (("val", ds.val), ("test", ds.test))

@@ -189,6 +189,7 @@ class DensityPoint:
     step: float = 0.01
     resolution: float = 1e-3
     columns = RESULT_COLUMNS
+    trains_config = True  # it trains exactly cfg through the store: run_sweep may train the models first, in groups
 
     def validate(self) -> None:
         """The settings, checked before anything is trained."""

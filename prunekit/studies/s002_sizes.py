@@ -286,9 +286,14 @@ def pruned_experiment(profile: str, seeds, prune_ratios=PRUNE_RATIOS, dataset: s
     ratios = [fraction("prune_ratios", r, low_open=True, high_open=True) for r in prune_ratios]
     if not ratios or len(set(ratios)) != len(ratios):
         raise ValueError(f"prune_ratios={prune_ratios!r} must be distinct fractions in (0, 1), at least one")
+    from ..core.many import train_or_load_many
+
+    cfgs = {seed: pretrain_config(profile, seed, dataset=dataset).replace(device=device) for seed in seeds}
+    # the seeds' networks, then the small ones, each set trained together (bitwise as alone), loaded below
+    train_or_load_many([*cfgs.values(), *(small_config_at(c, r) for c in cfgs.values() for r in ratios)], quiet=quiet)
     runs, pruned, small, tables = {}, {}, {}, []
     for seed in seeds:
-        cfg = pretrain_config(profile, seed, dataset=dataset).replace(device=device)
+        cfg = cfgs[seed]
         run = runs[seed] = train_or_load(cfg, quiet=quiet)
         ds = run.dataset()
         pruned[seed] = {r: conv_pruned(run, r, ds, quiet=quiet) for r in ratios}
