@@ -23,6 +23,7 @@ epoch time divided by the networks it trained that epoch.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -35,13 +36,14 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import Dataset
-from .device import dataset_to, deterministic, model_device
+from .device import dataset_to, deterministic, device_type, model_device
 from .graphs import GroupStep
 from .runtime import fewest_threads_since
 from .train import (diverged, epoch_row, make_loss, make_optimizer, make_scheduler, quiet_default, save_progress,
                     stopped_improving)
 
-__all__ = ["step_key", "group_indices", "train_group", "split_optimizer_state"]
+__all__ = ["step_key", "group_indices", "train_group", "split_optimizer_state", "step_flops", "pays_to_group",
+           "CPU_GROUP_FLOPS"]
 
 # TrainConfig fields a network of a group may have of its own; every other field must be shared by the group
 OWN_FIELDS = ("model", "seed", "checkpoints", "patience", "min_improvement")
@@ -54,6 +56,41 @@ def step_key(cfg: TrainConfig) -> str:
 
     shared = {k: v for k, v in cfg.to_dict().items() if k not in OWN_FIELDS}
     return json.dumps(shared, sort_keys=True, default=str)
+
+
+# On the CPU a group saves Python's overhead per step (a fraction of a millisecond per network), which pays only where
+# a network's step costs about as little. Measured on 2 busy cores (rough, total samples/s of a group over one network
+# alone): LeNet-300-100, 8 together, 1.5x on digits at batch 32 (10 MFLOP a step), 0.96x on MNIST at batch 128 (200
+# MFLOP; 32 together 0.64x); 6 together on 14x14 MNIST at batch 32: the conv net at width 0.25 1.3x (4 MFLOP), at 0.5
+# 0.7-1.2x (15 MFLOP), at 1 1.1x (52 MFLOP), ResNet-8 at 0.25 1.4x (32 MFLOP), LeNet at 0.25, batch 128, 1.0x (47
+# MFLOP). So the CPU groups only networks whose training step is below this many FLOPs.
+CPU_GROUP_FLOPS = 50e6
+
+
+def step_flops(cfg: TrainConfig) -> float:
+    """FLOPs of one training step of ``cfg``'s network: 3 x its forward FLOPs (forward and backward) per sample
+    (``torch.utils.flop_counter.FlopCounterMode``, one sample through the untrained model) x the batch size."""
+    return _step_flops(cfg.data, cfg.model, cfg.batch_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _step_flops(data, model, batch_size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .data import load_dataset
+    from .models import build_model
+
+    ds = load_dataset(data)
+    net = build_model(model, ds.input_shape, ds.num_classes).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, *ds.input_shape))
+    return 3.0 * float(counter.get_total_flops()) * batch_size
+
+
+def pays_to_group(cfg: TrainConfig) -> bool:
+    """Whether training ``cfg`` in a group is faster than alone: always on CUDA (launch overhead paces small
+    networks there), on the CPU when its step is cheaper than :data:`CPU_GROUP_FLOPS`."""
+    return device_type(cfg.device) == "cuda" or step_flops(cfg) < CPU_GROUP_FLOPS
 
 
 def group_indices(configs: Sequence[TrainConfig], max_group: int = 32) -> list[list[int]]:

@@ -85,7 +85,8 @@ def stacked_configs(configs: Sequence[TrainConfig], max_stack: int = 32) -> list
 
 
 def train_or_load_many(configs, quiet: bool | None = None, root: str | os.PathLike | None = None,
-                       max_group: int = 32, skip_failures: bool = False) -> list[Run | None]:
+                       max_group: int = 32, skip_failures: bool = False, only_where_faster: bool = True
+                       ) -> list[Run | None]:
     """``prunekit.core.store.train_or_load`` of every config, the ones to train trained together.
 
     Each config's entry is loaded when it is in the cache. The others are grouped by
@@ -95,13 +96,14 @@ def train_or_load_many(configs, quiet: bool | None = None, root: str | os.PathLi
     ``train_or_load`` loads it (and the other way round). A config alone in its group, or one whose interrupted
     training left progress to resume, is trained by ``train_or_load``. A config with a ``stack`` has its stack
     trained whole (:func:`fit_stack`) and every member stored. The entries of a group or stack are locked while it
-    trains.
+    trains. only_where_faster: on the CPU, a network whose step is too costly for a group to pay
+    (``prunekit.core.group.pays_to_group``) trains alone (the same numbers either way); False groups every one.
 
     Returns the Runs in the order of ``configs`` (a duplicate config gets the same Run). A network whose training
     diverged is reported after every other one is stored: its error is raised or, with ``skip_failures=True``, its
     place holds None.
     """
-    from .group import group_indices
+    from .group import group_indices, pays_to_group
 
     configs = list(configs)
     for c in configs:
@@ -113,6 +115,9 @@ def train_or_load_many(configs, quiet: bool | None = None, root: str | os.PathLi
     stacked = [c for c in first.values() if c.stack]
     plain = [c for c in first.values() if not c.stack]
     groups = group_indices(plain, max_group)  # checks max_group before anything is touched
+    if only_where_faster:  # the others alone, each a group of its own
+        groups = [[i] for g in groups for i in g if not pays_to_group(plain[i])] + [
+            kept for g in groups if (kept := [i for i in g if pays_to_group(plain[i])])]
     for c in first.values():
         if available_here(c.device):
             resolve_device(c.device, "TrainConfig.device")

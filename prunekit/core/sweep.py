@@ -242,11 +242,12 @@ def _pretrain_task(cfg_dicts: list[dict], model_root, threads: int | None, worke
 
 
 def training_groups(configs: Sequence[TrainConfig], max_group: int = 32) -> list[list[TrainConfig]]:
-    """The configs whose models can train together (``prunekit.core.group.group_indices``), groups of two or more,
+    """The configs whose models can train together (``prunekit.core.group.group_indices``) and for which that is
+    faster (``prunekit.core.group.pays_to_group``: always on CUDA, cheap steps on the CPU), groups of two or more,
     each config once."""
-    from .group import group_indices
+    from .group import group_indices, pays_to_group
 
-    unique = list({c.key(): c for c in configs}.values())
+    unique = [c for c in {c.key(): c for c in configs}.values() if not c.stack and pays_to_group(c)]
     return [[unique[i] for i in g] for g in group_indices(unique, max_group) if len(g) > 1]
 
 

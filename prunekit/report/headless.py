@@ -39,9 +39,10 @@ def _code(cell) -> str:
     return "\n".join(lines)
 
 
-def run_notebook(path: str | os.PathLike, parameters: dict | None = None) -> float:
+def run_notebook(path: str | os.PathLike, parameters: dict | None = None, until: str | None = None) -> float | dict:
     """Execute the notebook at ``path`` headless with ``parameters`` (module docstring); returns the seconds it
-    took. ValueError for a parameter the notebook's parameters cell does not define."""
+    took. ValueError for a parameter the notebook's parameters cell does not define. With ``until`` (a name), it stops
+    after the first cell that defines that name and returns the namespace (``LookupError`` if no cell does)."""
     path = Path(path).resolve()
     nb = json.loads(path.read_text())
     cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
@@ -64,6 +65,10 @@ def run_notebook(path: str | os.PathLike, parameters: dict | None = None) -> flo
                     raise ValueError(f"{path.name} has no parameter {', '.join(unknown)}; its parameters cell "
                                      f"defines: {', '.join(k for k in namespace if not k.startswith('_'))}")
                 namespace.update(parameters)
+            if until is not None and until in namespace:
+                return namespace
+    if until is not None:
+        raise LookupError(f"{path.name}: no cell defines {until!r}")
     return time.perf_counter() - t0
 
 

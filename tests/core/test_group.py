@@ -180,3 +180,20 @@ def test_split_optimizer_state_renumbers_each_networks_parameters():
     assert torch.equal(parts[1]["state"][0]["momentum_buffer"], joint.state_dict()["state"][2]["momentum_buffer"])
     alone.load_state_dict(parts[1])  # the form an optimizer of its own takes
     assert parts[1]["param_groups"][0]["params"] == [0] and parts[0]["param_groups"][0]["params"] == [0, 1]
+
+
+def test_the_cpu_groups_only_networks_whose_step_is_cheap(tmp_path, monkeypatch):
+    from prunekit.core import many
+
+    cheap = BASE  # digits, a 32-16 MLP, batch 64: about 0.6 MFLOP a step
+    dear = BASE.replace(model=ModelConfig("mlp", hidden=(512, 512)), subset=128, batch_size=128)  # 0.23 GFLOP
+    assert G.step_flops(cheap) == pytest.approx(3 * 2 * (64 * 32 + 32 * 16 + 16 * 10) * 64, rel=0.05)
+    assert G.pays_to_group(cheap) and not G.pays_to_group(dear) and G.pays_to_group(dear.replace(device="cuda"))
+    sizes = []
+    real = many.fit_many
+    monkeypatch.setattr(many, "fit_many", lambda cs, *a, **k: sizes.append(len(cs)) or real(cs, *a, **k))
+    cfgs = [cheap, cheap.replace(seed=1), dear, dear.replace(seed=1)]
+    runs = train_or_load_many(cfgs, root=tmp_path)
+    assert sizes == [2] and all(r.path.exists() for r in runs)  # the dear pair trained one by one
+    train_or_load_many([c.replace(epochs=3) for c in cfgs], root=tmp_path, only_where_faster=False)
+    assert sizes == [2, 2, 2]

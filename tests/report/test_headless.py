@@ -32,4 +32,7 @@ def test_parameters_are_injected_after_the_parameters_cell_and_magics_skipped(tm
         run_notebook(bad)
     with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
         run_notebook(bad, {"x": 2})
+    assert run_notebook(nb, {"n": 3}, until="n")["n"] == 3  # stops after the parameters cell
+    with pytest.raises(LookupError, match="no cell defines 'expected'"):
+        run_notebook(nb, until="expected")
     assert [parameter_value(v) for v in ("5", "0.1", "[1, 2]", "None", "cuda")] == [5, 0.1, [1, 2], None, "cuda"]
