@@ -89,8 +89,14 @@ def _step_flops(data, model, batch_size: int) -> float:
 
 def pays_to_group(cfg: TrainConfig) -> bool:
     """Whether training ``cfg`` in a group is faster than alone: always on CUDA (launch overhead paces small
-    networks there), on the CPU when its step is cheaper than :data:`CPU_GROUP_FLOPS`."""
-    return device_type(cfg.device) == "cuda" or step_flops(cfg) < CPU_GROUP_FLOPS
+    networks there), on the CPU when its step is cheaper than :data:`CPU_GROUP_FLOPS`. False for a config whose
+    network cannot be built here (it trains alone, and its training reports why)."""
+    if device_type(cfg.device) == "cuda":
+        return True
+    try:
+        return step_flops(cfg) < CPU_GROUP_FLOPS
+    except Exception:  # noqa: BLE001 - e.g. a conv net on 1x1 inputs, missing data files: left to train alone
+        return False
 
 
 def group_indices(configs: Sequence[TrainConfig], max_group: int = 32) -> list[list[int]]:
