@@ -238,7 +238,8 @@ def _load(cfg: TrainConfig, path: Path) -> Run:
 
 
 def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.PathLike | None = None) -> Run:
-    """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored."""
+    """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored.
+    Many at once, trained together where they share a step: ``prunekit.core.many.train_or_load_many``."""
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
     if cfg.stack:  # the stack trains whole, every member's entry stored (prunekit.core.many)
