@@ -14,11 +14,12 @@
 4. The ``full`` profile's planned training per notebook on the device (``prunekit.core.estimate``, each notebook run
    headless up to its estimate cell). CUDA only unless ``--sections`` names it.
 
-Without CUDA it measures the CPU rows of 1 and 2 and prints which rows it could not measure. Written for the GPU
+Without CUDA it measures the CPU rows of 1 and 2 and prints which rows it could not measure; with CUDA, section 2
+measures the GPU only. Written for the GPU
 machine's Python (torch 2.11, no Dask, no papermill) and about 200 s there; on a 2-core CPU sections 1-2 take a few
 minutes. Run on a quiet machine: the figures are wall-clock throughput.
 
-    python benchmarks/bench_gpu.py [--quick] [--seconds 1.5] [--sections 1,2,3,4] [--nb03-stride 7]
+    python benchmarks/bench_gpu.py [--quick] [--seconds 1.0] [--sections 1,2,3,4] [--nb03-stride 7]
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def section_full(device: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter measurements and K up to 8: a smoke run")
-    parser.add_argument("--seconds", type=float, default=1.5, help="seconds per throughput measurement")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per throughput measurement")
     parser.add_argument("--sections", default=None, help="comma-separated: 1 training, 2 K networks, 3 notebook 03, "
                                                           "4 full estimates (default: 1,2 and, with CUDA, 3,4)")
     parser.add_argument("--nb03-stride", type=int, default=7, help="time every n-th point of notebook 03's grid")
@@ -232,8 +233,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if "1" in sections:
         section_training(devices, seconds)
-    if "2" in sections:
-        section_many(devices, seconds, ks=(1, 8) if args.quick else (1, 8, 32))
+    if "2" in sections:  # on a GPU machine the GPU's rows (the CPU's: run with --sections 2 where there is no GPU)
+        section_many(devices[:1], seconds, ks=(1, 8) if args.quick else (1, 8, 32))
     target = devices[0]
     if "3" in sections:
         section_nb03(target, max(1, args.nb03_stride))
