@@ -2,7 +2,9 @@
 ``data/results/<profile>/claims.csv`` (``make claims``; ``$PRUNEKIT_RESULTS`` moves it, and the path printed is the
 real one); ``python -m prunekit report --profile paper`` builds the
 static site of its executed notebooks in ``data/report/<profile>/`` (``make report``); ``python -m prunekit readme``
-rewrites the README's results section from the paper profile's claims (``make readme``)."""
+rewrites the README's results section from the paper profile's claims (``make readme``); ``python -m prunekit
+run-notebook notebooks/03_width_invariance.ipynb -p profile quick -p device cuda`` runs a notebook headless, without
+Jupyter (``make test-gpu`` on a machine without papermill)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="a static site of the executed notebooks in data/report/<profile>/")
     report.add_argument("--profile", default="quick", choices=PROFILES)
     commands.add_parser("readme", help="the README's results section from the paper profile's claims table")
+    run = commands.add_parser("run-notebook", help="run a notebook headless, without Jupyter (no outputs kept)")
+    run.add_argument("notebook")
+    run.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter, as papermill's -p (a Python literal, else text)")
     args = parser.parse_args(argv)
+    if args.command == "run-notebook":
+        from .report.headless import parameter_value, run_notebook
+
+        seconds = run_notebook(args.notebook, {name: parameter_value(value) for name, value in args.p})
+        print(f"{args.notebook}: ran in {seconds:.0f} s")
     if args.command == "readme":
         from .report.readme import update_readme  # each command imports only what it needs
 

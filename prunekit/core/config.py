@@ -200,6 +200,11 @@ class TrainConfig(_Config):
     device: where the model is trained: "cpu", "cuda", "cuda:<index>", or "auto" (CUDA when torch sees a GPU, else
       the CPU; resolved when the config is made). Its type ("cpu" / "cuda") is part of the key: a GPU-trained model is
       not the CPU's. A config naming CUDA can be made anywhere (to load a GPU-trained model on a CPU-only machine).
+    stack: () trains the network on its own (the default). Else the seeds of the networks trained with it as one
+      stack (its own seed among them; every other field the same): fully connected archs with ``init_density=1``,
+      their weights stacked and run as batched matrix products (``prunekit.core.stacked``), many small networks in
+      the kernels of one. Batched products round otherwise than one network's (and their rounding depends on the
+      stack), so the stack is part of the key: a stacked model is never taken for its lone run.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -217,6 +222,7 @@ class TrainConfig(_Config):
     device: str = "cpu"
     patience: int = 0
     min_improvement: float = 0.01
+    stack: tuple[int, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.data, DataConfig):
@@ -243,6 +249,26 @@ class TrainConfig(_Config):
         self._floats("min_improvement")
         if self.data.name == "cosine" and self.loss != "sse":
             raise ValueError("dataset='cosine' is a regression task: use loss='sse'")
+        self._check_stack()
+
+    def _check_stack(self) -> None:
+        if isinstance(self.stack, (str, bytes)) or not hasattr(self.stack, "__iter__"):
+            raise ValueError(f"stack={self.stack!r} must be a sequence of seeds (or () to train on its own)")
+        for s in self.stack:
+            number("stack", s, low=0, integer=True)
+        stack = tuple(sorted(set(int(s) for s in self.stack)))
+        object.__setattr__(self, "stack", stack)
+        if not stack:
+            return
+        if self.seed not in stack:
+            raise ValueError(f"stack={stack} must hold the config's own seed {self.seed}")
+        if MODELS[self.model.arch].kind != "fc":
+            fc = ", ".join(e.name for e in MODELS if e.kind == "fc")
+            raise ValueError(f"stack is for fully connected archs ({fc}), not {self.model.arch!r}; train the others "
+                             "together with prunekit.core.many.train_or_load_many (bitwise their lone runs)")
+        if self.model.init_density < 1:
+            raise ValueError("stack needs init_density=1 (a mask held in training is trained on its own or with "
+                             "prunekit.core.many.train_or_load_many)")
 
     def identity(self) -> dict:
         """As :meth:`_Config.identity`, with the device reduced to its type (which GPU of a machine is not identity)."""
@@ -308,6 +334,7 @@ class TrainConfig(_Config):
         if model.get("hidden") is not None:
             model["hidden"] = tuple(model["hidden"])
         d["checkpoints"] = tuple(d.get("checkpoints", ()))
+        d["stack"] = tuple(d.get("stack", ()))
         return cls(data=DataConfig(**data), model=ModelConfig(**model), **d)
 
 

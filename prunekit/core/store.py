@@ -55,7 +55,8 @@ from .checks import file_name
 from .checks import path as checked_path
 from .train import fit_model, fit_settings, train
 
-__all__ = ["Run", "train_or_load", "fit", "build", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
+__all__ = ["Run", "train_or_load", "fit", "build", "initial_model", "finished_run", "train_or_load_locked",
+           "store_run", "entry_path", "versions", "sha256_file", "atomic_write_bytes",
            "tensor_bytes", "seal_meta", "write_entry", "read_entry_meta", "entry_lock", "cached_result", "result_key", "data_digest",
            "state_digest", "output_digest", "fit_or_load"]
 
@@ -196,11 +197,27 @@ def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = 
     """Train ``cfg`` now, without the cache, on ``cfg.device`` (initialised on the CPU, so every device starts from
     the same weights). With ``cfg.model.init_density < 1`` the initialised network is pruned at random
     (``prunekit.core.models.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
-    its checkpoints come back as plain weights with the pruned ones at 0."""
+    its checkpoints come back as plain weights with the pruned ones at 0. A config with a ``stack`` trains its whole
+    stack (``prunekit.core.many.fit_stack``) and returns its own network."""
+    if cfg.stack:
+        from .many import fit_stack
+
+        run = fit_stack(cfg, quiet=quiet)[cfg.stack.index(cfg.seed)]
+        if isinstance(run, Exception):
+            raise run
+        return run
     device = resolve_device(cfg.device, "TrainConfig.device")
     if resume_path is not None:
         resume_path = checked_path("resume_path", resume_path)
     ds = load_dataset(cfg.data)
+    model = initial_model(cfg, ds, device)
+    history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)  # moves ds to the device
+    return finished_run(cfg, ds, device, model, history, checkpoints)
+
+
+def initial_model(cfg: TrainConfig, ds: Dataset, device: torch.device) -> nn.Module:
+    """The model of ``cfg`` as :func:`fit` starts training it: built from its seed on the CPU, pruned at random and its mask held
+    when ``init_density < 1``, on ``device``."""
     model = build(cfg, ds)
     sparse = cfg.model.init_density < 1.0
     if sparse:
@@ -208,8 +225,12 @@ def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = 
     model = model.to(device)
     if sparse:
         hold_masks(model, masks)  # held: w = w_orig * mask in every forward
-    history, checkpoints = train(model, ds, cfg, quiet=quiet, resume_path=resume_path)  # moves ds to the device
-    if sparse:  # fold the mask into plain weights, in the parameter order of a freshly built model
+    return model
+
+
+def finished_run(cfg: TrainConfig, ds: Dataset, device, model: nn.Module, history, checkpoints) -> Run:
+    """The Run of a trained :func:`initial_model`: a mask held in training folded into plain weights."""
+    if cfg.model.init_density < 1.0:  # fold the mask into plain weights, in the parameter order of a fresh model
         state = plain_state_dict(model.state_dict())
         model = build(cfg, ds).to(device)
         model.load_state_dict(state)
@@ -237,9 +258,14 @@ def _load(cfg: TrainConfig, path: Path) -> Run:
 
 
 def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.PathLike | None = None) -> Run:
-    """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored."""
+    """The trained model of ``cfg``: from the cache at once if it is there and intact, else trained and stored.
+    Many at once, trained together where they share a step: ``prunekit.core.many.train_or_load_many``."""
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"train_or_load needs a TrainConfig, got {type(cfg).__name__}")
+    if cfg.stack:  # the stack trains whole, every member's entry stored (prunekit.core.many)
+        from .many import train_or_load_many
+
+        return train_or_load_many([cfg], quiet=quiet, root=root)[0]
     path = entry_path(cfg, root)
     can_train = available_here(cfg.device)
     if can_train:
@@ -249,10 +275,12 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
                          "device here to train it; use device='auto' or 'cpu'")
     with entry_lock(path):  # a second process waits here, then loads what the first one stored
         remove_dead_temporaries(path)
-        return _train_or_load_locked(cfg, path, quiet, can_train)
+        return train_or_load_locked(cfg, path, quiet, can_train)
 
 
-def _train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_train: bool) -> Run:
+def train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_train: bool) -> Run:
+    """:func:`train_or_load`'s work once the entry's lock is held: load the entry, else train and store it (a
+    corrupt entry is retrained with a warning when ``can_train``)."""
     if (path / "meta.json").exists():
         try:
             return _load(cfg, path)
@@ -264,7 +292,12 @@ def _train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_
                           stacklevel=3)
     path.mkdir(parents=True, exist_ok=True)
     (path / "meta.json").unlink(missing_ok=True)
-    run = fit(cfg, quiet=quiet, resume_path=path / "progress.pt")
+    return store_run(fit(cfg, quiet=quiet, resume_path=path / "progress.pt"), path)
+
+
+def store_run(run: Run, path: Path) -> Run:
+    """``run`` written as the entry at ``path`` (model.pt, then meta.json); the caller holds its lock."""
+    cfg = run.config
     state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
     write_entry(path, "model.pt", tensor_bytes(state),
                 {"config": cfg.to_dict(), "key": cfg.key(), "history": run.history.to_dict(orient="records"),

@@ -6,8 +6,13 @@ seed, each point built from a base :class:`prunekit.core.config.TrainConfig` wit
 row`` (it trains through the result store and measures; a study's point, e.g. source 000's
 ``prunekit.studies.s000_density.DensityPoint``) with ``measure.spec()`` (a dict: what the row depends on besides
 the config; it names the stored row), ``measure.columns`` (the row's columns) and optionally ``measure.cost(cfg)``
-(an expected cost, to start the costliest points first on Dask) and ``measure.validate()`` (checks before anything
-runs).
+(an expected cost, to start the costliest points first on Dask), ``measure.validate()`` (checks before anything
+runs) and ``measure.trains_config = True`` (it trains exactly ``cfg`` through ``prunekit.core.store.train_or_load``).
+
+Models trained together: for a measure that ``trains_config``, the models of the points still to run are trained
+first, in groups that share a training step (``prunekit.core.many.train_or_load_many``, ``group_training=True``, the
+default): one loop per group, each network bitwise the model its point would train alone, stored under its config's
+key, so the points then load them. The numbers are the same; the points' ``train_seconds`` become load times.
 
 Execution:
 
@@ -59,7 +64,7 @@ from .device import device_name, device_type
 from .paths import atomic_write, cache_dir
 from .runtime import fewest_threads_since, thread_ceiling, usable_cores, worker_environment
 
-__all__ = ["make_grid", "config_columns", "point_key", "run_sweep", "SweepResult", "points_dir", "read_point",
+__all__ = ["make_grid", "config_columns", "point_key", "run_sweep", "SweepResult", "points_dir", "read_point", "training_groups",
            "write_point"]
 
 # ---------------------------------------------------------------------------------------------------- grid
@@ -225,6 +230,33 @@ def run_point(cfg: TrainConfig, measure, *, model_root=None, points_root=None, u
     return row
 
 
+def _pretrain_task(cfg_dicts: list[dict], model_root, threads: int | None, workers_per_host: dict | None,
+                   on_dask: bool = False) -> dict:
+    """Dask/in-process task: train (or load) one group's models together, on the threads a point would get; never
+    raises (a failure is left to the points, which train alone and report it)."""
+    from .many import train_or_load_many
+
+    try:
+        cfgs = [TrainConfig.from_dict(d) for d in cfg_dicts]
+        if threads is None and on_dask:
+            threads = _default_threads(workers_per_host)
+        with thread_ceiling(threads) if threads is not None else contextlib.nullcontext():
+            train_or_load_many(cfgs, quiet=True, root=model_root, skip_failures=True)
+        return {"ok": len(cfgs)}
+    except Exception as exc:  # noqa: BLE001 - the points report it
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def training_groups(configs: Sequence[TrainConfig], max_group: int = 32) -> list[list[TrainConfig]]:
+    """The configs whose models can train together (``prunekit.core.group.group_indices``) and for which that is
+    faster (``prunekit.core.group.pays_to_group``: always on CUDA, cheap steps on the CPU), groups of two or more,
+    each config once."""
+    from .group import group_indices, pays_to_group
+
+    unique = [c for c in {c.key(): c for c in configs}.values() if not c.stack and pays_to_group(c)]
+    return [[unique[i] for i in g] for g in group_indices(unique, max_group) if len(g) > 1]
+
+
 def _task(cfg_dict: dict, measure, options: dict, threads: int | None, workers_per_host: dict | None,
           on_dask: bool = False) -> dict:
     """Dask/in-process task: never raises, returns {"ok": row} or {"error": ..., "traceback": ...}."""
@@ -274,7 +306,7 @@ def _client_for(workers: int, scheduler, threads):
 
 def run_sweep(configs: Sequence[TrainConfig], measure, *, workers: int = 1, scheduler=None, threads: int | None = None,
               model_root=None, points_root=None, use_point_cache: bool = True, progress: bool = True,
-              desc: str = "sweep", device: str | None = None) -> SweepResult:
+              desc: str = "sweep", device: str | None = None, group_training: bool = True) -> SweepResult:
     """Run ``measure`` on every config; returns a :class:`SweepResult` whose ``results`` rows follow the order of
     ``configs`` (columns ``measure.columns``).
 
@@ -287,6 +319,8 @@ def run_sweep(configs: Sequence[TrainConfig], measure, *, workers: int = 1, sche
       ``$PRUNEKIT_CACHE/sweep_points``). use_point_cache=False recomputes (and does not store) every point.
     device: train and measure every point there ("auto", "cpu", "cuda", "cuda:<index>"; ``TrainConfig.device``);
       None keeps each config's own. Rows carry a ``device`` column (the device type: part of the point's identity).
+    group_training: for a measure that ``trains_config``, train the models of the points to run first, in groups
+      (module docstring): the same models, sooner. False trains each in its own point.
     """
     from tqdm import tqdm
 
@@ -323,8 +357,13 @@ def run_sweep(configs: Sequence[TrainConfig], measure, *, workers: int = 1, sche
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), desc=desc, unit="point", disable=not progress,
                file=sys.stderr)
     mode = "in-process"
+    groups = []
+    if todo and group_training and getattr(measure, "trains_config", False):
+        groups = [[c.to_dict() for c in g] for g in training_groups([configs[i] for i in todo])]
     try:
         if todo and scheduler is None and workers == 1:
+            for group in groups:
+                _pretrain_task(group, options["model_root"], threads, None)
             for i in todo:
                 outcomes[i] = _task(configs[i].to_dict(), measure, options, threads, None)
                 bar.update(1)
@@ -339,6 +378,11 @@ def run_sweep(configs: Sequence[TrainConfig], measure, *, workers: int = 1, sche
                 for addr in info.get("workers", {}):
                     host = addr.split("://")[-1].rsplit(":", 1)[0]
                     per_host[host] = per_host.get(host, 0) + 1
+                pretrained = [client.submit(_pretrain_task, group, options["model_root"], threads, per_host, True,
+                                            key=f"sweep-group-{j}", pure=False) for j, group in enumerate(groups)]
+                for fut in pretrained:  # every group stored before the points load them
+                    fut.result()
+                    fut.release()
                 futures = {client.submit(_task, configs[i].to_dict(), measure, options, threads, per_host, True,
                                          key=f"sweep-point-{i}-{configs[i].key()[:16]}", pure=False,
                                          priority=priority): i

@@ -29,11 +29,13 @@ from .checks import path as checked_path
 from .config import TrainConfig
 from .data import Dataset, Split, as_split, iterate_batches, train_part
 from .device import dataset_to, deterministic, model_device, modes_restored
+from .graphs import GroupStep, graphs_enabled
 from .paths import atomic_write
 from .runtime import adapt_threads, fewest_threads_since
 
 __all__ = ["make_loss", "make_optimizer", "make_scheduler", "schedule_lrs", "evaluate", "predict", "train",
-           "quiet_default", "stopped_improving", "fit_settings", "fit_model"]
+           "quiet_default", "stopped_improving", "fit_settings", "epoch_row", "diverged", "save_progress",
+           "correct_count", "fit_model"]
 
 
 def quiet_default() -> bool:
@@ -161,6 +163,34 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def save_progress(path: Path, model: nn.Module, optimizer_state: dict, scheduler, gen: torch.Generator,
+                  rows: list[dict], checkpoints: dict, epoch: int) -> None:
+    """Write the training state after ``epoch`` to ``path`` atomically, in the form :func:`train` resumes from."""
+    _atomic_save({"model": model.state_dict(), "optimizer": optimizer_state,
+                  "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                  "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints, "epoch": epoch}, path)
+
+
+def epoch_row(model: nn.Module, ds: Dataset, cfg: TrainConfig, epoch: int, lr: float, total_loss: torch.Tensor,
+              total_correct: torch.Tensor) -> dict:
+    """A history row of :func:`train` without its timing: ``epoch, lr, train_loss, train_accuracy`` (the epoch's
+    summed batch losses x batch sizes and correct predictions over the training samples), then ``val_*`` and
+    ``test_*`` of the model as it is now (:func:`evaluate`)."""
+    n = len(ds.train)
+    row = {"epoch": epoch, "lr": lr, "train_loss": float(total_loss) / n,
+           "train_accuracy": float(total_correct) / n if ds.task == "classification" else math.nan}
+    for name, split in (("val", ds.val), ("test", ds.test)):
+        if split is not None:
+            row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(model, split, cfg.loss)
+    return row
+
+
+def diverged(row: dict, cfg: TrainConfig) -> FloatingPointError:
+    """The error of a run whose training loss is not finite at ``row``'s epoch."""
+    return FloatingPointError(f"training diverged at epoch {row['epoch']} (loss {row['train_loss']}); "
+                              f"lower lr={cfg.lr}")
+
+
 def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = None,
           resume_path: str | os.PathLike | None = None,
           callback: Callable[[int, nn.Module], None] | None = None,
@@ -182,6 +212,8 @@ def train(model: nn.Module, ds: Dataset, cfg: TrainConfig, quiet: bool | None = 
     It is trained where it is (``prunekit.core.device.model_device``): the data set is moved there once, the epoch's
     running loss and accuracy stay there (one synchronisation per epoch), and on CUDA the kernels are deterministic
     (``prunekit.core.device.deterministic``). The shuffle generator is the CPU's, so every device sees the same batches.
+    On CUDA the step is captured in a CUDA graph and replayed for every full batch (``prunekit.core.graphs``: the
+    same kernels, without Python's overhead; ``PRUNEKIT_CUDA_GRAPHS=0`` turns it off); the CPU runs the loop here.
     """
     if lrs is not None:
         lrs = sequence("lrs", lrs, item=lambda n, v: float(number(n, v, low=0.0)))
@@ -228,6 +260,9 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
     from tqdm.auto import tqdm
 
     n_batches = math.ceil(len(ds.train) / cfg.batch_size)
+    captured = None  # on CUDA: the step captured in a graph (prunekit.core.graphs); the CPU keeps the loop below
+    if graphs_enabled(device):
+        captured = GroupStep([model], optimizer, loss_fn, cfg.batch_size, device)
     epochs = tqdm(range(start, cfg.epochs + 1), desc="epochs", disable=quiet, leave=False,
                   initial=start - 1, total=cfg.epochs)
     for epoch in epochs:
@@ -241,7 +276,11 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
         total_loss = torch.zeros((), device=device)
         total_correct = torch.zeros((), dtype=torch.long, device=device)
         batches = iterate_batches(ds.train, cfg.batch_size, shuffle=True, generator=gen)
-        if not quiet and n_batches > 200:
+        if captured is not None:  # the same order, drawn by the same generator call as iterate_batches draws it
+            perm = torch.randperm(len(ds.train), generator=gen).to(device)
+            total_loss, total_correct = captured.run_epoch(ds.train, {0: perm}, [0])[0]
+            batches = ()
+        elif not quiet and n_batches > 200:
             batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False)
         for xb, yb in batches:
             out = model(xb)
@@ -254,17 +293,11 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
                 total_correct += correct_count(out, yb)
         if scheduler is not None:
             scheduler.step()
-        n = len(ds.train)
-        row = {"epoch": epoch, "lr": lr, "train_loss": float(total_loss) / n,
-               "train_accuracy": float(total_correct) / n if ds.task == "classification" else math.nan}
-        for name, split in (("val", ds.val), ("test", ds.test)):
-            if split is not None:
-                row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(model, split, cfg.loss)
+        row = epoch_row(model, ds, cfg, epoch, lr, total_loss, total_correct)
         row["seconds"] = time.perf_counter() - t0
         row["threads"] = fewest_threads_since()  # CPU threads: fewer than the usual when the machine was busy
         if not math.isfinite(row["train_loss"]):
-            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {row['train_loss']}); "
-                                     f"lower lr={cfg.lr}")
+            raise diverged(row, cfg)
         rows.append(row)
         if epoch in cfg.checkpoints:
             checkpoints[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -275,12 +308,11 @@ def _train(model, ds, cfg, quiet, resume_path, callback, lrs, device):
         stop = cfg.patience > 0 and stopped_improving([r["train_loss"] for r in rows], cfg.patience,
                                                       cfg.min_improvement)
         if resume_path is not None and epoch < cfg.epochs and not stop:
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                          "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints,
-                          "epoch": epoch}, resume_path)
+            save_progress(resume_path, model, optimizer.state_dict(), scheduler, gen, rows, checkpoints, epoch)
         if stop:
             break
+    if captured is not None:
+        captured.close()
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
     return pd.DataFrame(rows), checkpoints

@@ -121,6 +121,19 @@ class Pruner:
             return _accuracy(self.model, self.split.x, self.split.y, self.batch_size)
 
 
+def entries_csr(weight: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """The sparse CSR matrix holding ``weight``'s entries at the flat (row-major) indices ``flat_index`` and zeros
+    elsewhere, on the weight's device (the indices are moved there: a ranking made on the CPU may name entries of a
+    weight on a GPU). Row ``r``'s entries are those indices in ``[r * d_in, (r + 1) * d_in)``, columns ascending."""
+    d_out, d_in = weight.shape
+    idx = flat_index.to(weight.device).sort().values
+    crow = torch.searchsorted(idx, torch.arange(d_out + 1, device=idx.device) * d_in)  # indices before each row
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, idx % d_in, weight.detach().reshape(-1)[idx], (d_out, d_in),
+                                       check_invariants=False)
+
+
 # Activations that write into a preallocated buffer (prunekit's MLP activations); any other is called as a module.
 _ACTIVATION_INTO = {nn.ReLU: lambda z, out: torch.clamp_min(z, 0, out=out),  # torch's relu is clamp_min(z, 0)
                     nn.Sigmoid: lambda z, out: torch.sigmoid(z, out=out),
@@ -192,16 +205,18 @@ class IncrementalMLP(Pruner):
                            zip(x.T.split(chunk, 1), zt.split(chunk, 1), split.y.split(chunk))]
             self.hidden = x.new_empty(first.out_features, min(chunk, x.shape[0]))  # the first activation, per block
             self.outputs: dict[int, torch.Tensor] = {}  # and each upper Linear's output, per block
-        self.row_pruned = torch.zeros(first.out_features, dtype=torch.long, device=zt.device)
+        device = self.w1.device  # every index below lives beside the weights (the ranking is made on the CPU)
+        self.row_pruned = torch.zeros(first.out_features, dtype=torch.long, device=device)
         self.storage = [storage(m, a).detach() for m, a in self.params[1:]]
         self.saved = [t.clone() for t in self.storage]
         if self.scope == "global":  # each layer's weights in the global pruning order, and their places in it
+            order = self.order.to(device)
             offsets = list(itertools.accumulate(self.sizes, initial=0))
-            layer = torch.bucketize(self.order, torch.tensor(offsets[1:-1], device=self.order.device), right=True)
-            self.by_layer = [self.order[layer == i] - off for i, off in enumerate(offsets[:-1])]
+            layer = torch.bucketize(order, torch.tensor(offsets[1:-1], device=device), right=True)
+            self.by_layer = [order[layer == i] - off for i, off in enumerate(offsets[:-1])]
             self.places = [(layer == i).nonzero()[:, 0] for i in range(len(self.sizes))]
         else:
-            self.by_layer = self.order
+            self.by_layer = [order.to(device) for order in self.order]
         self.level, self.counts = 0, [0] * len(self.sizes)
 
     def __enter__(self) -> "IncrementalMLP":
@@ -231,16 +246,11 @@ class IncrementalMLP(Pruner):
         for t, saved, flat in zip(self.storage, self.saved, changed[1:]):
             t.view(-1)[flat] = 0 if up else saved.view(-1)[flat]
         self.level, self.counts = k, counts
-        idx = changed[0].sort().values  # sorted flat indices: rows, then columns, ascending
-        if not idx.numel():
+        if not changed[0].numel():
             return None
-        d_out, d_in = self.w1.shape
-        rows = torch.bincount(idx // d_in, minlength=d_out)
-        crow = torch.cat([rows.new_zeros(1), rows.cumsum(0)])
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
-            warnings.simplefilter("ignore", UserWarning)
-            delta = torch.sparse_csr_tensor(crow, idx % d_in, self.w1.reshape(-1)[idx], (d_out, d_in),
-                                            check_invariants=False)
+        d_in = self.w1.shape[1]
+        delta = entries_csr(self.w1, changed[0])
+        rows = delta.crow_indices().diff()
         self.row_pruned += rows if up else -rows
         dead = self.row_pruned == d_in  # every weight of the unit pruned: Z is exactly its bias, no residue
         dead = dead if bool(dead.any()) else None

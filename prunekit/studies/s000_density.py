@@ -193,6 +193,7 @@ class DensityPoint:
     step: float = 0.01
     resolution: float = 1e-3
     columns = RESULT_COLUMNS
+    trains_config = True  # it trains exactly cfg through the store: run_sweep may train the models first, in groups
 
     def __post_init__(self):
         self.validate()  # a point with bad settings is refused when it is made, before any sweep

@@ -153,7 +153,7 @@ def cycles_experiment(profile: str, seeds: Sequence[int] | None = None, units: S
     pretraining's T epochs, through the result cache (a rerun loads them; an interrupted run resumes), and the small
     network of each unit trained from scratch for as many epochs in all (``prunekit.pruning.cycles.small_config``, sized by
     the last method's pruned network)."""
-    from ..core.store import train_or_load  # looked up at each call: tests replace it with a stand-in
+    from ..core.many import train_or_load_many  # looked up at each call: tests replace it with a stand-in
     from ..pruning.cycles import check_plan, iterative_pruning, small_config  # likewise
 
     settings = cycles_preset(profile)
@@ -162,16 +162,22 @@ def cycles_experiment(profile: str, seeds: Sequence[int] | None = None, units: S
     check_plan(units, methods, cycles)
     device = device_name(device)
     cycles = int(cycles or settings.cycles)
-    pretrained, runs, small, tables, rows = {}, {}, {}, [], []
+    cfgs = {seed: cycles_config(profile, seed, dataset=dataset).replace(device=device) for seed in seeds}
+    # the seeds' networks trained together (bitwise as one by one), and so, after the cycles, the small ones
+    pretrained = dict(zip(seeds, train_or_load_many(list(cfgs.values()), quiet=quiet)))
+    runs, small, tables, rows, datasets = {}, {}, [], [], {}
     for seed in seeds:
-        cfg = cycles_config(profile, seed, dataset=dataset).replace(device=device)
-        run = pretrained[seed] = train_or_load(cfg, quiet=quiet)
-        ds = run.dataset()
+        run, cfg = pretrained[seed], cfgs[seed]
+        ds = datasets[seed] = run.dataset()
         runs[seed] = {(u, m): iterative_pruning(run.model, ds, cfg, unit=u, method=m, cycles=cycles,
                                                 epochs=cfg.epochs, cache=True, quiet=quiet)
                       for u in units for m in methods}
-        small[seed] = {u: train_or_load(small_config(cfg, run.model, runs[seed][u, methods[-1]]), quiet=quiet).model
-                       for u in units}
+    small_cfgs = {(seed, u): small_config(cfgs[seed], pretrained[seed].model, runs[seed][u, methods[-1]])
+                  for seed in seeds for u in units}
+    small_runs = dict(zip(small_cfgs, train_or_load_many(list(small_cfgs.values()), quiet=quiet)))
+    for seed in seeds:
+        run, cfg, ds = pretrained[seed], cfgs[seed], datasets[seed]
+        small[seed] = {u: small_runs[seed, u].model for u in units}
         tables.append(cycles_table(runs[seed], small[seed], ds, cfg.loss, pretrained=run.model, seed=seed))
         rows += [r.table.assign(seed=seed) for r in runs[seed].values()]
     first = cycles_config(profile, seeds[0], dataset=dataset).replace(device=device)

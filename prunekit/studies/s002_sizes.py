@@ -288,9 +288,14 @@ def pruned_experiment(profile: str, seeds: Sequence[int], prune_ratios: Sequence
     ratios = distinct("prune_ratios", sequence("prune_ratios", prune_ratios,
                                                item=lambda n, r: fraction(n, r, low_open=True, high_open=True)))
     device = device_name(device)
+    from ..core.many import train_or_load_many
+
+    cfgs = {seed: pretrain_config(profile, seed, dataset=dataset).replace(device=device) for seed in seeds}
+    # the seeds' networks, then the small ones, each set trained together (bitwise as alone), loaded below
+    train_or_load_many([*cfgs.values(), *(small_config_at(c, r) for c in cfgs.values() for r in ratios)], quiet=quiet)
     runs, pruned, small, tables = {}, {}, {}, []
     for seed in seeds:
-        cfg = pretrain_config(profile, seed, dataset=dataset).replace(device=device)
+        cfg = cfgs[seed]
         run = runs[seed] = train_or_load(cfg, quiet=quiet)
         ds = run.dataset()
         pruned[seed] = {r: conv_pruned(run, r, ds, quiet=quiet) for r in ratios}

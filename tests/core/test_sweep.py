@@ -189,3 +189,22 @@ def test_a_sweep_runs_any_measure(tmp_path):
     assert list(res.results.columns) == _Params.columns and res.ok
     assert list(res.results["params"]) == [64 * 8 + 8 + 8 * 4 + 4 + 4 * 10 + 10, 64 * 16 + 16 + 16 * 8 + 8 + 8 * 10 + 10]
     assert point_key(cfgs[0], _Params()) != point_key(cfgs[0], POINT)  # one config, two measures: two stored rows
+
+
+def test_models_trained_together_first_give_the_points_of_models_trained_alone(tmp_path, monkeypatch):
+    """Issue 35: run_sweep trains the models of a measure that trains_config in groups first; each point then loads
+    its model, bitwise the one it would have trained alone, so the rows are those of a sweep without groups."""
+    import prunekit.core.many as many
+    from prunekit.core.runtime import thread_ceiling
+
+    cfgs = make_grid(BASE, width_mult=[0.5, 2.0], seed=[0, 1]) + [BASE.replace(lr=0.1)]  # the last trains alone
+    groups = []
+    real = many.fit_many
+    monkeypatch.setattr(many, "fit_many", lambda cs, *a, **k: groups.append(len(cs)) or real(cs, *a, **k))
+    monkeypatch.setenv("PRUNEKIT_THREADS", "1")
+    with thread_ceiling(1):
+        together = run_sweep(cfgs, POINT, model_root=tmp_path / "m1", points_root=tmp_path / "p1", progress=False)
+        alone = run_sweep(cfgs, POINT, model_root=tmp_path / "m2", points_root=tmp_path / "p2", progress=False,
+                          group_training=False)
+    assert groups == [4]
+    pd.testing.assert_frame_equal(_stable(together.results), _stable(alone.results), check_exact=True)

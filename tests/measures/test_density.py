@@ -423,3 +423,33 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     assert (a.pruned, a.failed_at, a.evaluations) == (b.pruned, b.failed_at, b.evaluations)
     with pytest.raises(ValueError, match="hooks"):
         effective_density(hooked, (x, y), incremental=True)
+
+
+def test_entries_csr_holds_the_named_entries_on_the_weights_device():
+    """Issue 35: on CUDA the incremental evaluator built its CSR delta from a ranking on the CPU and values on the GPU
+    ("Values and crow_indices need to be on the same device"). The delta is now built on the weight's device; the
+    ``meta`` device stands in for a second device here (a CPU index naming entries of a weight elsewhere)."""
+    from prunekit.measures._density_eval import entries_csr
+
+    w = torch.arange(1.0, 13.0).reshape(3, 4)
+    idx = torch.tensor([9, 0, 3, 4])  # unsorted; rows 0, 0, 1, 2; none in a row of its own order
+    d = entries_csr(w, idx)
+    expected = torch.zeros(3, 4)
+    expected.view(-1)[idx] = w.view(-1)[idx]
+    assert torch.equal(d.to_dense(), expected)
+    assert d.crow_indices().tolist() == [0, 2, 3, 4] and d.col_indices().tolist() == [0, 3, 0, 1]
+    assert entries_csr(w, idx[:0]).to_dense().abs().sum() == 0  # no entry: an empty matrix of the weight's shape
+    on_meta = entries_csr(torch.empty(3, 4, device="meta"), idx)  # the CPU ranking, a weight on another device
+    assert on_meta.device.type == "meta" and on_meta.crow_indices().device.type == "meta"
+
+
+def test_incremental_evaluator_keeps_its_indices_beside_the_weights(trained):
+    from prunekit.measures._density_eval import IncrementalMLP
+
+    model, ds = trained
+    for scope in ("global", "layerwise"):
+        with IncrementalMLP(model, ds.test, scope=scope) as fast:
+            device = fast.w1.device
+            assert fast.row_pruned.device == device
+            assert all(t.device == device for t in fast.by_layer)
+            assert scope == "layerwise" or all(t.device == device for t in fast.places)

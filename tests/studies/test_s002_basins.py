@@ -173,7 +173,7 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
         def dataset(self):
             return None
 
-    monkeypatch.setattr("prunekit.core.store.train_or_load", lambda cfg, quiet=True: _Run(cfg))
+    monkeypatch.setattr("prunekit.core.many.train_or_load_many", lambda cfgs, quiet=True: [_Run(c) for c in cfgs])
     monkeypatch.setattr(Cy, "iterative_pruning", lambda model, ds, cfg, **kw: seen.append((cfg, kw)) or None)
     class Planned(Exception):
         pass
