@@ -20,7 +20,7 @@ from .device import device_name, device_type
 from .registry import DATASETS, MODELS
 
 __all__ = ["PROFILES", "ACTIVATIONS", "INITS", "INIT_ALIASES", "VALUE_REVISIONS", "OPTIMIZERS", "SCHEDULES", "LOSSES",
-           "DataConfig", "ModelConfig", "TrainConfig", "check_profile"]
+           "DataConfig", "ModelConfig", "TrainConfig", "check_profile", "train_configs"]
 
 PROFILES = ("quick", "paper", "full")  # embedded digits (CI) / these 2-core machines / the sources' scale, one GPU
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -343,3 +343,15 @@ def check_profile(profile: str, allowed=PROFILES) -> str:
     ``ValueError`` naming the allowed values."""
     choice("profile", profile, tuple(allowed))
     return profile
+
+
+def train_configs(name: str, values, *, nonempty: bool = True) -> list[TrainConfig]:
+    """``values`` as a list of :class:`TrainConfig` (non-empty unless ``nonempty`` is False), else a ``ValueError``
+    naming ``name`` (a string or a bare config where a list is meant) or ``name[i]`` (an item of another type)."""
+
+    def config(item_name: str, value) -> TrainConfig:
+        if not isinstance(value, TrainConfig):
+            raise ValueError(f"{item_name}={value!r} must be a TrainConfig, got a {type(value).__name__}")
+        return value
+
+    return sequence(name, values, nonempty=nonempty, item=config)

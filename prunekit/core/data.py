@@ -359,6 +359,7 @@ def class_labels(y: torch.Tensor, num_classes: int, *, name: str = "data") -> to
     """``y`` as int64 class labels in ``[0, num_classes)`` (``num_classes``: the number of logits), converted from any
     integer dtype. Float, bool or complex labels, labels of another shape than ``[N]`` and labels outside the range
     are refused with a ``ValueError`` naming ``name``: an accuracy would count them wrong without a word."""
+    num_classes = count("num_classes", num_classes)
     forms = "one integer class index per sample, a tensor of shape [N]"
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{name}: the labels are a {type(y).__name__}, not a tensor ({forms})")

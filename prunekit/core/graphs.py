@@ -30,6 +30,7 @@ import warnings
 
 import torch
 
+from .checks import count
 from .runtime import adapt_threads
 
 __all__ = ["graphs_enabled", "GroupStep"]
@@ -49,7 +50,8 @@ class GroupStep:
     :meth:`run_epoch`: eagerly, or replayed from a CUDA graph (module docstring). :meth:`close` when done."""
 
     def __init__(self, models, optimizer, loss_fn, size: int, device):
-        self.models, self.optimizer, self.loss_fn, self.size = list(models), optimizer, loss_fn, int(size)
+        self.models, self.optimizer, self.loss_fn = list(models), optimizer, loss_fn
+        self.size = count("size", size)  # the batch size
         self.device = torch.device(device)
         self.use_graphs = graphs_enabled(self.device)
         self.warm = 0  # warm-up steps taken on the side stream (capture waits for WARMUP_STEPS)

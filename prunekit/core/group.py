@@ -34,7 +34,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .checks import count, sequence
+from .config import TrainConfig, train_configs
 from .data import Dataset
 from .device import dataset_to, deterministic, device_type, model_device
 from .graphs import GroupStep
@@ -101,9 +102,9 @@ def pays_to_group(cfg: TrainConfig) -> bool:
 
 def group_indices(configs: Sequence[TrainConfig], max_group: int = 32) -> list[list[int]]:
     """Indices of ``configs`` in groups that can share a step (:func:`step_key`), each at most ``max_group`` long,
-    in the order of their first config; a config alone is a group of one."""
-    if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
-        raise ValueError(f"max_group must be a positive integer, got {max_group!r}")
+    in the order of their first config; a config alone is a group of one (a config given twice: two indices)."""
+    configs = train_configs("configs", configs, nonempty=False)
+    max_group = count("max_group", max_group)
     by_key: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
         by_key.setdefault(step_key(cfg), []).append(i)
@@ -113,23 +114,40 @@ def group_indices(configs: Sequence[TrainConfig], max_group: int = 32) -> list[l
 def split_optimizer_state(state: dict, counts: Sequence[int]) -> list[dict]:
     """The state_dict of one optimizer over the parameters of several networks (``counts[k]`` of network ``k``, in
     order, one param group) cut into the state_dicts each network's own optimizer would have: its parameters
-    renumbered from 0, the same group settings."""
+    renumbered from 0, the same group settings. ``counts`` must add up to the optimizer's parameters."""
+    counts = sequence("counts", counts, item=lambda n, v: count(n, v, low=0))
+    if not (isinstance(state, dict) and isinstance(state.get("param_groups"), list) and len(state["param_groups"]) == 1
+            and isinstance(state.get("state"), dict)):
+        raise ValueError("state must be an optimizer's state_dict() with one param group")
     (group,) = state["param_groups"]
+    if sum(counts) != len(group["params"]):
+        raise ValueError(f"counts={counts!r} adds up to {sum(counts)} parameters; the optimizer holds "
+                         f"{len(group['params'])}")
     out, start = [], 0
-    for count in counts:
-        own = {i - start: v for i, v in state["state"].items() if start <= i < start + count}
-        out.append({"state": own, "param_groups": [{**group, "params": list(range(count))}]})
-        start += count
+    for size in counts:
+        own = {i - start: v for i, v in state["state"].items() if start <= i < start + size}
+        out.append({"state": own, "param_groups": [{**group, "params": list(range(size))}]})
+        start += size
     return out
 
 
+def _module(name: str, value) -> nn.Module:
+    if not isinstance(value, nn.Module):
+        raise ValueError(f"{name}={value!r} must be a torch.nn.Module, got a {type(value).__name__}")
+    return value
+
+
 def _check_group(models, cfgs) -> torch.device:
-    if len(models) != len(cfgs) or not cfgs:
-        raise ValueError(f"train_group needs one config per model, got {len(models)} models and {len(cfgs)} configs")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("models=[...] holds one model twice: each network of a group is trained once")
+    if len(models) != len(cfgs):
+        raise ValueError(f"cfgs=[{len(cfgs)} configs] for {len(models)} models: train_group needs one config per "
+                         "model")
     keys = {step_key(c) for c in cfgs}
     if len(keys) != 1:
-        raise ValueError("these configs cannot share a training step (they differ in more than the model, seed, "
-                         "checkpoints and early stopping); group them with prunekit.core.group.group_indices")
+        raise ValueError("cfgs=[...]: these configs cannot share a training step (they differ in more than the "
+                         "model, seed, checkpoints and early stopping); group them with "
+                         "prunekit.core.group.group_indices")
     devices = {model_device(m) for m in models}
     if len(devices) != 1:
         raise ValueError(f"the models of a group must be on one device, got {sorted(map(str, devices))}")
@@ -151,11 +169,19 @@ def train_group(models: Sequence[nn.Module], ds: Dataset, cfgs: Sequence[TrainCo
     from (an interrupted group resumes one by one); removed when its training ends. A group never resumes: start
     networks with saved progress with ``train``.
     """
+    models = sequence("models", models, item=_module)
+    cfgs = train_configs("cfgs", cfgs)
     device = _check_group(models, cfgs)
+    paths = [None] * len(models)
+    if progress_paths is not None:
+        paths = [None if p is None else Path(p) for p in sequence("progress_paths", progress_paths)]
+        if len(paths) != len(models):
+            raise ValueError(f"progress_paths={progress_paths!r} needs one entry per model (None for none), got "
+                             f"{len(paths)} for {len(models)} models")
+        given = [p for p in paths if p is not None]
+        if len(set(given)) != len(given):
+            raise ValueError(f"progress_paths={progress_paths!r} names one file twice: each network needs its own")
     ds = dataset_to(ds, device)
-    paths = [None if p is None else Path(p) for p in (progress_paths or [None] * len(models))]
-    if len(paths) != len(models):
-        raise ValueError(f"progress_paths needs one entry per model, got {len(paths)} for {len(models)} models")
     with deterministic(device):
         return _train_group(list(models), ds, list(cfgs), quiet, paths, device)
 

@@ -13,7 +13,8 @@ import contextlib
 import os
 from typing import Sequence
 
-from .config import TrainConfig
+from .checks import count, distinct, path as checked_path
+from .config import TrainConfig, train_configs
 from .data import load_dataset
 from .device import available_here, resolve_device
 from .paths import remove_dead_temporaries
@@ -27,9 +28,10 @@ def fit_many(cfgs: list[TrainConfig], quiet: bool | None = None, progress_paths=
     """:func:`prunekit.core.store.fit` of every config of a group that shares a training step
     (``prunekit.core.group.step_key``), trained together (``prunekit.core.group.train_group``): each network
     initialised, masked and folded as ``fit`` does, its weights and history bitwise those of ``fit``. Returns a Run
-    per config, or the error that stopped its training (a diverging loss)."""
+    per config, or the error that stopped its training (a diverging loss). ``cfgs``: each config once."""
     from .group import train_group
 
+    cfgs = distinct("cfgs", train_configs("cfgs", cfgs))
     device = resolve_device(cfgs[0].device, "TrainConfig.device")
     ds = load_dataset(cfgs[0].data)
     models = [initial_model(c, ds, device) for c in cfgs]
@@ -65,9 +67,8 @@ def stacked_configs(configs: Sequence[TrainConfig], max_stack: int = 32) -> list
     stacked model is another entry than its lone run, with other numbers (``prunekit.core.stacked``)."""
     from .registry import MODELS
 
-    if isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1:
-        raise ValueError(f"max_stack must be a positive integer, got {max_stack!r}")
-    configs = list(configs)
+    configs = train_configs("configs", configs, nonempty=False)
+    max_stack = count("max_stack", max_stack)
     seeds: dict[str, list[int]] = {}
     stackable = [MODELS[c.model.arch].kind == "fc" and c.model.init_density == 1 and not c.stack for c in configs]
     for c, ok in zip(configs, stackable):
@@ -105,10 +106,10 @@ def train_or_load_many(configs, quiet: bool | None = None, root: str | os.PathLi
     """
     from .group import group_indices, pays_to_group
 
-    configs = list(configs)
-    for c in configs:
-        if not isinstance(c, TrainConfig):
-            raise ValueError(f"train_or_load_many needs TrainConfig objects, got {type(c).__name__}")
+    configs = train_configs("configs", configs, nonempty=False)
+    if root is not None:
+        checked_path("root", root)
+    max_group = count("max_group", max_group)
     first: dict[str, TrainConfig] = {}
     for c in configs:
         first.setdefault(c.key(), c)

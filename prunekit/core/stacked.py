@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TrainConfig
+from .checks import choice, count, distinct, sequence
+from .config import TrainConfig, train_configs
 from .data import Dataset
 from .device import dataset_to, deterministic, model_device
 from .models import MLP
@@ -56,9 +57,8 @@ class StackedMLP(nn.Module):
 
     def __init__(self, models: list[MLP]):
         super().__init__()
+        models = distinct("models", sequence("models", models, item=_mlp))
         first = models[0]
-        if not all(isinstance(m, MLP) for m in models):
-            raise ValueError("a stack holds prunekit MLPs only (Flatten -> Linear -> activation ... -> Linear)")
         layers = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
         shapes = {tuple((layer.weight.shape, layer.bias is not None) for layer in ls) for ls in layers}
         if len(shapes) != 1 or len({m.activation for m in models}) != 1:
@@ -83,13 +83,21 @@ class StackedMLP(nn.Module):
         return h
 
     def state_dict_of(self, k: int) -> dict[str, torch.Tensor]:
-        """Network ``k``'s weights as its own ``MLP``'s state_dict (copies)."""
+        """Network ``k``'s weights as its own ``MLP``'s state_dict (copies); ``k`` in ``[0, K)``."""
+        k = count("k", k, low=0, high=self.weights[0].shape[0] - 1)
         out = {}
         for i, name in enumerate(self.names):
             out[f"{name}.weight"] = self.weights[i][k].detach().clone()
             if self.has_bias:
                 out[f"{name}.bias"] = self.biases[i][k].detach().clone()
         return out
+
+
+def _mlp(name: str, value) -> MLP:
+    if not isinstance(value, MLP):
+        raise ValueError(f"{name}: a stack holds prunekit MLPs only (Flatten -> Linear -> activation ... -> Linear), "
+                         f"not a {type(value).__name__}")
+    return value
 
 
 def _losses(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -127,6 +135,11 @@ def _evaluate(stack: StackedMLP, split, loss: str, batch_size: int = 2048) -> li
 def stack_epoch(stack: StackedMLP, optimizer, split, perms: torch.Tensor, size: int, loss: str):
     """One epoch of the stack over ``split``, network ``k`` taking its batches in the order ``perms[k]``; returns
     each network's summed (batch loss x batch size) and correct count, ``[K]`` tensors on the device."""
+    size = count("size", size)  # the batch size
+    choice("loss", loss, ("cross_entropy", "sse"))
+    if not isinstance(perms, torch.Tensor) or perms.dim() != 2 or perms.shape[0] != stack.weights[0].shape[0]:
+        raise ValueError(f"perms must be a [K, N] tensor of batch orders, one row per network of the stack "
+                         f"(K = {stack.weights[0].shape[0]})")
     k_all = perms.shape[0]
     total_loss = torch.zeros(k_all, device=perms.device)
     total_correct = torch.zeros(k_all, dtype=torch.long, device=perms.device)
@@ -149,6 +162,11 @@ def train_stack(models: list[MLP], ds: Dataset, cfgs: list[TrainConfig], quiet: 
     """Train the stack of ``models`` (built as ``prunekit.core.store.build`` builds ``cfgs[k]``, on one device) as
     the configs say (module docstring); returns per network ``(history, checkpoints, state_dict)`` or the error that
     stopped it. The history has ``train``'s columns; ``seconds`` is the stack's epoch time divided by K."""
+    models = distinct("models", sequence("models", models, item=_mlp))
+    cfgs = train_configs("cfgs", cfgs)
+    if len(cfgs) != len(models):
+        raise ValueError(f"cfgs=[{len(cfgs)} configs] for {len(models)} models: one config per network of the "
+                         "stack")
     device = model_device(models[0])
     ds = dataset_to(ds, device)
     with deterministic(device):

@@ -281,6 +281,7 @@ def train_or_load(cfg: TrainConfig, quiet: bool | None = None, root: str | os.Pa
 def train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_train: bool) -> Run:
     """:func:`train_or_load`'s work once the entry's lock is held: load the entry, else train and store it (a
     corrupt entry is retrained with a warning when ``can_train``)."""
+    path = checked_path("path", path)
     if (path / "meta.json").exists():
         try:
             return _load(cfg, path)
@@ -297,6 +298,9 @@ def train_or_load_locked(cfg: TrainConfig, path: Path, quiet: bool | None, can_t
 
 def store_run(run: Run, path: Path) -> Run:
     """``run`` written as the entry at ``path`` (model.pt, then meta.json); the caller holds its lock."""
+    if not isinstance(run, Run):
+        raise ValueError(f"run must be a Run (prunekit.core.store), got a {type(run).__name__}")
+    path = checked_path("path", path)
     cfg = run.config
     state = {"state_dict": run.model.state_dict(), "checkpoints": run.checkpoints}
     write_entry(path, "model.pt", tensor_bytes(state),

@@ -59,7 +59,7 @@ import pandas as pd
 
 from .checks import count, number, sequence
 from .checks import path as checked_path
-from .config import TrainConfig
+from .config import TrainConfig, train_configs
 from .device import device_name, device_type
 from .paths import atomic_write, cache_dir
 from .runtime import fewest_threads_since, thread_ceiling, usable_cores, worker_environment
@@ -253,6 +253,8 @@ def training_groups(configs: Sequence[TrainConfig], max_group: int = 32) -> list
     each config once."""
     from .group import group_indices, pays_to_group
 
+    configs = train_configs("configs", configs, nonempty=False)
+    max_group = count("max_group", max_group)  # before pays_to_group builds a model
     unique = [c for c in {c.key(): c for c in configs}.values() if not c.stack and pays_to_group(c)]
     return [[unique[i] for i in g] for g in group_indices(unique, max_group) if len(g) > 1]
 

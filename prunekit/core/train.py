@@ -165,7 +165,13 @@ def _atomic_save(obj, path: Path) -> None:
 
 def save_progress(path: Path, model: nn.Module, optimizer_state: dict, scheduler, gen: torch.Generator,
                   rows: list[dict], checkpoints: dict, epoch: int) -> None:
-    """Write the training state after ``epoch`` to ``path`` atomically, in the form :func:`train` resumes from."""
+    """Write the training state after ``epoch`` to ``path`` atomically, in the form :func:`train` resumes from
+    (``rows``: the history so far, one row per epoch trained)."""
+    epoch = count("epoch", epoch)
+    rows = sequence("rows", rows)
+    if len(rows) != epoch:
+        raise ValueError(f"rows=[{len(rows)} rows] does not fit epoch={epoch}: the history has one row per epoch "
+                         "trained")
     _atomic_save({"model": model.state_dict(), "optimizer": optimizer_state,
                   "scheduler": scheduler.state_dict() if scheduler is not None else {},
                   "generator": gen.get_state(), "history": rows, "checkpoints": checkpoints, "epoch": epoch}, path)
@@ -176,6 +182,8 @@ def epoch_row(model: nn.Module, ds: Dataset, cfg: TrainConfig, epoch: int, lr: f
     """A history row of :func:`train` without its timing: ``epoch, lr, train_loss, train_accuracy`` (the epoch's
     summed batch losses x batch sizes and correct predictions over the training samples), then ``val_*`` and
     ``test_*`` of the model as it is now (:func:`evaluate`)."""
+    count("epoch", epoch)
+    number("lr", lr, low=0.0)
     n = len(ds.train)
     row = {"epoch": epoch, "lr": lr, "train_loss": float(total_loss) / n,
            "train_accuracy": float(total_correct) / n if ds.task == "classification" else math.nan}

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils import prune as torch_prune
 
+from .checks import text
 from .device import modes_restored
 
 __all__ = ["is_weight", "is_parametrized", "is_pruned", "weight_key", "read_weight", "storage", "users", "refresh",
@@ -38,12 +39,15 @@ RECURRENT = (nn.RNNBase,)  # nn.RNN, nn.GRU, nn.LSTM: their weights are not a de
 
 
 def is_parametrized(module: nn.Module, name: str) -> bool:
-    """``module.<name>`` is computed by a ``torch.nn.utils.parametrize`` parametrization."""
-    return parametrize.is_parametrized(module, name)
+    """``module.<name>`` is computed by a ``torch.nn.utils.parametrize`` parametrization. (Like :func:`is_pruned` and
+    :func:`is_weight`, a predicate: False for a name the module holds nothing under; ``name`` must be a non-empty
+    string.)"""
+    return parametrize.is_parametrized(module, text("name", name))
 
 
 def is_pruned(module: nn.Module, name: str) -> bool:
     """``module.<name>`` is held by torch.nn.utils.prune (``<name>_orig`` and ``<name>_mask``)."""
+    text("name", name)
     return isinstance(getattr(module, name + "_orig", None), torch.Tensor) and isinstance(
         getattr(module, name + "_mask", None), torch.Tensor)
 
@@ -53,9 +57,22 @@ def is_weight(module: nn.Module, name: str) -> bool:
     return is_parametrized(module, name) or isinstance(getattr(module, name, None), torch.Tensor)
 
 
+def _weight_name(module: nn.Module, name) -> str:
+    """``name`` if ``module.<name>`` is a tensor (:func:`is_weight`), else ``ValueError`` naming the tensors it has."""
+    if not (is_weight(module, name) or is_pruned(module, name)):
+        have = [n for n, _ in module.named_parameters(recurse=False)] + [n for n, _ in module.named_buffers(
+            recurse=False)] + list(getattr(module, "parametrizations", {}))
+        raise ValueError(f"name={name!r} is no tensor of this {type(module).__name__}; its tensors: "
+                         f"{', '.join(dict.fromkeys(have)) or 'none'}")
+    return name
+
+
 def weight_key(module: nn.Module, name: str) -> object:
     """The object that *is* the weight, the same however many modules hold it: the Parameter (tied weights share
-    it), ``<name>_orig`` under torch.nn.utils.prune, the parametrization list of a parametrized weight."""
+    it), ``<name>_orig`` under torch.nn.utils.prune, the parametrization list of a parametrized weight.
+    ``ValueError`` for a name that is no tensor of ``module`` (so do :func:`read_weight`, :func:`storage` and
+    :func:`users`)."""
+    _weight_name(module, name)
     if is_parametrized(module, name):
         return module.parametrizations[name]
     if is_pruned(module, name):
@@ -67,6 +84,7 @@ def read_weight(module: nn.Module, name: str) -> torch.Tensor:
     """The weight as the forward pass uses it, computed now: ``<name>_orig * <name>_mask`` under torch.nn.utils.prune
     (the attribute itself is refreshed only by a forward pass), the parametrization's output (in eval mode) for a
     parametrized weight, the attribute otherwise."""
+    _weight_name(module, name)
     if is_parametrized(module, name):
         chain = module.parametrizations[name]
         with modes_restored(chain):
@@ -80,6 +98,7 @@ def read_weight(module: nn.Module, name: str) -> torch.Tensor:
 def storage(module: nn.Module, name: str) -> torch.Tensor:
     """The tensor that holds a weight, to write in place (``<name>_orig`` under torch.nn.utils.prune). A parametrized
     weight has none: ``ValueError`` naming the way out."""
+    _weight_name(module, name)
     if is_parametrized(module, name):
         raise ValueError(f"{type(module).__name__}.{name} is computed by a parametrization "
                          f"({', '.join(type(p).__name__ for p in module.parametrizations[name])}): a pruned effective "
@@ -96,7 +115,7 @@ def storage(module: nn.Module, name: str) -> torch.Tensor:
 def users(model: nn.Module | None, module: nn.Module, name: str) -> list[tuple[nn.Module, str]]:
     """Every ``(module, attribute)`` of ``model`` that holds the same tensor as ``module.<name>`` (tied weights),
     ``(module, name)`` first; just ``[(module, name)]`` without a model or for a parametrized weight."""
-    out = [(module, name)]
+    out = [(module, _weight_name(module, name))]
     if model is None or is_parametrized(module, name):
         return out
     key = weight_key(module, name)

@@ -423,7 +423,10 @@ def exact_hessian(net: UnitNet, x: torch.Tensor, y: torch.Tensor, masks=None,
                   chunk_elements: int | None = None) -> list[torch.Tensor]:
     """The exact per-sample ``∂²E/∂O²`` of every hidden layer (``[N, h_l]`` each; the module docstring's formula, every
     cross term kept), in closed form: what ``second_order_exact`` uses, where :func:`output_derivatives` gives the
-    source's back-propagated diagonal. ``chunk_elements`` bounds the numbers a block of samples' Jacobians hold."""
+    source's back-propagated diagonal. ``chunk_elements`` (an integer >= 1) bounds the numbers a block of samples'
+    Jacobians hold."""
+    if chunk_elements is not None:
+        chunk_elements = count("chunk_elements", chunk_elements)
     x, t = prepare_data(net, x, y)
     fw = _Forward(net, x, masks)
     grads, _ = _backward(net, fw, t, False)

@@ -226,8 +226,8 @@ def plane_surface(model: nn.Module, plane: Plane, splits, n: int = 21, margin: f
     reconstruction). BN models: statistics recomputed at each point on ``bn_data`` (default: the train split).
     """
     _check_evaluation(loss, batch_size)
+    alphas, betas = plane.grid(n, margin)  # checks n and margin before the labels' forward pass
     splits = _splits(splits, model, loss)
-    alphas, betas = plane.grid(n, margin)
     rows, anchor_rows = [], []
     with state_restored(model):
         bn_x = _bn_x(model, splits, bn_data)

@@ -56,9 +56,9 @@ class Quote:
     where: str
     paraphrase: bool = False
 
-    def __post_init__(self):
-        if not self.text or not self.where:
-            raise ValueError("a Quote needs its text and where it stands in the source")
+    def __post_init__(self):  # a Quote needs its text and where it stands in the source
+        checked_text("text", self.text)
+        checked_text("where", self.where)
 
     @property
     def location(self) -> str:
@@ -81,11 +81,19 @@ class ClaimSpec:
     kind: str = "source"
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"kind={self.kind!r} is not supported; allowed values: {', '.join(map(repr, KINDS))}")
+        for name in ("source", "claim", "reports", "rule"):
+            checked_text(name, getattr(self, name))
+        if not isinstance(self.quote, Quote):
+            raise ValueError(f"quote={self.quote!r} must be a Quote (the source's sentence and where it stands)")
+        choice("kind", self.kind, KINDS)
 
     def labelled(self, label: str, *, kind: str | None = None, rule: str | None = None) -> "ClaimSpec":
         """The same claim for one group of setups: ``"<claim> (<label>)"`` (and another ``kind`` or ``rule``)."""
+        checked_text("label", label)
+        if kind is not None:
+            choice("kind", kind, KINDS)
+        if rule is not None:
+            checked_text("rule", rule)
         return dataclasses.replace(self, claim=f"{self.claim} ({label})", kind=kind or self.kind,
                                    rule=rule or self.rule)
 

@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+from ..core.checks import path as checked_path, text as checked_text
+
 __all__ = ["NotebookError", "run_notebook", "parameter_value"]
 
 
@@ -26,6 +28,7 @@ class NotebookError(RuntimeError):
 
 def parameter_value(text: str):
     """A ``-p NAME VALUE`` value: a Python literal (``5``, ``0.1``, ``[1, 2]``, ``None``, ``True``) or else the text."""
+    checked_text("text", text, empty=True)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -42,8 +45,16 @@ def _code(cell) -> str:
 def run_notebook(path: str | os.PathLike, parameters: dict | None = None, until: str | None = None) -> float | dict:
     """Execute the notebook at ``path`` headless with ``parameters`` (module docstring); returns the seconds it
     took. ValueError for a parameter the notebook's parameters cell does not define. With ``until`` (a name), it stops
-    after the first cell that defines that name and returns the namespace (``LookupError`` if no cell does)."""
-    path = Path(path).resolve()
+    after the first cell that defines that name and returns the namespace (``LookupError`` if no cell does).
+    ``ValueError`` before any cell runs for a path that is no file, parameters that are no dict, or an ``until`` that
+    is no name."""
+    path = checked_path("path", path).resolve()
+    if not path.is_file():
+        raise ValueError(f"path={str(path)!r}: no such notebook file")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ValueError(f"parameters={parameters!r} must be a dict of name: value")
+    if until is not None and not (isinstance(until, str) and until.isidentifier()):
+        raise ValueError(f"until={until!r} must be a variable's name")
     nb = json.loads(path.read_text())
     cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
     tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]

@@ -634,6 +634,7 @@ def substitute(configs: Sequence[TrainConfig]) -> str | None:
     its models fully on whole data sets (which ones, and for how long, it leaves open: prunekit's reading, the
     ``full`` profile, is the whole training sets at full resolution until the training loss stops improving), so
     training subsets, downsized images and a fixed handful of epochs are a substitute."""
+    configs = sequence("configs", configs, item=_config)
     parts = []
     subsets = sorted({(c.model.arch, c.data.subset) for c in configs if c.data.subset})
     if subsets:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.checks import choice, count, distinct, number, sequence, text
+from ..core.checks import choice, count, distinct, fraction, number, sequence, text
 from ..core.device import device_name
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
 from ..core.data import DatasetUnavailable, load_dataset
@@ -64,6 +64,11 @@ class Group:
     kind: str
     where: str
 
+    def __post_init__(self):
+        text("label", self.label)
+        choice("kind", self.kind, C.KINDS)
+        text("where", self.where)
+
 
 ICLR = "the ICLR 2017 submission (OpenReview), 'Experimental Results'"
 GROUPS = {
@@ -88,6 +93,13 @@ class Setup:
     config: TrainConfig
     group: str
     accuracy: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config={self.config!r} must be a TrainConfig")
+        choice("group", self.group, tuple(GROUPS))
+        if self.accuracy is not None:
+            fraction("accuracy", self.accuracy)
 
 
 def _setups() -> dict[str, Setup]:
@@ -135,6 +147,7 @@ SETUPS = _setups()
 
 def group_of(setup: str) -> str:
     """The :data:`GROUPS` key of a setup of :data:`SETUPS` ("other" for a name not there)."""
+    text("setup", setup)
     return SETUPS[setup].group if setup in SETUPS else "other"
 
 
@@ -417,6 +430,11 @@ def training_course(setups, seed: int = 0, device: str = "auto", margin: float =
     epoch)."""
     from scipy import stats  # scipy.stats is slow to import: only here
 
+    setups = _choices("setups", setups, tuple(SETUPS))
+    seed = count("seed", seed, low=0)
+    device = device_name(device)
+    number("margin", margin, low=0.0)
+    choice("mode", mode, MARGIN_MODES)
     rows = []
     for name in setups:
         cfg = SETUPS[name].config.replace(seed=seed, device=device)
@@ -626,7 +644,8 @@ def claims_table(gaps: pd.DataFrame) -> pd.DataFrame:
 
 def group_sentences(group: str) -> list[str]:
     """The source's sentences the claims of ``group`` rest on (distinct, in order), each with where it stands, as
-    Markdown quotes: what a figure of that group is to be read against."""
+    Markdown quotes: what a figure of that group is to be read against. ``group``: a key of :data:`GROUPS`."""
+    choice("group", group, tuple(GROUPS))
     seen = dict.fromkeys((spec.quote.text, spec.quote.location) for g, _, spec in CLAIMS if g == group)
     return [f"> {text}\n>\n> — {location}" for text, location in seen]
 

@@ -216,11 +216,15 @@ def cycles_table(results: Mapping[tuple[str, str], IterativePruning], small: Map
 
 def cycle_lines(experiment: "CyclesExperiment", subset: int | None, n: int = 21, seed: int = 0) -> pd.DataFrame:
     """The straight line from each seed's pretrained network to each of its retrained networks (``experiment.runs``),
-    on ``subset`` training samples of that seed's data (None: all; drawn with ``seed``): one
-    ``prunekit.measures.surface.barrier_table`` row per (seed, unit, method, split), with those columns."""
+    on ``subset`` training samples of that seed's data (None: all; drawn with ``seed``), at ``n`` points (at least
+    2): one ``prunekit.measures.surface.barrier_table`` row per (seed, unit, method, split), with those columns."""
     from ..core.data import random_subset
     from ..measures.surface import barrier_table, flatten, linear_path
 
+    if subset is not None:
+        count("subset", subset)
+    count("n", n, low=2)
+    count("seed", seed, low=0)
     rows = []
     for s, run in experiment.pretrained.items():
         splits = {"train": random_subset(run.dataset().train, subset, seed=seed)}

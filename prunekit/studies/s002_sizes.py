@@ -401,6 +401,8 @@ def pruned_claims(table: pd.DataFrame | None, ablations: pd.DataFrame | None, *,
     """
     fraction("level", level, low_open=True)
     fraction("ceiling_gap", ceiling_gap)
+    if ablation_seed is not None:
+        ablation_seed = count("ablation_seed", ablation_seed, low=0)
 
     names = ("A small network trained from scratch does not reach the pruned-and-retrained network's accuracy",
              "A small network trained from scratch uses its weights less evenly than a pruned-and-retrained one "

@@ -531,6 +531,7 @@ def spread_experiment(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch
     models = mapping("models", models)
     ratio = fraction("ratio", ratio, low_open=True)
     n_subsets, seed = count("n_subsets", n_subsets), count("seed", seed, low=0)
+    text("dataset", dataset, empty=True)
     frames = []
     for name, model in models.items():
         dense = float(random_ablation(model, x, y, ratios=[0.0], n_subsets=1)["accuracy"].iloc[0])

@@ -102,7 +102,7 @@ def preset(profile: str, *, dataset: str | None = None, lrs=None, batch_size: in
     pre = PROFILES[check_profile(profile)]
     overrides = {}
     if dataset is not None:
-        overrides["dataset"] = str(dataset)
+        overrides["dataset"] = _data_spec(dataset)
     if lrs is not None:
         overrides["lrs"] = tuple(sequence("lrs", lrs, item=lambda n, v: number(n, v, low=0.0)))
     if batch_size is not None:
@@ -161,16 +161,12 @@ def load_data(spec: str, root: str | os.PathLike | None = None) -> tuple[Split, 
     ``"mnist:3x224x224"``), for models made for other images, such as torchvision's: the images are resized (bilinear,
     antialiased, before standardisation: ``DataConfig(resize=H)``; square sizes only) and their one channel
     repeated ``C`` times (or three channels averaged into one)."""
-    shaped = re.fullmatch(r"(\w+):(\d+)x(\d+)x(\d+)", str(spec))
+    shaped = re.fullmatch(r"(\w+):(\d+)x(\d+)x(\d+)", _data_spec(spec))
     if shaped and shaped.group(1) in DATASETS:
         return _shaped_data(shaped.group(1), *map(int, shaped.groups()[1:]), root=root) + (spec,)
     if spec in DATASETS:
         ds = load_dataset(DataConfig(name=spec), root=root)
         return ds.train, ds.test, spec
-    if ":" not in str(spec):
-        names = ", ".join(map(repr, DATASETS.names()))
-        raise ValueError(f"dataset={spec!r} is neither one of prunekit's ({names}) nor "
-                         "'package.module:function' / 'path/to/file.py:function' returning (train, test)")
     out = import_object(spec, "dataset")
     out = out() if callable(out) else out
     if isinstance(out, Dataset):
@@ -179,6 +175,27 @@ def load_data(spec: str, root: str | os.PathLike | None = None) -> tuple[Split, 
         raise ValueError(f"dataset={spec!r} must return (train, test) (each (x, y) tensors, a Split or a "
                          f"DataLoader) or a prunekit Dataset; got {type(out).__name__}")
     return as_split(out[0], name="dataset train"), as_split(out[1], name="dataset test"), spec
+
+
+def _data_spec(spec) -> str:
+    """``spec`` if it has one of :func:`load_data`'s forms (a data set of prunekit's, with or without a shape, or an
+    import path), checked without loading anything; else ``ValueError`` naming ``dataset``."""
+    shaped = re.fullmatch(r"(\w+):(\d+)x(\d+)x(\d+)", spec) if isinstance(spec, str) else None
+    if isinstance(spec, str) and (spec in DATASETS or (shaped and shaped.group(1) in DATASETS) or ":" in spec):
+        return spec
+    names = ", ".join(map(repr, DATASETS.names()))
+    raise ValueError(f"dataset={spec!r} is neither one of prunekit's ({names}) nor "
+                     "'package.module:function' / 'path/to/file.py:function' returning (train, test)")
+
+
+def _checkpoint_path(path) -> Path:
+    """``path`` as the path of an existing file, else ``ValueError`` naming ``checkpoint``."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"checkpoint={path!r} must be the path of a state dict file")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"checkpoint={str(path)!r}: no such file")
+    return path
 
 
 def _shaped_data(name: str, channels: int, height: int, width: int, root=None) -> tuple[Split, Split]:
@@ -206,11 +223,7 @@ def _shaped_data(name: str, channels: int, height: int, width: int, root=None) -
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load a state dict (``torch.load(weights_only=True)``; a ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper
     and ``torch.nn.utils.prune``'s ``weight_orig`` / ``weight_mask`` pairs are understood) into ``model``, strictly."""
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise ValueError(f"checkpoint={path!r} must be the path of a state dict file")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ValueError(f"checkpoint={str(path)!r}: no such file")
+    path = _checkpoint_path(path)
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # noqa: BLE001 - a pickle with code in it, or not a torch file at all
@@ -358,6 +371,8 @@ def prepare(model: str | nn.Module, dataset: str | None = None, *, checkpoint: s
     batch_size = count("batch_size", pre.batch_size if batch_size is None else batch_size)
     eval_samples = pre.eval_samples if eval_samples is None else count("eval_samples", eval_samples)
     factory = _optimizer(optimizer, lrs[0])  # checked before any compute
+    if checkpoint is not None:
+        _checkpoint_path(checkpoint)
     if isinstance(output_fn, str):
         output_fn = import_object(output_fn, "output_fn")
     device = resolve_device(device)

@@ -36,3 +36,18 @@ def test_parameters_are_injected_after_the_parameters_cell_and_magics_skipped(tm
     with pytest.raises(LookupError, match="no cell defines 'expected'"):
         run_notebook(nb, until="expected")
     assert [parameter_value(v) for v in ("5", "0.1", "[1, 2]", "None", "cuda")] == [5, 0.1, [1, 2], None, "cuda"]
+
+
+def test_bad_arguments_are_refused_before_any_cell_runs(tmp_path):
+    out = tmp_path / "ran.txt"
+    nb = _notebook(tmp_path / "n.ipynb", [("code", ["parameters"], "n = 1"),
+                                          ("code", [], f"open({str(out)!r}, 'w').write('ran')")])
+    for kwargs, name in [(dict(path=tmp_path / "missing.ipynb"), "path"), (dict(path=""), "path"),
+                         (dict(path=1), "path"), (dict(path=nb, parameters=[("n", 2)]), "parameters"),
+                         (dict(path=nb, until=""), "until"), (dict(path=nb, until=3), "until"),
+                         (dict(path=nb, until="a b"), "until")]:
+        with pytest.raises(ValueError, match=rf"^{name}="):
+            run_notebook(**kwargs)
+    assert not out.exists()  # no cell ran
+    with pytest.raises(ValueError, match="^text="):
+        parameter_value(5)
