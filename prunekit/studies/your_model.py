@@ -98,7 +98,8 @@ PROFILES = {
 
 def preset(profile: str, *, dataset: str | None = None, lrs=None, batch_size: int | None = None) -> Preset:
     """The profile's :class:`Preset` (``ValueError`` naming the allowed profiles), with the ``dataset``, ``lrs`` and
-    ``batch_size`` given in its place (None: the profile's): the settings a run actually uses."""
+    ``batch_size`` given in its place (None: the profile's): the settings a run actually uses. ``dataset`` must have
+    one of :func:`load_data`'s forms (checked here, nothing loaded)."""
     pre = PROFILES[check_profile(profile)]
     overrides = {}
     if dataset is not None:
