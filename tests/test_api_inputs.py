@@ -725,9 +725,9 @@ SEED_ZERO = {"zero": "seed 0 is a seed (the default)"}
 # Values of the table a parameter takes on purpose: {parameter or "module.function.parameter": {label or "*": why}}.
 ACCEPTS: dict[str, dict[str, str]] = {
     # free text
-    **{name: ANY_TEXT for name in ("source", "source_reports", "measured", "why", "rule", "quote", "quote_where", "interval",
-                                   "what", "singular", "plural_form", "none", "benchmark", "quantity", "unit", "desc",
-                                   "alt", "fmt")},
+    **{name: ANY_TEXT for name in ("source", "source_reports", "measured", "why", "rule", "quote", "quote_where",
+                                   "interval", "what", "singular", "plural_form", "none", "benchmark", "quantity",
+                                   "unit", "desc", "alt", "fmt")},
     **{f"report.claims.{f}.name": ANY_TEXT for f in ("claim", "not_measured", "cannot_decide", "decided")},
     **{f"report.claims.{f}.{p}": ANY_TEXT for f in ("claim", "decided") for p in ("setup", "seeds")},
     **{f"studies.{f}.{p}": ANY_TEXT for f in ("s000_density.claims_table", "s002_basins.basin_claims",
