@@ -76,8 +76,10 @@ GROUPS = {
     "mnist": Group("MNIST subset", "source", f"{ICLR}, 'Pruning a 1-Layer Network' and 'Pruning A 2-Layer Network'"),
     "arxiv": Group("cosine regression and one-vs-all MNIST", "source",
                    "the setups arXiv:1701.04465 adds; its abstract's claims are decided on them"),
-    "adam": Group("Adam-trained, this project's extension", "extension",
-                  "this project's extension: the source's two-hidden-layer setups trained with Adam"),
+    "adam": Group("Adam-trained inside-a-shape tasks, this project's extension", "extension",
+                  "this project's extension: the source's inside-a-shape setups trained with Adam"),
+    "adam_mnist": Group("Adam-trained MNIST subset, this project's extension", "extension",
+                        "this project's extension: the source's two-hidden-layer MNIST setup trained with Adam"),
     "depth": Group("one hidden layer, this project's extension", "extension",
                    "this project's extension: the diamond task with one hidden layer of 100"),
     "digits": Group("scikit-learn digits, this project's extension", "extension",
@@ -132,7 +134,7 @@ def _setups() -> dict[str, Setup]:
     for d in (0, 1, 2):  # one-vs-all MNIST (arXiv version): 784-100-2 on the whole training set
         s[f"mnist_ova{d}"] = Setup(sgd(DataConfig(name="mnist", one_vs_all=d, normalize=False), (100,), 2.0, 5, 128),
                                    "arxiv")
-    s["mnist20_50_50_adam"] = Setup(adam(s["mnist20_50_50"].config, 1e-3, 30), "adam")
+    s["mnist20_50_50_adam"] = Setup(adam(s["mnist20_50_50"].config, 1e-3, 30), "adam_mnist")
     s["diamond_100"] = Setup(s["diamond_50_50"].config.replace(hidden=(100,), checkpoints=()), "depth")
     s["diamond_100_adam"] = Setup(s["diamond_50_50_adam"].config.replace(hidden=(100,), checkpoints=()), "depth")
     digits = DataConfig(name="digits")
@@ -660,7 +662,8 @@ def estimator_colors() -> dict:
 def plot_curves(curves: pd.DataFrame, setups, value: str = "error"):
     """The source's figures for ``setups``: ``value`` ("error", on a log axis, or "accuracy") against the fraction of
     hidden units removed, one line per estimator, one row per setup, Algorithms I and II side by side; with several
-    seeds, the mean and a band of one standard deviation. Returns the figure."""
+    seeds, the mean and a band from the lowest to the highest seed (positive, so it can be drawn on a log axis).
+    Returns the figure."""
     import seaborn as sns  # heavy to import: only where a figure is drawn
 
     choice("value", value, ("error", "accuracy"))
@@ -668,7 +671,7 @@ def plot_curves(curves: pd.DataFrame, setups, value: str = "error"):
     g = sns.relplot(data=data, x="fraction_removed", y=value, hue="estimator", hue_order=list(ESTIMATORS),
                     palette=estimator_colors(),
                     row="setup", row_order=[s for s in setups if s in set(data.setup)], col="algorithm",
-                    kind="line", errorbar="sd", height=2.6, aspect=1.5,
+                    kind="line", errorbar=("pi", 100), height=2.6, aspect=1.5,
                     facet_kws={"sharey": "row" if value == "error" else True})
     if value == "error":
         g.set(yscale="log")
