@@ -32,7 +32,7 @@ from prunekit.report.benchmarking import matmul_gflops, record
 from prunekit.core.store import train_or_load
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.core.data import Split, load_dataset
-from prunekit.core.models import prunable_parameters
+from prunekit.core.prunable import prunable_parameters
 from prunekit.core.train import evaluate
 
 BENCH = "pruning"

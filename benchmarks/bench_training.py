@@ -24,7 +24,7 @@ from prunekit.report.benchmarking import matmul_gflops, record
 from prunekit.core.store import build
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.core.data import iterate_batches, load_dataset
-from prunekit.core.models import count_parameters
+from prunekit.core.prunable import count_parameters
 from prunekit.core.paths import data_dir
 from prunekit.core.train import make_loss, make_optimizer
 

@@ -25,7 +25,7 @@ from prunekit.report.benchmarking import record
 from prunekit.core.store import build, train_or_load
 from prunekit.core.config import TrainConfig
 from prunekit.core.data import DatasetUnavailable, load_dataset
-from prunekit.core.models import prunable_parameters
+from prunekit.core.prunable import prunable_parameters
 from prunekit.core.train import evaluate, predict
 
 BENCH = "utility"

@@ -140,7 +140,8 @@ class Setup:
     def __init__(self, tmp):
         from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
         from prunekit.core.data import Split, load_dataset
-        from prunekit.core.models import build_model, prunable_parameters
+        from prunekit.core.models import build_model
+        from prunekit.core.prunable import prunable_parameters
         from prunekit.pruning.retrain import magnitude_masks
         from prunekit.pruning.select import weight_masks
 
@@ -393,8 +394,8 @@ def examples(s, t) -> dict:
         "core.models.ConvNet": dict(input_shape=(1, 8, 8), num_classes=10, width_mult=0.25),
         "core.models.ResNet": dict(input_shape=(1, 8, 8), num_classes=10, width_mult=0.25),
         "core.models.build_model": dict(cfg=s.cfg.model, input_shape=(1, 8, 8), num_classes=10),
-        "core.models.init_weights": dict(model=s.model, scheme="he_normal"),
-        "core.models.sparse_at_init": dict(model=s.model, share=0.5),
+        "core.initialisation.init_weights": dict(model=s.model, scheme="he_normal"),
+        "core.initialisation.sparse_at_init": dict(model=s.model, share=0.5),
         # core.registry
         "core.registry.Registry": dict(what="thing", provider="prunekit.core.models"),
         "core.registry.Registry.entry": dict(self=MODELS, name="mlp"),
@@ -448,21 +449,21 @@ def examples(s, t) -> dict:
         "measures.density.warn_if_at_chance": dict(accuracy=0.9, y=s.y, what="m"),
         "measures.imbalance.utility_imbalance": dict(utilities=[0.1, 0.2, 0.4]),
         "measures.imbalance.imbalance_table": dict(df=t.ablations, by="ratio"),
-        "measures.saliency.UnitNet": dict(weights=t.net.weights, biases=t.net.biases, loss="cross_entropy",
+        "measures.saliency.network.UnitNet": dict(weights=t.net.weights, biases=t.net.biases, loss="cross_entropy",
                                           activation="relu"),
-        "measures.saliency.from_model": dict(model=s.model, loss="cross_entropy"),
-        "measures.saliency.output_derivatives": dict(net=t.net, x=s.x, y=s.y),
-        "measures.saliency.exact_hessian": dict(net=t.net, x=s.x[:4], y=s.y[:4]),
-        "measures.saliency.exact_hessian_diagonal": dict(net=t.net, x=s.x[:4], y=s.y[:4], layer=0),
-        "measures.saliency.hessian_diagonal_check": dict(net=t.net, x=s.x, y=s.y, max_samples=4),
-        "measures.saliency.saliencies": dict(net=t.net, x=s.x, y=s.y),
-        "measures.saliency.removable_units": dict(error=[0.1, 0.2, 0.5], margin=0.05),
-        "measures.saliency.PruneResult": dict(estimator="random", algorithm="I", order=[(0, 1)],
+        "measures.saliency.network.from_model": dict(model=s.model, loss="cross_entropy"),
+        "measures.saliency.estimators.output_derivatives": dict(net=t.net, x=s.x, y=s.y),
+        "measures.saliency.estimators.exact_hessian": dict(net=t.net, x=s.x[:4], y=s.y[:4]),
+        "measures.saliency.estimators.exact_hessian_diagonal": dict(net=t.net, x=s.x[:4], y=s.y[:4], layer=0),
+        "measures.saliency.estimators.hessian_diagonal_check": dict(net=t.net, x=s.x, y=s.y, max_samples=4),
+        "measures.saliency.estimators.saliencies": dict(net=t.net, x=s.x, y=s.y),
+        "measures.saliency.serial.removable_units": dict(error=[0.1, 0.2, 0.5], margin=0.05),
+        "measures.saliency.serial.PruneResult": dict(estimator="random", algorithm="I", order=[(0, 1)],
                                               error=np.array([0.1, 0.2]), accuracy=np.array([0.9, 0.8]), num_units=8),
-        "measures.saliency.PruneResult.removable": dict(self=PruneResult("random", "I", [(0, 1)], np.array([0.1, 0.2]),
+        "measures.saliency.serial.PruneResult.removable": dict(self=PruneResult("random", "I", [(0, 1)], np.array([0.1, 0.2]),
                                                                          np.array([0.9, 0.8]), 8), margin=0.05),
-        "measures.saliency.serial_prune": dict(net=t.net, x=s.x, y=s.y, max_removed=2),
-        "measures.saliency.saliency_scores": dict(model=s.model, data=s.split),
+        "measures.saliency.serial.serial_prune": dict(net=t.net, x=s.x, y=s.y, max_removed=2),
+        "measures.saliency.estimators.saliency_scores": dict(model=s.model, data=s.split),
         "measures.surface.recalibrate_bn": dict(model=s.conv, x=s.x),
         "measures.surface.Plane.through": dict(w0=t.plane.origin, w1=t.plane.origin + t.plane.u,
                                                w2=t.plane.origin + t.plane.v),
@@ -666,7 +667,7 @@ RECORDS = {
     "core.registry.DataEntry": "written once per data set by a developer; its kind is checked, its load runs in tests",
     "measures.density.EffectiveDensity": "a record effective_density fills",
     "measures.density.Crossing": "a record first_crossing fills",
-    "measures.saliency.PruneResult": "a record serial_prune fills",
+    "measures.saliency.serial.PruneResult": "a record serial_prune fills",
     "measures.surface.Plane": "a record Plane.through fills (its Gram-Schmidt checks the three points)",
     "pruning.cycles.IterativePruning": "a record iterative_pruning fills",
     "pruning.masks.UnitMasks": "a list of masks, checked where it is used (resolve, Masks.from_params)",
@@ -707,7 +708,7 @@ ALIASES = {
     "pruning.cycles.check_plan.methods": "cycle_methods",
     "studies.s002_basins.cycles_experiment.units": "cycle_units",
     "studies.s002_basins.cycles_experiment.methods": "cycle_methods",
-    "core.models.init_weights.scheme": "init",         # ModelConfig.init
+    "core.initialisation.init_weights.scheme": "init",         # ModelConfig.init
     "core.train.make_loss.name": "loss",               # TrainConfig.loss
     "studies.your_model.import_object.spec": "model",  # the spec of what="model" (the default)
     "studies.your_model.build_model.spec": "model",    # notebook 07's parameter
@@ -760,7 +761,7 @@ ACCEPTS: dict[str, dict[str, str]] = {
     **{f"core.checks.count.{b}": {"*": "a bound written by the package's own code"} for b in ("low", "high")},
     "core.data.as_split.name": {"*": "the name of the caller's parameter, as it writes it"},
     "core.data.class_labels.name": {"*": "the name of the caller's parameter, as it writes it"},
-    "core.models.checked_labels.name": {"*": "the name of the caller's parameter, as it writes it"},
+    "core.prunable.checked_labels.name": {"*": "the name of the caller's parameter, as it writes it"},
     "core.config.train_configs.name": {"*": "the name of the caller's parameter, as it writes it"},
     "core.data.as_xy.name": {"*": "the name of the caller's parameter, as it writes it"},
     "core.data.check_inputs.name": {"*": "the name of the caller's parameter, as it writes it"},
@@ -849,8 +850,8 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "seconds": {"zero": "0 s"},
     "warn_after": {"zero": "warn about any training"},
     "measures.density.search_steps.n": {"zero": "no prunable weight: the steps of an empty search"},
-    "measures.saliency.exact_hessian_diagonal.layer": {"zero": "the first hidden layer"},
-    "measures.saliency.serial_prune.max_removed": {"zero": "the unpruned curve only"},
+    "measures.saliency.estimators.exact_hessian_diagonal.layer": {"zero": "the first hidden layer"},
+    "measures.saliency.serial.serial_prune.max_removed": {"zero": "the unpruned curve only"},
     "measures.surface.Plane.point.alpha": {"zero": "a coordinate", "negative": "a coordinate"},
     "measures.surface.Plane.point.beta": {"zero": "a coordinate", "negative": "a coordinate"},
     "barrier_tol": {"zero": "no rise above the chord at all"},
@@ -971,14 +972,15 @@ def armed(monkeypatch, tmp_path):
     inner = tmp_path / "cwd" / "inner"
     inner.mkdir(parents=True)
     monkeypatch.chdir(inner)
-    import prunekit.measures.saliency as saliency
+    from prunekit.measures.saliency import estimators, network, serial
 
     def never(*args, **kwargs):
         raise Evaluated("evaluated")
 
     monkeypatch.setattr(train, "predict", never)
     monkeypatch.setattr(train, "evaluate", never)
-    monkeypatch.setattr(saliency, "_Forward", never)
+    for module in (network, estimators, serial):  # the unit network's forward pass, wherever it is called from
+        monkeypatch.setattr(module, "Forward", never)
     hook = torch.nn.modules.module.register_module_forward_pre_hook(_refuse_forward)
     try:
         yield

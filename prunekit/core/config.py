@@ -134,7 +134,7 @@ class ModelConfig(_Config):
     init_density: share of each prunable layer's weights kept at initialisation, in (0, 1] (the layer into the logits
       is not pruned). Below 1 the network is source 002's smaller network: randomly pruned at initialisation, the kept
       weights scaled by 1/sqrt(share), which gives He's variance for the pruned fan-in when init="he" (the source's;
-      other inits are scaled alike), and trained with the mask held (``prunekit.core.models.sparse_at_init``).
+      other inits are scaled alike), and trained with the mask held (``prunekit.core.initialisation.sparse_at_init``).
     """
 
     arch: str = "mlp"
@@ -247,8 +247,8 @@ class TrainConfig(_Config):
         number("patience", self.patience, low=0, integer=True)
         number("min_improvement", self.min_improvement, low=0.0, high=1.0, high_open=True)
         self._floats("min_improvement")
-        if self.data.name == "cosine" and self.loss != "sse":
-            raise ValueError("dataset='cosine' is a regression task: use loss='sse'")
+        if DATASETS[self.data.name].kind == "regression" and self.loss != "sse":  # float targets: no classes
+            raise ValueError(f"dataset={self.data.name!r} is a regression task: use loss='sse'")
         self._check_stack()
 
     def _check_stack(self) -> None:

@@ -1,11 +1,16 @@
-"""Registries: one entry adds a model or a data set (as OpenLTH's ``models/registry.py`` does).
+"""Registries: one entry adds a model, a data set or a scorer (as OpenLTH's ``models/registry.py`` does).
 
 :data:`MODELS` maps an ``arch`` name (``ModelConfig.arch``) to a :class:`ModelEntry`: how to build it and what kind
 of network it is; :data:`DATASETS` maps a data set name (``DataConfig.name``) to a :class:`DataEntry`: how to load
-it and which files it needs offline. The configs validate their names against these, ``build_model`` and
-``load_dataset`` dispatch through them, and the studies read a model's ``kind`` from its entry, so registering one
-entry is all a new model or data set needs. The entries themselves are registered where they are defined
-(``prunekit.core.models``, ``prunekit.core.data``), which a registry imports the first time it is asked.
+it, which files it needs offline and what kind of task it is (a "regression" data set trains with ``loss="sse"``).
+The configs validate their names against these, ``build_model`` and ``load_dataset`` dispatch through them, and the
+studies read a model's ``kind`` from its entry, so registering one entry is all a new model or data set needs. What a
+model can do beyond that, it owns: prunekit's conv nets name the layer reading each prunable channel
+(``channel_consumers()``); for any other model ``prunekit.pruning.structure`` reads it from the traced graph.
+
+A :class:`Registry` is filled by ``register`` in its providers: the modules where the entries are defined
+(``prunekit.core.models``, ``prunekit.core.data``; the scorers' ``prunekit.pruning.scorers.SCORERS`` has two), which
+it imports by name the first time it is asked for a name, so that a look-up always sees every built-in entry.
 """
 
 from __future__ import annotations
@@ -63,17 +68,20 @@ class DataEntry:
 
 
 class Registry(Generic[T]):
-    """Names to entries, filled by ``register`` in ``provider`` (a module imported on the first look-up)."""
+    """Names to entries, filled by ``register`` in ``provider`` (a module, or several, imported by name on the first
+    look-up, in order)."""
 
-    def __init__(self, what: str, provider: str):
-        self.what, self.provider = what, provider
+    def __init__(self, what: str, provider: str | tuple[str, ...]):
+        self.what = what
+        self.providers = (provider,) if isinstance(provider, str) else tuple(provider)
         self._entries: dict[str, T] = {}
         self._loaded = False
 
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            importlib.import_module(self.provider)
+            for provider in self.providers:
+                importlib.import_module(provider)
 
     def register(self, entry: T) -> T:
         """Add ``entry`` under its name; a ValueError if the name is taken."""

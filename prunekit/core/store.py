@@ -49,7 +49,9 @@ from .config import TrainConfig
 from .data import Dataset, as_split, load_dataset, train_part
 from .device import available_here, dataset_to, device_type, model_device, modes_restored, resolve_device
 from .locks import entry_lock
-from .models import build_model, hold_masks, logits_model, plain_state_dict, sparse_at_init
+from .models import build_model
+from .prunable import logits_model
+from .initialisation import hold_masks, plain_state_dict, sparse_at_init
 from .paths import atomic_write, cache_dir, remove_dead_temporaries
 from .checks import file_name
 from .checks import path as checked_path

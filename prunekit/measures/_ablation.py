@@ -24,7 +24,7 @@ from torch import nn
 
 from ..core.checks import choice, count
 from ..core.device import model_device
-from ..core.models import checked_labels, prunable_parameters
+from ..core.prunable import checked_labels, prunable_parameters
 from ..core.weights import RECURRENT, MaskedWeights, is_parametrized, is_pruned, weight_key
 from ..pruning.masks import check_params, weight_of
 from .density import warn_if_at_chance

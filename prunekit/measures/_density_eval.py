@@ -22,7 +22,7 @@ from ..core.checks import choice, number
 from ..core.device import model_device
 from ..core.data import Split, as_split
 from ..pruning.masks import check_params, masks_applied, weight_of
-from ..core.models import checked_labels, logits_model, prunable_parameters
+from ..core.prunable import checked_labels, logits_model, prunable_parameters
 from ..core.weights import is_parametrized, storage
 from ..pruning.scorers import magnitude_scores
 from ..pruning.select import masks_from_order, score_order
@@ -41,7 +41,7 @@ def as_eval_split(data, device: torch.device | None = None, model: nn.Module | N
                   output_fn=None) -> Split:
     """``data`` in any of :func:`prunekit.core.data.as_split`'s forms, as one Split on ``device`` when given; with
     ``model``, its targets checked and converted as class labels of the model's logits
-    (``prunekit.core.models.checked_labels``: float or out-of-range labels refused before any compute)."""
+    (``prunekit.core.prunable.checked_labels``: float or out-of-range labels refused before any compute)."""
     split = as_split(data)
     if model is not None:
         split = Split(split.x, checked_labels(model, split.x, split.y, output_fn=output_fn))

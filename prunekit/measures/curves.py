@@ -33,7 +33,7 @@ from ..pruning.select import (
     scores_ranking,
 )
 from ..core.data import Split, as_split
-from ..core.models import checked_labels, weight_coverage
+from ..core.prunable import checked_labels, weight_coverage
 from ..core.device import model_device
 from ..core.train import eval_mode, evaluate
 
@@ -121,7 +121,7 @@ def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
     pruned; whole zero rows for weight methods), effective_sparsity (fraction of prunable weights removed or dead:
     for unit pruning it also counts the next layer's columns of pruned units), accuracy (fraction), loss, form,
     seconds (evaluation time of the point). ``df.attrs["coverage"]``: the weights ranked, out of the model's
-    parameters (``prunekit.core.models.weight_coverage``).
+    parameters (``prunekit.core.prunable.weight_coverage``).
     """
     ks = check_ks(ks)
     scopes = _choices("scopes", scopes, SCOPES)

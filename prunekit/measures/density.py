@@ -17,7 +17,7 @@
   effective density is ``|ω| / |θ|``.
 
   Convention (kept everywhere in prunekit): ``|θ|`` counts the **prunable weights** -- those returned by
-  :func:`prunekit.core.models.prunable_parameters` (hidden Linear/Conv weights; biases, BatchNorm parameters and, by default,
+  :func:`prunekit.core.prunable.prunable_parameters` (hidden Linear/Conv weights; biases, BatchNorm parameters and, by default,
   the output layer are not prunable and are counted in neither ``|θ|`` nor ``|ω|``), and ``|ω| = |θ| - pruned``.
   So density 1.0 means nothing could be pruned and density is a proper fraction in [0, 1]. The total parameter
   count of the model is returned as well (``total_params``) for reference.
@@ -54,7 +54,7 @@ from ..core.device import model_device
 from ..pruning.masks import check_params, weight_of
 from ..pruning.scorers import magnitude_scores
 from ..core.data import as_split
-from ..core.models import parameter_names, prunable_parameters
+from ..core.prunable import parameter_names, prunable_parameters
 from ._density_eval import check_scope, as_eval_split, IncrementalMLP, Pruner
 from ..core.train import eval_mode
 
@@ -238,7 +238,7 @@ class EffectiveDensity:
     pruned = |θ| - |ω| (the last passing level); failed_at = the failing level that bounds it (pruned < failed_at <=
     pruned + max(1, floor(resolution * |θ|)); None when everything could be pruned); total_params = all parameters of
     the model, trainable or frozen, each tensor once (biases, BN, output layer included: as
-    ``prunekit.core.models.weight_coverage`` counts them); evaluations counts every model evaluation, the dense one
+    ``prunekit.core.prunable.weight_coverage`` counts them); evaluations counts every model evaluation, the dense one
     included; step and resolution are the search's settings (fractions of |θ|).
     """
 

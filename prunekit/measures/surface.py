@@ -43,7 +43,7 @@ from torch import nn
 from ..core.checks import choice, count, distinct, number, sequence, text
 from ..core.data import Split, as_split
 from ..core.device import model_device
-from ..core.models import checked_labels
+from ..core.prunable import checked_labels
 from ..core.weights import refresh_all
 from ..core.train import evaluate, state_restored
 
@@ -65,7 +65,7 @@ def state_vector(model: nn.Module, state: Mapping[str, torch.Tensor]) -> torch.T
         return torch.cat([state[name].detach().reshape(-1).float() for name, _ in model.named_parameters()])
     except KeyError as err:
         raise ValueError(f"state_dict has no parameter {err.args[0]!r}; fold torch.nn.utils.prune "
-                         "reparametrisations first (prunekit.core.models.plain_state_dict)") from None
+                         "reparametrisations first (prunekit.core.initialisation.plain_state_dict)") from None
 
 
 @torch.no_grad()
@@ -170,7 +170,7 @@ class Plane:
 def _splits(splits, model: nn.Module | None = None, loss: str = "cross_entropy") -> dict[str, Split]:
     """``{name: Split}`` from a dict (or a list of ``(name, data)`` pairs) of data, each in any form of
     ``prunekit.core.data.as_split``, or from one data set, which is named "test"; with ``model``, class labels
-    checked against its logits and converted (``prunekit.core.models.checked_labels``; float targets only for
+    checked against its logits and converted (``prunekit.core.prunable.checked_labels``; float targets only for
     ``loss="sse"``)."""
     if isinstance(splits, (list, tuple)) and splits and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in splits):

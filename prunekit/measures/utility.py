@@ -10,7 +10,7 @@ contributes exactly 0). Rounding can make a per-sample KL a tiny negative number
 distributions are (almost) equal; such values are clamped to 0, so ``U >= 0`` always. ``U(empty set) = 0`` exactly
 (an empty subset is not evaluated: nothing changes).
 
-Subsets are drawn over the *prunable* weights (``prunekit.core.models.prunable_parameters``: every Linear/Conv2d weight but
+Subsets are drawn over the *prunable* weights (``prunekit.core.prunable.prunable_parameters``: every Linear/Conv2d weight but
 the output layer), seen as one flat vector in the order of that list. A subset is a boolean vector over that flat
 vector, ``True`` = ablated (a member of ``W_s``); a batch of subsets is a ``[S, P]`` boolean tensor, the form the
 batched scorer works on. Every function that takes subsets also takes them as keep-masks (``prunekit.pruning.masks.Masks``,
@@ -40,7 +40,7 @@ from torch import nn
 from ..core.checks import columns, count, distinct, fraction, sequence
 from ..core.data import as_xy
 from ..core.device import model_device
-from ..core.models import weight_coverage
+from ..core.prunable import weight_coverage
 from ..pruning.masks import Masks, weight_of, masks_applied, resolve
 from ..pruning.scorers import magnitude_scores
 from ._ablation import ablation_params, AblationEngine, check_options
@@ -224,7 +224,7 @@ def random_ablation(model: nn.Module, data, y: torch.Tensor | None = None,
       statistics are recomputed after each ablation (``torch.optim.swa_utils.update_bn``) before it is evaluated, and
       restored afterwards: do the stored statistics, which describe the unablated network, cause the spread?
     Returns one row per subset: ``ratio`` (``n_ablated / P``), ``subset, n_ablated, accuracy, utility``, and
-    ``df.attrs["coverage"]`` (the weights drawn over: ``prunekit.core.models.weight_coverage``). Subsets are drawn from
+    ``df.attrs["coverage"]`` (the weights drawn over: ``prunekit.core.prunable.weight_coverage``). Subsets are drawn from
     a generator seeded with ``seed`` (the same subsets for the same model size, ratios and seed). A model whose
     accuracy on ``(x, y)`` is at chance gets a ``RuntimeWarning`` unless ``warn_at_chance=False`` (an untrained
     network measured on purpose).

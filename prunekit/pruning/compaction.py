@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .masks import Params, UnitMasks, check_params, unit_keeps, weight_of, resolve
-from ..core.models import prunable_parameters
+from ..core.prunable import prunable_parameters
 
 __all__ = ["compact_mlp", "CSRLinear", "to_sparse_csr", "flop_count"]
 
@@ -170,7 +170,7 @@ class CSRLinear(nn.Module):
 def to_sparse_csr(model: nn.Module, masks=None, params: Params | None = None) -> nn.Module:
     """A copy of ``model`` whose prunable nn.Linear layers run as sparse CSR matmuls (``CSRLinear``).
 
-    ``params`` defaults to ``prunekit.core.models.prunable_parameters(model)`` (the output layer stays dense); with
+    ``params`` defaults to ``prunekit.core.prunable.prunable_parameters(model)`` (the output layer stays dense); with
     ``masks`` the masked weights are left out of the CSR tensors (the model itself is not modified).  Conv layers
     stay dense.  Outputs equal the (masked) dense model's up to float summation order.
     """

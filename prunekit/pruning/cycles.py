@@ -36,8 +36,9 @@ from ..core.checks import choice, count, distinct, fraction, sequence
 from ..core.store import cached_result, data_digest, state_digest
 from ..core.config import TrainConfig
 from ..core.data import Dataset
-from .masks import Masks, following_batchnorms
-from ..core.models import ConvNet, ResNet, prunable_parameters
+from .masks import Masks
+from .structure import channel_consumers, following_batchnorms
+from ..core.prunable import prunable_parameters
 from .scorers import bn_scale_scores, magnitude_scores
 from .select import masks_for_count
 from .retrain import pruned_model, retrain, retraining_lrs
@@ -57,21 +58,17 @@ def conv_parameters(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
-def _channel_consumers(model: nn.Module) -> list[tuple[nn.Conv2d, nn.Module]]:
-    """(conv, the one next layer reading its channels) for each layer of prunekit's conv nets whose channels can go."""
-    if isinstance(model, ResNet):  # a block's first conv feeds only its second; the second feeds the residual sum
-        return [(b.conv1, b.conv2) for b in model.stages]
-    if isinstance(model, ConvNet):  # conv -> BN -> act -> pool, then the next conv or the flattened Linear
-        convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
-        return list(zip(convs, convs[1:])) + [(convs[-1], model.classifier[1])]
-    raise ValueError(f"channel pruning needs one of prunekit's conv nets (arch 'conv', 'resnet' or 'resnet20'), "
-                     f"got {type(model).__name__}")
-
-
 def slimmable_convs(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """The conv layers whose output channels channel cycles prune: those followed by a BatchNorm whose output feeds
-    exactly one next layer (in a ResNet the first conv of each basic block; in prunekit's ConvNet every conv)."""
-    params = [(conv, "weight") for conv, _ in _channel_consumers(model)]
+    """The conv layers whose output channels channel cycles prune: those whose channels feed exactly one next layer
+    (``prunekit.pruning.structure.channel_consumers``: the model's own answer or its traced graph's; in a ResNet the
+    first conv of each basic block, in prunekit's ConvNet every conv) through the BatchNorm whose scales rank them.
+    A model with no such conv, or one of them without a BatchNorm after it, is refused (``ValueError``)."""
+    params = [(conv, "weight") for conv, _ in channel_consumers(model)]
+    if not params:
+        raise ValueError(f"channel pruning works on conv nets whose channels each feed exactly one next layer (conv "
+                         "-> BatchNorm -> activation or pooling -> conv, or flatten -> Linear); no conv of "
+                         f"{type(model).__name__} does so in its traced forward (its output also feeds a residual sum, "
+                         "a concatenation or several layers, or there is no conv): prune weights (unit='weight')")
     if any(bn is None for bn in following_batchnorms(model, params)):
         raise ValueError("channel pruning ranks channels by the scale of the BatchNorm after each conv: build the "
                          "model with batch_norm=True")
@@ -91,7 +88,7 @@ def next_masks(model: nn.Module, masks: Masks | None, unit: str, rate: float) ->
         scores = magnitude_scores(params)
     else:
         params = slimmable_convs(model)
-        scores = bn_scale_scores(params, model)
+        scores = bn_scale_scores(params, model=model)
     if masks is not None:  # pruned elements rank first, whatever their current value
         if masks.units != (unit == "channel"):
             raise ValueError(f"masks hold {'channel' if masks.units else 'weight'} masks but unit={unit!r}: pass "
@@ -117,7 +114,7 @@ def kept_conv_weights(model: nn.Module, masks: Masks) -> int:
     convs = conv_parameters(model)
     if not masks.units:
         return sum(int(keep.sum()) for keep in masks.for_params(model, convs))
-    consumers = _channel_consumers(model)
+    consumers = channel_consumers(model)
     keeps = masks.for_params(model, [(conv, "weight") for conv, _ in consumers])
     used = {m: torch.ones_like(getattr(m, a), dtype=torch.bool) for m, a in convs}
     for (conv, following), channels in zip(consumers, keeps.units):

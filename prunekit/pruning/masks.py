@@ -1,7 +1,7 @@
 """Masks: validate them, apply them in place (restorably or for good), hand them to torch, report their sparsity.
 
 A mask is a bool tensor shaped like its weight, ``True`` = keep, one per ``(module, "weight")`` pair of ``params``
-(``prunekit.core.models.prunable_parameters(model)``), as in ``torch.nn.utils.prune``. A :class:`UnitMasks` is such a list
+(``prunekit.core.prunable.prunable_parameters(model)``), as in ``torch.nn.utils.prune``. A :class:`UnitMasks` is such a list
 whose rows are kept or pruned whole; applying it also silences the pruned units' biases and following BatchNorm.
 How masks are *computed* lives in ``prunekit.pruning.select``.
 """
@@ -13,17 +13,16 @@ from typing import Iterable, Iterator, Sequence
 
 import pandas as pd
 import torch
-import torch.fx
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ..core.models import MLP, WEIGHT_LAYERS, ConvNet, ResNet
 from ..core.paths import atomic_write
 from ..core.weights import RECURRENT, MaskedWeights, check_params, is_weight, read_weight, refresh, storage, users
+from .structure import following_batchnorms
 
 __all__ = ["Params", "UnitMasks", "Masks", "resolve", "masks_applied", "apply_masks_", "to_torch_prune",
            "masks_from_torch_prune", "sparsity", "layer_sparsity", "mask_sparsity",
-           "following_batchnorms", "refresh_masked_weights", "weight_of", "check_params", "check_unit_params",
+           "refresh_masked_weights", "weight_of", "check_params", "check_unit_params",
            "unit_companions"]
 
 Params = Sequence[tuple[nn.Module, str]]
@@ -216,67 +215,6 @@ def unit_keeps(masks) -> list[torch.Tensor] | None:
 # ----------------------------------------------------------------------------------------------------------------
 # applying masks
 # ----------------------------------------------------------------------------------------------------------------
-
-
-_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def following_batchnorms(model: nn.Module, params: Params) -> list[nn.Module | None]:
-    """For each prunable layer, the BatchNorm that reads its output directly in ``model``'s forward (or None), with as
-    many features as the layer has output units.
-
-    Found from the forward graph: for prunekit's MLP, ConvNet and ResNet, whose blocks run conv -> BN -> act in the
-    order they register them, the next leaf module; for any other model, a ``torch.fx`` trace of its forward (the BN
-    whose input is the layer's output). A model that ``torch.fx`` cannot trace is refused with a ``ValueError``:
-    pairing by registration order alone would mask the wrong BatchNorm when a model registers ``conv1, conv2, bn1,
-    bn2``.
-    """
-    params = check_params(params)
-    if _is_prunekit_model(model):
-        leaves = [m for m in model.modules() if not list(m.children())]
-        position = {id(m): i for i, m in enumerate(leaves)}
-        nxt = {id(m): leaves[i + 1] for m, i in ((m, position.get(id(m))) for m, _ in params)
-               if i is not None and i + 1 < len(leaves)}
-    else:
-        nxt = _traced_batchnorms(model)
-    out = []
-    for module, name in params:
-        bn = nxt.get(id(module))
-        units = weight_of(module, name).shape[0]
-        out.append(bn if isinstance(bn, _BN_TYPES) and bn.num_features == units else None)
-    return out
-
-
-def _is_prunekit_model(model: nn.Module) -> bool:
-    return isinstance(model, (MLP, ConvNet, ResNet))
-
-
-class _LayerTracer(torch.fx.Tracer):
-    """Keeps every weight layer and BatchNorm one node, subclasses included (the default tracer enters a user's
-    ``class MyConv(nn.Conv2d)`` and would leave no module node to pair)."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (*WEIGHT_LAYERS, *_BN_TYPES)) or super().is_leaf_module(m, qualname)
-
-
-def _traced_batchnorms(model: nn.Module) -> dict[int, nn.Module]:
-    """``{id(layer): the BatchNorm module whose input is that layer's output}`` from a ``torch.fx`` trace."""
-    if not any(isinstance(m, _BN_TYPES) for m in model.modules()):
-        return {}
-    try:
-        graph = _LayerTracer().trace(model)
-    except Exception as err:  # fx raises many types for untraceable Python (control flow on values, len, ...)
-        raise ValueError(f"the BatchNorm after each layer of {type(model).__name__} is found by tracing its forward "
-                         f"with torch.fx, which failed ({type(err).__name__}: {err}); unit masks and BN scales need "
-                         "that pairing: use weight masks (Masks(units=False)) or a traceable model") from None
-    modules = dict(model.named_modules())
-    pairs = {}
-    for node in graph.nodes:
-        if node.op == "call_module" and isinstance(modules.get(node.target), _BN_TYPES) and node.args:
-            src = node.args[0]
-            if isinstance(src, torch.fx.Node) and src.op == "call_module" and src.target in modules:
-                pairs[id(modules[src.target])] = modules[node.target]
-    return pairs
 
 
 def unit_companions(params, masks, model=None) -> list[tuple[nn.Module, str, torch.Tensor]]:

@@ -34,10 +34,11 @@ from torch import nn
 from ..core.checks import choice, count, distinct, number, percentage, sequence
 from ..core.config import TrainConfig
 from ..core.data import Dataset, Split, as_split, train_part
-from ..core.models import checked_labels, plain_state_dict
+from ..core.prunable import checked_labels
+from ..core.initialisation import plain_state_dict
 from ..core.weights import copy_model, folded_copy, storage
 from .masks import Masks, apply_masks_, check_params, resolve, to_torch_prune
-from ..core.models import prunable_parameters
+from ..core.prunable import prunable_parameters
 from .scorers import magnitude_scores
 from .select import masks_from_scores
 from ..core.train import evaluate, fit_model, fit_settings, schedule_lrs, train
@@ -277,7 +278,7 @@ def fine_tune(model: nn.Module, masks, data, *, params=None, lrs: Sequence[float
 
 def _checked_data(model: nn.Module, data, loss: str, output_fn):
     """In-memory training data (``(x, y)``, a Split, a Dataset's train split) with its class labels checked and
-    converted (``prunekit.core.models.checked_labels``); other forms (a DataLoader) as they are."""
+    converted (``prunekit.core.prunable.checked_labels``); other forms (a DataLoader) as they are."""
     part = train_part(data)
     if not (isinstance(part, Split) or (isinstance(part, (tuple, list)) and len(part) == 2
                                         and all(isinstance(t, torch.Tensor) for t in part))):

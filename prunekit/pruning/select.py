@@ -7,7 +7,7 @@ without retraining in two ways, for a sparsity k%:
 * **unit pruning** -- zero the k% of units (output neurons; a *column* of W in the source's ``ReLU(xW)``, a *row* of
   PyTorch's ``[out, in]`` weight, an output channel of a conv layer) with the smallest L2 norm ``||W[j, :]||_2``.
 
-The layer into the logits is never pruned (callers pass ``prunekit.core.models.prunable_parameters(model)``). Applying
+The layer into the logits is never pruned (callers pass ``prunekit.core.prunable.prunable_parameters(model)``). Applying
 masks lives in ``prunekit.pruning.masks``, compaction and CSR in ``prunekit.pruning.compaction``, curves in ``prunekit.measures.curves``.
 
 Conventions (as ``torch.nn.utils.prune``): masks are computed apart from where they are applied; a mask is a bool

@@ -12,7 +12,7 @@ import pandas as pd
 from ..core.checks import file_name
 from ..core.config import PROFILES, check_profile
 from ..core.device import device_type
-from ..core.models import prunable_parameters
+from ..core.prunable import prunable_parameters
 from ..core.paths import atomic_write, results_root
 from .claims import COLUMNS
 

@@ -34,7 +34,7 @@ from ..core.data import Dataset
 from ..measures.imbalance import utility_std
 from ..pruning.masks import Masks
 from .s002_utility import SOURCE, pretrain_config
-from ..core.models import prunable_parameters
+from ..core.prunable import prunable_parameters
 from ..pruning.retrain import retrain, retraining_lrs
 from ..core.train import evaluate
 from ..measures.utility import flat_weights, random_ablation

@@ -43,8 +43,9 @@ from ..core.checks import count, fraction, number, sequence
 from ..core.config import DataConfig, check_profile
 from ..core.data import DATASETS, Dataset, Split, as_split, load_dataset
 from ..core.device import resolve_device
-from ..core.models import (checked_labels, logits_model, output_layer, parameter_names, plain_state_dict,
-                           prunable_parameters, weight_coverage)
+from ..core.prunable import (checked_labels, logits_model, output_layer, parameter_names, prunable_parameters,
+                             weight_coverage)
+from ..core.initialisation import plain_state_dict
 from ..core.weights import RECURRENT, check_params, copy_model, is_weight, weight_key
 from ..core.store import fit_or_load
 from ..core.train import evaluate

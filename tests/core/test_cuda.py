@@ -25,7 +25,7 @@ from prunekit.core.store import fit, train_or_load
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.core.data import load_dataset
 from prunekit.core.device import dataset_to
-from prunekit.core.models import prunable_parameters
+from prunekit.core.prunable import prunable_parameters
 from prunekit.core.train import evaluate, predict
 
 pytestmark = [pytest.mark.cuda,

@@ -22,7 +22,7 @@ import torch
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.core.data import load_dataset
 from prunekit.core.device import dataset_to
-from prunekit.core.models import prunable_parameters
+from prunekit.core.prunable import prunable_parameters
 from prunekit.core.store import fit
 
 DEV = os.environ.get("PRUNEKIT_CUDA_TESTS_ON", "cuda")

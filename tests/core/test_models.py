@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from prunekit.core.config import ModelConfig
-from prunekit.core.models import MLP, as_nchw, build_model, count_parameters, prunable_parameters
+from prunekit.core.models import MLP, as_nchw, build_model
+from prunekit.core.prunable import count_parameters, prunable_parameters
 
 SHAPES = [((1, 8, 8), 10), ((1, 20, 20), 10), ((1, 28, 28), 2), ((3, 32, 32), 10)]
 
@@ -151,7 +152,8 @@ def test_resnet20_is_he_et_al_cifar_resnet20():
     0.27M parameters for CIFAR-10 (counted here layer by layer)."""
     import torch
 
-    from prunekit.core.models import PadShortcut, count_parameters, prunable_parameters
+    from prunekit.core.models import PadShortcut
+    from prunekit.core.prunable import count_parameters, prunable_parameters
 
     model = build_model(ModelConfig("resnet20"), (3, 32, 32), 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

@@ -176,7 +176,7 @@ class _Params:
         return {"measure": "params", "version": 1}
 
     def __call__(self, cfg, model_root=None) -> dict:
-        from prunekit.core.models import count_parameters
+        from prunekit.core.prunable import count_parameters
         from prunekit.core.store import train_or_load
 
         run = train_or_load(cfg, quiet=True, root=model_root)

@@ -159,7 +159,8 @@ def test_state_restored_and_eval_mode_restore_even_after_an_error():
 
 def test_inference_speedups_leave_the_model_in_its_mode():
     from prunekit.measures.curves import inference_speedups
-    from prunekit.core.models import MLP, prunable_parameters
+    from prunekit.core.models import MLP
+    from prunekit.core.prunable import prunable_parameters
     model = MLP(8, (6,), 3).train()
     inference_speedups(model, prunable_parameters(model), torch.randn(5, 8), ks=[50], forms=("masked_dense",),
                        repeat=1, warmup=0)
@@ -170,8 +171,8 @@ def test_init_density_trains_source_002s_smaller_network_with_the_mask_held(tmp_
     """init_density < 1: the built network pruned at random at initialisation (He-rescaled), trained with the mask
     held, cached and reloaded as plain weights; the same config gives the same weights."""
     from prunekit.core.store import build, fit
-    from prunekit.core.models import prunable_parameters
-    from prunekit.core.models import sparse_at_init
+    from prunekit.core.prunable import prunable_parameters
+    from prunekit.core.initialisation import sparse_at_init
 
     cfg = SMALL.replace(hidden=(32, 16), init="he", init_density=0.5, checkpoints=(0, 3))
     dense = SMALL.replace(hidden=(32, 16), init="he", checkpoints=(0, 3))

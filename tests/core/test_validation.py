@@ -11,7 +11,8 @@ import torch
 from prunekit.core.checks import count, number, sequence
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.core.data import load_dataset
-from prunekit.core.models import build_model, sparse_at_init
+from prunekit.core.models import build_model
+from prunekit.core.initialisation import sparse_at_init
 from prunekit.measures import surface
 from prunekit.measures.utility import magnitude_ablation, random_ablation
 from prunekit.pruning.cycles import check_plan, iterative_pruning
@@ -123,7 +124,7 @@ def _mlp():
 def _your_setup(model, ds):
     import pandas as pd
 
-    from prunekit.core.models import prunable_parameters
+    from prunekit.core.prunable import prunable_parameters
     from prunekit.studies import your_model
 
     setup = your_model.Setup(model, ds.train, ds.test, "digits", prunable_parameters(model), {}, None,
@@ -133,7 +134,7 @@ def _your_setup(model, ds):
 
 
 def _issue_probes():
-    from prunekit.core.models import prunable_parameters
+    from prunekit.core.prunable import prunable_parameters
     from prunekit.core.store import fit_or_load
     from prunekit.core.train import fit_model
     from prunekit.measures.curves import pruning_curve

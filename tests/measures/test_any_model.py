@@ -17,7 +17,7 @@ from torch.nn.utils import prune as torch_prune
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunekit.core.data import Split, as_split, load_dataset
-from prunekit.core.models import output_layer, parameter_names, prunable_parameters, weight_coverage
+from prunekit.core.prunable import output_layer, parameter_names, prunable_parameters, weight_coverage
 from prunekit.measures.density import (chance_accuracy, effective_density, hoyer_by_layer, model_hoyer_sparsity,
                                        pruned_accuracy)
 from prunekit.measures.utility import evaluate_subsets, random_ablation, random_subsets

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prunekit.core.config import TrainConfig
-from prunekit.core.models import prunable_parameters
+from prunekit.core.prunable import prunable_parameters
 from prunekit.measures.density import (
     EffectiveDensity,
     accuracy_threshold,
@@ -196,7 +196,7 @@ def trained():
 def _accuracy_with_smallest_zeroed(model, split, k, include_output=False, scope="global"):
     """Independent pruning: zero the k smallest |w| over all hidden weights (numpy argsort, stable), or in each layer
     l its round(k * n_l / n) smallest ("layerwise"), evaluate with a plain forward pass, restore."""
-    from prunekit.core.models import prunable_parameters
+    from prunekit.core.prunable import prunable_parameters
 
     params = prunable_parameters(model, include_output=include_output)
     saved = [m.weight.detach().clone() for m, _ in params]
@@ -396,7 +396,8 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
 
     from prunekit.core.data import Split
     from prunekit.pruning.masks import to_torch_prune
-    from prunekit.core.models import MLP, prunable_parameters
+    from prunekit.core.models import MLP
+    from prunekit.core.prunable import prunable_parameters
     from prunekit.measures._density_eval import IncrementalMLP, Pruner
 
     g = torch.Generator().manual_seed(0)

@@ -20,7 +20,7 @@ from torch.nn.utils import parametrizations
 from torch.nn.utils import prune as torch_prune
 
 from prunekit.core.data import load_dataset
-from prunekit.core.models import prunable_parameters, weight_coverage
+from prunekit.core.prunable import prunable_parameters, weight_coverage
 from prunekit.measures.curves import pruning_curve
 from prunekit.measures.density import effective_density, hoyer_by_layer
 from prunekit.measures.surface import linear_path, flatten

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from prunekit.measures import saliency as S
+from prunekit.measures.saliency import estimators as SE
+from prunekit.measures.saliency.network import Forward
 
 ACT = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -174,8 +176,8 @@ def test_brute_force_equals_explicit_removal(loss):
         assert bf[u].item() == pytest.approx(reference_error(m, x, y, loss) - base, rel=1e-9, abs=1e-12)
     # chunked candidate batches give the same numbers
     xs, t = S.prepare_data(net, x, y)
-    fw = S._Forward(net, xs)
-    torch.testing.assert_close(S._brute_force(net, fw, t, chunk_elements=1), bf)
+    fw = Forward(net, xs)
+    torch.testing.assert_close(SE._brute_force(net, fw, t, chunk_elements=1), bf)
 
 
 def test_regression_targets_and_make_loss_sse():
@@ -371,7 +373,7 @@ def test_to_model_is_the_masked_forward_pass(loss):
     masks[0][[1, 4]] = 0
     masks[1][2] = 0
     xs, t = S.prepare_data(net, x, y)
-    torch.testing.assert_close(S.to_model(net, masks)(xs), S._Forward(net, xs, masks).logits, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(S.to_model(net, masks)(xs), Forward(net, xs, masks).logits, rtol=1e-12, atol=1e-12)
     err, acc = S.evaluate(net, x, y, masks)
     removed = [(0, 1), (0, 4), (1, 2)]
     remove_units(model, removed)

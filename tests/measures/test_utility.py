@@ -16,7 +16,8 @@ from prunekit.studies import s002_utility as MX
 from prunekit.measures import _ablation as SS
 from prunekit.measures import utility as U
 from prunekit.core.config import ModelConfig
-from prunekit.core.models import MLP, build_model, prunable_parameters
+from prunekit.core.models import MLP, build_model
+from prunekit.core.prunable import prunable_parameters
 
 
 def _tiny_mlp(seed=0, bias=True):

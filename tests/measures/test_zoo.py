@@ -31,7 +31,7 @@ from torch.nn.utils import parametrizations, parametrize
 from torch.nn.utils import prune as torch_prune
 
 from prunekit.core.data import load_dataset
-from prunekit.core.models import logits_model, prunable_parameters, weight_coverage
+from prunekit.core.prunable import logits_model, prunable_parameters, weight_coverage
 from prunekit.measures import surface as S
 from prunekit.measures.curves import pruning_curve
 from prunekit.measures.density import effective_density, hoyer_by_layer, model_hoyer_sparsity

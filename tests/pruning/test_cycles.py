@@ -14,7 +14,8 @@ from prunekit.pruning import cycles as Cy
 from prunekit.core.store import fit
 from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
 from prunekit.pruning.masks import Masks, UnitMasks
-from prunekit.core.models import build_model, prunable_parameters
+from prunekit.core.models import build_model
+from prunekit.core.prunable import prunable_parameters
 
 
 def _net(arch: str, seed: int = 0, batch_norm: bool = True) -> nn.Module:

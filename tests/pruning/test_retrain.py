@@ -9,7 +9,8 @@ from prunekit.pruning import retrain as R
 from prunekit.measures import surface as S
 from prunekit.core.store import fit
 from prunekit.core.config import TrainConfig
-from prunekit.core.models import plain_state_dict, prunable_parameters
+from prunekit.core.prunable import prunable_parameters
+from prunekit.core.initialisation import plain_state_dict
 
 
 def magnitude_masks(model, fraction):

@@ -16,7 +16,8 @@ from prunekit.pruning import select as P
 from prunekit.pruning import scorers as S
 from prunekit.core.config import ModelConfig
 from prunekit.core.data import Split
-from prunekit.core.models import build_model, prunable_parameters
+from prunekit.core.models import build_model
+from prunekit.core.prunable import prunable_parameters
 from prunekit.core.train import evaluate
 from prunekit.measures.saliency import saliency_scores
 

@@ -16,7 +16,8 @@ from prunekit.pruning import masks as M
 from prunekit.pruning import select as P
 from prunekit.core.config import ModelConfig
 from prunekit.core.data import Split
-from prunekit.core.models import build_model, prunable_parameters
+from prunekit.core.models import build_model
+from prunekit.core.prunable import prunable_parameters
 from prunekit.core.train import evaluate
 
 
@@ -542,8 +543,9 @@ def test_sparse_at_init_prunes_each_layer_at_random_and_rescales_to_he():
     from torch import nn
 
     from prunekit.core.config import ModelConfig
-    from prunekit.core.models import build_model, prunable_parameters
-    from prunekit.core.models import sparse_at_init
+    from prunekit.core.models import build_model
+    from prunekit.core.prunable import prunable_parameters
+    from prunekit.core.initialisation import sparse_at_init
 
     torch.manual_seed(0)
     model = build_model(ModelConfig("resnet20", init="he"), (1, 28, 28), 10)

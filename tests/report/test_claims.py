@@ -47,7 +47,8 @@ def test_curve_tables_show_integer_k(tmp_path):
 
     from prunekit.measures.curves import pruning_curve
     from prunekit.core.data import Split
-    from prunekit.core.models import MLP, prunable_parameters
+    from prunekit.core.models import MLP
+    from prunekit.core.prunable import prunable_parameters
 
     model = MLP(4, (6,), 3)
     split = Split(torch.randn(20, 4), torch.randint(0, 3, (20,)))

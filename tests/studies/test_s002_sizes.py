@@ -178,7 +178,7 @@ def test_small_config_has_the_pruned_networks_size_and_twice_the_epochs():
     masks, _ = S.conv_pruned(run, 0.75)
     small = S.small_config(run.config, run.model, masks)
     from prunekit.pruning.cycles import conv_parameters
-    from prunekit.core.models import prunable_parameters
+    from prunekit.core.prunable import prunable_parameters
 
     n_all = sum(m.weight.numel() for m, _ in prunable_parameters(run.model))
     n_conv = sum(m.weight.numel() for m, _ in conv_parameters(run.model))
