@@ -200,12 +200,12 @@ class Tables:
         from prunekit.measures.utility import random_ablation
 
         self.density = _density_table()
-        curve = pruning_curve(s.model, s.params, s.split, ks=[0, 50, 90], methods=["weight", "unit"],
+        curve = pruning_curve(s.model, s.split, ks=[0, 50, 90], params=s.params, methods=["weight", "unit"],
                               scopes=["global"])
         self.curve = pd.concat([curve.assign(setup="blog", dataset="digits", seed=seed) for seed in (0, 1)],
                                ignore_index=True)
         self.layers = layer_sparsity_table(s.params, [0, 25], methods=["unit"], scopes=["global"])
-        self.timing = inference_speedups(s.model, s.params, s.x, ks=[50], forms=("masked_dense",), repeat=1,
+        self.timing = inference_speedups(s.model, s.x, params=s.params, ks=[50], forms=("masked_dense",), repeat=1,
                                          warmup=0).assign(batch_size=64)
         net = SA.from_model(s.model, loss="cross_entropy")
         self.net = net
@@ -217,13 +217,13 @@ class Tables:
         self.gaps = curve_gap(self.saliency_curves, 0.05)
         self.ablations = random_ablation(s.model, s.x, s.y, ratios=[0.1, 0.2], n_subsets=4, warn_at_chance=False)
         w0 = SU.flatten(s.model)
-        self.path = SU.linear_path(s.model, w0, w0 * 0.5, {"test": s.split}, n=3)
+        self.path = SU.linear_path(s.model, {"test": s.split}, w_a=w0, w_b=w0 * 0.5, n=3)
         self.barriers = SU.barrier_table(self.path).assign(method="finetune")
         w1, w2 = w0.clone(), w0.clone()
         w1[0] += 1.0
         w2[1] += 1.0
         self.plane = SU.Plane.through(w0, w1, w2)
-        self.anchors = SU.plane_surface(s.model, self.plane, {"test": s.split}, n=2)[1]
+        self.anchors = SU.plane_surface(s.model, {"test": s.split}, plane=self.plane, n=2)[1]
 
 
 def _fake_run(s, conv: bool = False):
@@ -437,9 +437,9 @@ def examples(s, t) -> dict:
                                          optimizer_state=_optimizer(s.model.parameters()).state_dict(), scheduler=None,
                                          gen=torch.Generator(), rows=[{"epoch": 1}], checkpoints={}, epoch=1),
         # measures
-        "measures.curves.pruning_curve": dict(model=s.model, params=s.params, split=s.split, ks=[0, 50]),
+        "measures.curves.pruning_curve": dict(model=s.model, params=s.params, data=s.split, ks=[0, 50]),
         "measures.curves.layer_sparsity_table": dict(params=s.params, ks=[0, 50], layer_names=["hidden"]),
-        "measures.curves.inference_speedups": dict(model=s.model, params=s.params, x=s.x, ks=[50],
+        "measures.curves.inference_speedups": dict(model=s.model, params=s.params, data=s.x, ks=[50],
                                                    forms=["masked_dense", "csr"], repeat=1, warmup=0),
         "measures.density.effective_density": dict(model=s.model, data=s.split),
         "measures.density.first_crossing": dict(passes=lambda k: k < 5, n=10),
@@ -469,11 +469,11 @@ def examples(s, t) -> dict:
                                                w2=t.plane.origin + t.plane.v),
         "measures.surface.Plane.point": dict(self=t.plane, alpha=0.5, beta=0.5),
         "measures.surface.Plane.grid": dict(self=t.plane, n=3),
-        "measures.surface.evaluate_point": dict(model=s.model, vec=flat, splits={"test": s.split}),
-        "measures.surface.plane_surface": dict(model=s.model, plane=t.plane, splits={"test": s.split}, n=2),
+        "measures.surface.evaluate_point": dict(model=s.model, vec=flat, data={"test": s.split}),
+        "measures.surface.plane_surface": dict(model=s.model, plane=t.plane, data={"test": s.split}, n=2),
         "measures.surface.check_anchors": dict(anchors=t.anchors, networks=dict.fromkeys(t.plane.names, s.model),
-                                               splits={"test": s.split}),
-        "measures.surface.linear_path": dict(model=s.model, w_a=flat, w_b=flat * 0.5, splits={"test": s.split}, n=2),
+                                               data={"test": s.split}),
+        "measures.surface.linear_path": dict(model=s.model, w_a=flat, w_b=flat * 0.5, data={"test": s.split}, n=2),
         "measures.surface.loss_barrier": dict(path=t.path),
         "measures.utility.log_probs": dict(model=s.model, x=s.x),
         "measures.utility.utility": dict(model=s.model, data=s.x, subset=s.masks),
@@ -665,6 +665,8 @@ RECORDS = {
     "core.registry.Registry": "made once per kind of entry inside the package (MODELS, DATASETS)",
     "core.registry.ModelEntry": "written once per model by a developer; its kind is checked, its build runs in tests",
     "core.registry.DataEntry": "written once per data set by a developer; its kind is checked, its load runs in tests",
+    "pruning.scorers.ScorerEntry": "written once per scorer by a developer; its needs are checked, every registered "
+                                   "scorer runs in tests/pruning/test_scorers.py",
     "measures.density.EffectiveDensity": "a record effective_density fills",
     "measures.density.Crossing": "a record first_crossing fills",
     "measures.saliency.serial.PruneResult": "a record serial_prune fills",

@@ -24,7 +24,7 @@ from ..core.data import Split, as_split
 from ..pruning.masks import check_params, masks_applied, weight_of
 from ..core.prunable import checked_labels, logits_model, prunable_parameters
 from ..core.weights import is_parametrized, storage
-from ..pruning.scorers import magnitude_scores
+from ..pruning.scorers import scores_of
 from ..pruning.select import masks_from_order, score_order
 from ..core.runtime import adapt_threads
 from ..core.train import correct_count, eval_mode, predict
@@ -64,7 +64,8 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 class Pruner:
     """Evaluates ``model`` with its ``k`` lowest-scored prunable weights zeroed (global or per-layer ranking; ``|w|``
-    by default, ``scorer``: ``params -> weight-shaped scores``).
+    by default, ``scorer``: a name of ``prunekit.pruning.scorers.SCORERS`` or a callable of that protocol, giving
+    weight-shaped scores).
 
     Scores are ranked once (``prunekit.pruning.select.score_order``: ties by index); each evaluation runs
     under ``prunekit.pruning.masks.masks_applied``, which restores the weights bitwise. ``batch_size``: samples per forward
@@ -72,7 +73,7 @@ class Pruner:
     """
 
     def __init__(self, model: nn.Module, split, include_output: bool = False, scope: str = "global",
-                 batch_size: int | None = None, order=None, scorer=magnitude_scores, *, params=None, output_fn=None):
+                 batch_size: int | None = None, order=None, scorer="magnitude", *, params=None, output_fn=None):
         scope = check_scope(scope)
         if batch_size is None:
             batch_size = search_batch_size(model_device(model))  # where the forward passes run
@@ -86,9 +87,9 @@ class Pruner:
         if order is not None:  # another evaluator's ranking of the same weights
             self.order = order
         elif scope == "global":
-            self.order = score_order(self.params, scorer(self.params))
+            self.order = score_order(self.params, scores_of(scorer, self.params, model=model, data=split))
         else:
-            self.order = [score_order([p], scorer([p])) for p in self.params]
+            self.order = [score_order([p], scores_of(scorer, [p], model=model, data=split)) for p in self.params]
 
     def layer_counts(self, k: int) -> list[int]:
         """Weights pruned in each layer at level ``k``: the global ranking's split, or ``round(k * n_l / n)``."""

@@ -34,6 +34,8 @@ from ..pruning.select import (
 )
 from ..core.data import Split, as_split
 from ..core.prunable import checked_labels, weight_coverage
+from ..pruning.scorers import SCORERS, scores_of
+from .protocol import measure_params, older_positional
 from ..core.device import model_device
 from ..core.train import eval_mode, evaluate
 
@@ -47,8 +49,8 @@ __all__ = ["pruning_curve", "layer_sparsity_table", "inference_speedups"]
 
 def _ranking_for(params, method: str, scope: str, seed: int,
                  scores: Mapping[str, list]) -> tuple[Ranking, str]:
-    """The ranking of one method and scope, and its granularity ("weight" or "unit"); ``scores`` holds the scores
-    of the user's scorers, computed once per method."""
+    """The ranking of one method and scope, and its granularity ("weight" or "unit"): a built-in method's own
+    (:data:`prunekit.pruning.select.METHODS`), or the ranking of a scorer's ``scores``, computed once per method."""
     choice("scope", scope, SCOPES)
     if method in scores:
         ranking, units = scores_ranking(params, scores[method], scope)
@@ -93,64 +95,77 @@ def _k_value(k: float) -> int | float:
     return int(k) if float(k).is_integer() else float(k)
 
 
-def pruning_curve(model: nn.Module, params: Params, split, ks: Sequence[float],
+@older_positional(older_order=("params", "data", "ks", "methods", "scopes", "seed"), renamed={"split": "data"})
+def pruning_curve(model: nn.Module, data, *, ks: Sequence[float], params: Params | None = None,
                   methods: Sequence[str] = ("weight", "unit", "random_weight", "random_unit"),
-                  scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0, *,
+                  scopes: Sequence[str] = ("layerwise", "global"), seed: int = 0,
                   loss: str = "cross_entropy", batch_size: int = 4096, form: str = "cheapest",
                   labels: dict | None = None, scorers: Mapping[str, Callable] | None = None):
-    """Accuracy and loss of ``model`` on ``split`` pruned to each k% (no retraining), as a tidy DataFrame. ``split``:
-    ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or an iterable of ``(x, y)`` batches.
+    """Accuracy and loss of ``model`` on ``data`` pruned to each k% of ``ks`` (no retraining), as a tidy DataFrame.
+    ``data``: ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or an iterable of ``(x, y)`` batches.
+    ``params``: the ``(module, "weight")`` pairs pruned (default: ``prunable_parameters``, the layer into the logits
+    traced on ``data`` when the model names none). The older call ``pruning_curve(model, params, split, ks)`` works
+    for one release, with a ``DeprecationWarning``.
 
     Labels of any integer dtype are class indices (float labels only as ``loss="sse"`` regression targets); labels
     outside ``[0, number of logits)``, NaN inputs, ``params`` of another model and unit methods on recurrent weights
     are refused before any point is evaluated.
 
-    Each (method, scope) is ranked once (one sort); the masks for every k are prefixes of that order.  Each point is
-    evaluated with ``prunekit.core.train.evaluate`` in its cheapest exact form (``form="cheapest"``): unit-pruned MLPs as
-    the compacted dense net (``compact_mlp``), everything else as the masked dense net in place (``masks_applied``,
-    weights restored afterwards, no deepcopy); points that prune nothing reuse the dense evaluation.  With
-    ``form="dense"`` every point is evaluated as the masked dense net.
+    ``methods``: the built-in ones, "weight" (``|w|``), "unit" (the L2 norm of each unit's weights), "random_weight"
+    and "random_unit" (one random permutation, drawn from ``seed``); or any scorer of
+    ``prunekit.pruning.scorers.SCORERS`` by name ("magnitude", "l2", "bn_scale", the saliencies "first_order",
+    "second_order", "second_order_exact", "brute_force", ...), pruning weights or units as its scores are
+    weight-shaped or one per unit; ``scorers={name: scorer}`` adds scorers of your own (callables of the protocol
+    ``scorer(params, *, model=None, data=None)``) under names of your choice, appended to ``methods``. A scorer is
+    called once, on the unpruned model and ``data``, whatever the scopes; every scorer is called before any point is
+    evaluated. ``scopes`` from {"layerwise", "global"}.
 
-    ``methods`` from {"weight", "unit", "random_weight", "random_unit"}; ``scopes`` from {"layerwise", "global"};
-    ``seed`` seeds the random baselines.  ``scorers`` adds methods of your own: ``{name: scorer}`` where
-    ``scorer(params)`` returns one score tensor per entry of ``params``, weight-shaped or one per unit (low scores
-    pruned first, as in ``prunekit.pruning.select.masks_from_scores``), e.g. ``{"taylor2": lambda p:
-    prunekit.pruning.scorers.saliency_scores(model, x, y)}``; each is scored once, on the unpruned model.
-    Columns: the ``labels`` (e.g. dataset, arch, seed), method, scope, k,
-    sparsity (measured fraction of zero prunable weights of the masked net), unit_sparsity (fraction of units
-    pruned; whole zero rows for weight methods), effective_sparsity (fraction of prunable weights removed or dead:
-    for unit pruning it also counts the next layer's columns of pruned units), accuracy (fraction), loss, form,
-    seconds (evaluation time of the point). ``df.attrs["coverage"]``: the weights ranked, out of the model's
-    parameters (``prunekit.core.prunable.weight_coverage``).
+    Each (method, scope) is ranked once (one sort); the masks for every k are prefixes of that order (low scores
+    pruned first, ties by index, as ``prunekit.pruning.select.masks_from_scores``). Each point is evaluated with
+    ``prunekit.core.train.evaluate`` in its cheapest exact form (``form="cheapest"``): unit-pruned MLPs as the
+    compacted dense net (``compact_mlp``), everything else as the masked dense net in place (``masks_applied``, weights
+    restored afterwards, no deepcopy); points that prune nothing reuse the dense evaluation. With ``form="dense"``
+    every point is evaluated as the masked dense net.
+
+    Columns: the ``labels`` (e.g. dataset, arch, seed), method, scope, k, sparsity (measured fraction of zero prunable
+    weights of the masked net), unit_sparsity (fraction of units pruned; whole zero rows for weight methods),
+    effective_sparsity (fraction of prunable weights removed or dead: for unit pruning it also counts the next
+    layer's columns of pruned units), accuracy (fraction), loss, form, seconds (evaluation time of the point).
+    ``df.attrs["coverage"]``: the weights ranked, out of the model's parameters
+    (``prunekit.core.prunable.weight_coverage``).
     """
     ks = check_ks(ks)
     scopes = _choices("scopes", scopes, SCOPES)
+    scorers = dict(scorers or {})
+    for name, fn in scorers.items():
+        if name in METHODS or not callable(fn):
+            raise ValueError(f"scorers[{name!r}] must be a callable under a name other than the built-in methods "
+                             f"{', '.join(METHODS)}")
+    allowed = (*METHODS, *(n for n in SCORERS.names() if n not in METHODS), *scorers)
     methods = distinct("methods", sequence("methods", methods, nonempty=not scorers,
-                                           item=lambda n, v: choice(n, v, tuple(METHODS))))
+                                           item=lambda n, v: choice(n, v, allowed)))
+    methods = methods + [n for n in scorers if n not in methods]
     seed, batch_size = count("seed", seed, low=0), count("batch_size", batch_size)
     choice("form", form, ("cheapest", "dense"))
     choice("loss", loss, ("cross_entropy", "sse"))
-    params = check_params(params, model)
-    split = as_split(split, name="split")  # (x, y), a Split, a Dataset (its test split) or a DataLoader
+    split = as_split(data, name="data")  # (x, y), a Split, a Dataset (its test split) or a DataLoader
+    params = measure_params(model, split, params)
     if loss == "cross_entropy" or not split.y.is_floating_point():  # class labels (sse also takes float targets)
-        split = Split(split.x, checked_labels(model, split.x, split.y, name="split"))
-    scorers = dict(scorers or {})
-    for name, scorer in scorers.items():
-        if name in METHODS or not callable(scorer):
-            raise ValueError(f"scorers[{name!r}] must be a callable under a name other than the built-in methods "
-                             f"{', '.join(METHODS)}")
-    if any(METHODS[m][0] == "unit" for m in methods):
+        split = Split(split.x, checked_labels(model, split.x, split.y, name="data"))
+    scores = {}  # every scorer's scores, before any point is evaluated
+    for method in methods:
+        if method not in METHODS:
+            scores[method] = scores_of(scorers.get(method, method), params, model=model, data=split)
+    units = [m for m in methods if (METHODS[m][0] == "unit" if m in METHODS else
+                                    scores_ranking(params, scores[m], scopes[0])[1])]
+    if units:
         check_unit_params(params)  # recurrent weights have no units: refused before any point is evaluated
-    methods = methods + list(scorers)
     compactable = _is_compactable(model, params)
     n_total = sum(weight_of(m, n).numel() for m, n in params)
     base_zero = [(weight_of(m, n) == 0) for m, n in params]
     dense_result = None
     rows = []
-    scores = {}
     for method in methods:
-        if method in scorers:
-            scores[method] = list(scorers[method](params))  # scored once, whatever the scopes
         for scope in scopes:
             ranking, granularity = _ranking_for(params, method, scope, seed, scores)
             for k in ks:
@@ -230,11 +245,16 @@ def layer_sparsity_table(params: Params, ks: Sequence[float],
     return pd.DataFrame(rows)
 
 
-def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Sequence[float],
+@older_positional(older_order=("params", "data", "ks", "forms", "scope", "repeat", "warmup", "labels"),
+                  renamed={"x": "data"})
+def inference_speedups(model: nn.Module, data, *, ks: Sequence[float], params: Params | None = None,
                        forms: Sequence[str] = ("masked_dense", "compacted", "csr"), scope: str = "layerwise",
                        repeat: int = 5, warmup: int = 1, labels: dict | None = None):
-    """Measured inference time of ``model`` on the batch ``x`` pruned to each k%, vs the dense net.
+    """Measured inference time of ``model`` on one batch of inputs pruned to each k%, vs the dense net.
 
+    data: the batch, a tensor of inputs ``x`` or any form of ``prunekit.core.data.as_split`` (its inputs); params:
+    the pairs pruned (default ``prunekit.core.prunable.prunable_parameters``, traced on the batch). The older call
+    ``inference_speedups(model, params, x, ks)`` works for one release, with a ``DeprecationWarning``.
     Forms: "masked_dense" (weight masks applied in place, same dense matmuls), "compacted" (unit pruning, smaller
     dense MLP), "csr" (weight pruning, ``to_sparse_csr``).  Columns: labels..., form, method, scope, k, batch_size,
     seconds (median), dense_seconds, speedup (dense / form), flop_ratio (dense MACs / MACs of the form: the ideal
@@ -244,7 +264,8 @@ def inference_speedups(model: nn.Module, params: Params, x: torch.Tensor, ks: Se
     forms = _choices("forms", forms, ("masked_dense", "compacted", "csr"))
     choice("scope", scope, SCOPES)
     repeat, warmup = count("repeat", repeat), count("warmup", warmup, low=0)
-    params = check_params(params)
+    x = data if isinstance(data, torch.Tensor) else as_split(data, name="data").x
+    params = measure_params(model, x, params)
     x = x.to(model_device(model))
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)  # time kernels, not launches
     with eval_mode(model):  # the model's train/eval mode is restored afterwards

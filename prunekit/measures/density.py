@@ -51,10 +51,10 @@ from torch import nn
 
 from ..core.checks import count, distinct, fraction, number, sequence
 from ..core.device import model_device
-from ..pruning.masks import check_params, weight_of
-from ..pruning.scorers import magnitude_scores
-from ..core.data import as_split
-from ..core.prunable import parameter_names, prunable_parameters
+from ..pruning.masks import weight_of
+from ..core.prunable import parameter_names
+from ..pruning.scorers import scorer as resolve_scorer
+from .protocol import measure_params, older_positional
 from ._density_eval import check_scope, as_eval_split, IncrementalMLP, Pruner
 from ..core.train import eval_mode
 
@@ -103,10 +103,7 @@ def hoyer_sparsity(x) -> float:
 
 
 def _prunable(model: nn.Module, data, params, include_output: bool, output_fn=None):
-    if params is not None:
-        return check_params(params, model)
-    example = None if data is None else as_split(data, max_samples=2).x  # moved to the model's device by the trace
-    return prunable_parameters(model, include_output=include_output, example=example, output_fn=output_fn)
+    return measure_params(model, data, params, include_output=include_output, output_fn=output_fn)
 
 
 def hoyer_by_layer(model: nn.Module, data=None, *, params=None, include_output: bool = False,
@@ -218,8 +215,9 @@ def first_crossing(passes: Callable[[int], bool], n: int, *, step: float = 0.01,
 
 
 # --------------------------------------------------------------------------------------------- pruned accuracy
-def pruned_accuracy(model: nn.Module, data, fractions: Sequence[float], *, include_output: bool = False,
-                    scope: str = "global", params=None, output_fn=None):
+@older_positional("fractions")
+def pruned_accuracy(model: nn.Module, data, *, fractions: Sequence[float], params=None, include_output: bool = False,
+                    scope: str = "global", output_fn=None):
     """Accuracy after pruning each fraction of the weights of ``params`` (default: ``prunable_parameters``) by
     magnitude, no retraining: list of floats. ``data`` in any form of ``prunekit.core.data.as_split``."""
     fractions = distinct("fractions", sequence("fractions", fractions, item=fraction))
@@ -263,10 +261,11 @@ class EffectiveDensity:
         return asdict(self)
 
 
-def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative: bool = False,
-                      scope: str = "global", *, include_output: bool = False, step: float = 0.01,
-                      resolution: float = 1e-3, incremental: bool | None = None,
-                      scorer=magnitude_scores, params=None, output_fn=None) -> EffectiveDensity:
+@older_positional("tolerance", "relative", "scope")
+def effective_density(model: nn.Module, data, *, params=None, tolerance: float = 0.05, relative: bool = False,
+                      scope: str = "global", include_output: bool = False, step: float = 0.01,
+                      resolution: float = 1e-3, incremental: bool | None = None, scorer="magnitude",
+                      output_fn=None) -> EffectiveDensity:
     """Effective density |ω|/|θ| of source 000: the share of the prunable weights left when magnitude pruning (no
     retraining), scanned upward in steps of ``step``, first takes accuracy below the threshold.
 
@@ -283,8 +282,9 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
       "layerwise" (alias "layer": the same fraction removed from every layer, round(k * n_l / |θ|) weights of layer l).
     step: the scan's step as a fraction of |θ| (1% by default); resolution: the bisection's final bracket inside the
       first failing step (0.1% by default). See :func:`first_crossing` for the definition and its cost.
-    scorer: ``params -> weight-shaped scores``, the lowest pruned first (``prunekit.pruning.scorers``; ``|w|``, the
-      source's magnitude pruning, by default).
+    scorer: a name of ``prunekit.pruning.scorers.SCORERS`` or a callable ``scorer(params, *, model=None,
+      data=None)`` giving weight-shaped scores, the lowest pruned first (``"magnitude"``, ``|w|``, the source's
+      magnitude pruning, by default), called once on ``model`` and ``data``.
     incremental: evaluate an ``MLP`` with the sparse first-layer update of :class:`IncrementalMLP` (None: whenever
       the model is one). The two levels that bracket the answer are then evaluated again the plain way (masks
       applied, full forward pass); should either disagree (a float rounding tie at the threshold), the search is
@@ -292,6 +292,7 @@ def effective_density(model: nn.Module, data, tolerance: float = 0.05, relative:
     """
 
     search_steps(1, step, resolution)  # validates step and resolution before any compute
+    scorer = resolve_scorer(scorer)
     number("tolerance", tolerance, low=0.0, high=1.0, high_open=True)
     check_scope(scope)
     t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from ..core.data import as_split
 from ..core.prunable import prunable_parameters
 from ..core.weights import check_params
 
-__all__ = ["measure_params", "older_positional", "is_params"]
+__all__ = ["measure_params"]  # older_positional and is_params: the measures' own machinery
 
 
 def measure_params(model: nn.Module, data=None, params=None, *, include_output: bool = False,
@@ -57,15 +57,17 @@ def is_params(value) -> bool:
                     and isinstance(p[1], str) for p in value))
 
 
-def older_positional(*names: str, quiet: tuple[str, ...] = ("y",), params_first: tuple[str, ...] = (),
+def older_positional(*names: str, quiet: tuple[str, ...] = ("y",), older_order: tuple[str, ...] = (),
+                     older_when: Callable[[tuple], bool] = lambda args: is_params(args[1]),
                      renamed: dict[str, str] | None = None) -> Callable:
     """Decorate a measure of signature ``(model, data, *, ...)`` so that its older calls keep working for one release:
 
     * positional arguments after ``data`` are the keywords ``names``, in order (``y`` quietly: inputs with their
       targets is a form of data; the others with a ``DeprecationWarning`` naming them);
-    * with ``params_first`` (the older order of the pruning curves: ``(model, params, data, ks, ...)``), a call
-      whose second argument is a list of ``(module, attribute)`` pairs takes its positional arguments after the
-      model as the keywords ``params_first``, with a ``DeprecationWarning`` that shows the new call;
+    * with ``older_order`` (an older order of the arguments after the model, such as the pruning curves'
+      ``(params, data, ks, ...)``), a call whose positional arguments ``older_when`` recognises (by default: the
+      second is a list of ``(module, attribute)`` pairs) takes its positional arguments after the model as those
+      keywords, with a ``DeprecationWarning`` that shows the new call;
     * ``renamed`` keywords (``{"split": "data"}``) are passed under their new names, with a warning.
 
     ``inspect.signature`` of the decorated function is the new signature.
@@ -82,9 +84,9 @@ def older_positional(*names: str, quiet: tuple[str, ...] = ("y",), params_first:
                         raise TypeError(f"{fn.__name__}() got {old}= and {new}=: pass {new}= only")
                     kwargs[new] = kwargs.pop(old)
                     old_forms.append(f"the keyword {old}= (now {new}=)")
-            if params_first and len(args) >= 2 and is_params(args[1]):
-                head, extra, order = args[:1], args[1:], params_first
-                old_forms.append(f"the order {fn.__name__}(model, {', '.join(params_first[:len(extra)])})")
+            if older_order and len(args) >= 2 and older_when(args):
+                head, extra, order = args[:1], args[1:], older_order
+                old_forms.append(f"the order {fn.__name__}(model, {', '.join(older_order[:len(extra)])})")
             else:
                 head, extra, order = args[:2], args[2:], names
                 loud = [n for n in order[:len(extra)] if n not in quiet]

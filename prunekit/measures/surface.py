@@ -46,6 +46,7 @@ from ..core.device import model_device
 from ..core.prunable import checked_labels
 from ..core.weights import refresh_all
 from ..core.train import evaluate, state_restored
+from .protocol import older_positional
 
 __all__ = ["flatten", "state_vector", "write_vector_", "has_batchnorm", "recalibrate_bn", "Plane", "evaluate_point",
            "plane_surface", "check_anchors", "linear_path", "loss_barrier", "barrier_table"]
@@ -167,35 +168,39 @@ class Plane:
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation
-def _splits(splits, model: nn.Module | None = None, loss: str = "cross_entropy") -> dict[str, Split]:
-    """``{name: Split}`` from a dict (or a list of ``(name, data)`` pairs) of data, each in any form of
-    ``prunekit.core.data.as_split``, or from one data set, which is named "test"; with ``model``, class labels
+def _splits(data, model: nn.Module | None = None, loss: str = "cross_entropy") -> dict[str, Split]:
+    """``{name: Split}`` from ``data``: a dict (or a list of ``(name, data)`` pairs) of named data sets, each in any
+    form of ``prunekit.core.data.as_split``, or one data set, which is named "test"; with ``model``, class labels
     checked against its logits and converted (``prunekit.core.prunable.checked_labels``; float targets only for
     ``loss="sse"``)."""
-    if isinstance(splits, (list, tuple)) and splits and all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in splits):
-        splits = dict(splits)  # [(name, data), ...]
-    if not isinstance(splits, Mapping):
-        splits = {"test": as_split(splits, name="splits")}
-    elif not splits:
-        raise ValueError("splits is empty: give e.g. {'train': ds.train, 'test': ds.test}")
+    if isinstance(data, (list, tuple)) and data and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in data):
+        data = dict(data)  # [(name, data), ...]
+    if not isinstance(data, Mapping):
+        splits = {"test": as_split(data, name="data")}
+    elif not data:
+        raise ValueError("data is empty: give one data set or named ones, e.g. {'train': ds.train, 'test': ds.test}")
     else:
-        splits = {name: as_split(data, name=f"splits[{name!r}]") for name, data in splits.items()}
+        splits = {name: as_split(part, name=f"data[{name!r}]") for name, part in data.items()}
     if model is None:
         return splits
     return {name: s if loss != "cross_entropy" and s.y.is_floating_point() else
-            Split(s.x, checked_labels(model, s.x, s.y, name=f"splits[{name!r}]")) for name, s in splits.items()}
+            Split(s.x, checked_labels(model, s.x, s.y, name=f"data[{name!r}]")) for name, s in splits.items()}
 
 
-def evaluate_point(model: nn.Module, vec: torch.Tensor, splits, loss: str = "cross_entropy",
+@older_positional(older_order=("vec", "data", "loss", "batch_size", "bn_x"), renamed={"splits": "data"},
+                  older_when=lambda args: isinstance(args[1], torch.Tensor) and args[1].dim() == 1)
+def evaluate_point(model: nn.Module, data, *, vec: torch.Tensor, loss: str = "cross_entropy",
                    batch_size: int = 4096, bn_x: torch.Tensor | None = None) -> dict[str, tuple[float, float]]:
-    """Write ``vec`` into ``model`` (in place), recalibrate BN on ``bn_x`` if given, and return
-    ``{split: (loss, accuracy)}``. The model keeps the written weights (callers restore them)."""
+    """Write the weight vector ``vec`` into ``model`` (in place), recalibrate BN on ``bn_x`` if given, and return
+    ``{split: (loss, accuracy)}`` on ``data`` (one data set, named "test", or ``{name: data}``). The model keeps the
+    written weights (callers restore them). The older call ``evaluate_point(model, vec, splits)`` works for one
+    release, with a ``DeprecationWarning``."""
     _check_evaluation(loss, batch_size)
     write_vector_(model, vec)
     if bn_x is not None:
         recalibrate_bn(model, bn_x)
-    return {name: evaluate(model, s, loss, batch_size) for name, s in _splits(splits, model, loss).items()}
+    return {name: evaluate(model, s, loss, batch_size) for name, s in _splits(data, model, loss).items()}
 
 
 def _check_evaluation(loss, batch_size) -> None:
@@ -215,35 +220,40 @@ def _bn_x(model, splits, bn_data):
     return splits["train"].x
 
 
-def plane_surface(model: nn.Module, plane: Plane, splits, n: int = 21, margin: float = 0.2,
+@older_positional(older_order=("plane", "data", "n", "margin", "loss", "batch_size", "bn_data"),
+                  renamed={"splits": "data"}, older_when=lambda args: isinstance(args[1], Plane))
+def plane_surface(model: nn.Module, data, *, plane: Plane, n: int = 21, margin: float = 0.2,
                   loss: str = "cross_entropy", batch_size: int = 4096,
                   bn_data: torch.Tensor | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Loss and accuracy on every split at every point of an ``n x n`` grid of ``plane``, and at its three points.
+    """Loss and accuracy on every data set of ``data`` (one, named "test", or ``{name: data}``) at every point of an
+    ``n x n`` grid of ``plane``, and at its three points.
 
     ``model`` is any model with the right architecture (its weights are overwritten during the call and restored at
     the end). Returns ``(grid, anchors)``: ``grid`` with columns ``i, j, alpha, beta, split, loss, accuracy``;
     ``anchors`` with ``point, alpha, beta, split, loss, accuracy`` (the three points, through the same
-    reconstruction). BN models: statistics recomputed at each point on ``bn_data`` (default: the train split).
+    reconstruction). BN models: statistics recomputed at each point on ``bn_data`` (default: the train split). The
+    older call ``plane_surface(model, plane, splits)`` works for one release, with a ``DeprecationWarning``.
     """
     _check_evaluation(loss, batch_size)
     alphas, betas = plane.grid(n, margin)  # checks n and margin before the labels' forward pass
-    splits = _splits(splits, model, loss)
+    splits = _splits(data, model, loss)
     rows, anchor_rows = [], []
     with state_restored(model):
         bn_x = _bn_x(model, splits, bn_data)
         for i, a in enumerate(alphas):
             for j, b in enumerate(betas):
-                res = evaluate_point(model, plane.point(a, b), splits, loss, batch_size, bn_x)
+                res = evaluate_point(model, splits, vec=plane.point(a, b), loss=loss, batch_size=batch_size,
+                                     bn_x=bn_x)
                 rows += [{"i": i, "j": j, "alpha": float(a), "beta": float(b), "split": s, "loss": lo,
                           "accuracy": acc} for s, (lo, acc) in res.items()]
         for name, (a, b) in plane.coords.items():
-            res = evaluate_point(model, plane.point(a, b), splits, loss, batch_size, bn_x)
+            res = evaluate_point(model, splits, vec=plane.point(a, b), loss=loss, batch_size=batch_size, bn_x=bn_x)
             anchor_rows += [{"point": name, "alpha": a, "beta": b, "split": s, "loss": lo, "accuracy": acc}
                             for s, (lo, acc) in res.items()]
     return pd.DataFrame(rows), pd.DataFrame(anchor_rows)
 
 
-def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], splits, loss: str = "cross_entropy",
+def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], data, loss: str = "cross_entropy",
                   rtol: float = 1e-5, batch_size: int = 4096) -> int:
     """Check that the plane reproduces its networks: each anchor row of :func:`plane_surface` (``point``, ``split``,
     ``loss``, ``accuracy``) must equal ``networks[point]``'s own loss (within ``rtol``, relative, at least 1 absolute
@@ -252,7 +262,7 @@ def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], spli
     Models with batch norm are compared as they are: give them after the same recalibration."""
     _check_evaluation(loss, batch_size)
     number("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
-    splits = _splits(splits, next(iter(networks.values()), None), loss)
+    splits = _splits(data, next(iter(networks.values()), None), loss)
     missing = sorted(set(anchors["point"]) - set(networks))
     if missing:
         raise ValueError(f"networks lacks the anchor point(s) {missing}; give a model for each of "
@@ -266,25 +276,30 @@ def check_anchors(anchors: pd.DataFrame, networks: Mapping[str, nn.Module], spli
     return len(anchors)
 
 
-def linear_path(model: nn.Module, w_a: torch.Tensor, w_b: torch.Tensor, splits, n: int = 21,
+@older_positional(older_order=("w_a", "w_b", "data", "n", "loss", "batch_size", "bn_data"),
+                  renamed={"splits": "data"}, older_when=lambda args: isinstance(args[1], torch.Tensor)
+                  and args[1].dim() == 1 and len(args) >= 3 and isinstance(args[2], torch.Tensor))
+def linear_path(model: nn.Module, data, *, w_a: torch.Tensor, w_b: torch.Tensor, n: int = 21,
                 loss: str = "cross_entropy", batch_size: int = 4096,
                 bn_data: torch.Tensor | None = None) -> pd.DataFrame:
-    """Loss and accuracy along ``w(t) = (1 - t) w_a + t w_b``, ``t`` in ``linspace(0, 1, n)`` (ends exact).
+    """Loss and accuracy on every data set of ``data`` (one, named "test", or ``{name: data}``) along
+    ``w(t) = (1 - t) w_a + t w_b``, ``t`` in ``linspace(0, 1, n)`` (ends exact).
 
-    Columns: ``t, split, loss, accuracy``. The model's own weights are restored at the end.
+    Columns: ``t, split, loss, accuracy``. The model's own weights are restored at the end. The older call
+    ``linear_path(model, w_a, w_b, splits)`` works for one release, with a ``DeprecationWarning``.
     """
     number("n", n, low=2, integer=True)
     _check_evaluation(loss, batch_size)
     if w_a.numel() != w_b.numel():
         raise ValueError(f"w_a and w_b differ in size: {w_a.numel()} vs {w_b.numel()}")
-    splits = _splits(splits, model, loss)
+    splits = _splits(data, model, loss)
     a64, b64 = w_a.detach().reshape(-1).double(), w_b.detach().reshape(-1).double()
     rows = []
     with state_restored(model):
         bn_x = _bn_x(model, splits, bn_data)
         for t in np.linspace(0.0, 1.0, n):
             vec = ((1.0 - t) * a64 + t * b64).float()
-            res = evaluate_point(model, vec, splits, loss, batch_size, bn_x)
+            res = evaluate_point(model, splits, vec=vec, loss=loss, batch_size=batch_size, bn_x=bn_x)
             rows += [{"t": float(t), "split": s, "loss": lo, "accuracy": acc} for s, (lo, acc) in res.items()]
     return pd.DataFrame(rows)
 

@@ -42,8 +42,10 @@ from ..core.data import as_xy
 from ..core.device import model_device
 from ..core.prunable import weight_coverage
 from ..pruning.masks import Masks, weight_of, masks_applied, resolve
-from ..pruning.scorers import magnitude_scores
+from ..pruning.scorers import scorer as resolve_scorer
+from ..pruning.scorers import scores_of
 from ._ablation import ablation_params, AblationEngine, check_options
+from .protocol import older_positional
 from ..core.train import eval_mode
 
 __all__ = [
@@ -129,7 +131,8 @@ def _bool_subset(s: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def utility(model: nn.Module, data, subset, params=None, batch_size: int = 4096) -> float:
+@older_positional("subset", "params", "batch_size")
+def utility(model: nn.Module, data, *, subset, params=None, batch_size: int = 4096) -> float:
     """``U(W_s) = mean_x KL(f_W(x) || f_{W \\ W_s}(x))`` for one subset (the model is left unchanged).
 
     data: the inputs ``x`` the mean runs over: a tensor, or any form of ``prunekit.core.data.as_split`` (its targets
@@ -154,14 +157,16 @@ def utility(model: nn.Module, data, subset, params=None, batch_size: int = 4096)
     return float(kl_divergence(log_p, log_q).mean())
 
 
-def evaluate_subsets(model: nn.Module, data, y: torch.Tensor | None = None, subsets: torch.Tensor | None = None,
-                     params=None, method: str = "auto", chunk_size: int | None = None, *, warn_at_chance: bool = True
-                     ) -> pd.DataFrame:
+@older_positional("y", "subsets", "params", "method", "chunk_size")
+def evaluate_subsets(model: nn.Module, data, *, subsets: torch.Tensor | None = None, params=None,
+                     y: torch.Tensor | None = None, method: str = "auto", chunk_size: int | None = None,
+                     warn_at_chance: bool = True) -> pd.DataFrame:
     """Accuracy and utility of each subset: the rows of a boolean ``subsets [S, P]`` (True = ablated), or a sequence of
     subsets in any form :func:`utility` takes (keep-``Masks`` keyed by name, per-weight or flat ablation vectors).
 
     data: ``(x, y)`` tensors, a Split, a prunekit Dataset (its test split) or a DataLoader; or inputs ``x`` with
-    their targets as ``y`` (``y=None``: utility only, accuracy NaN).
+    their targets as ``y=`` (``y=None``: utility only, accuracy NaN). params: the weights the subsets index (default
+    ``prunable_parameters``, traced on the inputs).
 
     method: "batched" (vmap over stacked masked weights), "loop" (masked in place, restored) or "auto".
     Returns a DataFrame with columns ``subset, n_ablated, accuracy, utility``. The model is left unchanged.
@@ -209,9 +214,10 @@ def _check_ratio(r: float, name: str = "ratios") -> float:
     return fraction(name, r)
 
 
-def random_ablation(model: nn.Module, data, y: torch.Tensor | None = None,
-                    ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0, params=None,
-                    method: str = "auto", chunk_size: int | None = None, *, within: torch.Tensor | None = None,
+@older_positional("y", "ratios", "n_subsets", "seed", "params", "method", "chunk_size")
+def random_ablation(model: nn.Module, data, *, params=None, y: torch.Tensor | None = None,
+                    ratios: Sequence[float] = DEFAULT_RATIOS, n_subsets: int = 500, seed: int = 0,
+                    method: str = "auto", chunk_size: int | None = None, within: torch.Tensor | None = None,
                     counts: Sequence[int] | None = None, recalibrate: torch.Tensor | None = None,
                     warn_at_chance: bool = True) -> pd.DataFrame:
     """Random ablation (source 002, Fig. 1 left): per ratio, ``n_subsets`` random subsets of ``round(r * P)`` weights.
@@ -276,26 +282,39 @@ def _covered(df: pd.DataFrame, model: nn.Module, params) -> pd.DataFrame:
     return df
 
 
-def flat_scores(model: nn.Module, params=None, scorer=magnitude_scores) -> torch.Tensor:
-    """A scorer's weight-shaped scores of the prunable weights as one flat vector (the order subsets index)."""
-    return torch.cat([s.reshape(-1) for s in scorer(ablation_params(model, params))])
+def flat_scores(model: nn.Module, params=None, scorer="magnitude", *, data=None) -> torch.Tensor:
+    """A scorer's weight-shaped scores of the prunable weights as one flat vector (the order subsets index):
+    ``scorer`` a name of ``prunekit.pruning.scorers.SCORERS`` or a callable of that protocol, called on ``model``
+    and ``data``; one score per unit is refused (a subset ablates weights)."""
+    params = ablation_params(model, params)
+    scores = scores_of(scorer, params, model=model, data=data)
+    for i, (s, (m, n)) in enumerate(zip(scores, params)):
+        if tuple(s.shape) != tuple(weight_of(m, n).shape):
+            raise ValueError(f"scorer={getattr(scorer, '__name__', scorer)!r} gave scores of shape {tuple(s.shape)} "
+                             f"for the weight {tuple(weight_of(m, n).shape)} (params[{i}]): the ablations rank weights, "
+                             "so the scorer must give one score per weight")
+    return torch.cat([s.reshape(-1) for s in scores])
 
 
-def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer=magnitude_scores) -> list[torch.Tensor]:
+def magnitude_bands(model: nn.Module, n_bands: int = 10, params=None, scorer="magnitude", *,
+                    data=None) -> list[torch.Tensor]:
     """Flat indices of the prunable weights in ``n_bands`` equal-size bands by rank of their score (``|w|`` by
-    default; 0 = lowest), ties by index."""
+    default, or any weight-shaped ``scorer`` scored on ``data``, as :func:`flat_scores`; 0 = lowest), ties by
+    index."""
     count("n_bands", n_bands)
-    scores = flat_scores(model, params, scorer)
+    scores = flat_scores(model, params, scorer, data=data)
     n_bands = count("n_bands", n_bands, high=scores.numel())  # a band of no weight would measure nothing
     order = torch.argsort(scores, stable=True)
     return list(torch.tensor_split(order, n_bands))
 
 
-def magnitude_ablation(model: nn.Module, data, y: torch.Tensor | None = None, n_bands: int = 10,
-                       ratios: Sequence[float] = (0.1, 0.5, 1.0), n_subsets: int = 20, seed: int = 0, params=None,
-                       method: str = "auto", chunk_size: int | None = None, scorer=magnitude_scores, *,
+@older_positional("y", "n_bands", "ratios", "n_subsets", "seed", "params", "method", "chunk_size", "scorer")
+def magnitude_ablation(model: nn.Module, data, *, params=None, y: torch.Tensor | None = None, n_bands: int = 10,
+                       ratios: Sequence[float] = (0.1, 0.5, 1.0), n_subsets: int = 20, seed: int = 0,
+                       method: str = "auto", chunk_size: int | None = None, scorer="magnitude",
                        warn_at_chance: bool = True) -> pd.DataFrame:
-    """Ablation by magnitude (source 002, Fig. 1 right), or by any ``scorer``'s scores.
+    """Ablation by magnitude (source 002, Fig. 1 right), or by any weight-shaped ``scorer``'s scores (a name of
+    ``prunekit.pruning.scorers.SCORERS`` or a callable of that protocol, scored on ``model`` and ``data``).
 
     The prunable weights are cut into ``n_bands`` equal-size bands by rank of ``|w|`` (band 0 = smallest); for each
     band and ratio ``r``, ``n_subsets`` random subsets of ``round(r * band size)`` of that band's weights are ablated
@@ -310,13 +329,14 @@ def magnitude_ablation(model: nn.Module, data, y: torch.Tensor | None = None, n_
     check_options(method, chunk_size)
     n_weights = sum(getattr(m, n).numel() for m, n in ablation_params(model, params, example=x))
     count("n_bands", n_bands, high=n_weights)  # every band holds at least one weight: checked before any compute
-    rank_by = scorer
+    rank_by = resolve_scorer(scorer)  # a name checked before any compute
     engine = AblationEngine(model, x, y, params, method, chunk_size, warn_at_chance=warn_at_chance)
     gen = torch.Generator().manual_seed(seed)
-    mags = flat_scores(model, engine.params, rank_by)
+    scored_on = x if y is None else (x, y)
+    mags = flat_scores(model, engine.params, rank_by, data=scored_on)
     frames = []
     try:
-        for b, band in enumerate(magnitude_bands(model, n_bands, engine.params, rank_by)):
+        for b, band in enumerate(magnitude_bands(model, n_bands, engine.params, rank_by, data=scored_on)):
             for r in ratios:
                 k = int(round(r * len(band)))
                 n = 1 if k in (0, len(band)) else n_subsets

@@ -39,7 +39,8 @@ from ..core.initialisation import plain_state_dict
 from ..core.weights import copy_model, folded_copy, storage
 from .masks import Masks, apply_masks_, check_params, resolve, to_torch_prune
 from ..core.prunable import prunable_parameters
-from .scorers import magnitude_scores
+from .scorers import scorer as resolve_scorer
+from .scorers import scores_of
 from .select import masks_from_scores
 from ..core.train import evaluate, fit_model, fit_settings, schedule_lrs, train
 
@@ -65,16 +66,25 @@ class Retrained:
     same_as: str | None = None  # another method whose run this is: the same starting weights and learning rates
 
 
-def magnitude_masks(model: nn.Module, k: float, scorer=magnitude_scores, *, params=None,
-                    example: torch.Tensor | None = None) -> Masks:
+def magnitude_masks(model: nn.Module, k: float, scorer="magnitude", *, params=None,
+                    example: torch.Tensor | None = None, data=None) -> Masks:
     """Global masks (``Masks``, keyed by name, True = keep) pruning the k% lowest-scored prunable weights
     (``round(k * n / 100)`` of them, ``prunekit.pruning.select.masks_from_scores(..., scope="global")``; ties by
-    index); 0 <= k < 100. ``scorer``: ``params -> scores`` (``prunekit.pruning.scorers``; magnitude by default).
-    params: the ``(module, "weight")`` pairs ranked (default ``prunable_parameters``, the layer into the logits traced
-    on ``example`` inputs when the model names none)."""
+    index); 0 <= k < 100. ``scorer``: a name of ``prunekit.pruning.scorers.SCORERS`` or a callable
+    ``scorer(params, *, model=None, data=None)`` (``"magnitude"``, ``|w|``, by default), called on ``model`` and
+    ``data``; a scorer with one score per unit prunes k% of the units (unit masks). params: the ``(module,
+    "weight")`` pairs ranked (default ``prunable_parameters``, the layer into the logits traced on ``example`` inputs,
+    or on ``data``'s, when the model names none)."""
     k = percentage("k", k, high_open=True)
-    params = check_params(params, model) if params is not None else prunable_parameters(model, example=example)
-    return Masks.from_params(model, params, masks_from_scores(params, scorer(params), k, scope="global"))
+    scorer = resolve_scorer(scorer)
+    if params is not None:
+        params = check_params(params, model)
+    else:
+        if example is None and data is not None:
+            example = as_split(data, name="data", max_samples=2).x
+        params = prunable_parameters(model, example=example)
+    scores = scores_of(scorer, params, model=model, data=data)
+    return Masks.from_params(model, params, masks_from_scores(params, scores, k, scope="global"))
 
 
 def pruned_model(model: nn.Module, masks) -> nn.Module:
@@ -171,8 +181,10 @@ def retrain(model: nn.Module, masks, ds: Dataset, cfg: TrainConfig, method: str,
 def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
                       checkpoints: dict[int, dict] | None = None, methods=RETRAIN_METHODS,
                       epochs: int | None = None, finetune_lr: float | None = None, rewind_epoch: int = 1,
-                      quiet: bool = True) -> tuple[nn.Module, Masks, dict[str, Retrained]]:
-    """Prune k% of ``model``'s prunable weights by global magnitude, then retrain it each way in ``methods``.
+                      quiet: bool = True, *, scorer="magnitude") -> tuple[nn.Module, Masks, dict[str, Retrained]]:
+    """Prune k% of ``model``'s prunable weights by global magnitude (or by ``scorer``, a name of
+    ``prunekit.pruning.scorers.SCORERS`` or a callable of that protocol, scored on ``ds.train``:
+    :func:`magnitude_masks`), then retrain it each way in ``methods``.
 
     checkpoints: the pretraining run's ``{epoch: state_dict}`` (``run.checkpoints``), needed for "weight_rewind",
     which resets to ``checkpoints[rewind_epoch]``. epochs: ``t`` for every method (None: each method's default, see
@@ -184,13 +196,14 @@ def prune_and_retrain(model: nn.Module, ds: Dataset, cfg: TrainConfig, k: float,
     """
     methods = distinct("methods", sequence("methods", methods, item=lambda n, v: choice(n, v, RETRAIN_METHODS)))
     rewind_epoch = count("rewind_epoch", rewind_epoch, low=0)
+    scorer = resolve_scorer(scorer)
     for method in methods:  # every schedule checked before anything is pruned or trained
         retraining_lrs(cfg, method, epochs, rewind_epoch if method == "weight_rewind" else None, finetune_lr)
         if method == "weight_rewind" and (not checkpoints or rewind_epoch not in checkpoints):
             raise ValueError(f"rewind_epoch={rewind_epoch}: weight_rewind needs checkpoints[{rewind_epoch}]: train "
                              f"with TrainConfig(checkpoints=(0, {rewind_epoch}, ...)); have "
                              f"{sorted(checkpoints or {})}")
-    masks = magnitude_masks(model, k)
+    masks = magnitude_masks(model, k, scorer, data=ds.train)
     pruned = pruned_model(model, masks)
     out, runs = {}, {}
     for method in methods:

@@ -153,8 +153,8 @@ def masks_from_scores(params: Params, scores, k: float, scope: str = "layerwise"
     score per unit (unit pruning: a :class:`UnitMasks`). Exactly ``round(k * n / 100)`` elements per layer
     ("layerwise") or over all layers ("global"); ties by (score, flat index), the lower index pruned first; scores
     are ranked in float32 when they all are, else in float64. Any scorer plugs in: magnitude
-    (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), the Taylor and brute-force saliencies
-    (``prunekit.pruning.scorers``), your own.
+    (:func:`magnitude_scores`), unit L2 (:func:`l2_scores`), any scorer of ``prunekit.pruning.scorers.SCORERS``
+    (the Taylor and brute-force saliencies of source 001 among them), your own.
     """
     k = percentage("k", k)
     params = check_params(params)

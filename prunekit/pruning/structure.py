@@ -137,8 +137,8 @@ def _one_consumer(node: torch.fx.Node, channels: int, modules: dict, calls: dict
             return None
         user = users[0]
         module = modules.get(user.target) if user.op == "call_module" else None
-        if module is not None and calls[user.target] != 1:
-            return None
+        if module is not None and calls[user.target] != 1 and any(True for _ in module.parameters()):
+            return None  # a layer with weights called twice (a parameter-free activation may be shared)
         if isinstance(module, nn.Conv2d) and not flat:
             return module if module.groups == 1 and module.in_channels == channels else None
         if isinstance(module, nn.Linear) and flat:

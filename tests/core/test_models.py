@@ -187,3 +187,18 @@ def test_batch_norm_false_removes_every_batch_norm(arch):
         ModelConfig("mlp", batch_norm=False)
     with pytest.raises(ValueError, match="batch_norm"):
         ModelConfig(arch, batch_norm=0)
+
+
+def test_a_regression_data_set_is_told_by_its_registry_kind(monkeypatch):
+    """TrainConfig asks the data set's entry what task it is (kind "regression": float targets, loss="sse"), not
+    its name: another regression data set is held to the same rule, and a classification one is not."""
+    from prunekit.core.config import DataConfig, TrainConfig
+    from prunekit.core.registry import DATASETS, DataEntry
+
+    DATASETS.names()  # the built-in entries first
+    monkeypatch.setitem(DATASETS._entries, "my_curve", DataEntry("my_curve", lambda seed, root: None, "regression"))
+    for name in ("cosine", "my_curve"):
+        with pytest.raises(ValueError, match=f"dataset='{name}' is a regression task: use loss='sse'"):
+            TrainConfig(data=DataConfig(name), model=ModelConfig(arch="mlp", hidden=(4,)))
+        assert TrainConfig(data=DataConfig(name), model=ModelConfig(arch="mlp", hidden=(4,)), loss="sse").loss == "sse"
+    assert TrainConfig(data=DataConfig("digits")).loss == "cross_entropy"

@@ -194,7 +194,7 @@ def test_effective_density_on_a_bn_mlp_agrees_with_torch_prune_and_every_data_fo
                                         pruning_method=torch_prune.L1Unstructured, amount=count)
         acc = accuracy(ref, x, y)
         assert (acc >= res.threshold) == passes
-        assert pruned_accuracy(model, (x, y), [count / res.params])[0] == pytest.approx(acc)
+        assert pruned_accuracy(model, (x, y), fractions=[count / res.params])[0] == pytest.approx(acc)
 
 
 def test_effective_density_and_hoyer_on_resnet18_conv1d_and_a_transformer(digits, tokens):
@@ -206,7 +206,7 @@ def test_effective_density_and_hoyer_on_resnet18_conv1d_and_a_transformer(digits
     r = effective_density(res18, (xt, digits.test.y[:200]), step=0.05)
     assert r.params == sum(p.numel() for p in res18.parameters() if p.dim() == 4) and 0 <= r.density <= 1
     assert r.dense_accuracy > 0.3 and r.core_accuracy >= r.threshold
-    assert pruned_accuracy(res18, (xt, digits.test.y[:200]), [r.pruned / r.params])[0] == r.core_accuracy
+    assert pruned_accuracy(res18, (xt, digits.test.y[:200]), fractions=[r.pruned / r.params])[0] == r.core_accuracy
     assert list(hoyer_by_layer(res18, (xt, digits.test.y[:200]))) == \
         [n for n, p in res18.named_parameters() if p.dim() == 4]
 
@@ -263,8 +263,8 @@ def test_ablation_respects_torch_prune_hooks(digits, method):
     subsets = random_subsets(64 * 32 + 32 * 32, 300, 8, torch.Generator().manual_seed(0))
     params_h = [(hooked[1], "weight"), (hooked[3], "weight")]
     params_b = [(baked[1], "weight"), (baked[3], "weight")]
-    got = evaluate_subsets(hooked, x, y, subsets, params=params_h, method=method)
-    want = evaluate_subsets(baked, x, y, subsets, params=params_b, method="loop")
+    got = evaluate_subsets(hooked, x, y, subsets=subsets, params=params_h, method=method)
+    want = evaluate_subsets(baked, x, y, subsets=subsets, params=params_b, method="loop")
     assert (want.utility > 1e-4).all()
     assert got.utility.to_numpy() == pytest.approx(want.utility.to_numpy(), rel=1e-4, abs=1e-6)
     assert torch.equal(hooked[1].weight_orig, orig)  # left unchanged
@@ -308,14 +308,14 @@ def test_pruning_curve_and_the_surface_take_every_data_form(digits):
     model = fit(BNMLP(), digits.train.x, digits.train.y, epochs=5)
     x, y = digits.test.x, digits.test.y
     params = prunable_parameters(model, example=x)
-    curves = [pruning_curve(model, params, data, ks=[50.0], methods=["weight"], scopes=["global"])
+    curves = [pruning_curve(model, data, params=params, ks=[50.0], methods=["weight"], scopes=["global"])
               for data in ((x, y), Split(x, y), DataLoader(TensorDataset(x, y), batch_size=50))]
     for other in curves[1:]:
         assert other.accuracy.tolist() == curves[0].accuracy.tolist()
     vec = flatten(model)
-    assert evaluate_point(model, vec, (x, y)) == evaluate_point(model, vec, {"test": Split(x, y)})
+    assert evaluate_point(model, (x, y), vec=vec) == evaluate_point(model, {"test": Split(x, y)}, vec=vec)
     with pytest.raises(ValueError, match="split"):
-        pruning_curve(model, params, x, ks=[50.0])
+        pruning_curve(model, x, params=params, ks=[50.0])
 
 
 # ------------------------------------------------------------------ cases found in review: each failed before
@@ -351,8 +351,9 @@ def test_ablating_a_hooked_attention_out_proj_is_seen(tokens):
     torch_prune.custom_from_mask(baked.encoder.self_attn.out_proj, "weight", out_proj.weight_mask)
     torch_prune.remove(baked.encoder.self_attn.out_proj, "weight")
     whole = torch.ones(1, out_proj.weight.numel(), dtype=torch.bool)  # ablate all of out_proj
-    got = evaluate_subsets(model, x[:200], y[:200], whole, params=[(out_proj, "weight")])
-    want = evaluate_subsets(baked, x[:200], y[:200], whole, params=[(baked.encoder.self_attn.out_proj, "weight")])
+    got = evaluate_subsets(model, x[:200], y[:200], subsets=whole, params=[(out_proj, "weight")])
+    want = evaluate_subsets(baked, x[:200], y[:200], subsets=whole,
+                            params=[(baked.encoder.self_attn.out_proj, "weight")])
     assert float(want.utility[0]) > 1e-3
     assert float(got.utility[0]) == pytest.approx(float(want.utility[0]), rel=1e-4)
 

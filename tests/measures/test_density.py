@@ -228,7 +228,7 @@ def test_pruned_accuracy_matches_independent_pruning(trained):
     model, ds = trained
     n = sum(m.weight.numel() for m, _ in prunable_parameters(model))
     fracs = [0.0, 0.3, 0.6, 0.9, 0.99]
-    ours = pruned_accuracy(model, ds, fracs)
+    ours = pruned_accuracy(model, ds, fractions=fracs)
     ref = [_accuracy_with_smallest_zeroed(model, ds.test, round(f * n))[0] for f in fracs]
     assert ours == pytest.approx(ref, abs=1e-9)
     assert ours[0] > 0.8 and ours[-1] < ours[0] - 0.2  # the model learned something, and pruning 99% hurts
@@ -250,7 +250,7 @@ def test_pruned_accuracy_of_a_conv_net_in_the_searchs_batches_matches_independen
     hook = model.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
     fracs = [0.0, 0.2, 0.5, 0.8]
     try:
-        ours = pruned_accuracy(model, ds, fracs)
+        ours = pruned_accuracy(model, ds, fractions=fracs)
     finally:
         hook.remove()
     assert calls == [2] + [256, len(ds.test) - 256] * len(fracs)  # 2: the labels checked against the logits first
@@ -419,8 +419,8 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
     to_torch_prune(prunable_parameters(hooked), [torch.ones_like(m.weight, dtype=torch.bool)
                                                  for m, _ in prunable_parameters(hooked)])
     assert not IncrementalMLP.applies(hooked, prunable_parameters(hooked))
-    a = effective_density(hooked, (x, y), 0.02, include_output=True)
-    b = effective_density(hooked, (x, y), 0.02, include_output=True, incremental=False)
+    a = effective_density(hooked, (x, y), tolerance=0.02, include_output=True)
+    b = effective_density(hooked, (x, y), tolerance=0.02, include_output=True, incremental=False)
     assert (a.pruned, a.failed_at, a.evaluations) == (b.pruned, b.failed_at, b.evaluations)
     with pytest.raises(ValueError, match="hooks"):
         effective_density(hooked, (x, y), incremental=True)

@@ -83,7 +83,7 @@ def test_weight_norm_default_set_is_stable_and_its_effective_weight_is_pruned(ml
     for _ in range(5):
         assert [m for m, _ in prunable_parameters(model, example=x)] == [model.fc1, model.fc2]
     params = prunable_parameters(model, example=x)
-    df = pruning_curve(model, params, (x, y), ks=[90, 99], methods=["weight"], scopes=["global"])
+    df = pruning_curve(model, (x, y), params=params, ks=[90, 99], methods=["weight"], scopes=["global"])
     plain = copy.deepcopy(mlp)  # weight_norm computes the same weights: prune them by hand
     weights = [plain.fc1.weight, plain.fc2.weight]
     order = torch.cat([w.detach().abs().reshape(-1) for w in weights]).argsort(stable=True)
@@ -177,7 +177,7 @@ def test_a_pre_pruned_attention_is_measured_on_the_weights_it_uses(digits):
     want = evaluate_subsets(plain, (x, y), subsets=everything, params=[(plain.attn.out_proj, "weight")])
     assert float(got.accuracy[0]) == pytest.approx(float(want.accuracy[0]), abs=1e-6)
     assert float(want.accuracy[0]) < accuracy(plain, x, y) - 0.2
-    assert utility(model, x, everything[0], params=out_proj) == pytest.approx(float(got.utility[0]), rel=1e-4)
+    assert utility(model, x, subset=everything[0], params=out_proj) == pytest.approx(float(got.utility[0]), rel=1e-4)
     a = effective_density(model, (x, y), step=0.05, resolution=0.01)
     b = effective_density(plain, (x, y), step=0.05, resolution=0.01)
     assert (a.density, a.core_accuracy) == (b.density, b.core_accuracy)
@@ -191,12 +191,12 @@ def test_a_pre_pruned_attention_is_measured_on_the_weights_it_uses(digits):
 # --------------------------------------------------------------------------------------------------- 4. labels
 MEASURES = {
     "effective_density": lambda m, x, y: effective_density(m, (x, y), step=0.1, resolution=0.05),
-    "pruning_curve": lambda m, x, y: pruning_curve(m, prunable_parameters(m, example=x), (x, y), ks=[50],
+    "pruning_curve": lambda m, x, y: pruning_curve(m, (x, y), params=prunable_parameters(m, example=x), ks=[50],
                                                    methods=["weight"], scopes=["global"]),
     "random_ablation": lambda m, x, y: random_ablation(m, (x, y), ratios=[0.2], n_subsets=2),
     "evaluate_subsets": lambda m, x, y: evaluate_subsets(m, (x, y), subsets=torch.ones(1, 64 * 32 + 32 * 32,
                                                                                         dtype=torch.bool)),
-    "linear_path": lambda m, x, y: linear_path(m, flatten(m), flatten(m) * 0.5, (x, y), n=2),
+    "linear_path": lambda m, x, y: linear_path(m, (x, y), w_a=flatten(m), w_b=flatten(m) * 0.5, n=2),
     "fine_tune": lambda m, x, y: fine_tune(m, magnitude_masks(m, 50, example=x), (x, y), lrs=[0.01]),
 }
 
@@ -291,9 +291,9 @@ def test_params_of_another_model_are_refused(measure, mlp, digits):
     params = prunable_parameters(mlp, example=x)  # computed on the original
     calls = {
         "effective_density": lambda: effective_density(other, (x, y), params=params),
-        "pruning_curve": lambda: pruning_curve(other, params, (x, y), ks=[50]),
+        "pruning_curve": lambda: pruning_curve(other, (x, y), params=params, ks=[50]),
         "random_ablation": lambda: random_ablation(other, (x, y), ratios=[0.1], n_subsets=2, params=params),
-        "utility": lambda: utility(other, x, torch.ones(64 * 32 + 32 * 32, dtype=torch.bool), params=params),
+        "utility": lambda: utility(other, x, subset=torch.ones(64 * 32 + 32 * 32, dtype=torch.bool), params=params),
         "hoyer": lambda: hoyer_by_layer(other, params=params),
         "weight_coverage": lambda: weight_coverage(other, params),
         "fine_tune": lambda: fine_tune(other, [torch.ones(32, 64, dtype=torch.bool),
@@ -311,7 +311,7 @@ def test_nan_inputs_are_refused_naming_the_samples(measure, mlp, digits):
     x = x.clone()
     x[5, 0, 2, 3] = float("nan")
     if measure == "utility":
-        call = lambda: utility(mlp, x, torch.ones(64 * 32 + 32 * 32, dtype=torch.bool))  # noqa: E731
+        call = lambda: utility(mlp, x, subset=torch.ones(64 * 32 + 32 * 32, dtype=torch.bool))  # noqa: E731
     else:
         call = functools.partial(MEASURES[measure], mlp, x, y)
     with pytest.raises(ValueError, match="NaN in 1 of 200 samples"):
@@ -396,4 +396,4 @@ def test_masking_any_small_model_equals_masking_its_plain_copy_by_hand(kind, wid
     if bool(subset.any()):
         lp, lq = before.double().log_softmax(1), want.double().log_softmax(1)
         kl = float((lp.exp() * (lp - lq)).sum(1).clamp_min(0).mean())
-        assert utility(model, x, subset, params=params) == pytest.approx(kl, rel=1e-5, abs=1e-7)
+        assert utility(model, x, subset=subset, params=params) == pytest.approx(kl, rel=1e-5, abs=1e-7)

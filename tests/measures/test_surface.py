@@ -85,7 +85,7 @@ def test_anchors_equal_the_models_own_metrics_and_model_restored():
     plane = S.Plane.through(S.flatten(a), S.flatten(b), S.flatten(c))
     host = copy.deepcopy(a)
     before = S.flatten(host)
-    grid, anchors = S.plane_surface(host, plane, splits, n=5, margin=0.2)
+    grid, anchors = S.plane_surface(host, splits, plane=plane, n=5, margin=0.2)
     assert torch.equal(S.flatten(host), before)
     assert len(grid) == 5 * 5 * 2 and set(grid["split"]) == {"train", "test"}
     assert np.isfinite(grid["loss"]).all()
@@ -112,7 +112,7 @@ def test_batchnorm_statistics_recomputed_at_each_point():
     plane = S.Plane.through(*[S.flatten(n) for n in nets])
     host = copy.deepcopy(nets[0])
     buffers = {k: v.clone() for k, v in host.state_dict().items() if "running" in k}
-    _, anchors = S.plane_surface(host, plane, splits, n=2)
+    _, anchors = S.plane_surface(host, splits, plane=plane, n=2)
     for k, v in buffers.items():  # restored
         assert torch.equal(host.state_dict()[k], v)
     for name, net in zip(plane.names, nets):
@@ -128,7 +128,7 @@ def test_batchnorm_statistics_recomputed_at_each_point():
 def test_linear_path_ends_and_barrier():
     a, _, c = _three_mlps()
     splits = _splits()
-    path = S.linear_path(copy.deepcopy(a), S.flatten(a), S.flatten(c), splits, n=7)
+    path = S.linear_path(copy.deepcopy(a), splits, w_a=S.flatten(a), w_b=S.flatten(c), n=7)
     assert len(path) == 14
     for t, model in ((0.0, a), (1.0, c)):
         row = path[(path.t == t) & (path.split == "test")].iloc[0]

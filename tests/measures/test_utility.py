@@ -92,29 +92,29 @@ def test_utility_matches_hand_computation_on_tiny_net():
     ablate[[0, 3, 7, 21, 30, 34]] = True
     want = _np_kl_mean(_np_forward(model, x), _np_forward(model, x, ablate.numpy()))
     assert want > 0
-    assert U.utility(model, x, ablate) == pytest.approx(want, rel=1e-5)
+    assert U.utility(model, x, subset=ablate) == pytest.approx(want, rel=1e-5)
     per_layer = list(torch.split(ablate, [20, 15]))
     per_layer = [per_layer[0].view(5, 4), per_layer[1].view(3, 5)]
-    assert U.utility(model, x, per_layer) == pytest.approx(want, rel=1e-5)
+    assert U.utility(model, x, subset=per_layer) == pytest.approx(want, rel=1e-5)
     for method in ("batched", "loop"):
-        df = U.evaluate_subsets(model, x, None, ablate.unsqueeze(0), method=method)
+        df = U.evaluate_subsets(model, x, None, subsets=ablate.unsqueeze(0), method=method)
         assert df["utility"].iloc[0] == pytest.approx(want, rel=1e-5)
     keep = U.ablation_masks(model, ablate)  # the same subset as name-keyed keep-masks
     assert list(keep) == [f"{name}.weight" for name, m in model.named_modules() if any(m is p for p, _ in params)]
     assert torch.equal(~torch.cat([keep[n].reshape(-1) for n in keep]), ablate)
-    assert U.utility(model, x, keep) == pytest.approx(want, rel=1e-5)
+    assert U.utility(model, x, subset=keep) == pytest.approx(want, rel=1e-5)
     with pytest.raises(ValueError, match="35 prunable weights"):
         U.ablation_masks(model, torch.zeros(34, dtype=torch.bool))
     units = M.Masks.from_units(model, params, [(0, 1)])  # a unit also loses its bias: not a weight ablation
     with pytest.raises(ValueError, match="unit masks"):
-        U.utility(model, x, units)
+        U.utility(model, x, subset=units)
 
 
 def test_empty_subset_is_exactly_zero_and_model_unchanged():
     model = _tiny_mlp()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = torch.randn(9, 4), torch.randint(0, 3, (9,))
-    assert U.utility(model, x, torch.zeros(35, dtype=torch.bool)) == 0.0
+    assert U.utility(model, x, subset=torch.zeros(35, dtype=torch.bool)) == 0.0
     df = U.random_ablation(model, x, y, ratios=(0.0, 0.3, 1.0), n_subsets=6)
     assert (df.loc[df.ratio == 0, "utility"] == 0.0).all()
     assert (df["utility"] >= 0).all()
@@ -160,13 +160,13 @@ def test_batched_ablation_equals_per_subset_loop(arch):
     # and each equals the straightforward per-subset computation
     subs = U.random_subsets(sum(m.weight.numel() for m, _ in prunable_parameters(model)), 20, 3,
                             torch.Generator().manual_seed(0))
-    batched = U.evaluate_subsets(model, x, y, subs, method="batched")
+    batched = U.evaluate_subsets(model, x, y, subsets=subs, method="batched")
     for i in range(3):
-        assert batched["utility"].iloc[i] == pytest.approx(U.utility(model, x, subs[i]), rel=1e-4, abs=1e-7)
+        assert batched["utility"].iloc[i] == pytest.approx(U.utility(model, x, subset=subs[i]), rel=1e-4, abs=1e-7)
     # the same subsets as name-keyed keep-masks (the mask model of the rest of prunekit) give the same table
-    as_masks = U.evaluate_subsets(model, x, y, [U.ablation_masks(model, s) for s in subs], method="batched")
+    as_masks = U.evaluate_subsets(model, x, y, subsets=[U.ablation_masks(model, s) for s in subs], method="batched")
     pd.testing.assert_frame_equal(as_masks, batched)
-    assert U.evaluate_subsets(model, x, y, [], method="loop").empty
+    assert U.evaluate_subsets(model, x, y, subsets=[], method="loop").empty
 
 
 def test_accuracy_ties_follow_argmax():
@@ -199,7 +199,7 @@ def test_magnitude_bands_and_ablation():
     top = torch.zeros(35, dtype=torch.bool)
     top[bands[-1]] = True
     got = df[(df.band == 4) & (df.ratio == 1.0)]["utility"].iloc[0]
-    assert got == pytest.approx(U.utility(model, x, top), rel=1e-5)
+    assert got == pytest.approx(U.utility(model, x, subset=top), rel=1e-5)
 
 
 def test_summarize():
@@ -272,9 +272,9 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match="ratios"):
         U.random_ablation(model, x, None, ratios=(1.5,))
     with pytest.raises(ValueError, match="subsets"):
-        U.evaluate_subsets(model, x, None, torch.zeros(2, 3, dtype=torch.bool))
+        U.evaluate_subsets(model, x, None, subsets=torch.zeros(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError):
-        U.utility(model, x, [torch.zeros(2, 2, dtype=torch.bool)])
+        U.utility(model, x, subset=[torch.zeros(2, 2, dtype=torch.bool)])
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -297,8 +297,8 @@ def test_mlp_fast_path_equals_vmap(bias):
         ref = SS._outputs_batched(model, x, keep, params)
     assert layout == "csn" and torch.allclose(fast.permute(1, 2, 0), ref, atol=1e-6)
     y = torch.randint(0, 3, (11,))
-    a = U.evaluate_subsets(model, x, y, ~keep, params=params, method="batched")
-    b = U.evaluate_subsets(model, x, y, ~keep, params=params, method="loop")
+    a = U.evaluate_subsets(model, x, y, subsets=~keep, params=params, method="batched")
+    b = U.evaluate_subsets(model, x, y, subsets=~keep, params=params, method="loop")
     assert np.allclose(a["utility"], b["utility"], rtol=1e-4, atol=1e-7)
     assert np.array_equal(a["accuracy"], b["accuracy"])
 
@@ -348,7 +348,7 @@ def test_random_ablation_within_a_pool_and_by_count():
     assert set(df["n_ablated"]) == {21} and set(df["ratio"]) == {0.5}
     subs = U.random_subsets(54, 21, 7, torch.Generator().manual_seed(2), within=pool)
     assert not subs[:, ~torch.isin(torch.arange(54), pool)].any()   # never a weight outside the pool
-    direct = U.evaluate_subsets(model, x, y, subs)
+    direct = U.evaluate_subsets(model, x, y, subsets=subs)
     assert np.allclose(df["utility"], direct["utility"]) and np.array_equal(df["accuracy"], direct["accuracy"])
     by_count = U.random_ablation(model, x, y, n_subsets=7, seed=2, within=pool, counts=[21, 42])
     assert list(by_count["n_ablated"].unique()) == [21, 42] and list(by_count["ratio"].unique()) == [0.5, 1.0]

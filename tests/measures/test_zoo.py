@@ -441,7 +441,7 @@ def curve_model(fam, model):
 def check_curve_weight(fam, model, train, test):
     x, y = test
     params = params_of(fam, model, x)
-    df = pruning_curve(curve_model(fam, model), params, test, ks=[30, 70], methods=["weight"], scopes=["global"])
+    df = pruning_curve(curve_model(fam, model), test, params=params, ks=[30, 70], methods=["weight"], scopes=["global"])
     mags = flat_magnitudes(model, fam.names)
     for row in df.itertuples():
         count = int(round(row.k * mags.numel() / 100))
@@ -477,7 +477,7 @@ def unit_companions(fam, model, name):
 def check_curve_unit(fam, model, train, test):
     x, y = test
     params = params_of(fam, model, x)
-    df = pruning_curve(curve_model(fam, model), params, test, ks=[50], methods=["unit"], scopes=["layerwise"])
+    df = pruning_curve(curve_model(fam, model), test, params=params, ks=[50], methods=["unit"], scopes=["layerwise"])
     keeps, companions = [], []
     for name, w in zip(fam.names, effective(model, fam.names)):
         norms = w.reshape(w.shape[0], -1).float().norm(dim=1)
@@ -510,7 +510,7 @@ def check_utility(fam, model, train, test):
         z = logits(masked_copy(model, fam.names, keeps_pruning(model, fam.names, subset)), x, fam.output_fn)
         want = kl(dense, z)
         assert want > 0
-        assert utility(m, x, subset, params=params) == pytest.approx(want, rel=rel(fam))
+        assert utility(m, x, subset=subset, params=params) == pytest.approx(want, rel=rel(fam))
         assert table.utility[i] == pytest.approx(want, rel=1e-4, abs=1e-6)
         assert table.accuracy[i] == pytest.approx(accuracy(z, y), abs=1e-6)
 
@@ -595,11 +595,11 @@ def check_surface(fam, model, train, test):
     vecs = {k: S.flatten(logits_model(net, fam.output_fn)) for k, net in nets.items()}
     host = logits_model(copy.deepcopy(model), fam.output_fn)
     plane = S.Plane.through(vecs["a"], vecs["b"], vecs["c"], names=("a", "b", "c"))
-    _, anchors = S.plane_surface(host, plane, {"test": (x, y)}, n=2, bn_data=bn_x)
+    _, anchors = S.plane_surface(host, {"test": (x, y)}, plane=plane, n=2, bn_data=bn_x)
     for row in anchors.itertuples():
         assert row.loss == pytest.approx(refs[row.point][0], rel=1e-4)
         assert row.accuracy == pytest.approx(refs[row.point][1], abs=1.01 / len(y))  # float32 points: one sample
-    path = S.linear_path(host, vecs["a"], vecs["b"], {"test": (x, y)}, n=2, bn_data=bn_x)
+    path = S.linear_path(host, {"test": (x, y)}, w_a=vecs["a"], w_b=vecs["b"], n=2, bn_data=bn_x)
     ends = path.sort_values("t")
     assert ends.loss.iloc[0] == pytest.approx(refs["a"][0], rel=1e-4)
     assert ends.loss.iloc[-1] == pytest.approx(refs["b"][0], rel=1e-4)

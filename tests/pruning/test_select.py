@@ -372,8 +372,8 @@ def test_pruning_curve_forms_agree_and_restore_weights():
     split = Split(torch.randn(200, 1, 8, 8, generator=g), torch.randint(0, 10, (200,), generator=g))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ks = [0, 50, 90]
-    cheap = CV.pruning_curve(model, params, split, ks, labels={"dataset": "toy", "arch": "forai", "seed": 0})
-    dense = CV.pruning_curve(model, params, split, ks, form="dense")
+    cheap = CV.pruning_curve(model, split, params=params, ks=ks, labels={"dataset": "toy", "arch": "forai", "seed": 0})
+    dense = CV.pruning_curve(model, split, params=params, ks=ks, form="dense")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert len(cheap) == 4 * 2 * 3
     assert {"dataset", "arch", "seed", "method", "scope", "k", "sparsity", "accuracy", "loss"} <= set(cheap.columns)
