@@ -1,1 +1,2 @@
-"""Pruning: masks, importance scorers, scores to masks, compaction, retraining, pruning cycles."""
+"""Pruning: importance scorers (one protocol, one registry), scores to masks, masks, what pruning reads of a model's
+structure, compaction, retraining, pruning cycles."""

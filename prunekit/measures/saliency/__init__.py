@@ -32,8 +32,10 @@ from .estimators import (ESTIMATORS, OUTPUT_HESSIANS, TAYLOR, exact_hessian, exa
                          hessian_diagonal_check, output_derivatives, saliencies, saliency_scores)
 from .network import ACTIVATIONS, LOSSES, UnitNet, check_unit_net, from_model, prepare_data, to_model
 from .serial import ALGORITHMS, MARGIN_MODES, PruneResult, evaluate, removable_units, serial_prune
+from . import estimators, network, serial  # noqa: E402 (named in __all__)
 
 __all__ = ["ESTIMATORS", "TAYLOR", "ALGORITHMS", "LOSSES", "ACTIVATIONS", "OUTPUT_HESSIANS", "MARGIN_MODES",
            "UnitNet", "from_model", "check_unit_net", "prepare_data", "output_derivatives", "exact_hessian",
            "exact_hessian_diagonal", "hessian_diagonal_check", "saliencies", "to_model", "evaluate", "removable_units",
-           "PruneResult", "serial_prune", "saliency_scores"]
+           "PruneResult", "serial_prune", "saliency_scores",
+           "network", "estimators", "serial"]  # the modules too: the API reference documents each
