@@ -78,6 +78,7 @@ def older_positional(*names: str, quiet: tuple[str, ...] = ("y",), older_order: 
         @functools.wraps(fn)
         def call(*args, **kwargs):
             old_forms: list[str] = []
+            moved: list[str] = []  # the keywords the older call gave another way
             for old, new in renamed.items():
                 if old in kwargs:
                     if new in kwargs:
@@ -87,11 +88,13 @@ def older_positional(*names: str, quiet: tuple[str, ...] = ("y",), older_order: 
             if older_order and len(args) >= 2 and older_when(args):
                 head, extra, order = args[:1], args[1:], older_order
                 old_forms.append(f"the order {fn.__name__}(model, {', '.join(older_order[:len(extra)])})")
+                moved = [n for n in order[:len(extra)] if n != "data"]
             else:
                 head, extra, order = args[:2], args[2:], names
                 loud = [n for n in order[:len(extra)] if n not in quiet]
                 if loud:
                     old_forms.append(f"{', '.join(loud)} by position")
+                    moved = list(order[:len(extra)])
             if len(extra) > len(order):
                 raise TypeError(f"{fn.__name__}() takes model and data by position, and at most {len(order)} older "
                                 f"positional arguments after them; got {len(args)} positional arguments")
@@ -100,9 +103,11 @@ def older_positional(*names: str, quiet: tuple[str, ...] = ("y",), older_order: 
                     raise TypeError(f"{fn.__name__}() got multiple values for argument {name!r}")
                 kwargs[name] = value
             if old_forms:
+                data = "(x, y)" if "y" in moved else "data"
+                new_call = ", ".join(["model", data] + [f"{n}=..." for n in moved if n != "y"])
                 warnings.warn(f"{fn.__name__}: {'; '.join(old_forms)} is deprecated and goes in the next release: "
-                              f"call {fn.__name__}(model, data, *, params=None, ...) with every other argument by "
-                              "keyword (prunekit.measures.protocol)", DeprecationWarning, stacklevel=2)
+                              f"call {fn.__name__}({new_call}), the model and the data by position and every other "
+                              "argument by keyword (prunekit.measures.protocol)", DeprecationWarning, stacklevel=2)
             return fn(*head, **kwargs)
 
         return call
