@@ -185,8 +185,9 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
     for profile in ("quick", "paper", "full"):
         seen.clear()
         with pytest.raises(Planned):  # stopped after the cycles' plan, before any small network
-            B.cycles_experiment(profile, seeds=[0])
-        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.CYCLE_PROFILES[profile].cycles}
+            study = B.preset(profile).with_overrides(cycle_seeds=[0])
+            B.cycles_experiment(study.cycle_configs(), study.n_cycles)
+        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.PRESETS[profile].n_cycles}
         for cfg, kw in seen:
             assert kw["epochs"] == cfg.epochs
             lrs = retraining_lrs(cfg, "lr_rewind", kw["epochs"])
