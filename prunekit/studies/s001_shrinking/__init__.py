@@ -22,7 +22,9 @@ from .setups import (GROUPS, MARGIN, NEAR, PRESETS, SETUPS, SOURCE, Group, Prese
                      preset, setup_table)
 from .verdicts import CLAIMS, claims_table
 
-__all__ = ["SOURCE", "Setup", "SETUPS", "Group", "GROUPS", "group_of", "Preset", "PRESETS", "preset", "MARGIN",
+# the modules first (each has its API page), then the names the notebooks use
+__all__ = ["setups", "experiment", "verdicts", "figures",
+           "SOURCE", "Setup", "SETUPS", "Group", "GROUPS", "group_of", "Preset", "PRESETS", "preset", "MARGIN",
            "NEAR", "load_setup", "run_setup", "Experiment", "check_setups", "run_experiment", "rank_agreement",
            "curve_gap", "removable_summary", "setup_table", "why_table", "training_course", "CLAIMS",
            "claims_table", "group_sentences", "estimator_colors", "plot_curves", "plot_course"]

@@ -23,7 +23,9 @@ from .networks import (MLP_VARIANT, NETWORKS, PRESETS, SOURCE, SOURCE_DATASET, S
 from .verdicts import (GROWS, MAGNITUDE, PROPORTION_WIDTHS, QUOTES, SPREAD, STALE_STATISTICS, WEIGHTS_SPREAD,
                        spread_claims, utility_claims)
 
-__all__ = ["SOURCE", "SOURCE_DATASET", "SOURCE_EPOCHS", "substitute", "as_decided_on", "NETWORKS", "Network",
+# the modules first (each has its API page), then the names the notebooks use
+__all__ = ["networks", "experiments", "verdicts",
+           "SOURCE", "SOURCE_DATASET", "SOURCE_EPOCHS", "substitute", "as_decided_on", "NETWORKS", "Network",
            "SOURCE_NETWORK", "MLP_VARIANT", "Preset", "PRESETS", "preset", "default_dataset", "pretrain_config",
            "vanilla_cnn", "vanilla_cnn_config", "eval_subset", "without_batch_norm", "ablation_at_checkpoints",
            "critical_ratio", "width_comparison", "ablation_table", "check_plan", "spread_experiment",
