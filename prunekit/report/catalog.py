@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from ..core.checks import choice, file_name, sequence, text
+from ..core.checks import choice, distinct, file_name, sequence, text
 
 __all__ = ["SOURCES", "Study", "STUDIES", "study", "source_of", "headline_figures"]
 
@@ -47,8 +47,9 @@ class Study:
 
     def __post_init__(self):
         file_name("notebook", self.notebook)
-        sequence("sources", self.sources, nonempty=False, item=lambda n, v: choice(n, v, tuple(SOURCES)))
-        sequence("modules", self.modules, nonempty=False, item=text)
+        distinct("sources", sequence("sources", self.sources, nonempty=False,
+                                     item=lambda n, v: choice(n, v, tuple(SOURCES))))
+        distinct("modules", sequence("modules", self.modules, nonempty=False, item=text))
         text("question", self.question)
         object.__setattr__(self, "figures", MappingProxyType(dict(self.figures)))
 

@@ -51,7 +51,7 @@ def training_plan(pretraining: Iterable[TrainConfig], retraining: Iterable[tuple
     ``prunekit.core.estimate.expect`` plans them (with its ``LongRunWarning`` over an hour). Prints one line,
     "training planned here: about <time> (<n> of <m> networks already trained)", and returns the plan."""
     text("label", label)
-    expected = estimate.expect(list(pretraining), list(retraining), label=label)
+    expected = estimate.expect(pretraining, retraining, label=label)
     print(f"training planned here: about {estimate.duration(expected.attrs['seconds'])} "
           f"({int(expected.cached.sum())} of {len(expected)} networks already trained)")
     return expected

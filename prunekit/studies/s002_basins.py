@@ -188,7 +188,9 @@ def cycles_experiment(configs: Sequence[TrainConfig], cycles: int, units: Sequen
     from ..pruning.cycles import check_plan, iterative_pruning, small_config  # likewise
 
     configs = train_configs("configs", configs)
-    seeds = distinct("configs' seeds", [c.seed for c in configs])
+    seeds = [c.seed for c in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"configs={configs!r} repeat a training seed ({seeds}): give one config per seed")
     check_plan(units, methods, cycles)
     cycles = int(cycles)
     cfgs = dict(zip(seeds, configs))

@@ -174,7 +174,9 @@ def pruned_experiment(configs: Sequence[TrainConfig], prune_ratios: Sequence[flo
     from ..core.store import train_or_load  # looked up at each call: tests replace it with a stand-in
 
     configs = train_configs("configs", configs)
-    seeds = distinct("configs' seeds", [c.seed for c in configs])
+    seeds = [c.seed for c in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"configs={configs!r} repeat a training seed ({seeds}): give one config per seed")
     ratios = distinct("prune_ratios", sequence("prune_ratios", prune_ratios,
                                                item=lambda n, r: fraction(n, r, low_open=True, high_open=True)))
     cfgs = dict(zip(seeds, configs))

@@ -18,12 +18,12 @@ from .presets import (GROUP, MIN_DENSE_ACCURACY, OPTIMIZER_SETTINGS, PRESETS, TO
                       preset, substitute, width_grid)
 from .statistics import (density_trend, factor_effect, fit_core_scaling, fit_density_vs_width, fit_loglog,
                          split_untrained)
-from .verdicts import CLAIMS, QUOTES, SOURCE, SOURCE_WIDTH_RANGE, arch_kind, claims, claims_table
+from .verdicts import CLAIMS, QUOTES, SOURCE, SOURCE_WIDTH_RANGE, claims, claims_table
 
 # the modules first (each has its API page), then the names the notebooks use
 __all__ = ["presets", "point", "statistics", "verdicts", "figures",
            "GROUP", "WIDTHS", "TOLERANCE", "MIN_DENSE_ACCURACY", "Preset", "PRESETS", "preset", "OPTIMIZER_SETTINGS",
            "width_grid", "substitute", "grid_setup", "POINT_VERSION", "RESULT_COLUMNS", "DensityPoint", "eval_split",
            "width_sweep", "split_untrained", "fit_loglog", "fit_core_scaling", "fit_density_vs_width",
-           "density_trend", "factor_effect", "SOURCE", "QUOTES", "SOURCE_WIDTH_RANGE", "CLAIMS", "arch_kind",
+           "density_trend", "factor_effect", "SOURCE", "QUOTES", "SOURCE_WIDTH_RANGE", "CLAIMS",
            "claims_table", "claims", "plot_density_vs_width", "plot_core_vs_params", "plot_hoyer_vs_width"]

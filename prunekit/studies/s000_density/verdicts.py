@@ -16,7 +16,7 @@ from ...report.intervals import Interval, bootstrap_interval, mean_interval, sid
 from .presets import MIN_DENSE_ACCURACY
 from .statistics import fit_core_scaling, fit_density_vs_width, split_untrained
 
-__all__ = ["SOURCE", "QUOTES", "SOURCE_WIDTH_RANGE", "CLAIMS", "arch_kind", "claims_table", "claims"]
+__all__ = ["SOURCE", "QUOTES", "SOURCE_WIDTH_RANGE", "CLAIMS", "claims_table", "claims"]
 
 SOURCE = source_of("03_width_invariance")
 SOURCE_WIDTH_RANGE = 50.0  # the source's widest model is 50x its narrowest (0.1x to 5x)
