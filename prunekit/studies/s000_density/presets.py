@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ...core.checks import distinct, mapping, number, sequence
 from ...core.config import DataConfig, TrainConfig, check_profile
+from ...core.data import available_datasets, files_present
 from ...core.sweep import make_grid
 from ...measures.density import check_scope
 from ..protocol import StudyPreset
@@ -31,8 +32,9 @@ class Preset(StudyPreset):
     """Notebook 03's width sweep for one profile: ``archs`` (arch -> its data sets), the ``widths``, the
     ``optimizers``, ``inits``, ``seeds``, ``epochs``, ``batch_size``, training ``subset`` and image ``resize`` (each one
     value for every arch or a dict arch -> value), ``patience`` / ``min_improvement`` (train until the loss stops
-    improving; 0 trains every epoch), ``eval_subset`` (test images density is measured on; None: all) and
-    ``min_workers`` (Dask workers at least)."""
+    improving; 0 trains every epoch), ``eval_subset`` (test images density is measured on; None: all),
+    ``min_workers`` (Dask workers at least) and when CIFAR-10 joins the conv and residual nets (``cifar10``,
+    :meth:`sweep_configs`)."""
 
     archs: dict
     widths: tuple[float, ...]
@@ -47,6 +49,18 @@ class Preset(StudyPreset):
     min_workers: int
     patience: int = 0
     min_improvement: float = 0.01
+    cifar10: str = "never"  # conv and residual on CIFAR-10 too: "never", "asked" (use_cifar10), "present" (or its files)
+
+    def sweep_configs(self, use_cifar10: bool = False) -> tuple[list, dict[str, str]]:
+        """``(configs, skipped)``: the grid (:meth:`grid`) on the data sets whose files are here, CIFAR-10 added for
+        the conv and residual nets as the preset's ``cifar10`` says (asked by ``use_cifar10``, or its files present);
+        ``skipped``: ``{dataset: why}`` of those that are not (``prunekit.core.data.available_datasets``)."""
+        archs = {arch: list(ds) for arch, ds in self.archs.items()}
+        if self.cifar10 != "never" and (use_cifar10 or (self.cifar10 == "present" and files_present("cifar10"))):
+            for arch in ("conv", "resnet"):
+                archs.setdefault(arch, []).append("cifar10")
+        present, skipped = available_datasets(sorted({d for ds in archs.values() for d in ds}))
+        return self.grid({arch: [d for d in ds if d in present] for arch, ds in archs.items()}), skipped
 
     def grid(self, archs: dict | None = None) -> list:
         """The configs of :func:`width_grid` for ``archs`` (arch -> data sets; None: the preset's)."""
@@ -64,12 +78,12 @@ PRESETS = {
                     inits={"lenet300": ["glorot", "he"], "conv": ["he"], "resnet": ["he"]}, seeds=(0, 1, 2),
                     epochs=2, batch_size={"lenet300": 128, "conv": 32, "resnet": 32},
                     subset={"lenet300": 6000, "conv": 4000, "resnet": 3000}, resize={"conv": 14, "resnet": 14},
-                    eval_subset=1000, min_workers=2),
+                    eval_subset=1000, min_workers=2, cifar10="asked"),
     "full": Preset(archs={"lenet300": ["mnist", "fashion_mnist"], "conv": ["mnist", "fashion_mnist"],
                           "resnet": ["mnist", "fashion_mnist"]}, widths=WIDTHS,
                    optimizers=["sgd", "adam", "adagrad"], inits=["glorot", "he"], seeds=(0, 1, 2), epochs=100,
                    patience=3, min_improvement=0.01, batch_size=128, subset={}, resize={}, eval_subset=None,
-                   min_workers=1),
+                   min_workers=1, cifar10="present"),
 }
 
 
