@@ -267,8 +267,30 @@ def _cycles_experiment(s):
 
     from prunekit.studies.s002_basins import CyclesExperiment
 
+    pruned, retrained = _moved(s, 1.0), _moved(s, -1.0)
     return CyclesExperiment(s.cfg, {0: _fake_run(s)}, {0: {("weight", "finetune"): types.SimpleNamespace(
-        retrained=s.model)}}, {0: {}}, pd.DataFrame(), pd.DataFrame())
+        pruned=pruned, retrained=retrained)}}, {0: {}}, pd.DataFrame(), pd.DataFrame())
+
+
+def _moved(s, step: float):
+    """A copy of the tiny MLP with one weight moved by ``step`` (a third point off the line of two others)."""
+    import copy
+
+    out = copy.deepcopy(s.model)
+    with torch.no_grad():
+        next(out.parameters()).view(-1)[int(step > 0)] += step
+    return out
+
+
+def _oneshot(s) -> dict:
+    """``prunekit.studies.s002_basins.oneshot_surface``'s arguments: the tiny MLP, a pruned and a retrained copy."""
+    import types
+
+    from prunekit.pruning.retrain import pruned_model
+
+    retrained = types.SimpleNamespace(model=_moved(s, -1.0), trajectory={})
+    return dict(pretrained=s.model, pruned=pruned_model(s.model, s.masks), masks=s.masks,
+                retrained={"finetune": retrained}, splits={"test": s.split}, grid=2, path_points=2)
 
 
 def _claims_written() -> dict:
@@ -306,13 +328,14 @@ def examples(s, t) -> dict:
     from prunekit.pruning.masks import UnitMasks
     from prunekit.report.intervals import Interval, mean_interval
     from prunekit.report.results import Results
-    from prunekit.studies import s000_density, your_model
+    from prunekit.studies import s000_density, s002_basins, s002_utility, s003_sparsify, your_model
 
     flat = SU.flatten(s.model)
     setup = your_model.Setup(s.model, s.ds.train, s.split, "digits", s.params, {"weights": 1, "model_parameters": 2,
                                                                               "share": 0.5, "tensors": []}, None,
                              {"loss": 1.0, "accuracy": 0.5}, {"lrs": [0.05], "optimizer": "SGD(momentum=0.9)",
-                                                            "batch_size": 64, "seed": 0, "origin": "trained here"})
+                                                            "batch_size": 64, "seed": 0, "origin": "trained here"},
+                             preset=your_model.preset("quick"))
     tuned = your_model.FineTuned(s.model, s.model, s.masks, pd.DataFrame({"epoch": [1]}), 0.5, 0.05, "SGD")
     interval = mean_interval([0.1, 0.2, 0.3])
     spec = ClaimSpec("s", "c", Quote("a sentence", "Sec. 1"), "r", "rule")
@@ -412,7 +435,7 @@ def examples(s, t) -> dict:
         "core.store.sha256_file": dict(path=_file(s)),
         "core.store.read_entry_meta": _entry_written(s),
         "core.sweep.write_point": dict(path=s.tmp / "point.json", row={"a": 1}),
-        "studies.s001_shrinking.check_setups": dict(setups=["cosine_10_10"], seeds=[0]),
+        "studies.s001_shrinking.setups.check_setups": dict(setups=["cosine_10_10"], seeds=[0]),
         "core.store.write_entry": dict(path=s.tmp / "entry", payload="tensors.pt", data=b"x", meta={}),
         "core.store.cached_result": dict(kind="cycles", spec={"a": 1}, compute=lambda: ({"a": torch.ones(1)}, {})),
         "core.store.fit_or_load": dict(model=s.model, data=s.ds, lrs=[0.1]),
@@ -562,88 +585,102 @@ def examples(s, t) -> dict:
         # studies
         "studies.examples.PixelTransformer": dict(d_model=8, nhead=2, dim_feedforward=8),
         "studies.examples.tiny_transformer": dict(d_model=8),
-        "studies.s000_density.DensityPoint": dict(),
-        "studies.s000_density.eval_split": dict(ds=s.ds, eval_subset=10),
-        "studies.s000_density.width_sweep": dict(configs=[s.cfg]),
-        "studies.s000_density.width_grid": dict(arch_datasets={"mlp": ["digits"]}, widths=[0.5, 1.0],
+        "studies.s000_density.point.DensityPoint": dict(),
+        "studies.s000_density.point.eval_split": dict(ds=s.ds, eval_subset=10),
+        "studies.s000_density.point.width_sweep": dict(configs=[s.cfg]),
+        "studies.s000_density.presets.width_grid": dict(arch_datasets={"mlp": ["digits"]}, widths=[0.5, 1.0],
                                                 optimizers=["adam"], inits=["default"], seeds=[0], epochs=1),
-        "studies.s000_density.split_untrained": dict(df=t.density, min_dense_accuracy=0.5),
-        "studies.s000_density.fit_loglog": dict(df=t.density, x="params", y="core_params"),
-        "studies.s000_density.fit_core_scaling": dict(df=t.density),
-        "studies.s000_density.fit_density_vs_width": dict(df=t.density),
-        "studies.s000_density.density_trend": dict(df=t.density),
-        "studies.s000_density.factor_effect": dict(df=t.density, factor="optimizer", reference="adam"),
-        "studies.s000_density.grid_setup": dict(configs=[s.cfg]),
-        "studies.s000_density.claims": dict(df=t.density),
-        "studies.s000_density.substitute": dict(configs=[s.cfg]),
-        "studies.s000_density.claims_table": dict(df=t.density),
-        "studies.s000_density.plot_density_vs_width": dict(df=t.density),
-        "studies.s000_density.plot_hoyer_vs_width": dict(df=t.density),
-        "studies.s001_shrinking.load_setup": dict(cfg=s.cfg, max_samples=10),
-        "studies.s001_shrinking.run_setup": dict(cfg=s.cfg, setup="digits_mlp", estimators=["l2_norm"],
+        "studies.s000_density.statistics.split_untrained": dict(df=t.density, min_dense_accuracy=0.5),
+        "studies.s000_density.statistics.fit_loglog": dict(df=t.density, x="params", y="core_params"),
+        "studies.s000_density.statistics.fit_core_scaling": dict(df=t.density),
+        "studies.s000_density.statistics.fit_density_vs_width": dict(df=t.density),
+        "studies.s000_density.statistics.density_trend": dict(df=t.density),
+        "studies.s000_density.statistics.factor_effect": dict(df=t.density, factor="optimizer", reference="adam"),
+        "studies.s000_density.presets.grid_setup": dict(configs=[s.cfg]),
+        "studies.s000_density.verdicts.claims": dict(df=t.density),
+        "studies.s000_density.presets.substitute": dict(configs=[s.cfg]),
+        "studies.s000_density.verdicts.claims_table": dict(df=t.density),
+        "studies.s000_density.figures.plot_density_vs_width": dict(df=t.density),
+        "studies.s000_density.figures.plot_hoyer_vs_width": dict(df=t.density),
+        "studies.s001_shrinking.experiment.load_setup": dict(cfg=s.cfg, max_samples=10),
+        "studies.s001_shrinking.experiment.run_setup": dict(cfg=s.cfg, setup="digits_mlp", estimators=["l2_norm"],
                                                  algorithms=["I"], max_samples=10),
-        "studies.s001_shrinking.run_experiment": dict(setups=["cosine_10_10"], seeds=[0], max_samples=10),
-        "studies.s001_shrinking.rank_agreement": dict(net=t.net, x=s.x, y=s.y, estimators=["l2_norm"]),
-        "studies.s001_shrinking.curve_gap": dict(table=t.saliency_curves, margin=0.05),
-        "studies.s001_shrinking.removable_summary": dict(table=t.saliency_curves, margin=0.05),
-        "studies.s001_shrinking.claims_table": dict(gaps=t.gaps),
-        "studies.s001_shrinking.Group": dict(label="a group", kind="source", where="Sec. 1"),
-        "studies.s001_shrinking.Setup": dict(config=s.cfg, group="digits", accuracy=0.9),
-        "studies.s001_shrinking.group_of": dict(setup="cosine_10_10"),
-        "studies.s001_shrinking.group_sentences": dict(group="shapes"),
-        "studies.s001_shrinking.plot_curves": dict(curves=t.saliency_curves, setups=["digits_mlp"]),
-        "studies.s001_shrinking.training_course": dict(setups=["diamond_50_50"], device="cpu"),
-        "studies.s002_basins.basin_claims": dict(barriers=t.barriers, split="test"),
+        "studies.s001_shrinking.experiment.run_experiment": dict(setups=["cosine_10_10"], seeds=[0], max_samples=10),
+        "studies.s001_shrinking.experiment.rank_agreement": dict(net=t.net, x=s.x, y=s.y, estimators=["l2_norm"]),
+        "studies.s001_shrinking.experiment.curve_gap": dict(table=t.saliency_curves, margin=0.05),
+        "studies.s001_shrinking.experiment.removable_summary": dict(table=t.saliency_curves, margin=0.05),
+        "studies.s001_shrinking.verdicts.claims_table": dict(gaps=t.gaps),
+        "studies.s001_shrinking.setups.Group": dict(label="a group", kind="source", where="Sec. 1"),
+        "studies.s001_shrinking.setups.Setup": dict(config=s.cfg, group="digits", accuracy=0.9),
+        "studies.s001_shrinking.setups.group_of": dict(setup="cosine_10_10"),
+        "studies.s001_shrinking.figures.group_sentences": dict(group="shapes"),
+        "studies.s001_shrinking.figures.plot_curves": dict(curves=t.saliency_curves, setups=["digits_mlp"]),
+        "studies.s001_shrinking.experiment.training_course": dict(setups=["diamond_50_50"], device="cpu"),
+        "studies.s002_basin_verdicts.basin_claims": dict(barriers=t.barriers, split="test"),
         "studies.s002_basins.cycles_config": dict(profile="quick"),
-        "studies.s002_basins.cycles_experiment": dict(profile="quick", seeds=[0], units=["weight"],
-                                                      methods=["finetune"], cycles=1),
+        "studies.s002_basins.cycles_experiment": dict(configs=[s.conv_cfg], cycles=1, units=["weight"],
+                                                      methods=["finetune"]),
+        "studies.s002_basins.Preset.cycle_configs": dict(self=s002_basins.preset("quick")),
+        "studies.s002_basins.oneshot_surface": _oneshot(s),
+        "studies.s002_basins.cycle_planes": dict(experiment=_cycles_experiment(s), subset=10, grid=2),
         "studies.s002_basins.cycles_table": dict(results={}, small={}, ds=s.ds, pretrained=s.conv),
-        "studies.s002_basins.cycle_claims": dict(table=None, barriers=t.barriers, split="test"),
+        "studies.s002_basin_verdicts.cycle_claims": dict(table=None, barriers=t.barriers, split="test"),
         "studies.s002_basins.cycle_lines": dict(experiment=_cycles_experiment(s), subset=10, n=2),
         "studies.s002_sizes.size_config": dict(profile="quick"),
         "studies.s002_sizes.size_comparison": dict(models={1.0: s.model}, x=s.x, y=s.y, ratios=[0.1], n_subsets=2),
-        "studies.s002_sizes.size_claims": dict(ablations=None),
+        "studies.s002_size_verdicts.size_claims": dict(ablations=None),
         "studies.s002_sizes.conv_pruned": dict(run=_fake_run(s, conv=True), ratio=0.5, ds=s.ds, cache=False),
-        "studies.s002_sizes.small_config_at": dict(cfg=s.conv_cfg, ratio=0.5),
-        "studies.s002_sizes.pruned_experiment": dict(profile="quick", seeds=[0], prune_ratios=[0.5]),
+        "studies.s002_sizes.from_scratch_config_at": dict(cfg=s.conv_cfg, ratio=0.5),
+        "studies.s002_sizes.pruned_at_init": dict(cfg=s.cfg, share=0.5),
+        "studies.s002_sizes.pruned_experiment": dict(configs=[s.conv_cfg], prune_ratios=[0.5]),
         "studies.s002_sizes.pruned_comparison": dict(pretrained=s.model, pruned={0.5: (s.masks, s.model)},
                                                      small={0.5: s.model}, x=s.x, y=s.y, levels=[0.1], n_subsets=2),
         "studies.s002_sizes.pruned_table": dict(pretrained=s.conv, pruned={0.5: (s.conv_masks, s.conv)}, small={},
                                                 ds=s.ds),
-        "studies.s002_sizes.pruned_claims": dict(table=None, ablations=None),
-        "studies.s002_utility.network_preset": dict(profile="quick"),
-        "studies.s002_utility.default_dataset": dict(profile="quick"),
-        "studies.s002_utility.pretrain_config": dict(profile="quick"),
-        "studies.s002_utility.vanilla_cnn_config": dict(profile="quick"),
-        "studies.s002_utility.eval_subset": dict(profile="quick"),
-        "studies.s002_utility.ablation_at_checkpoints": dict(model=s.model, checkpoints=s.checkpoints, x=s.x, y=s.y,
+        "studies.s002_size_verdicts.pruned_claims": dict(table=None, ablations=None),
+        "studies.s002_utility.networks.Preset.network": dict(self=s002_utility.preset("quick")),
+        "studies.s002_utility.networks.Preset.pretrain_config": dict(self=s002_utility.preset("quick")),
+        "studies.s002_utility.networks.Network.config": dict(self=s002_utility.preset("quick").mlp),
+        "studies.s002_utility.networks.default_dataset": dict(profile="quick"),
+        "studies.s002_utility.networks.pretrain_config": dict(profile="quick"),
+        "studies.s002_utility.networks.vanilla_cnn_config": dict(profile="quick"),
+        "studies.s002_utility.networks.eval_subset": dict(profile="quick"),
+        "studies.s002_utility.experiments.ablation_at_checkpoints": dict(model=s.model, checkpoints=s.checkpoints, x=s.x, y=s.y,
                                                              n_subsets=2),
-        "studies.s002_utility.critical_ratio": dict(df=t.ablations, level=0.5),
-        "studies.s002_utility.width_comparison": dict(models={1.0: s.model}, x=s.x, y=s.y, ratios=[0.1],
+        "studies.s002_utility.experiments.critical_ratio": dict(df=t.ablations, level=0.5),
+        "studies.s002_utility.experiments.width_comparison": dict(models={1.0: s.model}, x=s.x, y=s.y, ratios=[0.1],
                                                       n_subsets=2, imbalance_ratio=0.1, chance=0.1),
-        "studies.s002_utility.ablation_table": dict(experiments={"random": t.ablations}, epochs=2, seed=0,
+        "studies.s002_utility.experiments.ablation_table": dict(experiments={"random": t.ablations}, epochs=2, seed=0,
                                                     network="mlp"),
-        "studies.s002_utility.check_plan": dict(below_one=["ratios"], ratios=[0.1]),
-        "studies.s002_utility.utility_claims": dict(),
-        "studies.s002_utility.spread_experiment": dict(models={"a": s.model}, x=s.x, y=s.y, n_subsets=2),
-        "studies.s002_utility.spread_claims": dict(df=None),
+        "studies.s002_utility.experiments.check_plan": dict(below_one=["ratios"], ratios=[0.1]),
+        "studies.s002_utility.verdicts.utility_claims": dict(),
+        "studies.s002_utility.experiments.spread_experiment": dict(models={"a": s.model}, x=s.x, y=s.y, n_subsets=2),
+        "studies.s002_utility.verdicts.spread_claims": dict(df=None),
         "studies.s003_sparsify.challenge_config": dict(profile="quick", dataset="digits", seed=0),
+        "studies.s003_sparsify.Preset.challenge_config": dict(self=s003_sparsify.preset("quick"), dataset="digits",
+                                                              seed=0),
+        "studies.s003_sparsify.Preset.runs": dict(self=s003_sparsify.preset("quick"), setups=["prunekit"]),
+        "studies.protocol.training_plan": dict(pretraining=[s.cfg], retraining=[(s.cfg, 1)], label="notebook 00"),
+        "report.catalog.Study": dict(notebook="08_new", sources=("000",), modules=("prunekit.studies.s000_density",),
+                                     question="does it?"),
+        "report.catalog.study": dict(notebook="03_width_invariance"),
+        "report.catalog.source_of": dict(notebook="03_width_invariance"),
         "studies.s003_sparsify.plateau_summary": dict(curve=t.curve),
         "studies.s003_sparsify.plateau_report": dict(summary=pd.DataFrame()),
         "studies.s003_sparsify.plateau_ends": dict(curve=t.curve),
         "studies.s003_sparsify.global_unit_note": dict(layers=t.layers),
         "studies.s003_sparsify.claims_table": dict(curve=t.curve),
         "studies.s003_sparsify.speed_claims": dict(speed=None),
-        "studies.your_model.import_object": dict(spec="prunekit.studies.examples:tiny_resnet"),
-        "studies.your_model.build_model": dict(spec="prunekit.studies.examples:tiny_resnet"),
-        "studies.your_model.load_data": dict(spec="digits"),
-        "studies.your_model.load_checkpoint": dict(model=s.model, path=_checkpoint(s)),
-        "studies.your_model.prepare": dict(model=s.model, checkpoint=_checkpoint(s)),
-        "studies.your_model.pruning_curves": dict(setup=setup),
-        "studies.your_model.density_table": dict(setup=setup),
-        "studies.your_model.ablation_tables": dict(setup=setup),
-        "studies.your_model.prune_and_fine_tune": dict(setup=setup),
-        "studies.your_model.surface_tables": dict(setup=setup, tuned=tuned),
+        "studies.your_model.reader.import_object": dict(spec="prunekit.studies.examples:tiny_resnet"),
+        "studies.your_model.reader.build_model": dict(spec="prunekit.studies.examples:tiny_resnet"),
+        "studies.your_model.reader.load_data": dict(spec="digits"),
+        "studies.your_model.reader.load_checkpoint": dict(model=s.model, path=_checkpoint(s)),
+        "studies.your_model.preparation.prepare": dict(model=s.model, checkpoint=_checkpoint(s)),
+        "studies.your_model.tables.pruning_curves": dict(setup=setup),
+        "studies.your_model.tables.density_table": dict(setup=setup),
+        "studies.your_model.tables.ablation_tables": dict(setup=setup),
+        "studies.your_model.tables.prune_and_fine_tune": dict(setup=setup),
+        "studies.your_model.tables.surface_tables": dict(setup=setup, tuned=tuned),
     }
 
 
@@ -676,18 +713,21 @@ RECORDS = {
     "pruning.masks.Masks": "a dict of masks, checked where it is used (Masks.for_params, Masks.params)",
     "pruning.retrain.Retrained": "a record retrain fills",
     "report.intervals.Interval": "a record mean_interval and bootstrap_interval fill",
-    "studies.s000_density.Preset": "a profile's preset, chosen by name (preset(profile))",
-    "studies.s001_shrinking.Preset": "a profile's preset, chosen by name (preset(profile))",
-    "studies.s001_shrinking.Experiment": "a record run_experiment fills",
-    "studies.s002_basins.Cycles": "a profile's preset, chosen by name (cycles_preset(profile))",
+    "studies.s000_density.presets.Preset": "a profile's preset, chosen by name (preset(profile))",
+    "studies.s001_shrinking.setups.Preset": "a profile's preset, chosen by name (preset(profile))",
+    "studies.s001_shrinking.experiment.Experiment": "a record run_experiment fills",
+    "studies.s002_basins.Preset": "a profile's preset, chosen by name (preset(profile)); its overrides are checked in "
+                                  "its __post_init__ (tests/studies/test_s002_basins.py)",
+    "studies.s002_basins.OneShotSurface": "a record oneshot_surface fills",
     "studies.s002_basins.CyclesExperiment": "a record cycles_experiment fills",
     "studies.s002_sizes.PrunedExperiment": "a record pruned_experiment fills",
-    "studies.s002_utility.Network": "a profile's preset, chosen by name (network_preset(profile))",
-    "studies.s002_utility.Study": "a profile's preset, chosen by name (study(profile))",
+    "studies.s002_utility.networks.Network": "a network's preset, part of a profile's (preset(profile).network(name))",
+    "studies.s002_utility.networks.Preset": "a profile's preset, chosen by name (preset(profile)); its overrides are "
+                                            "checked in its __post_init__ (tests/studies/test_s002_utility.py)",
     "studies.s003_sparsify.Preset": "a profile's preset, chosen by name (preset(profile))",
-    "studies.your_model.Preset": "a profile's preset, chosen by name (preset(profile))",
-    "studies.your_model.Setup": "a record prepare fills",
-    "studies.your_model.FineTuned": "a record prune_and_fine_tune fills",
+    "studies.your_model.preparation.Preset": "a profile's preset, chosen by name (preset(profile))",
+    "studies.your_model.preparation.Setup": "a record prepare fills",
+    "studies.your_model.tables.FineTuned": "a record prune_and_fine_tune fills",
 }
 
 # Callables with a parameter of the table that cannot be set up here, with the reason.
@@ -712,10 +752,11 @@ ALIASES = {
     "studies.s002_basins.cycles_experiment.methods": "cycle_methods",
     "core.initialisation.init_weights.scheme": "init",         # ModelConfig.init
     "core.train.make_loss.name": "loss",               # TrainConfig.loss
-    "studies.your_model.import_object.spec": "model",  # the spec of what="model" (the default)
-    "studies.your_model.build_model.spec": "model",    # notebook 07's parameter
-    "studies.your_model.load_data.spec": "dataset",    # notebook 07's parameter
-    "studies.your_model.load_checkpoint.path": ("path", "checkpoint"),  # notebook 07's parameter
+    "studies.your_model.reader.import_object.spec": "model",  # the spec of what="model" (the default)
+    "studies.your_model.reader.build_model.spec": "model",    # notebook 07's parameter
+    "studies.your_model.reader.load_data.spec": "dataset",    # notebook 07's parameter
+    "studies.your_model.reader.load_checkpoint.path": ("path", "checkpoint"),  # notebook 07's parameter
+    "studies.s002_utility.networks.Preset.network.name": "network",  # the network a notebook names (notebook 05's)
 }
 
 FREE_TEXT = "free text, shown as it is (a label, a sentence of a claims table, a unit): never a path or a choice"
@@ -733,21 +774,30 @@ ACCEPTS: dict[str, dict[str, str]] = {
                                    "unit", "desc", "alt", "fmt")},
     **{f"report.claims.{f}.name": ANY_TEXT for f in ("claim", "not_measured", "cannot_decide", "decided")},
     **{f"report.claims.{f}.{p}": ANY_TEXT for f in ("claim", "decided") for p in ("setup", "seeds")},
-    **{f"studies.{f}.{p}": ANY_TEXT for f in ("s000_density.claims_table", "s002_basins.basin_claims",
-                                             "s002_basins.cycle_claims", "s002_sizes.size_claims",
-                                             "s002_sizes.pruned_claims", "s002_utility.utility_claims",
-                                             "s002_utility.spread_claims", "s003_sparsify.speed_claims")
+    **{f"studies.{f}.{p}": ANY_TEXT for f in ("s000_density.verdicts.claims_table", "s002_basin_verdicts.basin_claims",
+                                             "s002_basin_verdicts.cycle_claims", "s002_size_verdicts.size_claims",
+                                             "s002_size_verdicts.pruned_claims", "s002_utility.verdicts.utility_claims",
+                                             "s002_utility.verdicts.spread_claims", "s003_sparsify.speed_claims")
        for p in ("setup", "seeds")},
     "core.estimate.expect.label": ANY_TEXT,
+    "studies.protocol.training_plan.label": SOME_TEXT,
+    "report.catalog.Study.question": SOME_TEXT,
+    "report.catalog.Study.notebook": {"unknown": "a new notebook's name: the row that adds a study"},
+    "report.catalog.Study.sources": {"empty": "a notebook of no single source (01_training)"},
+    "report.catalog.Study.modules": {"empty": "a notebook that calls no study module (01_training)"},
+    "studies.protocol.training_plan.pretraining": {"empty": "nothing to train", "duplicates": "a config named twice "
+                                                   "is trained once (the cache), and said so: cached"},
+    "studies.protocol.training_plan.retraining": {"empty": "nothing to retrain",
+                                                  "duplicates": "two retrainings of one network"},
     # free text that must be there (a number or an empty string is refused)
     **{name: SOME_TEXT for name in ("report.claims.Quote.text", "report.claims.Quote.where",
                                     "report.claims.ClaimSpec.claim", "report.claims.ClaimSpec.reports",
-                                    "report.claims.ClaimSpec.labelled.label", "studies.s001_shrinking.Group.label",
-                                    "studies.s001_shrinking.Group.where")},
+                                    "report.claims.ClaimSpec.labelled.label", "studies.s001_shrinking.setups.Group.label",
+                                    "studies.s001_shrinking.setups.Group.where")},
     "report.headless.parameter_value.text": {"empty": "a -p value: the text itself where it is no Python literal",
                                              "unknown": "a -p value: the text itself where it is no Python literal",
                                              "dotdot": "a -p value: the text itself where it is no Python literal"},
-    "studies.s002_utility.spread_experiment.dataset": {"empty": "no data set named (the default)",
+    "studies.s002_utility.experiments.spread_experiment.dataset": {"empty": "no data set named (the default)",
                                                        "unknown": "a label: the data the networks learned, as the "
                                                        "caller names it", "dotdot": "a label, never a path"},
     "report.claims.lacking.what": ANY_TEXT,
@@ -769,7 +819,7 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "core.data.check_inputs.name": {"*": "the name of the caller's parameter, as it writes it"},
     "core.device.device_name.name": {"*": "the name of the caller's parameter, as it writes it"},
     "core.device.resolve_device.name": {"*": "the name of the caller's parameter, as it writes it"},
-    "studies.your_model.import_object.what": {"*": "the name of the caller's parameter, as it writes it"},
+    "studies.your_model.reader.import_object.what": {"*": "the name of the caller's parameter, as it writes it"},
     # paths the caller chooses
     **{name: A_PATH for name in ("root", "path", "resume_path", "out", "executed", "checkpoint")},
     # zero (or a negative number) is a value
@@ -786,8 +836,8 @@ ACCEPTS: dict[str, dict[str, str]] = {
        for f in ("core.group.group_indices", "core.sweep.training_groups")},
     "core.many.stacked_configs.configs": {"empty": "no config: none rewritten",
                                           "duplicates": "each config rewritten as given"},
-    "studies.s000_density.substitute.configs": {"duplicates": "the configs' subsets, sizes and epochs, as a set"},
-    "studies.s001_shrinking.group_of.setup": {"unknown": "a setup not in SETUPS is in the group 'other' (documented)",
+    "studies.s000_density.presets.substitute.configs": {"duplicates": "the configs' subsets, sizes and epochs, as a set"},
+    "studies.s001_shrinking.setups.group_of.setup": {"unknown": "a setup not in SETUPS is in the group 'other' (documented)",
                                               "dotdot": "a setup not in SETUPS is in the group 'other' (documented)"},
     "report.claims.ClaimSpec.decided.sides": {"empty": "no interval: cannot decide", "duplicates": "one side per "
                                               "interval"},
@@ -807,7 +857,7 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "count": {"zero": "pruning none", "negative": "a count in words: -1 points"},
     "digits": {"zero": "no decimals"},
     "dense_accuracy": {"zero": "a model that gets nothing right"},
-    "studies.s002_utility.utility_claims.dense_accuracy": {"zero": "a model that gets nothing right",
+    "studies.s002_utility.verdicts.utility_claims.dense_accuracy": {"zero": "a model that gets nothing right",
                                                            "nan": "a measurement that failed: 'not measured here'"},
     "accuracy": {"zero": "a model that gets nothing right"},
     "value": {"zero": "a measured value", "negative": "a measured value (a difference can be negative)"},
@@ -837,16 +887,16 @@ ACCEPTS: dict[str, dict[str, str]] = {
                                                  "duplicates": "intervals as given"},
     "report.site.environment_table.notebooks": {"empty": "an environment with no notebook run"},
     "report.site.check_executed.notebooks": {"empty": "nothing to check"},
-    "studies.s002_utility.check_plan.below_one": {"empty": "every list may reach 1", "duplicates": "names as given"},
+    "studies.s002_utility.experiments.check_plan.below_one": {"empty": "every list may reach 1", "duplicates": "names as given"},
     "report.claims.lacking.missing": {"empty": "'the table is empty'", "duplicates": "the columns as given"},
     "report.claims.missing_columns.columns": {"empty": "nothing missing", "duplicates": "the columns as given"},
     "report.intervals.bootstrap_interval.samples": {"duplicates": "two samples may be equal"},
     "report.intervals.mean_interval.values": {"empty": "no value: an interval of NaN, n = 0, said so",
                                               "duplicates": "two seeds may measure the same value"},
     "measures.utility.summarize.quantiles": {"empty": "no quantile columns"},
-    **{f"studies.s000_density.{f}.by": {"empty": "no grouping: one fit over every row"}
+    **{f"studies.s000_density.statistics.{f}.by": {"empty": "no grouping: one fit over every row"}
        for f in ("fit_loglog", "fit_core_scaling", "fit_density_vs_width")},
-    "studies.s000_density.grid_setup.configs": {"empty": "no config: an empty description",
+    "studies.s000_density.presets.grid_setup.configs": {"empty": "no config: an empty description",
                                                 "duplicates": "the architectures, widths and epochs, as a set"},
     # more values that are values
     "seconds": {"zero": "0 s"},
@@ -859,11 +909,11 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "barrier_tol": {"zero": "no rise above the chord at all"},
     "collapse_gap": {"zero": "any gap"},
     "ceiling_gap": {"zero": "no ceiling: every comparison decides"},
-    **{f"studies.s001_shrinking.claims_table.{p}": {"zero": "a threshold of 0 is a rule"}
+    **{f"studies.s001_shrinking.verdicts.claims_table.{p}": {"zero": "a threshold of 0 is a rule"}
        for p in ("brute_force_min", "min_shortfall", "close")},
-    "studies.s002_utility.critical_ratio.level": {"zero": "an accuracy of 0: never reached below, NaN"},
+    "studies.s002_utility.experiments.critical_ratio.level": {"zero": "an accuracy of 0: never reached below, NaN"},
     "chance": {"zero": "a chance level of 0"},
-    "studies.your_model.prune_and_fine_tune.sparsity": {"zero": "prunes nothing: a fine-tuned copy of the model"},
+    "studies.your_model.tables.prune_and_fine_tune.sparsity": {"zero": "prunes nothing: a fine-tuned copy of the model"},
     # names that are any name
     **{f"{f}.name": {"unknown": "any plain file name"}
        for f in ("report.figures.save_figure", "report.tables.save_table", "report.results.Results.table",
@@ -875,17 +925,17 @@ ACCEPTS: dict[str, dict[str, str]] = {
                                                    "dotdot": "a notebook outside the repository: None"},
     "report.site.notebook_page.name": {"unknown": "any notebook's name", "dotdot": "a notebook's path: its page is "
                                        "named after the file, inside the site"},
-    "studies.s001_shrinking.run_setup.setup": ANY_TEXT,
+    "studies.s001_shrinking.experiment.run_setup.setup": ANY_TEXT,
     "split": {"unknown": "a split the table lacks: 'not measured here', said so",
               "dotdot": "a split the table lacks: 'not measured here', said so"},
-    "studies.s002_basins.cycle_claims.dataset": ANY_TEXT,
-    "studies.s002_utility.ablation_table.network": ANY_TEXT,
+    "studies.s002_basin_verdicts.cycle_claims.dataset": ANY_TEXT,
+    "studies.s002_utility.experiments.ablation_table.network": ANY_TEXT,
     "core.store.Run.model_at.epoch": {"zero": "the checkpoint at initialisation"},
     "report.claims.seed_list.seeds": {"empty": "no seed: an empty column value",
                                       "duplicates": "the distinct seeds, sorted (as documented)"},
     "studies.examples.PixelTransformer.low": {"zero": "a bin edge", "negative": "a bin edge"},
     "studies.examples.PixelTransformer.high": {"zero": "a bin edge"},
-    "studies.s000_density.factor_effect.by": {"empty": "no grouping: one effect over every row"},
+    "studies.s000_density.statistics.factor_effect.by": {"empty": "no grouping: one effect over every row"},
 }
 
 

@@ -11,8 +11,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from prunekit.report.catalog import STUDIES
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-LONG = {"04_loss_surface", "05_weight_utility"}  # far over an hour of training on any CPU
+# every notebook that plans its training (prunekit.studies.protocol.training_plan), but 03: its full grid is checked
+# at the package level
+PLANNED = [s.notebook for s in STUDIES if "training_plan(" in (NOTEBOOKS / f"{s.notebook}.ipynb").read_text()
+           and s.notebook != "03_width_invariance"]
+LONG = {s.notebook for s in STUDIES if s.full_on_gpu}  # far over an hour of training on any CPU
 
 
 @pytest.fixture
@@ -25,13 +31,17 @@ def both_datasets(mnist_root, fashion_root, tmp_path, monkeypatch) -> Path:
     return data
 
 
-@pytest.mark.parametrize("name", ["01_training", "02_pruning_curves", "04_loss_surface", "05_weight_utility",
-                                  "06_neuron_saliency"])
+def test_the_notebooks_that_plan_are_the_ones_that_train():
+    assert PLANNED == ["01_training", "02_pruning_curves", "04_loss_surface", "05_weight_utility",
+                       "06_neuron_saliency"]
+
+
+@pytest.mark.parametrize("name", PLANNED)
 def test_full_profile_plans_and_warns_before_training(name, both_datasets, tmp_path):
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    plan = next(i for i, c in enumerate(nb.cells) if "estimate.expect(" in c.source)
+    plan = next(i for i, c in enumerate(nb.cells) if "training_plan(" in c.source)
     assert not any(call in c.source for c in nb.cells[:plan + 1]
                    for call in ("train_or_load(", "run_setup(", "run_sweep("))      # nothing trained before it
     cells = nb.cells[:plan + 1]

@@ -84,3 +84,32 @@ def test_papermill_reads_every_parameter(path):
     assigned = [n.target.id if isinstance(n, ast.AnnAssign) else n.targets[0].id
                 for n in ast.parse(cell.source).body if isinstance(n, (ast.Assign, ast.AnnAssign))]
     assert [p.name for p in PythonTranslator.inspect(cell)] == assigned
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_preset_resolves_the_profiles_defaults(path):
+    """A parameter whose default is the profile's (None) is put in the preset's place by ``with_overrides``, once,
+    as a setting the study's Preset has (not ``x or study.x`` by hand, nor a name the preset would refuse); no table
+    is given ``device=``: the run's parameters hold it."""
+    import ast
+    import dataclasses
+    import importlib
+    import re
+
+    from prunekit.report.catalog import study
+    from prunekit.report.results import notebook_defaults
+
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    code = "\n".join(line for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+                     for line in c.source.splitlines() if not line.startswith("%"))  # IPython's magics are no Python
+    defaults = notebook_defaults(path)
+    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "with_overrides"]
+    row = study(path.stem)
+    if calls:
+        (call,) = calls
+        fields = {f.name for f in dataclasses.fields(importlib.import_module(row.modules[0]).Preset)}
+        for kw in call.keywords:
+            assert kw.arg in fields and isinstance(kw.value, ast.Name) and defaults.get(kw.value.id, 0) is None, kw.arg
+    assert not re.search(r"\b(\w+) or \w+\.\1\b", code), "a default resolved by hand"
+    assert not re.search(r"results\.table\([^\n]*device=", code), "a table given device=: the run holds it"

@@ -198,7 +198,7 @@ def build(cfg: TrainConfig, ds: Dataset | None = None) -> nn.Module:
 def fit(cfg: TrainConfig, quiet: bool | None = None, resume_path: Path | None = None) -> Run:
     """Train ``cfg`` now, without the cache, on ``cfg.device`` (initialised on the CPU, so every device starts from
     the same weights). With ``cfg.model.init_density < 1`` the initialised network is pruned at random
-    (``prunekit.core.models.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
+    (``prunekit.core.initialisation.sparse_at_init``, seeded with ``cfg.seed``) and trained with that mask held; the model and
     its checkpoints come back as plain weights with the pruned ones at 0. A config with a ``stack`` trains its whole
     stack (``prunekit.core.many.fit_stack``) and returns its own network."""
     if cfg.stack:

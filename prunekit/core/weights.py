@@ -165,13 +165,13 @@ def check_params(params, model: nn.Module | None = None) -> list[tuple[nn.Module
     ``model``'s. ``ValueError`` naming the entry and the way out otherwise."""
     if isinstance(params, nn.Module):
         raise ValueError("params must be a list of (module, 'weight') pairs, e.g. "
-                         "prunekit.core.models.prunable_parameters(model), not a module")
+                         "prunekit.core.prunable.prunable_parameters(model), not a module")
     try:
         params = list(params)
     except TypeError:
         raise ValueError(f"params must be a list of (module, 'weight') pairs, got {type(params).__name__}") from None
     if not params:
-        raise ValueError("params is empty: there is nothing to prune (pass prunekit.core.models.prunable_parameters("
+        raise ValueError("params is empty: there is nothing to prune (pass prunekit.core.prunable.prunable_parameters("
                          "model), or name the weights: params=[(model.layer, 'weight'), ...])")
     seen, keys = set(), {}
     ours = None if model is None else {id(m) for m in model.modules()}
@@ -186,7 +186,7 @@ def check_params(params, model: nn.Module | None = None) -> list[tuple[nn.Module
             raise ValueError(f"params[{i}]: this {type(module).__name__} is not a module of the "
                              f"{type(model).__name__} measured (params computed on another model, e.g. before a "
                              "copy.deepcopy?): compute them on the model you measure, "
-                             "prunekit.core.models.prunable_parameters(model)")
+                             "prunekit.core.prunable.prunable_parameters(model)")
         w = getattr(module, name + "_orig") if is_pruned(module, name) else read_weight(module, name)  # its shape
         if w.dim() < 2:
             raise ValueError(f"params[{i}]: {type(module).__name__}.{name} has shape {tuple(w.shape)}; only weight "

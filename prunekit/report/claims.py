@@ -18,8 +18,9 @@ data, a smaller scale) gets "holds here (substitute setup)" or "does not hold he
 (:func:`on_substitute`), whichever way it goes, and is counted apart from the rows decided on the source's own setup.
 
 A claim is declared once, as a :class:`ClaimSpec` (the source's sentence as a :class:`Quote`, what the source reports,
-the rule), and decided by its methods (:meth:`ClaimSpec.decided`, :meth:`ClaimSpec.not_measured`, ...), which write
-the row.
+the rule; a rule that depends on a threshold the caller chooses is a template, :meth:`ClaimSpec.formatted`), and
+decided by one function of its study, which writes the row with the spec's methods (:meth:`ClaimSpec.decided`,
+:meth:`ClaimSpec.row`, :meth:`ClaimSpec.cannot_decide`, :meth:`ClaimSpec.not_measured`).
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ class ClaimSpec:
             checked_text("rule", rule)
         return dataclasses.replace(self, claim=f"{self.claim} ({label})", kind=kind or self.kind,
                                    rule=rule or self.rule)
+
+    def formatted(self, **values) -> "ClaimSpec":
+        """The same claim with its rule's fields filled: a rule that depends on a threshold the caller chooses is
+        declared as a template (``"... >= {min_spread:.0%}"``, ``str.format`` fields) and filled with the values of
+        one call. ``ValueError`` when the template names a value not given."""
+        try:
+            rule = self.rule.format(**values)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"rule={self.rule!r} cannot be filled with {sorted(values)}: {err!r}") from None
+        return dataclasses.replace(self, rule=rule)
 
     def _context(self, context: dict) -> dict:
         return {"quote": self.quote.text, "quote_where": self.quote.location, "kind": self.kind, **context}

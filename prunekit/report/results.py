@@ -202,8 +202,12 @@ class Results:
         return results
 
     def table(self, df: pd.DataFrame, name: str, device: str | None = None) -> Path:
-        """``prunekit.report.tables.save_table`` into this run's folder (``name``: a plain file name)."""
-        return save_table(df, self.label, file_name("name", name), device=device)
+        """``prunekit.report.tables.save_table`` into this run's folder (``name``: a plain file name), its ``device``
+        column the run's own (the notebook's ``device`` parameter; "auto" for a notebook without one) unless
+        ``device`` is given."""
+        run_device = self.parameters.get("device")
+        return save_table(df, self.label, file_name("name", name),
+                          device=device if device is not None else run_device if isinstance(run_device, str) else None)
 
     def figure(self, fig, name: str, alt: str | None = None, **kwargs) -> list[Path]:
         """``prunekit.report.figures.save_figure`` as ``figures/<name>_<label>.png`` (and ``.svg``; ``name``: a plain

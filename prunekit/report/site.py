@@ -39,6 +39,7 @@ from ..core.paths import atomic_write, figures_dir, repo_root, results_root
 from ..core.checks import file_name, sequence, text
 from ..core.checks import path as checked_path
 from ..core.config import check_profile
+from .catalog import headline_figures
 from .claims import counts_text
 from .results import committed_defaults, notebook_defaults, run_overrides
 from .tables import preset_runs
@@ -49,13 +50,8 @@ __all__ = ["HEADLINE_FIGURES", "report_dir", "executed_dir", "check_executed", "
 API_PACKAGES = ("prunekit", "prunekit.core", "prunekit.pruning", "prunekit.measures", "prunekit.studies",
                 "prunekit.report", "!prunekit.measures._.*")  # private engines stay out of the reference
 
-# the figures the index shows first (one per study), as figures/<name>_<profile>.png
-HEADLINE_FIGURES = {
-    "02_accuracy_vs_sparsity": "Source 003: test accuracy against the share of weights or units pruned",
-    "03_density_vs_width": "Source 000: effective density against width",
-    "05_random_ablation": "Source 002: accuracy and utility of 500 random ablations per ratio (ResNet20)",
-    "06_neuron_saliency_removable": "Source 001: neurons removable by each saliency estimate",
-}
+# the figures the index shows first (each study's, prunekit.report.catalog.STUDIES), as figures/<name>_<profile>.png
+HEADLINE_FIGURES = headline_figures()
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "seaborn", "dask",
             "papermill", "nbconvert", "jupyterlab")
 VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "holds here (substitute setup)": "holds",

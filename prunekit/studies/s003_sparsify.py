@@ -1,5 +1,6 @@
-"""Source 003, "Sparsifying Neural Networks" (a blog post answering the FOR.ai pruning challenge): the plateau of a
-pruning curve and the source's claims checked against it.
+"""Source 003, "Sparsifying Neural Networks" (a blog post answering the FOR.ai pruning challenge), notebook 02: the
+study's :class:`Preset` (the challenge net and the networks to train), the plateau of a pruning curve, when pruning
+saves time, and the source's claims (:data:`CLAIMS`) checked against them.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..report import claims as C
-from ..report.intervals import mean_interval, side_of
 from ..core.checks import choice, distinct, fraction, percentage, sequence, text
 from ..core.config import DataConfig, ModelConfig, TrainConfig, check_profile
+from ..core.data import available_datasets
+from ..report import claims as C
+from ..report.catalog import source_of
+from ..report.intervals import mean_interval, side_of
+from .protocol import StudyPreset
 
-__all__ = ["SOURCE", "TOLERANCE", "Preset", "PRESETS", "preset", "SETUPS", "challenge_config", "SOURCE_PLATEAU", "plateau_summary", "plateau_report",
-           "plateau_ends", "global_unit_note", "speed_summary", "claims_table", "speed_claims", "K_GRID"]
+__all__ = ["SOURCE", "TOLERANCE", "Preset", "PRESETS", "preset", "SETUPS", "challenge_config", "SOURCE_PLATEAU",
+           "plateau_summary", "plateau_report", "plateau_ends", "global_unit_note", "speed_summary", "QUOTE",
+           "QUOTE_SPEED", "CLAIMS", "claims_table", "speed_claims", "K_GRID"]
 
 TOLERANCE = 0.01  # accuracy "holds" while it stays within 1 point of the dense net's
 
 
+SETUPS = ("prunekit", "blog")  # prunekit's inputs (standardised) or the blog's own code's (raw 0-255 pixels)
+# k (%): the source's grid {0, 25, 50, 60, ..., 99} with steps of 5 around both plateaus, where the claims are decided
+K_GRID = (0, 25, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 97, 99)
+
+
 @dataclass(frozen=True)
-class Preset:
+class Preset(StudyPreset):
     """Notebook 02's settings for one profile: ``datasets`` (this project's standardised setup), ``blog_datasets``
     (where the blog's own setup also runs: its code trained on Fashion-MNIST), the challenge net's ``width_mult``
     and ``epochs``, the training ``seeds`` and ``timing_repeat`` (repeats of each inference timing)."""
@@ -34,6 +44,27 @@ class Preset:
     epochs: int
     seeds: tuple[int, ...]
     timing_repeat: int
+
+    def challenge_config(self, dataset: str, seed: int, setup: str = "prunekit") -> TrainConfig:
+        """The FOR.ai challenge net (1000-1000-500-200, ReLU, no biases) as the blog's code trains it: Adam, lr
+        1e-3, batch 32, the preset's epochs and width. setup "prunekit": inputs standardised with the training
+        split's statistics; "blog": the raw 0-255 pixels the blog's code fed it (``DataConfig(raw_pixels=True)``)."""
+        choice("setup", setup, SETUPS)
+        data = DataConfig(name=dataset) if setup == "prunekit" else DataConfig(name=dataset, normalize=False,
+                                                                               raw_pixels=True)
+        return TrainConfig(data=data, model=ModelConfig(arch="forai", width_mult=self.width_mult),
+                           optimizer="adam", lr=1e-3, epochs=self.epochs, batch_size=32, seed=seed)
+
+    def runs(self, setups: Sequence[str] = SETUPS) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
+        """``(runs, skipped)``: the ``(setup, dataset, seed)`` of every network notebook 02 trains for ``setups``
+        (the preset's ``datasets`` in prunekit's setup, its ``blog_datasets`` in the blog's), those whose data are
+        here, and ``{dataset: why}`` of the data sets that are not (``prunekit.core.data.available_datasets``)."""
+        setups = distinct("setups", sequence("setups", setups, item=lambda n, v: choice(n, v, SETUPS)))
+        present, skipped = available_datasets(sorted(set(self.datasets) | set(self.blog_datasets)))
+        runs = [(setup, d, seed) for setup in setups
+                for d in (self.datasets if setup == "prunekit" else self.blog_datasets) if d in present
+                for seed in self.seeds]
+        return runs, skipped
 
 
 # quick: digits and a quarter-width net (CI); paper: the challenge net on MNIST and Fashion-MNIST, 3 seeds; full: the
@@ -48,23 +79,14 @@ PRESETS = {
 def preset(profile: str) -> Preset:
     """The :class:`Preset` of ``profile`` ("quick", "paper" or "full")."""
     return PRESETS[check_profile(profile, PRESETS)]
-SETUPS = ("prunekit", "blog")  # prunekit's inputs (standardised) or the blog's own code's (raw 0-255 pixels)
-# k (%): the source's grid {0, 25, 50, 60, ..., 99} with steps of 5 around both plateaus, where the claims are decided
-K_GRID = (0, 25, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 97, 99)
 
 
 def challenge_config(profile: str, dataset: str, seed: int, setup: str = "prunekit") -> TrainConfig:
-    """The FOR.ai challenge net (1000-1000-500-200, ReLU, no biases) as the blog's code trains it: Adam, lr 1e-3,
-    batch 32, the profile's epochs and width. setup "prunekit": inputs standardised with the training split's
-    statistics; "blog": the raw 0-255 pixels the blog's code fed it (``DataConfig(raw_pixels=True)``)."""
-    p = preset(profile)
-    choice("setup", setup, SETUPS)
-    data = DataConfig(name=dataset) if setup == "prunekit" else DataConfig(name=dataset, normalize=False,
-                                                                           raw_pixels=True)
-    return TrainConfig(data=data, model=ModelConfig(arch="forai", width_mult=p.width_mult),
-                       optimizer="adam", lr=1e-3, epochs=p.epochs, batch_size=32, seed=seed)
+    """:meth:`Preset.challenge_config` of ``profile``'s preset."""
+    return preset(profile).challenge_config(dataset, seed, setup)
 
-SOURCE = "003 Sparsifying Neural Networks"
+
+SOURCE = source_of("02_pruning_curves")
 
 # ----------------------------------------------------------------------------------------------------------------
 # summaries against the source's claims
@@ -213,10 +235,82 @@ def plateau_ends(curve: pd.DataFrame, tolerance: float = TOLERANCE,
     return pd.DataFrame(rows)
 
 
+# the claims, in the table's order (each decided per group of setup, data set and ranking); ``{k}`` is the k (%) the
+# claim is decided at, ``{points}`` the tolerance and ``{fail}`` the drop a failure needs, in points
+WEIGHT_PLATEAU = C.ClaimSpec(SOURCE, "Weight pruning keeps accuracy to about 70-75% sparsity", QUOTE,
+                             "accuracy holds to about 70-75% weight sparsity",
+                             "95% t interval over seeds of the accuracy drop at k = {k:g}% (weight magnitude): within "
+                             "{points} of dense holds, wholly above {fail} does not")
+UNIT_PLATEAU = C.ClaimSpec(SOURCE, "Unit pruning keeps accuracy to just under 50% sparsity", QUOTE,
+                           "accuracy holds to just under 50% unit sparsity",
+                           "95% t interval over seeds of the accuracy drop at k = {k:g}% (unit L2): within {points} of "
+                           "dense holds, wholly above {fail} does not")
+WEIGHT_LONGER = C.ClaimSpec(SOURCE, "Weight pruning keeps accuracy longer than unit pruning", QUOTE,
+                            "weight pruning is the more effective",
+                            "95% t interval over seeds of (weight plateau end - unit plateau end) > 0; a plateau ends "
+                            "at the largest k held within {points} at it and every smaller k")
+SAVES_TIME = C.ClaimSpec(SOURCE, "Pruning saves time on matrix operations", QUOTE_SPEED,
+                         "pruning the network is meant to save on matrix operations",
+                         "at the largest batch size, compacted units or CSR weights faster than dense from some k on, "
+                         "by at least {band:.0%} (medians of repeated timings); every form at least {band:.0%} slower: "
+                         "does not hold")
+CLAIMS = (WEIGHT_PLATEAU, UNIT_PLATEAU, WEIGHT_LONGER, SAVES_TIME)
+
+
+def _plateau_row(spec: C.ClaimSpec, g: pd.DataFrame, e: pd.DataFrame, method: str, k: float, tolerance: float,
+                 fail_drop: float, context: dict) -> dict:
+    """Accuracy holds to ``k``: the t interval over seeds of the drop at ``k`` within ``tolerance`` (holds) or wholly
+    above ``fail_drop`` (does not hold), of ``method``'s curve in one group ``g`` (``e``: its plateau ends)."""
+    points, fail = f"{100 * tolerance:g} point{'' if 100 * tolerance == 1 else 's'}", f"{100 * fail_drop:g} points"
+    m = g[g.method == method]
+    if m.empty or not (m["k"] == k).any() or not (m["k"] == 0).any():
+        return spec.not_measured(f"no {method}-pruning accuracy at k = 0 and k = {k:g}% in this group", **context)
+    per_seed = m.groupby(["seed", "k"])["accuracy"].mean().unstack("k").dropna(subset=[0.0, k])
+    if per_seed.empty:
+        return spec.not_measured(f"no seed with a finite {method}-pruning accuracy at k = 0 and k = {k:g}%",
+                                 **context)
+    drop = per_seed[0.0] - per_seed[k]
+    iv = mean_interval(drop)
+    me = e[e.method == method]
+    measured = (f"{method} pruning at k = {k:g}%: accuracy {100 * per_seed[k].mean():.1f}% against "
+                f"{100 * per_seed[0.0].mean():.1f}% dense (mean over {C.plural(len(drop), 'seed')}); the plateau ends "
+                "at k = " + ", ".join(f"{v:g}%" for v in me["holds_to_k"]) + " by seed.")
+    within, beyond = side_of(iv, tolerance + 1e-12, holds_above=False), side_of(iv, fail_drop)
+    holds = True if within is True else False if beyond is True else None
+    interval = f"drop at k = {k:g}%: {iv.text('{:+.2f}', 100, ' points')}"
+    if holds is None:
+        why = (C.undecided_reason([iv]) if not iv.decided else
+               f"the interval reaches between the {points} tolerance and the {fail} a failure needs")
+        return spec.cannot_decide(measured, why, **context, interval=interval)
+    return spec.row(measured, holds, **context, interval=interval)
+
+
+def _longer_row(spec: C.ClaimSpec, e: pd.DataFrame, context: dict) -> dict:
+    """Weight pruning's plateau ends later than unit pruning's: the t interval over seeds of the difference above
+    0; equal ends in every seed are a tie at the grid's resolution."""
+    w = e[e.method == "weight"].set_index("seed")["holds_to_k"].dropna()
+    u = e[e.method == "unit"].set_index("seed")["holds_to_k"].dropna()
+    both = pd.concat([w, u], axis=1, keys=["weight", "unit"]).dropna()
+    if both.empty:
+        return spec.not_measured("no seed with both weight and unit pruning curves", **context)
+    iv = mean_interval(both["weight"] - both["unit"])
+    measured = (f"plateau ends by seed: weight k = {', '.join(f'{v:g}%' for v in both['weight'])}; unit k = "
+                f"{', '.join(f'{v:g}%' for v in both['unit'])}.")
+    interval = f"weight - unit: {iv.text('{:+.1f}', 1, ' points of k')}"
+    if iv.decided and iv.low == iv.high == 0:
+        return spec.cannot_decide(measured, "the two plateaus end at the same k in every seed: a tie at the k grid's "
+                                  "resolution", **context, interval=interval)
+    holds = side_of(iv, 0.0)
+    if holds is None:
+        return spec.cannot_decide(measured, C.undecided_reason([iv]), **context, interval=interval)
+    return spec.row(measured, holds, **context, interval=interval)
+
+
 def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: dict | None = None,
                  fail_drop: float = 0.03) -> pd.DataFrame:
-    """The claims of source 003 (``prunekit.report.claims`` format), decided on a pruning-curve table with one row per
-    (setup, dataset, method, scope, seed, k) and its accuracy (``prunekit.measures.curves.pruning_curve``).
+    """The claims of source 003 (:data:`CLAIMS`, ``prunekit.report.claims`` format), decided on a pruning-curve table
+    with one row per (setup, dataset, method, scope, seed, k) and its accuracy
+    (``prunekit.measures.curves.pruning_curve``).
 
     The claims are decided on the source's own setup (the blog's code: ``setup="blog"``, global ranking); every other
     (setup, dataset, scope) group gets rows of its own, labelled as this project's extensions. In each group, with
@@ -231,28 +325,17 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
       equal plateaus in every seed are a tie at the grid's resolution (cannot decide).
     A claim the table cannot decide (no such group, no k = 70 or 45 in the grid) is "not measured here".
     """
-
     fraction("tolerance", tolerance)
     fraction("fail_drop", fail_drop, low_open=True)
     at = {**DECIDING_K, **(deciding_k or {})}
-    names = ("Weight pruning keeps accuracy to about 70-75% sparsity",
-             "Unit pruning keeps accuracy to just under 50% sparsity",
-             "Weight pruning keeps accuracy longer than unit pruning")
-    reports = ("accuracy holds to about 70-75% weight sparsity", "accuracy holds to just under 50% unit sparsity",
-               "weight pruning is the more effective")
-    points = f"{100 * tolerance:g} point{'' if 100 * tolerance == 1 else 's'}"
-    fail = f"{100 * fail_drop:g} points"
-    rules = (f"95% t interval over seeds of the accuracy drop at k = {at['weight']:g}% (weight magnitude): within "
-             f"{points} of dense holds, wholly above {fail} does not", f"95% t interval over seeds of the accuracy "
-             f"drop at k = {at['unit']:g}% (unit L2): within {points} of dense holds, wholly above {fail} does not",
-             "95% t interval over seeds of (weight plateau end - unit plateau end) > 0; a plateau ends at the "
-             f"largest k held within {points} at it and every smaller k")
-    cols = ["method", "k", "accuracy"]
-    missing = C.missing_columns(curve, cols)
+    points, fail = f"{100 * tolerance:g} point{'' if 100 * tolerance == 1 else 's'}", f"{100 * fail_drop:g} points"
+    plateaus = {method: spec.formatted(k=at[method], points=points, fail=fail)
+                for method, spec in (("weight", WEIGHT_PLATEAU), ("unit", UNIT_PLATEAU))}
+    longer = WEIGHT_LONGER.formatted(points=points)
+    missing = C.missing_columns(curve, ["method", "k", "accuracy"])
     if missing or curve.empty:
         why = C.lacking(missing, "curve")
-        return C.claims_frame(C.not_measured(SOURCE, n, r, why, u, quote=QUOTE.text, quote_where=QUOTE.location)
-                              for n, r, u in zip(names, reports, rules))
+        return C.claims_frame(spec.not_measured(why) for spec in (*plateaus.values(), longer))
     curve = curve.assign(**{c: v for c, v in (("setup", "prunekit"), ("dataset", "?"), ("scope", "global"),
                                               ("seed", 0)) if c not in curve.columns})
     ends = plateau_ends(curve, tolerance)
@@ -261,92 +344,37 @@ def claims_table(curve: pd.DataFrame, tolerance: float = TOLERANCE, deciding_k: 
     rows = []
     for setup, dataset, scope in groups:
         own = (setup, scope) == SOURCE_SETUP
-        label = "" if own else f" (this project's extension: {setup} inputs, {dataset}, {scope} ranking)"
+        label = f"this project's extension: {setup} inputs, {dataset}, {scope} ranking"
         described = (f"the blog's own: raw-pixel {dataset}, global ranking over the four hidden layers, the FOR.ai net"
                      if own else f"this project's extension: {'standardised' if setup == 'prunekit' else 'raw-pixel'} "
                      f"{dataset}, {scope} ranking, the FOR.ai net")
         g = curve[(curve.setup == setup) & (curve.dataset == dataset) & (curve.scope == scope)]
         e = ends[(ends.setup == setup) & (ends.dataset == dataset) & (ends.scope == scope)]
-        context = {"quote": QUOTE.text, "quote_where": QUOTE.location, "setup": described,
-                   "seeds": C.seed_list(g["seed"]), "kind": "source" if own else "extension"}
-        for i, method in enumerate(("weight", "unit")):
-            k = at[method]
-            m = g[g.method == method]
-            if m.empty or not (m["k"] == k).any() or not (m["k"] == 0).any():
-                rows.append(C.not_measured(SOURCE, names[i] + label, reports[i], f"no {method}-pruning accuracy at "
-                                           f"k = 0 and k = {k:g}% in this group", rules[i], **context))
-                continue
-            per_seed = m.groupby(["seed", "k"])["accuracy"].mean().unstack("k").dropna(subset=[0.0, k])
-            if per_seed.empty:
-                rows.append(C.not_measured(SOURCE, names[i] + label, reports[i], f"no seed with a finite {method}-"
-                                           f"pruning accuracy at k = 0 and k = {k:g}%", rules[i], **context))
-                continue
-            drop = per_seed[0.0] - per_seed[k]
-            iv = mean_interval(drop)
-            me = e[e.method == method]
-            measured = (f"{method} pruning at k = {k:g}%: accuracy {100 * per_seed[k].mean():.1f}% against "
-                        f"{100 * per_seed[0.0].mean():.1f}% dense (mean over {C.plural(len(drop), 'seed')}); the "
-                        "plateau ends at k = " + ", ".join(f"{v:g}%" for v in me["holds_to_k"]) + " by seed.")
-            within, beyond = side_of(iv, tolerance + 1e-12, holds_above=False), side_of(iv, fail_drop)
-            holds = True if within is True else False if beyond is True else None
-            interval = f"drop at k = {k:g}%: {iv.text('{:+.2f}', 100, ' points')}"
-            if holds is None:
-                why = (C.undecided_reason([iv]) if not iv.decided else
-                       f"the interval reaches between the {points} tolerance and the {fail} a failure needs")
-                rows.append(C.cannot_decide(SOURCE, names[i] + label, reports[i], measured, why, rules[i],
-                                            **{**context, "interval": interval}))
-            else:
-                rows.append(C.claim(SOURCE, names[i] + label, reports[i], measured, holds, rules[i],
-                                    **{**context, "interval": interval}))
-        w = e[e.method == "weight"].set_index("seed")["holds_to_k"].dropna()
-        u = e[e.method == "unit"].set_index("seed")["holds_to_k"].dropna()
-        both = pd.concat([w, u], axis=1, keys=["weight", "unit"]).dropna()
-        if both.empty:
-            rows.append(C.not_measured(SOURCE, names[2] + label, reports[2], "no seed with both weight and unit "
-                                       "pruning curves", rules[2], **context))
-            continue
-        iv = mean_interval(both["weight"] - both["unit"])
-        measured = (f"plateau ends by seed: weight k = {', '.join(f'{v:g}%' for v in both['weight'])}; unit k = "
-                    f"{', '.join(f'{v:g}%' for v in both['unit'])}.")
-        interval = f"weight - unit: {iv.text('{:+.1f}', 1, ' points of k')}"
-        if iv.decided and iv.low == iv.high == 0:
-            rows.append(C.cannot_decide(SOURCE, names[2] + label, reports[2], measured, "the two plateaus end at the "
-                                        "same k in every seed: a tie at the k grid's resolution", rules[2],
-                                        **{**context, "interval": interval}))
-            continue
-        holds = side_of(iv, 0.0)
-        if holds is None:
-            rows.append(C.cannot_decide(SOURCE, names[2] + label, reports[2], measured, C.undecided_reason([iv]),
-                                        rules[2], **{**context, "interval": interval}))
-        else:
-            rows.append(C.claim(SOURCE, names[2] + label, reports[2], measured, holds, rules[2],
-                                **{**context, "interval": interval}))
+        context = {"setup": described, "seeds": C.seed_list(g["seed"])}
+        specs = {m: s if own else s.labelled(label, kind="extension") for m, s in (*plateaus.items(), ("longer", longer))}
+        rows += [_plateau_row(specs[m], g, e, m, at[m], tolerance, fail_drop, context) for m in ("weight", "unit")]
+        rows.append(_longer_row(specs["longer"], e, context))
     return C.claims_frame(rows)
 
 
-
 def speed_claims(speed: pd.DataFrame | None, setup: str = "", band: float = 0.05) -> pd.DataFrame:
-    """The blog's reason for pruning, that it "saves on matrix operations", checked on a :func:`speed_summary` table
-    (``prunekit.report.claims`` format): at the largest batch size measured, a form that removes work (compacted unit
-    pruning, CSR weight pruning) is faster than the dense net from some k on, by more than the timing noise
-    ``band`` (its best speed-up >= 1 + band): holds; every such form at best ``1 - band`` as fast: does not hold;
-    in between: cannot decide. Masking alone cannot save time and does not count."""
+    """The blog's reason for pruning, that it "saves on matrix operations" (:data:`SAVES_TIME`), checked on a
+    :func:`speed_summary` table (``prunekit.report.claims`` format): at the largest batch size measured, a form that
+    removes work (compacted unit pruning, CSR weight pruning) is faster than the dense net from some k on, by more
+    than the timing noise ``band`` (its best speed-up >= 1 + band): holds; every such form at best ``1 - band`` as
+    fast: does not hold; in between: cannot decide. Masking alone cannot save time and does not count."""
     fraction("band", band, low_open=True, high_open=True)
-    name = "Pruning saves time on matrix operations"
-    reports = "pruning the network is meant to save on matrix operations"
-    rule = (f"at the largest batch size, compacted units or CSR weights faster than dense from some k on, by at least "
-            f"{band:.0%} (medians of repeated timings); every form at least {band:.0%} slower: does not hold")
-    context = {"quote": QUOTE_SPEED.text, "quote_where": QUOTE_SPEED.location,
-               "setup": setup or "the FOR.ai net, timed on this machine", "seeds": "0"}
+    spec = SAVES_TIME.formatted(band=band)
+    context = {"setup": setup or "the FOR.ai net, timed on this machine", "seeds": "0"}
     cols = ["batch_size", "form", "saves_from_k", "speedup_there", "flop_ratio_there", "best_speedup"]
     if speed is None or C.missing_columns(speed, cols) or speed.empty:
         why = C.lacking(C.missing_columns(speed, cols) if speed is not None else cols, "speed summary")
-        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule, **context)])
+        return C.claims_frame([spec.not_measured(why, **context)])
     top = speed[speed["batch_size"] == speed["batch_size"].max()].set_index("form")
     forms = [f for f in ("compacted", "csr") if f in top.index]
     if not forms or top.index.duplicated().any():
         why = "the speed summary needs one compacted or csr row (each once) at its largest batch size"
-        return C.claims_frame([C.not_measured(SOURCE, name, reports, why, rule, **context)])
+        return C.claims_frame([spec.not_measured(why, **context)])
     parts, saves, slower = [], [], []
     for form in forms:
         r = top.loc[form]
@@ -358,10 +386,7 @@ def speed_claims(speed: pd.DataFrame | None, setup: str = "", band: float = 0.05
         slower.append(r["best_speedup"] <= 1 - band)
     measured = f"at batch {int(top['batch_size'].iloc[0])}: " + "; ".join(parts) + "."
     interval = f"medians of repeated timings at each k; a {band:.0%} band for timing noise"
-    if any(saves):
-        return C.claims_frame([C.claim(SOURCE, name, reports, measured, True, rule, interval=interval, **context)])
-    if all(slower):
-        return C.claims_frame([C.claim(SOURCE, name, reports, measured, False, rule, interval=interval, **context)])
-    return C.claims_frame([C.cannot_decide(SOURCE, name, reports, measured, f"no form saves more than the {band:.0%} "
-                                           "timing noise, and not every form is that much slower", rule,
-                                           interval=interval, **context)])
+    if any(saves) or all(slower):
+        return C.claims_frame([spec.row(measured, any(saves), **context, interval=interval)])
+    return C.claims_frame([spec.cannot_decide(measured, f"no form saves more than the {band:.0%} timing noise, and "
+                                              "not every form is that much slower", **context, interval=interval)])

@@ -129,7 +129,8 @@ def _your_setup(model, ds):
 
     setup = your_model.Setup(model, ds.train, ds.test, "digits", prunable_parameters(model), {}, None,
                              {"loss": 1.0, "accuracy": 0.5}, {"lrs": [0.05], "optimizer": "SGD(momentum=0.9)",
-                                                             "batch_size": 64, "seed": 0})
+                                                             "batch_size": 64, "seed": 0},
+                             preset=your_model.preset("quick"))  # a setup carries the preset its measures read
     return setup, your_model.FineTuned(model, model, None, pd.DataFrame(), 0.5)
 
 

@@ -73,3 +73,18 @@ def test_decided_refutes_on_any_or_on_a_majority_of_intervals():
     assert verdict([True, True], "majority") == "holds"
     with pytest.raises(ValueError, match="refute"):
         verdict([True], "most")
+
+
+def test_a_rule_template_is_filled_with_the_thresholds_of_one_call():
+    from prunekit.report.claims import ClaimSpec, Quote
+
+    spec = ClaimSpec("000 x", "A claim", Quote("a sentence", "abstract"), "the source's report",
+                     "interval of the drop >= {min_drop:.0%} at k = {k:g}%")
+    filled = spec.formatted(min_drop=0.1, k=70.0)
+    assert filled.rule == "interval of the drop >= 10% at k = 70%" and filled.claim == spec.claim
+    assert spec.rule.startswith("interval of the drop >= {")          # the declaration itself is left as it is
+    assert filled.row("m", True)["rule"] == filled.rule
+    with pytest.raises(ValueError, match="rule=.*min_drop"):
+        spec.formatted(k=70.0)                                          # a threshold the template names, not given
+    plain = ClaimSpec("000 x", "B", Quote("a sentence", "abstract"), "r", "a rule with no field")
+    assert plain.formatted(k=1).rule == "a rule with no field"

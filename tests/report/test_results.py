@@ -205,3 +205,23 @@ def test_the_claims_command_prints_where_it_wrote(tmp_path, capsys, preset_run, 
     preset_run("quick", "05_weight_utility")
     assert main(["claims", "--profile", "quick"]) == 0
     assert f"-> {tmp_path / 'elsewhere' / 'quick' / 'claims.csv'}" in capsys.readouterr().out
+
+
+def test_a_table_takes_its_device_from_the_run(monkeypatch):
+    """A notebook does not pass ``device=`` to each table: the run's ``device`` parameter is the column's, and a
+    ``device`` given to the call still wins."""
+    import pandas as pd
+    import torch
+
+    from prunekit.report import results as R
+    from prunekit.report.results import Results, notebook_defaults
+
+    monkeypatch.setattr(R, "git_commit", lambda: "abc")
+    monkeypatch.setattr(R, "uncommitted_changes", lambda: [])
+    run = Results.open("06_neuron_saliency", dict(notebook_defaults("06_neuron_saliency"), device="cuda:1"))
+    assert run.parameters["device"] == "cuda:1"  # a run's parameter (no CUDA is needed to write its name)
+    assert set(pd.read_csv(run.table(pd.DataFrame({"a": [1]}), "t"))["device"]) == {"cuda"}
+    assert set(pd.read_csv(run.table(pd.DataFrame({"a": [1]}), "u", device="cpu"))["device"]) == {"cpu"}
+    bare = Results("06_neuron_saliency", "quick", {"profile": "quick"})  # a run without a device parameter: "auto"
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    assert set(pd.read_csv(bare.table(pd.DataFrame({"a": [1]}), "v"))["device"]) == {auto}

@@ -295,3 +295,25 @@ def test_the_means_in_a_paired_claim_are_over_its_pairs():
     verdict, measured, interval = _verdict(pd.concat([df, pd.DataFrame([lone])], ignore_index=True), INIT)
     assert verdict == "holds" and "over the 4 pairs: 0.480 with Glorot, 0.500 with He" in measured
     assert "-0.020" in interval
+
+
+def test_the_sweep_takes_cifar10_as_each_profile_says_and_skips_missing_data(monkeypatch, tmp_path):
+    """quick never adds CIFAR-10; paper when asked (use_cifar10); full when asked or when its files are here. A data
+    set whose files are missing is skipped, with the reason, never downloaded."""
+    from prunekit.studies import s000_density as I
+
+    monkeypatch.setenv("PRUNEKIT_DATA", str(tmp_path))                         # an empty data folder
+    configs, skipped = I.preset("quick").sweep_configs(use_cifar10=True)
+    assert {c.data.name for c in configs} == {"digits"} and not skipped
+    assert set(I.preset("paper").sweep_configs()[1]) == {"mnist"}
+    configs, skipped = I.preset("paper").sweep_configs(use_cifar10=True)
+    assert not configs and set(skipped) == {"mnist", "cifar10"}
+    assert set(I.preset("full").sweep_configs()[1]) == {"mnist", "fashion_mnist"}
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (batches / name).write_bytes(b"")                 # its files' names: full takes it up (these cannot be read)
+    configs, skipped = I.preset("full").sweep_configs()
+    assert "cifar10" in {c.data.name for c in configs} | set(skipped) and {"mnist", "fashion_mnist"} <= set(skipped)
+    assert "cifar10" not in {c.data.name for c in I.preset("paper").sweep_configs()[0]} | set(
+        I.preset("paper").sweep_configs()[1])                                  # paper: only when asked

@@ -185,9 +185,44 @@ def test_every_cycle_retrains_the_whole_schedule(monkeypatch):
     for profile in ("quick", "paper", "full"):
         seen.clear()
         with pytest.raises(Planned):  # stopped after the cycles' plan, before any small network
-            B.cycles_experiment(profile, seeds=[0])
-        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.CYCLE_PROFILES[profile].cycles}
+            study = B.preset(profile).with_overrides(cycle_seeds=[0])
+            B.cycles_experiment(study.cycle_configs(), study.n_cycles)
+        assert len(seen) == 4 and {kw["cycles"] for _, kw in seen} == {B.PRESETS[profile].n_cycles}
         for cfg, kw in seen:
             assert kw["epochs"] == cfg.epochs
             lrs = retraining_lrs(cfg, "lr_rewind", kw["epochs"])
             assert lrs[0] == cfg.lr == 0.1 and lrs[-1] == pytest.approx(0.001)  # the whole schedule, from 0.1
+
+
+def test_the_one_shot_planes_reproduce_their_networks_and_the_lines_are_the_measures(tmp_path):
+    """oneshot_surface (notebook 04's one-shot sections): every plane's three points are checked against the networks'
+    own metrics, each trajectory epoch is projected, and each line is ``linear_path`` from the pretrained to the
+    retrained network (barriers: ``barrier_table`` of it), whatever the shared host's weights were before."""
+    import torch
+
+    from prunekit.core.config import DataConfig, ModelConfig, TrainConfig
+    from prunekit.core.store import train_or_load
+    from prunekit.measures import surface as S
+    from prunekit.pruning import retrain as R
+
+    cfg = TrainConfig(data=DataConfig("digits"), model=ModelConfig("mlp", hidden=(16,)), epochs=2, checkpoints=(0, 1, 2))
+    run = train_or_load(cfg, quiet=True)
+    ds = run.dataset()
+    splits = {"train": ds.train, "test": ds.test}
+    pruned, masks, retrained = R.prune_and_retrain(run.model, ds, cfg, 60, run.checkpoints,
+                                                   methods=["finetune", "weight_rewind"], epochs=1)
+    out = B.oneshot_surface(run.model, pruned, masks, retrained, splits, grid=3, path_points=3)
+    assert out.checks > 0 and set(out.planes) == set(retrained) == set(out.surface["method"])
+    assert len(out.surface) == 2 * 3 * 3 * 2 and set(out.anchors["point"]) == {"pretrained", "pruned", "retrained"}
+    assert len(out.trajectory) == sum(len(r.trajectory) for r in retrained.values())
+    for method, res in retrained.items():
+        direct = S.linear_path(R.pruned_model(run.model, masks), S.flatten(run.model), S.flatten(res.model), splits,
+                               n=3)
+        mine = out.paths[out.paths.method == method].drop(columns="method").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, direct)
+        pd.testing.assert_frame_equal(out.barriers[out.barriers.method == method].drop(columns="method")
+                                      .reset_index(drop=True), S.barrier_table(direct))
+    with pytest.raises(ValueError, match="grid"):
+        B.oneshot_surface(run.model, pruned, masks, retrained, splits, grid=1)
+    assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(),
+                                                 train_or_load(cfg, quiet=True).model.state_dict().values()))

@@ -173,10 +173,10 @@ def test_conv_pruned_prunes_the_smallest_conv_weights_once_and_retrains_the_whol
         S.conv_pruned(run, 1.0)
 
 
-def test_small_config_has_the_pruned_networks_size_and_twice_the_epochs():
+def test_from_scratch_config_has_the_pruned_networks_size_and_twice_the_epochs():
     run = _conv_run()
     masks, _ = S.conv_pruned(run, 0.75)
-    small = S.small_config(run.config, run.model, masks)
+    small = S.from_scratch_config(run.config, run.model, masks)
     from prunekit.pruning.cycles import conv_parameters
     from prunekit.core.prunable import prunable_parameters
 
@@ -234,7 +234,7 @@ def test_pruned_table_counts_and_accuracies():
     run = _conv_run()
     ds = run.dataset()
     masks, net = S.conv_pruned(run, 0.5, ds)
-    small = S.small_config(run.config, run.model, masks)
+    small = S.from_scratch_config(run.config, run.model, masks)
     from prunekit.core.store import train_or_load
 
     small_net = train_or_load(small, quiet=True).model
@@ -337,13 +337,13 @@ def test_conv_pruned_on_other_data_is_another_cache_entry():
     assert all(torch.equal(a, b) for a, b in zip(on_all.state_dict().values(), direct.state_dict().values()))
 
 
-def test_small_config_at_is_small_config_before_pretraining():
+def test_from_scratch_config_at_is_from_scratch_config_before_pretraining():
     from prunekit.pruning.cycles import next_masks
 
     run = _conv_run()
     for ratio in (0.25, 0.5, 0.75, 0.333):
         masks = next_masks(run.model, None, "weight", ratio)                 # conv_pruned's masks
-        assert S.small_config_at(run.config, ratio).key() == S.small_config(run.config, run.model, masks).key()
+        assert S.from_scratch_config_at(run.config, ratio).key() == S.from_scratch_config(run.config, run.model, masks).key()
 
 
 def test_pruned_claims_a_nan_level_is_named():

@@ -57,13 +57,14 @@ def test_the_full_profile_is_the_sources_length_and_falls_back_to_fashion_mnist(
     monkeypatch.setenv("PRUNEKIT_DATA", str(tmp_path))                    # an empty data folder: no CIFAR-10
     full = M.pretrain_config("full")
     assert (full.epochs, full.data.name, full.data.subset, full.data.resize) == (200, "fashion_mnist", None, None)
-    assert M.eval_subset("full") is None and M.STUDY["full"].n_subsets == 500
+    assert M.eval_subset("full") is None and M.preset("full").n_subsets == 500
     batches = tmp_path / "cifar-10-batches-py"
     batches.mkdir()
     for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
         (batches / name).write_bytes(b"")                                    # present (not loaded to decide)
     assert M.pretrain_config("full").data.name == "cifar10" and M.default_dataset("paper") == "fashion_mnist"
-    assert all(not hasattr(p, "retrain_epochs") for p in B.CYCLE_PROFILES.values())  # every cycle retrains T
+    # the one-shot variant's retraining epochs are the MLP's; every cycle retrains T (no cycle epochs to set)
+    assert all(p.retrain_epochs == p.mlp.retrain_epochs and not hasattr(p, "cycle_epochs") for p in B.PRESETS.values())
 
 
 def test_vanilla_cnn_stand_in_is_a_plain_conv_net_with_the_sources_sgd():

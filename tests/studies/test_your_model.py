@@ -264,7 +264,7 @@ def test_a_checkpoint_is_loaded_not_trained_and_fine_tuning_without_its_schedule
     torch.manual_seed(0)
     trained = examples.tiny_transformer()
     torch.save(trained.state_dict(), tmp_path / "t.pt")
-    monkeypatch.setattr(Y, "fit_or_load", lambda *a, **k: pytest.fail("a checkpoint must not be trained"))
+    monkeypatch.setattr(Y.preparation, "fit_or_load", lambda *a, **k: pytest.fail("a checkpoint must not be trained"))
     setup = Y.prepare("prunekit.studies.examples:tiny_transformer", checkpoint=str(tmp_path / "t.pt"), seed=3,
                       eval_samples=64)
     assert setup.history is None and torch.equal(setup.model.embed.weight, trained.embed.weight)
@@ -385,7 +385,8 @@ def test_hoyer_of_all_tensors_is_that_of_their_concatenation():
         model[1].weight.copy_(torch.tensor([[4.0], [0.0]]))
     setup = Y.Setup(model, None, Split(torch.randn(4, 2), torch.zeros(4, dtype=torch.long)), "toy",
                     [(model[0], "weight"), (model[1], "weight")], {"weights": 4, "model_parameters": 13,
-                                                                    "share": 4 / 13, "tensors": []}, None)
+                                                                    "share": 4 / 13, "tensors": []}, None,
+                    preset=Y.preset("quick"))
     table = Y.hoyer_table(setup).set_index("layer")["hoyer"]
     # each tensor alone has one non-zero weight (1.0); together [3, 0, 4, 0]: (sqrt(4) - 7 / 5) / (sqrt(4) - 1) = 0.6
     assert table["0.weight"] == pytest.approx(1.0) and table["1.weight"] == pytest.approx(1.0)
@@ -400,7 +401,7 @@ def test_hoyer_table_against_a_hand_computation(digits):
     setup = Y.Setup(model, Split(torch.randn(8, 4), torch.zeros(8, dtype=torch.long)), Split(torch.randn(8, 4),
                     torch.zeros(8, dtype=torch.long)), "toy", [(model[1], "weight")],
                     {"weights": 16, "model_parameters": 31, "share": 16 / 31, "tensors": ["1.weight"]}, None,
-                    {"loss": 0.0, "accuracy": 1.0})
+                    {"loss": 0.0, "accuracy": 1.0}, preset=Y.preset("quick"))
     other = nn.Sequential(nn.Flatten(), nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 3))
     with torch.no_grad():
         other[1].weight.fill_(-0.5)  # equal magnitudes: Hoyer 0
@@ -480,11 +481,15 @@ def test_surface_tables_check_their_anchors_and_the_summary_says_what_it_covered
 # --------------------------------------------------------------------------- notebook 07's parameters, checked
 def test_the_preset_shows_the_settings_a_run_uses():
     """Before: the preset cell showed the profile's lrs and dataset even when they were overridden."""
-    pre = Y.preset("quick", dataset="digits:3x16x16", lrs=[0.01, 0.001], batch_size=32)
+    pre = Y.preset("quick").with_overrides(dataset="digits:3x16x16", lrs=[0.01, 0.001], batch_size=32)
     assert (pre.dataset, pre.lrs, pre.batch_size) == ("digits:3x16x16", (0.01, 0.001), 32)
-    assert Y.preset("quick") == Y.PROFILES["quick"]
+    assert Y.preset("quick") == Y.PRESETS["quick"] and pre.profile == "quick"
     with pytest.raises(ValueError, match="lrs"):
-        Y.preset("quick", lrs=[0.1, "fast"])
+        Y.preset("quick").with_overrides(lrs=[0.1, "fast"])
+    with pytest.raises(ValueError, match="sparsity"):
+        Y.preset("quick").with_overrides(sparsity=1.0)
+    with pytest.raises(ValueError, match="n_cycles"):          # not a setting of this preset: named, not ignored
+        Y.preset("quick").with_overrides(n_cycles=3)
 
 
 def test_a_shape_suffix_makes_the_offline_images_fit_an_image_model(digits):
@@ -514,7 +519,7 @@ class GRUNet(nn.Module):
 def test_prepare_takes_params_by_name_and_says_truthfully_what_is_left_out(monkeypatch):
     """Before: notebook 07 took no params and said "the layer into the logits left out" when a GRU holding 97.6% of
     the model was."""
-    monkeypatch.setattr(Y, "fit_or_load", lambda *a, **k: None)  # no training: what is measured is the question
+    monkeypatch.setattr(Y.preparation, "fit_or_load", lambda *a, **k: None)  # no training: what is measured is the question
     setup = Y.prepare(GRUNet(), "digits", lrs=[0.01], eval_samples=50)
     assert setup.coverage["tensors"] == ["embed.weight"]
     gru = sum(p.numel() for p in setup.model.rnn.parameters())
@@ -536,7 +541,7 @@ def test_prepare_takes_params_by_name_and_says_truthfully_what_is_left_out(monke
 
 
 def test_prepare_refuses_bad_labels_and_an_empty_weight_set_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(Y, "fit_or_load", lambda *a, **k: pytest.fail("trained before the check"))
+    monkeypatch.setattr(Y.preparation, "fit_or_load", lambda *a, **k: pytest.fail("trained before the check"))
     f = tmp_path / "data.py"
     f.write_text("import torch\n\ndef floats():\n    x = torch.randn(40, 1, 8, 8)\n"
                  "    return (x[:30], torch.arange(30.0) % 10), (x[30:], torch.arange(10.0))\n")
