@@ -78,7 +78,7 @@ def main(argv=None) -> None:
 
     # 1a. prunekit vs conventional, whole curve (weight + unit, layerwise)
     t0 = time.perf_counter()
-    ours = curves.pruning_curve(model, params, split, ks, methods=["weight", "unit"], scopes=["layerwise"])
+    ours = curves.pruning_curve(model, split, ks=ks, params=params, methods=["weight", "unit"], scopes=["layerwise"])
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
     theirs = conventional_curve(model, split, ks)
@@ -95,8 +95,8 @@ def main(argv=None) -> None:
     t_sweep = t_plain = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        curves.pruning_curve(model, params, split, ks, methods=["weight", "unit"], scopes=["layerwise"],
-                              form="dense")
+        curves.pruning_curve(model, split, ks=ks, params=params, methods=["weight", "unit"], scopes=["layerwise"],
+                             form="dense")
         t_sweep = min(t_sweep, time.perf_counter() - t0)
         t0 = time.perf_counter()
         for _ in range(n_points):
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
             dense_s = timeit(lambda: model(x), repeat=repeat, warmup=2)
         record(bench, f"dense_forward_b{batch}", dense_s * 1e3, "ms")
         for form, kk in (("compacted", [50, 90]), ("csr", [90, 95, 99])):
-            t = curves.inference_speedups(model, params, x, kk, forms=[form], repeat=repeat, warmup=2)
+            t = curves.inference_speedups(model, x, ks=kk, params=params, forms=[form], repeat=repeat, warmup=2)
             for _, r in t.iterrows():
                 tag = f"{form}_{'unit' if form == 'compacted' else 'weight'}{int(r['k'])}_b{batch}"
                 record(bench, f"{tag}_forward", r["seconds"] * 1e3, "ms")

@@ -100,7 +100,7 @@ def bench_plane(quick: bool, repeat: int) -> None:
     plane = S.Plane.through(w0, w1, w2)
     n = 11 if quick else 21
     host = copy.deepcopy(run.model)
-    t_plane = timeit(lambda: S.plane_surface(host, plane, splits, n=n), repeat=repeat)
+    t_plane = timeit(lambda: S.plane_surface(host, splits, plane=plane, n=n), repeat=repeat)
     points = n * n + 3  # the grid and the three anchors
     t_plain = timeit(lambda: [evaluate(run.model, s) for _ in range(points) for s in splits.values()],
                      repeat=repeat)
@@ -115,7 +115,7 @@ def bench_plane(quick: bool, repeat: int) -> None:
     c0 = S.flatten(conv)
     cplane = S.Plane.through(c0, c0 * (torch.rand_like(c0) > 0.5), c0 + 0.01 * torch.randn_like(c0))
     nb = 5 if quick else 11
-    t_bn_plane = timeit(lambda: S.plane_surface(conv, cplane, splits, n=nb), repeat=1)
+    t_bn_plane = timeit(lambda: S.plane_surface(conv, splits, plane=cplane, n=nb), repeat=1)
     t_eval = timeit(lambda: [evaluate(conv, s) for s in splits.values()], repeat=repeat)
     t_recal = timeit(lambda: S.recalibrate_bn(conv, ds.train.x), repeat=repeat)
     record(BENCH, f"plane_{nb}x{nb}_conv_bn_seconds_per_point", t_bn_plane / (nb * nb + 3), "s")

@@ -143,7 +143,7 @@ def oneshot_surface(pretrained: nn.Module, pruned: nn.Module, masks, retrained: 
     for method, res in retrained.items():
         plane = S.Plane.through(w_pre, w_pruned, S.flatten(res.model), names=("pretrained", "pruned", "retrained"))
         planes[method] = plane
-        g, a = S.plane_surface(host, plane, splits, n=grid, margin=margin, loss=loss)
+        g, a = S.plane_surface(host, splits, plane=plane, n=grid, margin=margin, loss=loss)
         surfaces.append(g.assign(method=method))
         anchors.append(a.assign(method=method))
         for epoch, state in res.trajectory.items():
@@ -155,7 +155,7 @@ def oneshot_surface(pretrained: nn.Module, pruned: nn.Module, masks, retrained: 
                                  splits, loss) for method, a in anchors.groupby("method"))
     paths, barriers = [], []
     for method, res in retrained.items():
-        path = S.linear_path(host, w_pre, S.flatten(res.model), splits, n=path_points, loss=loss)
+        path = S.linear_path(host, splits, w_a=w_pre, w_b=S.flatten(res.model), n=path_points, loss=loss)
         paths.append(path.assign(method=method))
         barriers.append(S.barrier_table(path).assign(method=method))
     return OneShotSurface(pd.concat(surfaces, ignore_index=True), anchors, pd.DataFrame(trajectories), planes,
@@ -266,7 +266,7 @@ def cycle_planes(experiment: CyclesExperiment, subset: int | None, grid: int, ma
         plane = S.Plane.through(w_star, S.flatten(r.pruned), S.flatten(r.retrained),
                                 names=("pretrained", "pruned", "retrained"))
         planes[unit, method] = plane
-        g, _ = S.plane_surface(run.model, plane, splits, n=grid, margin=margin, loss=run.config.loss)
+        g, _ = S.plane_surface(run.model, splits, plane=plane, n=grid, margin=margin, loss=run.config.loss)
         surfaces.append(g.assign(unit=unit, method=method))
     return pd.concat(surfaces, ignore_index=True), planes
 
@@ -287,6 +287,6 @@ def cycle_lines(experiment: "CyclesExperiment", subset: int | None, n: int = 21,
         splits = {"train": random_subset(run.dataset().train, subset, seed=seed)}
         start = flatten(run.model)
         for (unit, method), r in experiment.runs[s].items():
-            line = linear_path(run.model, start, flatten(r.retrained), splits, n=n, loss=run.config.loss)
+            line = linear_path(run.model, splits, w_a=start, w_b=flatten(r.retrained), n=n, loss=run.config.loss)
             rows.append(barrier_table(line).assign(seed=s, unit=unit, method=method))
     return pd.concat(rows, ignore_index=True)

@@ -45,7 +45,7 @@ def ablation_at_checkpoints(model: nn.Module, checkpoints: dict[int, dict], x: t
     with state_restored(model):
         for epoch in sorted(checkpoints):
             model.load_state_dict(checkpoints[epoch])
-            df = random_ablation(model, x, y, tuple(ratios), n_subsets, seed, method=method,
+            df = random_ablation(model, (x, y), ratios=tuple(ratios), n_subsets=n_subsets, seed=seed, method=method,
                                  warn_at_chance=False)  # the untrained checkpoints are measured on purpose
             df.insert(0, "epoch", int(epoch))
             frames.append(df)

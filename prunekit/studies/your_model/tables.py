@@ -51,7 +51,7 @@ def pruning_curves(setup: Setup, ks: Sequence[float] | None = None, seed: int = 
     003's comparison of weight and unit pruning). One row per (method, scope, k); ``ks``: None, the setup's preset's."""
     ks = list(_preset(setup).ks if ks is None else sequence("ks", ks))
     seed = count("seed", seed, low=0)
-    df = pruning_curve(setup.model, setup.params, setup.test, ks, seed=seed,
+    df = pruning_curve(setup.model, setup.test, ks=ks, params=setup.params, seed=seed,
                        methods=("weight", "unit", "random_weight", "random_unit"), scopes=("global", "layerwise"))
     df.insert(0, "granularity", df["method"].map(lambda m: "unit" if "unit" in m else "weight"))
     df.insert(1, "criterion", df["method"].map(lambda m: "random" if m.startswith("random") else "magnitude"))
@@ -63,7 +63,7 @@ def density_table(setup: Setup, tolerance: float = 0.05) -> pd.DataFrame:
     without retraining, first takes accuracy more than ``tolerance`` below the dense model's), one row, with the
     weights it covered and the model's total parameter count."""
     fraction("tolerance", tolerance, low_open=True, high_open=True)
-    res = effective_density(setup.model, setup.test, tolerance, params=setup.params)
+    res = effective_density(setup.model, setup.test, tolerance=tolerance, params=setup.params)
     row = {k: v for k, v in res.to_dict().items() if k in (
         "density", "core_params", "params", "total_params", "dense_accuracy", "core_accuracy", "threshold",
         "tolerance", "evaluations")}
@@ -89,8 +89,9 @@ def ablation_tables(setup: Setup, seed: int = 0, *, ratios: Sequence[float] | No
     band_ratios = pre.band_ratios if band_ratios is None else sequence("band_ratios", band_ratios, item=fraction)
     band_subsets = count("band_subsets", pre.band_subsets if band_subsets is None else band_subsets)
     x, y = setup.test.x, setup.test.y  # every setting checked before the first ablation
-    rnd = random_ablation(setup.model, x, y, ratios, n_subsets, seed, params=setup.params)
-    mag = magnitude_ablation(setup.model, x, y, n_bands, band_ratios, band_subsets, seed, params=setup.params)
+    rnd = random_ablation(setup.model, (x, y), params=setup.params, ratios=ratios, n_subsets=n_subsets, seed=seed)
+    mag = magnitude_ablation(setup.model, (x, y), params=setup.params, n_bands=n_bands, ratios=band_ratios,
+                              n_subsets=band_subsets, seed=seed)
     imbalance = imbalance_table(rnd, ["ratio", "n_ablated"]).rename(columns={"std": "utility_std", "n": "subsets"})
     return _labelled(rnd, setup), _labelled(mag, setup), _labelled(imbalance, setup)
 
@@ -153,9 +154,9 @@ def surface_tables(setup: Setup, tuned: FineTuned, *, grid: int | None = None,
     bn_x = setup.train.x[:pre.bn_samples] if S.has_batchnorm(setup.model) else None
     w0, w1, w2 = S.flatten(setup.model), S.flatten(tuned.pruned), S.flatten(tuned.retrained)
     host = copy_model(setup.model)
-    path = S.linear_path(host, w0, w2, splits, n=path_points, bn_data=bn_x)
+    path = S.linear_path(host, splits, w_a=w0, w_b=w2, n=path_points, bn_data=bn_x)
     plane = S.Plane.through(w0, w1, w2, names=("trained", "pruned", "retrained"))
-    grid_df, anchors = S.plane_surface(host, plane, splits, n=grid, margin=margin, bn_data=bn_x)
+    grid_df, anchors = S.plane_surface(host, splits, plane=plane, n=grid, margin=margin, bn_data=bn_x)
     networks = {"trained": setup.model, "pruned": tuned.pruned, "retrained": tuned.retrained}
     S.check_anchors(anchors, {k: _recalibrated(m, bn_x) for k, m in networks.items()}, splits, rtol=1e-4)
     return {name: _labelled(df, setup) for name, df in
