@@ -215,6 +215,9 @@ class Tables:
         from prunekit.studies.s001_shrinking import curve_gap
 
         self.gaps = curve_gap(self.saliency_curves, 0.05)
+        self.accuracy_001 = pd.DataFrame({"setup": ["cosine_10_10", "diamond_50_50"], "seed": [0, 0],
+                                          "train_loss": [0.04, 0.1]})
+        self.gate = pd.DataFrame({"setup": ["digits_mlp"], "seed": [1], "why": ["not trained"]})
         self.ablations = random_ablation(s.model, s.x, s.y, ratios=[0.1, 0.2], n_subsets=4, warn_at_chance=False)
         w0 = SU.flatten(s.model)
         self.path = SU.linear_path(s.model, {"test": s.split}, w_a=w0, w_b=w0 * 0.5, n=3)
@@ -539,6 +542,7 @@ def examples(s, t) -> dict:
         "report.claims.decided": dict(source="s", name="n", source_reports="r", measured="m", sides=[True],
                                       rule="r", intervals=[interval], threshold=0.0),
         "report.claims.undecided_reason": dict(intervals=[interval], threshold=0.0),
+        "report.claims.holds_of": dict(sides=[True, None], refute="majority"),
         "report.claims.claims_frame": dict(rows=[{"source": "s", "verdict": "holds"}]),
         "report.claims.missing_columns": dict(df=t.ablations, columns=["ratio"]),
         "report.claims.lacking": dict(missing=["ratio"]),
@@ -609,7 +613,9 @@ def examples(s, t) -> dict:
         "studies.s001_shrinking.experiment.rank_agreement": dict(net=t.net, x=s.x, y=s.y, estimators=["l2_norm"]),
         "studies.s001_shrinking.experiment.curve_gap": dict(table=t.saliency_curves, margin=0.05),
         "studies.s001_shrinking.experiment.removable_summary": dict(table=t.saliency_curves, margin=0.05),
-        "studies.s001_shrinking.verdicts.claims_table": dict(gaps=t.gaps),
+        "studies.s001_shrinking.verdicts.claims_table": dict(curves=t.saliency_curves, excluded=t.gate),
+        "studies.s001_shrinking.setups.quality_gate": dict(accuracy=t.accuracy_001),
+        "studies.s001_shrinking.setups.stated_accuracy": dict(setup="diamond_50_50_adam"),
         "studies.s001_shrinking.setups.Group": dict(label="a group", kind="source", where="Sec. 1"),
         "studies.s001_shrinking.setups.Setup": dict(config=s.cfg, group="digits", accuracy=0.9),
         "studies.s001_shrinking.setups.group_of": dict(setup="cosine_10_10"),
@@ -780,6 +786,7 @@ ACCEPTS: dict[str, dict[str, str]] = {
                                              "s002_utility.verdicts.spread_claims", "s003_sparsify.speed_claims")
        for p in ("setup", "seeds")},
     "core.estimate.expect.label": ANY_TEXT,
+    "studies.s001_shrinking.setups.Setup.substitute": ANY_TEXT,
     "studies.protocol.training_plan.label": SOME_TEXT,
     "report.catalog.Study.question": SOME_TEXT,
     "report.catalog.Study.notebook": {"unknown": "a new notebook's name: the row that adds a study"},
@@ -882,6 +889,7 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "report.claims.listing.items": {"empty": "'none'", "duplicates": "a list in words, as given"},
     "report.claims.claims_frame.rows": {"empty": "a claims table with no row", "duplicates": "rows as given"},
     "report.claims.decided.sides": {"empty": "no interval: cannot decide", "duplicates": "one side per interval"},
+    "report.claims.holds_of.sides": {"empty": "no side: no verdict", "duplicates": "one side per interval"},
     "report.claims.decided.intervals": {"empty": "no interval: the reason is said", "duplicates": "intervals as given"},
     "report.claims.undecided_reason.intervals": {"empty": "no interval: the reason is said",
                                                  "duplicates": "intervals as given"},
@@ -909,8 +917,6 @@ ACCEPTS: dict[str, dict[str, str]] = {
     "barrier_tol": {"zero": "no rise above the chord at all"},
     "collapse_gap": {"zero": "any gap"},
     "ceiling_gap": {"zero": "no ceiling: every comparison decides"},
-    **{f"studies.s001_shrinking.verdicts.claims_table.{p}": {"zero": "a threshold of 0 is a rule"}
-       for p in ("brute_force_min", "min_shortfall", "close")},
     "studies.s002_utility.experiments.critical_ratio.level": {"zero": "an accuracy of 0: never reached below, NaN"},
     "chance": {"zero": "a chance level of 0"},
     "studies.your_model.tables.prune_and_fine_tune.sparsity": {"zero": "prunes nothing: a fine-tuned copy of the model"},

@@ -34,7 +34,7 @@ import pandas as pd
 from ..core.checks import choice, count as checked_count, number, sequence, text as checked_text
 
 __all__ = ["COLUMNS", "VERDICTS", "KINDS", "HOLDS", "DOES_NOT_HOLD", "HOLDS_SUBSTITUTE", "DOES_NOT_HOLD_SUBSTITUTE",
-           "CANNOT_DECIDE", "NOT_MEASURED", "Quote", "ClaimSpec", "claim", "not_measured", "cannot_decide", "decided",
+           "CANNOT_DECIDE", "NOT_MEASURED", "Quote", "ClaimSpec", "claim", "not_measured", "cannot_decide", "decided", "holds_of",
            "undecided_reason", "verdict_of", "on_substitute", "claims_frame", "sentences", "missing_columns",
            "lacking", "plural", "listing", "seed_list", "verdict_counts", "counts_text"]
 
@@ -227,6 +227,17 @@ def undecided_reason(intervals=(), threshold: float | None = None) -> str:
     return "an interval straddles the rule's threshold"
 
 
+def holds_of(sides, refute: str = "any") -> bool | None:
+    """The verdict of several sides (``prunekit.report.intervals.side_of``: True, False or None each): True when
+    every one is True; False when one is False (``refute="any"``) or when more than half are False and none is True
+    (``refute="majority"``); else None. No side at all: None."""
+    sides = sequence("sides", sides, nonempty=False, item=_side)
+    choice("refute", refute, ("any", "majority"))
+    against = sum(s is False for s in sides)
+    refuted = against > 0 if refute == "any" else (against > len(sides) / 2 and not any(s is True for s in sides))
+    return None if not sides else True if all(s is True for s in sides) else False if refuted else None
+
+
 def decided(source: str, name: str, source_reports: str, measured: str, sides: list[bool | None], rule: str, *,
             why: str | None = None, intervals=(), threshold: float | None = None, refute: str = "any",
             **context) -> dict:
@@ -241,9 +252,7 @@ def decided(source: str, name: str, source_reports: str, measured: str, sides: l
     intervals = sequence("intervals", intervals, nonempty=False, item=_interval)
     if threshold is not None:
         number("threshold", threshold)
-    against = sum(s is False for s in sides)
-    refuted = against > 0 if refute == "any" else (against > len(sides) / 2 and not any(s is True for s in sides))
-    holds = None if not sides else True if all(s is True for s in sides) else False if refuted else None
+    holds = holds_of(sides, refute)
     if holds is None:
         why = why or ("no interval to decide on" if not sides else undecided_reason(intervals, threshold))
         return cannot_decide(source, name, source_reports, measured, why, rule, **context)

@@ -529,3 +529,27 @@ def test_exact_second_order_on_a_masked_net_and_in_blocks_of_samples():
     blocks = S.exact_hessian(net, x, y, masks, chunk_elements=1)
     for a, b in zip(whole, blocks):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation, sizes, loss", [
+    ("relu", [3, 5, 4, 3], "cross_entropy"),     # ReLU: σ'' = 0 away from the kink, the gain expansion still exact
+    ("sigmoid", [3, 1, 4, 2], "cross_entropy"),  # a hidden layer of one unit
+    ("tanh", [3, 4, 1, 3], "sse"),               # the last hidden layer of one unit
+])
+def test_exact_second_order_on_relu_and_one_unit_layers_with_masks(activation, sizes, loss):
+    """The gain expansion -E'(1) + 1/2 E''(1) by autograd on the net with some units removed (their gain held at 0):
+    the same numbers from second_order_exact, +inf on the removed units, for ReLU and for layers of a single unit."""
+    model = make_mlp(sizes, activation, seed=21, scale=1.5)
+    x, y = make_data(23, 3, sizes[-1], seed=22)
+    net = S.from_model(model, loss=loss)
+    masks = net.full_masks()
+    wide = max(range(len(masks)), key=lambda i: masks[i].numel())
+    masks[wide][0] = 0  # one unit of the widest layer removed (a layer of one unit keeps it)
+    gains0 = torch.cat(masks)
+    ones = torch.ones(net.num_units, dtype=torch.float64)
+    f = lambda a: gain_error(model, x, y, loss, a * gains0)  # noqa: E731
+    want = -torch.autograd.functional.jacobian(f, ones) + 0.5 * torch.autograd.functional.hessian(f, ones).diagonal()
+    got = S.saliencies(net, x, y, "second_order_exact", masks=masks)
+    alive = gains0 == 1
+    assert torch.isinf(got[~alive]).all() and int((~alive).sum()) == 1
+    torch.testing.assert_close(got[alive], want[alive], rtol=1e-9, atol=1e-10)

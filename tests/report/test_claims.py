@@ -5,6 +5,7 @@ import math
 import pandas as pd
 import pytest
 
+from prunekit.report import claims as C
 from prunekit.report.claims import lacking, listing, plural
 
 
@@ -88,3 +89,35 @@ def test_a_rule_template_is_filled_with_the_thresholds_of_one_call():
         spec.formatted(k=70.0)                                          # a threshold the template names, not given
     plain = ClaimSpec("000 x", "B", Quote("a sentence", "abstract"), "r", "a rule with no field")
     assert plain.formatted(k=1).rule == "a rule with no field"
+
+
+def test_on_substitute_relabels_the_sources_decided_rows_both_ways_and_nothing_else():
+    t = C.claims_frame([C.claim("s", "a", "r", "m", True, "rule", setup="digits"),
+                        C.claim("s", "b", "r", "m", False, "rule"),
+                        C.cannot_decide("s", "c", "r", "m", "why", "rule"),
+                        C.not_measured("s", "d", "r", "why", "rule"),
+                        C.claim("s", "e", "r", "m", True, "rule", kind="extension")])
+    assert C.on_substitute(t, None) is t
+    out = C.on_substitute(t, "digits for cifar10")
+    assert list(out.verdict) == ["holds here (substitute setup)", "does not hold here (substitute setup)",
+                                 "cannot decide here", "not measured here", "holds"]
+    assert out.setup.iloc[0] == "digits (substitute setup: digits for cifar10)"
+    assert out.setup.iloc[1] == "substitute setup: digits for cifar10" and out.setup.iloc[4] == ""
+    assert list(t.verdict) == ["holds", "does not hold", "cannot decide here", "not measured here", "holds"]
+    # counted apart: the substitute verdicts are their own entries, the extension's row its own kind
+    assert C.verdict_counts(out) == {"source": {"holds here (substitute setup)": 1,
+                                                "does not hold here (substitute setup)": 1,
+                                                "cannot decide here": 1, "not measured here": 1},
+                                     "extension": {"holds": 1}}
+    assert C.verdict_counts(t.drop(columns="kind")) == {"source": {"holds": 2, "does not hold": 1,
+                                                                   "cannot decide here": 1, "not measured here": 1}}
+    assert C.verdict_counts(t.iloc[:0]) == {}
+
+
+@pytest.mark.parametrize("sides, refute, expected", [
+    ([], "any", None), ([True], "any", True), ([True, None], "any", None), ([True, False], "any", False),
+    ([True, False], "majority", None), ([False, None], "majority", None), ([False, False, None], "majority", False),
+    ([False, False, True], "majority", None), ([None, None], "majority", None),
+])
+def test_holds_of_every_side_for_a_claim_any_or_a_majority_against(sides, refute, expected):
+    assert C.holds_of(sides, refute) is expected

@@ -1,7 +1,11 @@
 """Every claims function's whole table, pinned: the rows the claims code wrote before each claim became one
 ``ClaimSpec`` decided by one function (issue 39) are in ``claims_pinned.json``, made from the same inputs by that code,
 and the tables must come out identical, every column of every row. The inputs are small and seeded (:func:`cases`);
-``python tests/studies/test_claims_pinned.py OUT.json`` writes the pins with whichever prunekit is importable."""
+``python tests/studies/test_claims_pinned.py OUT.json`` writes the pins with whichever prunekit is importable.
+
+A pin changes only with a rule: source 001's were rewritten when its claims came to be decided setup by setup on the
+pruning curves (a margin check, the quality gate, substitute setups), and every other pin that moved is named in the
+commit that moved it."""
 
 from __future__ import annotations
 
@@ -44,24 +48,28 @@ def _curve(rng) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _gaps(rng) -> pd.DataFrame:
+def _saliency_curves(rng) -> pd.DataFrame:
+    """Serial-pruning error curves (notebook 06's table): flat to a knee, then rising; 20 units."""
     rows = []
-    for setup in ("diamond_50_50", "cosine_10_10", "diamond_50_50_adam", "mnist20_50_50"):
+    for setup in ("diamond_50_50", "cosine_10_10", "diamond_50_50_adam", "mnist20_50_50", "mnist_ova0"):
         for seed in (0, 1, 2):
-            bf = 0.55 + rng.normal(0, 0.03)
-            for est, short in (("brute_force", 0.0), ("second_order", 0.05), ("first_order", 0.2),
-                               ("second_order_exact", 0.02)):
+            bf = int(round(11 + rng.normal(0, 1.5)))
+            for est, short in (("brute_force", 0), ("second_order", 1), ("first_order", 4), ("second_order_exact", 0)):
+                knee = max(bf - short - int(rng.integers(0, 2)), 0)
                 for alg in ("I", "II"):
-                    rows.append({"setup": setup, "seed": seed, "estimator": est, "algorithm": alg,
-                                 "removable_fraction": bf - short + rng.normal(0, 0.01),
-                                 "shortfall_fraction": short + rng.normal(0, 0.01) if est != "brute_force" else 0.0})
+                    for u in range(21):
+                        error = 0.01 + 0.001 * u if u <= knee else 0.2 + 0.04 * (u - knee) + rng.normal(0, 0.01)
+                        rows.append({"setup": setup, "seed": seed, "estimator": est, "algorithm": alg,
+                                     "units_removed": u, "fraction_removed": u / 20, "error": error})
     return pd.DataFrame(rows)
 
 
 def cases() -> dict:
     """``{name: (function path, args, kwargs)}`` of the pinned calls (the inputs made here, seeded)."""
     rng = np.random.default_rng(39)
-    density, curve, gaps = _density_sweep(rng), _curve(rng), _gaps(rng)
+    density, curve = _density_sweep(rng), _curve(rng)
+    rng.normal(size=180)  # the draws of source 001's former input (its claims now read curves: saliency below)
+    saliency = _saliency_curves(np.random.default_rng(1))
     subsets = 40
     ablations = pd.DataFrame({"ratio": np.repeat([0.05, 0.1, 0.2], subsets), "subset": np.tile(range(subsets), 3),
                               "accuracy": rng.uniform(0.3, 0.9, 3 * subsets)})
@@ -102,7 +110,7 @@ def cases() -> dict:
     return {
         "s000": ("prunekit.studies.s000_density:claims_table", (density,), {"setup": "a sweep"}),
         "s000_fold": ("prunekit.studies.s000_density:claims_table", (density,), {"alpha": 0.1, "density_fold": 1.2}),
-        "s001": ("prunekit.studies.s001_shrinking:claims_table", (gaps,), {}),
+        "s001": ("prunekit.studies.s001_shrinking:claims_table", (saliency,), {}),
         "s003": ("prunekit.studies.s003_sparsify:claims_table", (curve,), {"tolerance": 0.02}),
         "s003_speed": ("prunekit.studies.s003_sparsify:speed_claims", (speed,), {"band": 0.1}),
         "s002_utility": ("prunekit.studies.s002_utility:utility_claims",

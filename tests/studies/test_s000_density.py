@@ -137,7 +137,7 @@ def test_paired_verdicts_are_decided_on_their_t_interval():
     assert verdict == "cannot decide here" and "-0.045 to +0.005" in interval
     verdict, measured, interval = _verdict(_init_and_optimizer([-0.01, -0.02, -0.03, -0.02], big), INIT)
     assert verdict == "holds" and "-0.033 to -0.007" in interval and "is 0.10 of it" in measured
-    assert "|Glorot - He| / |SGD - Adam|: 0.10 [95% CI" in interval
+    assert "|Glorot - He| / |SGD - Adam| (fully connected): 0.10 [95% CI" in interval
     same = [-0.01, -0.02, -0.03, -0.02]
     assert _verdict(_init_and_optimizer([-0.01, -0.02, -0.03, -0.02], same), INIT)[0] == "cannot decide here"
     tiny = [-0.003, -0.004, -0.005, -0.004]
@@ -145,6 +145,14 @@ def test_paired_verdicts_are_decided_on_their_t_interval():
     assert verdict == "does not hold" and "is 5.00 of it" in measured  # lower, but not slightly
     verdict, measured, _ = _verdict(_pairs([-0.01, -0.02, -0.03, -0.02]), INIT)  # nothing to judge the size by
     assert verdict == "cannot decide here" and "no SGD and Adam pairs" in measured
+    # the yardstick must be an effect itself: SGD - Adam pairs of mean 0 (interval across 0) judge nothing
+    verdict, measured, _ = _verdict(_init_and_optimizer([-0.01, -0.02, -0.03, -0.02], [-0.2, 0.2, -0.1, 0.1]), INIT)
+    assert verdict == "cannot decide here" and "is not established here" in measured
+    # "slightly" on the fully connected nets alone: Glorot - He pairs of conv nets are not held against it
+    conv_init = pd.concat([_pairs([-0.01, -0.02, -0.03, -0.02], arch="conv"),
+                           _pairs(big, "optimizer", "sgd", "adam").assign(seed=lambda t: t.seed + 100)])
+    verdict, measured, _ = _verdict(conv_init, INIT)
+    assert verdict == "cannot decide here" and "Glorot and He pairs of fully connected nets" in measured
     assert _verdict(_init_and_optimizer([0.01, 0.02, 0.03, 0.02], big), INIT)[0] == "does not hold"  # Glorot denser
     verdict, measured, _ = _verdict(_init_and_optimizer([0.0, 0.0, 0.0], big), INIT)  # identical: a tie
     assert verdict == "cannot decide here" and "a tie" in measured

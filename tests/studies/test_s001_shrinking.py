@@ -118,20 +118,38 @@ def test_from_prunekit_mlp_and_setups():
                                atol=1e-5)
 
 
-def _gaps(values, seeds=(0, 1, 2)):
-    """curve_gap rows: ``values[setup][(estimator, algorithm)]`` is a removable fraction (one, or one per seed);
-    brute force under Algorithm II is the reference each shortfall is measured against."""
+def _curve(units, knee=None, error=None):
+    """One serial-pruning error curve over ``units`` hidden units: flat at 0.01 for the first ``knee`` removals, then a
+    jump to 0.5 rising to 1.0 with every unit gone (removable: exactly ``knee`` at every margin up to 10%); or the
+    given ``error`` values."""
+    if error is not None:
+        return list(error)
+    return [0.01 if u <= knee else 0.5 + 0.5 * (u - knee) / (units - knee) for u in range(units + 1)]
+
+
+def _curves(values, seeds=(0, 1, 2), units=100):
+    """A curves table (notebook 06's): ``values[setup][(estimator, algorithm)]`` is a knee (units removable), one or
+    one per seed, or an explicit error curve (a list of ``units + 1`` errors)."""
     def at(v, i):
-        return v[i] if isinstance(v, (list, tuple)) else v
+        return v[i] if isinstance(v, tuple) else v
 
     rows = []
     for setup, runs in values.items():
         for i, seed in enumerate(seeds):
-            bf = at(runs[("brute_force", "II")], i)
             for (est, alg), v in runs.items():
-                rows.append((setup, seed, est, alg, at(v, i), bf - at(v, i)))
-    return pd.DataFrame(rows, columns=["setup", "seed", "estimator", "algorithm", "removable_fraction",
-                                       "shortfall_fraction"])
+                v = at(v, i)
+                errors = _curve(units, error=v) if isinstance(v, list) else _curve(units, knee=v)
+                n = len(errors) - 1
+                rows += [(setup, seed, est, alg, u, u / n, e) for u, e in enumerate(errors)]
+    return pd.DataFrame(rows, columns=["setup", "seed", "estimator", "algorithm", "units_removed",
+                                       "fraction_removed", "error"])
+
+
+def _gaps(values, seeds=(0, 1, 2)):
+    """curve_gap rows: ``values[setup][(estimator, algorithm)]`` is a removable fraction (one, or one per seed)."""
+    rows = [(setup, seed, est, alg, v[i] if isinstance(v, tuple) else v)
+            for setup, runs in values.items() for i, seed in enumerate(seeds) for (est, alg), v in runs.items()]
+    return pd.DataFrame(rows, columns=["setup", "seed", "estimator", "algorithm", "removable_fraction"])
 
 
 def _runs(bf, second, first, exact=None):
@@ -143,77 +161,127 @@ def _runs(bf, second, first, exact=None):
 
 SHAPES = "inside-a-shape tasks"
 MNIST = "MNIST subset"
+AT_LEAST = f"Brute force removes at least 40% of the neurons with little effect ({SHAPES})"
+CLOSE = f"The second-order estimate comes very close to brute force ({SHAPES})"
+BETTER = f"The second-order estimate does better than the first-order one ({SHAPES})"
+SHARE = "Brute force removes at least the share of the neurons the source reports ({})"
+FAR_DEEP = f"The second-order estimate does not do nearly as well as brute force beyond one hidden layer ({MNIST})"
 
 
 def _verdicts(table):
     return dict(zip(table["claim"], table["verdict"]))
 
 
-def test_claims_001_are_decided_per_group_of_setups():
+def test_claims_001_are_decided_setup_by_setup_within_each_group():
     from prunekit.report.claims import COLUMNS
 
-    gaps = _gaps({
-        "diamond_50_50": _runs([0.5, 0.55, 0.6], [0.48, 0.52, 0.57], 0.0),          # 2-3% short: close
-        "random_shape_50_50": _runs(0.55, [0.5, 0.51, 0.52], [0.1, 0.0, 0.05]),      # 3-5% short: close
-        "mnist20_100": _runs(0.6, 0.6, [0.4, 0.45, 0.5]),                           # one layer: not short at all
-        "mnist20_50_50": _runs(0.5, [0.3, 0.32, 0.34], [0.2, 0.22, 0.21]),           # two layers: 16-20% short
-        "diamond_50_50_adam": _runs(0.6, 0.0, 0.0, [0.55, 0.56, 0.57]),
+    curves = _curves({
+        "diamond_50_50": _runs((50, 55, 60), (48, 52, 57), 0),           # 2-3 units short of 100: close
+        "random_shape_50_50": _runs(55, (50, 51, 52), (10, 0, 5)),        # 3-5 short: close
+        "mnist20_100": _runs((60, 62, 64), (60, 62, 64), (40, 45, 50)),   # one layer: not short at all
+        "mnist20_50_50": _runs((40, 41, 42), (20, 22, 24), (10, 12, 11)),  # two layers: 18-20 short
+        "diamond_50_50_adam": _runs(60, 0, 0, (55, 56, 57)),
     })
-    t = SH.claims_table(gaps)
+    t = SH.claims_table(curves)
     assert list(t.columns) == COLUMNS and len(t) == 8  # three claims of each source group, two of the extension
     v = _verdicts(t)
-    assert v[f"Brute force removes 40-70% of the neurons with little effect ({SHAPES})"] == "holds"
-    assert v[f"The second-order estimate comes very close to brute force ({SHAPES})"] == "holds"
-    assert v[f"The second-order estimate does better than the first-order one ({SHAPES})"] == "holds"
+    assert v[AT_LEAST] == v[CLOSE] == v[BETTER] == "holds"
+    assert v[SHARE.format(MNIST)] == "holds"
     # "beyond the first layer": decided on the two-hidden-layer setup, the one-layer one only printed
-    far = f"The second-order estimate does not nearly as well as brute force beyond one hidden layer ({MNIST})"
-    assert v[far] == "holds"
-    row = t.set_index("claim").loc[far]
-    assert "mnist20_50_50: +18%" in row["interval"] and "mnist20_100" not in row["interval"]
-    assert v[f"The second-order estimate does consistently better than the first-order one ({MNIST})"] == "holds"
+    assert v[FAR_DEEP] == "holds"
+    row = t.set_index("claim").loc[FAR_DEEP]
+    assert "mnist20_50_50: +19%" in row["interval"] and "mnist20_100" not in row["interval"]
+    assert v[f"The second-order estimate does better than the first-order one ({MNIST})"] == "holds"
     ext = t[t.kind == "extension"]
     assert list(ext.claim.str.contains("Adam-trained")) == [True, True]
-    assert list(ext.verdict) == ["does not hold", "holds"]  # the source's diagonal fails, the exact one does not
-    assert (t.loc[t.kind == "source", "verdict"].isin(["holds"])).all()
-    assert set(t.quote_where) >= {"abstract (the authors' words)"}
-    assert all(w.endswith("(the authors' words)") for w in t.quote_where)
-    assert "SGD-trained" in t.set_index("claim").loc[far, "setup"]
-    # hand-worked: brute force removes (50+55)/2, (55+55)/2, (60+55)/2 = 52.5%, 55%, 57.5% of the shape nets' units:
-    # mean 55%, sd 2.5%, 95% t interval 55 +- 4.303 * 2.5 / sqrt(3) = [48.8%, 61.2%]
-    bf_row = t.set_index("claim").loc[f"Brute force removes 40-70% of the neurons with little effect ({SHAPES})"]
-    assert "55% [95% CI 49% to 61%" in bf_row["interval"]
+    assert list(ext.verdict) == ["does not hold", "holds"]  # the source's diagonal 60 units short, the exact one 4
+    assert (t.loc[t.kind == "source", "verdict"] == "holds").all()
+    assert "SGD-trained" in row["setup"]
+    # hand-worked: brute force removes 50, 55, 60 of diamond's 100 units: mean 55%, sd 5%, 95% t interval
+    # 55 +- 4.303 * 5 / sqrt(3) = [42.6%, 67.4%]; random_shape's 55, 55, 55 take a spread of one unit (1%):
+    # 55 +- 4.303 * 1 / sqrt(3) = [52.52%, 57.48%]
+    bf_row = t.set_index("claim").loc[AT_LEAST]
+    assert "diamond_50_50: 55% [95% CI 43% to 67%" in bf_row["interval"]
+    assert "random_shape_50_50: 55% [95% CI 53% to 57%" in bf_row["interval"]
 
 
-def test_claims_001_need_every_setup_or_a_majority():
-    close = f"The second-order estimate comes very close to brute force ({SHAPES})"
-    better = f"The second-order estimate does better than the first-order one ({SHAPES})"
-    # one setup close, the other far: no majority either way
-    mixed = _gaps({"diamond_50_50": _runs(0.5, [0.48, 0.49, 0.5], 0.0),
-                   "random_shape_50_50": _runs(0.5, [0.0, 0.01, 0.02], 0.0)})
-    assert _verdicts(SH.claims_table(mixed))[close] == "cannot decide here"
-    far = _gaps({"diamond_50_50": _runs(0.5, [0.2, 0.21, 0.22], 0.0),
-                 "random_shape_50_50": _runs(0.5, [0.0, 0.01, 0.02], 0.0)})
-    assert _verdicts(SH.claims_table(far))[close] == "does not hold"
-    # second order ties first order (both remove nothing) in one setup and beats it by 1 unit in the other: the
-    # claim rests on one setup, which is not every setup, and the tie is no evidence against it
-    tie = _gaps({"diamond_50_50": _runs(0.5, 0.0, 0.0), "random_shape_50_50": _runs(0.5, [0.01, 0.02, 0.01], 0.0)})
-    row = SH.claims_table(tie).set_index("claim").loc[better]
-    assert row["verdict"] == "cannot decide here" and "a tie" in row["measured"]
+def test_claims_001_need_every_setup_or_a_majority_and_say_which_disagree():
+    # one setup close, the other far: the setups disagree
+    mixed = SH.claims_table(_curves({"diamond_50_50": _runs(50, (48, 49, 50), 0),
+                                     "random_shape_50_50": _runs(50, (0, 1, 2), 0)})).set_index("claim")
+    assert mixed.loc[CLOSE, "verdict"] == "cannot decide here"
+    assert "the setups disagree: diamond_50_50 on the claim's side, random_shape_50_50 on the other" in \
+        mixed.loc[CLOSE, "measured"]
+    far = _curves({"diamond_50_50": _runs(50, (20, 21, 22), 0), "random_shape_50_50": _runs(50, (0, 1, 2), 0)})
+    assert _verdicts(SH.claims_table(far))[CLOSE] == "does not hold"
+    # one setup far, the other straddling the threshold (shortfalls 0, 10 and 20 units): one of two against is not a
+    # majority, and the straddling one is named
+    half = SH.claims_table(_curves({"diamond_50_50": _runs(50, (20, 21, 22), 0),
+                                    "random_shape_50_50": _runs(50, (50, 40, 30), 0)})).set_index("claim")
+    assert half.loc[CLOSE, "verdict"] == "cannot decide here"
+    assert "the interval of random_shape_50_50 straddles the rule's threshold (diamond_50_50 on the other side)" in \
+        half.loc[CLOSE, "measured"]
 
 
-@pytest.mark.parametrize("rows, expected", [
-    ([], ["not measured here"] * 9),
-    ([("diamond_50_50", 0, "brute_force", "I", 0.5, 0.0)], ["not measured here"] * 3),      # no Algorithm II
-    ([("diamond_50_50", 0, "brute_force", "II", 0.5, 0.0), ("diamond_50_50", 0, "first_order", "II", 0.1, 0.4)],
-     ["cannot decide here", "not measured here", "not measured here"]),                  # one seed, one estimate
+def test_a_verdict_on_removable_units_must_not_depend_on_the_margin():
+    """Brute force's error rises by 3% of its range after 20 removals and jumps after 60: 20 units are removable at
+    a margin of 2.5% (against "at least 40%"), 60 at 5% and 10% (for it): the claim cannot be decided."""
+    step = [0.01 if u <= 20 else 0.04 if u <= 60 else 0.5 + 0.5 * (u - 60) / 40 for u in range(101)]
+    t = SH.claims_table(_curves({"diamond_50_50": _runs(step, 60, 0), "random_shape_50_50": _runs(step, 60, 0)}))
+    row = t.set_index("claim").loc[AT_LEAST]
+    assert row["verdict"] == "cannot decide here"
+    assert "the verdict depends on the margin (does not hold at 2.5%, holds at 5.0%, holds at 10.0%)" in \
+        row["measured"]
+    # read at 5%, 10% and 20% (margin=0.1: half and twice the margin given), 60 units at each: it holds
+    assert SH.claims_table(_curves({"diamond_50_50": _runs(step, 60, 0)}), margin=0.1).set_index(
+        "claim").loc[AT_LEAST, "verdict"] == "holds"
+
+
+def test_better_is_read_on_the_error_curves_beyond_the_first_fifth_when_deep():
+    """Second order is worse on the first removal and better after it (hand-worked over 5 units): the mean error
+    difference over removals 1-5 is (0.45 - 0.05 - 0.05 - 0.05 + 0) / 5 = +0.06 of a range of 0.9 (one hidden
+    layer: against), over removals 2-5 it is -0.0375 / 0.9 = -4.2% (two hidden layers, from 20%: for)."""
+    first = [0.1, 0.15, 0.5, 0.7, 0.9, 1.0]
+    second = [0.1, 0.6, 0.45, 0.65, 0.85, 1.0]
+    curves = _curves({"mnist20_100": _runs(first, second, first), "mnist20_50_50": _runs(first, second, first)},
+                     units=5)
+    t = SH.claims_table(curves).set_index("claim")
+    row = t.loc[f"The second-order estimate does better than the first-order one ({MNIST})"]
+    assert "mnist20_100 +6.7%" in row["measured"] and "mnist20_50_50 -4.2% (from 20% of the units" in row["measured"]
+    assert row["verdict"] == "cannot decide here" and "the setups disagree" in row["measured"]
+    deep = SH.claims_table(curves[curves.setup == "mnist20_50_50"]).set_index("claim")
+    assert deep.loc[f"The second-order estimate does better than the first-order one ({MNIST})", "verdict"] == "holds"
+
+
+def test_runs_left_out_by_the_quality_gate_and_substitute_setups():
+    accuracy = pd.DataFrame({"setup": ["cosine_10_10", "cosine_10_10", "cosine_50_50", "diamond_50_50"],
+                             "seed": [0, 1, 0, 0], "train_loss": [5e-4, 0.041, float("nan"), 0.3]})
+    gate = SH.quality_gate(accuracy)
+    assert list(zip(gate.setup, gate.seed)) == [("cosine_10_10", 1), ("cosine_50_50", 0)]  # NaN does not pass
+    assert "0.041 above 0.001" in gate.why.iloc[0] and SH.quality_gate(accuracy.iloc[:0]).empty
+    curves = _curves({"cosine_10_10": _runs(10, 9, 0), "cosine_50_50": _runs(90, 10, 0)}, units=20)
+    t = SH.claims_table(curves, excluded=gate)
+    assert t.measured.str.contains(r"Left out: cosine_10_10 seed 1 \(training error 0.041").all()
+    ova = SH.claims_table(_curves({"mnist_ova0": _runs(70, 0, 0), "mnist_ova1": _runs(90, 0, 0),
+                                   "mnist_ova2": _runs(90, 0, 0)}))
+    assert list(ova.verdict) == ["holds here (substitute setup)"] * 2 and (ova.kind == "source").all()
+    assert ova.setup.str.contains("sigmoid outputs with squared error").all()
+    assert "mnist_ova2 90% (no share stated by the source)" in ova.measured.iloc[0]
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({}, ["not measured here"] * 6),
+    ({"diamond_50_50": {("brute_force", "I"): 50}}, ["not measured here"] * 3),          # no Algorithm II
+    ({"diamond_50_50": {("brute_force", "II"): 50, ("first_order", "II"): 10}},         # one seed: no interval;
+     ["cannot decide here", "not measured here", "not measured here"]),                 # no second order
 ])
-def test_claims_001_never_raise(rows, expected):
-    cols = ["setup", "seed", "estimator", "algorithm", "removable_fraction", "shortfall_fraction"]
-    gaps = pd.DataFrame(rows, columns=cols)
-    t = SH.claims_table(gaps)
+def test_claims_001_never_raise(values, expected):
+    curves = _curves(values, seeds=(0,)) if values else _curves({})
+    t = SH.claims_table(curves)
     assert list(t["verdict"]) == expected
     assert all(t.loc[t.verdict == "not measured here", "measured"].str.startswith("Not measured here: "))
-    assert list(SH.claims_table(gaps.drop(columns="algorithm"))["verdict"]) == ["not measured here"] * 9
+    assert all(t.loc[t.verdict == "cannot decide here", "measured"].str.contains("a single seed gives no interval"))
+    assert list(SH.claims_table(curves.drop(columns="algorithm"))["verdict"]) == ["not measured here"] * 6
 
 
 def test_why_table_and_setup_table_read_the_runs():
@@ -265,7 +333,7 @@ def test_training_course_follows_the_checkpoints(monkeypatch):
 
 
 def test_each_group_has_the_sources_sentences():
-    for group in ("shapes", "mnist", "arxiv"):
+    for group in ("shapes", "mnist", "cosine", "ova"):
         quotes = SH.group_sentences(group)
         assert quotes and all(q.startswith("> ") and "\n>\n> — " in q for q in quotes)
     assert any("very close to the brute force method" in q for q in SH.group_sentences("shapes"))

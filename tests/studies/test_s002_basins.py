@@ -74,6 +74,13 @@ def test_cycle_claims_follow_their_rules():
     row = B.cycle_claims(table, barriers).iloc[1]
     assert row["verdict"] == "does not hold" and row["measured"].startswith("Not reproduced here: ")
     assert "+0.0300 nats" in row["measured"] and "weight pruning with rewinding: +0.0200 nats" in row["measured"]
+    # the channel line leaves, but weight pruning with rewinding leaves too: no contrast, and no refutation of "can"
+    row = B.cycle_claims(*_cycle_tables(weight_barriers=(0.01, 0.2))).iloc[1]
+    assert row["verdict"] == "cannot decide here" and "weight pruning with rewinding leaves too" in row["measured"]
+    assert "weight lr_rewind: +0.2000 nats" in row["interval"]
+    # the weight line straddles the tolerance (0.04, 0.05, 0.06 nats): the contrast cannot be told
+    row = B.cycle_claims(*_cycle_tables(weight_barriers=(0.01, 0.05), barrier_noise=0.01)).iloc[1]
+    assert row["verdict"] == "cannot decide here" and "straddles" in row["measured"]
     # one seed gives no interval: cannot decide, whichever side the line is on
     one = B.cycle_claims(table[table.seed == 0], barriers[barriers.seed == 0])
     assert list(one["verdict"]) == ["cannot decide here"] * 4

@@ -262,8 +262,14 @@ def test_a_substitute_setup_counts_the_same_for_a_claim_and_against_it():
                                                                                 "rule"),
                       claim("002", "c", "r", "tied.", None, "rule"),
                       claim("002", "d", "r", "ours.", False, "rule", kind="extension")])
-    source = TrainConfig(data=DataConfig("cifar10"), model=ModelConfig("resnet20"), epochs=200)
+    source = TrainConfig(data=DataConfig("cifar10"), model=ModelConfig("resnet20", init="he_normal"), epochs=200,
+                         optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step", batch_size=128)
     assert M.substitute(source) is None and M.as_decided_on(t, source).equals(t)
+    # the recipe is part of the setup: the source's network trained another way is a substitute too
+    assert M.substitute(source.replace(optimizer="adam", lr=1e-3, momentum=0.0)) == (
+        "optimizer adam for sgd, lr 0.001 for 0.1, momentum 0.0 for 0.9")
+    assert M.substitute(source.replace(schedule="cosine", batch_size=64)) == "schedule cosine for step, batch size 64 " \
+        "for 128"
     paper = M.pretrain_config("paper")
     assert M.substitute(paper) == ("fashion_mnist for cifar10, 10,000 training images, 14x14 images, width 0.5, "
                                    "8 epochs for 200")

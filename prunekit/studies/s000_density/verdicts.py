@@ -28,12 +28,13 @@ def arch_kind(arch: str) -> str:
     return MODELS[arch].kind if arch in MODELS else "other"
 
 
-_SUMMARY = "a summary of the paper published beside its abstract, 'Main Findings'"
+_SUMMARY = "a third-party summary of the paper (not by its authors), 'Main Findings'"
+_ABSTRACT = "abstract (arXiv:2410.14461)"
 QUOTES = {
     "null": C.Quote("Increasing the width of a model has little effect on the density of the pruned model relative to "
-                    "the increase in absolute size of the pruned network.", "abstract"),
+                    "the increase in absolute size of the pruned network.", _ABSTRACT),
     "flat": C.Quote("We find that the proportion of weights that can be pruned without degrading performance is largely "
-                    "invariant to model size.", "abstract"),
+                    "invariant to model size.", _ABSTRACT),
     "optimizer": C.Quote("the convolutional model exhibits a higher effective density when using the Adam optimizer, "
                          "while the fully-connected model exhibits a lower effective density when using SGD",
                          _SUMMARY, paraphrase=True),
@@ -61,9 +62,10 @@ FC_SGD = C.ClaimSpec(SOURCE, "Fully connected + SGD gives a lower density than w
                      "architecture (Adam: the optimizer the source's sentence sets SGD against)")
 INIT = C.ClaimSpec(SOURCE, "Glorot gives slightly lower density than He", QUOTES["init"],
                    "Glorot slightly sparser than He",
-                   "{ci} t interval of the paired difference Glorot - He < 0 (pairs equal in every other factor), and "
-                   "{ci} bootstrap interval of |Glorot - He| / |SGD - Adam of the fully connected nets| < 1 (slight "
-                   "beside the optimizer effect the source reports); either wholly on the other side: does not hold")
+                   "{ci} t interval of the paired difference Glorot - He < 0 (pairs equal in every other factor), and, "
+                   "on the fully connected nets, {ci} bootstrap interval of |Glorot - He| / |SGD - Adam| < 1 (slight "
+                   "beside the optimizer effect the source reports, itself established: its t interval excludes 0); "
+                   "either wholly on the other side: does not hold")
 CLAIMS = (NULL, FLAT, CONV_ADAM, FC_SGD, INIT)
 
 
@@ -175,20 +177,30 @@ def _init_row(spec: C.ClaimSpec, df: pd.DataFrame, confidence: float, context: d
     fc = df[df["arch"].map(arch_kind) == "fc"]
     scale = np.concatenate([_pair_diffs(g, "optimizer", "sgd", "adam") for _, g in fc.groupby("arch")]) \
         if not fc.empty else np.array([])
+    # "slightly" is judged on the fully connected nets alone, against their own SGD - Adam effect
+    d_fc = _pair_diffs(by_family[by_family["arch"].map(arch_kind) == "fc"], "init", "glorot", "he")
     sides, found, texts = [side_of(iv, 0.0, holds_above=False)], [iv], [f"Glorot - He: {iv.text('{:+.3f}')}"]
-    if len(scale) == 0:
-        measured += "; no SGD and Adam pairs of fully connected nets to judge 'slightly' against."
+    yardstick = mean_interval(scale, confidence, what="paired t") if len(scale) else None
+    if yardstick is None or len(d_fc) == 0:
+        measured += ("; no SGD and Adam pairs and Glorot and He pairs of fully connected nets to judge 'slightly' "
+                     "against.")
         sides.append(None)
+    elif side_of(yardstick, 0.0) is None:
+        measured += (f"; the SGD - Adam effect of the fully connected nets, the yardstick of 'slightly', is not "
+                     f"established here ({yardstick.text('{:+.3f}')}): 'slightly' cannot be judged")
+        sides.append(None)
+        texts.append(f"SGD - Adam (fully connected): {yardstick.text('{:+.3f}')}")
     else:
-        ratio = bootstrap_interval([d, scale], lambda a, b, axis: np.abs(np.mean(a, axis=axis))
+        ratio = bootstrap_interval([d_fc, scale], lambda a, b, axis: np.abs(np.mean(a, axis=axis))
                                    / np.maximum(np.abs(np.mean(b, axis=axis)), 1e-12),
                                    confidence=confidence, what="bootstrap over the pairs of each effect")
-        measured += (f"; the SGD - Adam effect of the fully connected nets, the difference the source presents as a "
-                     f"real one: {np.mean(scale):+.3f} over {C.plural(len(scale), 'pair')}; |Glorot - He| is "
+        measured += (f"; on the fully connected nets, the SGD - Adam effect, the difference the source presents as a "
+                     f"real one: {np.mean(scale):+.3f} over {C.plural(len(scale), 'pair')} "
+                     f"({yardstick.text('{:+.3f}')}), and |Glorot - He| over {C.plural(len(d_fc), 'pair')} is "
                      f"{ratio.estimate:.2f} of it")
         sides.append(side_of(ratio, 1.0, holds_above=False))
         found.append(ratio)
-        texts.append(f"|Glorot - He| / |SGD - Adam|: {ratio.text('{:.2f}')}")
+        texts.append(f"|Glorot - He| / |SGD - Adam| (fully connected): {ratio.text('{:.2f}')}")
     return spec.decided(measured + ".", sides, intervals=found, threshold=0.0,
                         why=None if iv.decided else "one pair gives no interval", **context,
                         interval="; ".join(texts))
@@ -215,8 +227,9 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, density_fold: float = 2.
     - Glorot slightly sparser than He: the paired difference Glorot - He (equal dataset, arch, width, optimizer,
       seed) has its t interval below 0 (not lower, wholly at or above 0: does not hold), and "slightly" is decided
       against a stated scale, the effect the source presents as a real difference beside it: the SGD - Adam effect
-      of the fully connected nets. The ratio |Glorot - He| / |SGD - Adam| (pairs resampled in a bootstrap, the two
-      effects apart) below 1 is slight, wholly above 1 is not.
+      of the fully connected nets, when its own t interval excludes 0 (else "slightly" cannot be judged). The ratio
+      |Glorot - He| / |SGD - Adam|, both on the fully connected nets (pairs resampled in a bootstrap, the two
+      effects apart), below 1 is slight, wholly above 1 is not.
     A claim the table cannot decide is "not measured here", with the reason.
     """
     confidence = 1 - fraction("alpha", alpha, low_open=True, high_open=True)

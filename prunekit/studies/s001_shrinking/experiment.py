@@ -30,7 +30,7 @@ from ...measures.saliency import (
     saliencies,
     serial_prune,
 )
-from .setups import MARGIN, SETUPS, check_setups
+from .setups import MARGIN, SETUPS, check_setups, stated_accuracy
 
 __all__ = ["rank_agreement", "curve_gap", "removable_summary", "load_setup", "run_setup", "Experiment",
            "run_experiment", "why_table", "training_course"]
@@ -245,7 +245,9 @@ def why_table(gaps: pd.DataFrame, ranks: pd.DataFrame) -> pd.DataFrame:
 def training_course(setups, seed: int = 0, device: str = "auto", margin: float = MARGIN, mode: str = "range",
                     epochs=None) -> pd.DataFrame:
     """The source's estimates along training: for each setup (its config's ``checkpoints``, or those of them in
-    ``epochs``; training seed ``seed``), at each checkpoint, the training accuracy, the rank agreement (Spearman) of ``second_order`` and ``second_order_exact``
+    ``epochs``; training seed ``seed``), at each checkpoint, the training accuracy, whether it has reached the
+    accuracy the source states for the task (``learned``: :func:`.setups.stated_accuracy`; None where it states
+    none), the rank agreement (Spearman) of ``second_order`` and ``second_order_exact``
     with the exact ΔE within the first hidden layer, and the fraction of the units serial brute force,
     ``second_order`` and ``second_order_exact`` remove under Algorithm II within ``margin``. One row per (setup,
     epoch)."""
@@ -265,13 +267,15 @@ def training_course(setups, seed: int = 0, device: str = "auto", margin: float =
                              f" (it keeps {list(cfg.checkpoints)}): its training course cannot be followed")
         _, x, y, run = load_setup(cfg)
         history = run.history.set_index("epoch")
+        stated = stated_accuracy(name)
         for epoch in chosen:
             net = from_model(run.model_at(epoch), loss=cfg.loss)
             oracle = saliencies(net, x, y, "brute_force")
             first = slice(0, net.widths[0])
-            row = {"setup": name, "optimizer": cfg.optimizer, "epoch": epoch,
-                   "train_accuracy": float(history.loc[epoch, "train_accuracy"]) if epoch in history.index
-                   else np.nan}
+            accuracy = (float(history.loc[epoch, "train_accuracy"]) if epoch in history.index
+                        and "train_accuracy" in history.columns else np.nan)
+            row = {"setup": name, "optimizer": cfg.optimizer, "epoch": epoch, "train_accuracy": accuracy,
+                   "learned": bool(accuracy >= stated) if stated is not None and accuracy == accuracy else None}
             for est in ("second_order", "second_order_exact"):
                 s = saliencies(net, x, y, est)
                 row[f"spearman_first_layer_{est}"] = float(stats.spearmanr(s[first], oracle[first]).statistic)

@@ -16,7 +16,7 @@ def group_sentences(group: str) -> list[str]:
     """The source's sentences the claims of ``group`` rest on (distinct, in order), each with where it stands, as
     Markdown quotes: what a figure of that group is to be read against. ``group``: a key of :data:`GROUPS`."""
     choice("group", group, tuple(GROUPS))
-    seen = dict.fromkeys((spec.quote.text, spec.quote.location) for g, _, spec in CLAIMS if g == group)
+    seen = dict.fromkeys((spec.quote.text, spec.quote.location) for g, spec, _ in CLAIMS if g == group)
     return [f"> {text}\n>\n> — {location}" for text, location in seen]
 
 
@@ -56,7 +56,8 @@ def plot_course(course: pd.DataFrame):
     import matplotlib.pyplot as plt  # heavy to import: only where a figure is drawn
     import seaborn as sns
 
-    long = course.melt(id_vars=["setup", "optimizer", "epoch"], var_name="measure")
+    ids = [c for c in ("setup", "optimizer", "epoch", "train_accuracy", "learned") if c in course.columns]
+    long = course.melt(id_vars=ids, var_name="measure")
     rank = long[long.measure.str.startswith("spearman_first_layer_")].assign(
         estimator=lambda d: d.measure.str.replace("spearman_first_layer_", "", regex=False))
     removed = long[long.measure.str.startswith("removable_")].assign(

@@ -22,7 +22,7 @@ from ...report import claims as C
 from ...report.catalog import source_of
 from ..protocol import StudyPreset
 
-__all__ = ["SOURCE", "SOURCE_DATASET", "SOURCE_EPOCHS", "NETWORKS", "Network", "SOURCE_NETWORK", "MLP_VARIANT",
+__all__ = ["SOURCE", "SOURCE_DATASET", "SOURCE_EPOCHS", "SOURCE_RECIPE", "NETWORKS", "Network", "SOURCE_NETWORK", "MLP_VARIANT",
            "Preset", "PRESETS", "preset", "pretrain_config", "default_dataset", "vanilla_cnn", "vanilla_cnn_config",
            "eval_subset", "without_batch_norm", "substitute", "as_decided_on"]
 
@@ -208,9 +208,15 @@ def without_batch_norm(cfg: TrainConfig) -> TrainConfig:
     return cfg.replace(batch_norm=False, optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=0.0, schedule="none")
 
 
+SOURCE_RECIPE = {"arch": "resnet20", "batch_norm": True, "init": "he_normal", "optimizer": "sgd", "lr": 0.1,
+                 "momentum": 0.9, "weight_decay": 1e-4, "schedule": "step", "batch_size": 128}
+"""The source's training recipe (He et al. 2016's for ResNet20): what :func:`substitute` compares a config with."""
+
+
 def substitute(cfg: TrainConfig) -> str | None:
-    """What in ``cfg`` stands in for the source's setup (ResNet20 at full width on the whole of CIFAR-10 at 32x32,
-    200 epochs), in words; None when ``cfg`` is the source's setup."""
+    """What in ``cfg`` stands in for the source's setup (ResNet20 with batch norm and He initialisation at full width
+    on the whole of CIFAR-10 at 32x32, SGD with momentum 0.9 and weight decay 1e-4 at lr 0.1 divided by 10 at 50% and
+    75% of 200 epochs, batches of 128: :data:`SOURCE_RECIPE`), in words; None when ``cfg`` is the source's setup."""
     d, m = cfg.data, cfg.model
     parts = []
     if d.name != SOURCE_DATASET:
@@ -223,6 +229,10 @@ def substitute(cfg: TrainConfig) -> str | None:
         parts.append(f"width {m.width_mult:g}")
     if cfg.epochs != SOURCE_EPOCHS:
         parts.append(f"{cfg.epochs} epochs for {SOURCE_EPOCHS}")
+    here = {"arch": m.arch, "batch_norm": m.batch_norm, "init": m.init, "optimizer": cfg.optimizer, "lr": cfg.lr,
+            "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, "schedule": cfg.schedule,
+            "batch_size": cfg.batch_size}
+    parts += [f"{k.replace('_', ' ')} {here[k]!s} for {v!s}" for k, v in SOURCE_RECIPE.items() if here[k] != v]
     return ", ".join(parts) or None
 
 

@@ -34,9 +34,9 @@ QUOTES = {
 # the claims of utility_claims, in its table's order (rules: templates of its thresholds)
 SPREAD = C.ClaimSpec(SOURCE, "Equal-size random subsets differ widely in how much they matter", QUOTES["spread"],
                      "about 60 points of training accuracy between 500 random subsets at ablation ratio 0.1",
-                     "95% bootstrap interval over the subsets of the middle-95% accuracy range (97.5th - 2.5th "
-                     "percentile) at the ratio nearest {spread_ratio:g}: >= {min_spread:.0%} holds, wholly below "
-                     "does not")
+                     "on one trained network, 95% bootstrap interval over its subsets (not over seeds) of the "
+                     "middle-95% accuracy range (97.5th - 2.5th percentile) at the ratio nearest {spread_ratio:g}: "
+                     ">= {min_spread:.0%} holds, wholly below does not")
 MAGNITUDE = C.ClaimSpec(SOURCE, "Accuracy drops only when large-magnitude weights are ablated", QUOTES["magnitude"],
                         "ablating small weights costs nothing, large ones cost accuracy",
                         "cost of the costliest lower-half band as a share of the top band's cost (ablating whole "
@@ -56,12 +56,14 @@ PROPORTION_WIDTHS = C.ClaimSpec(SOURCE, "Networks use their weights in proportio
 STALE_STATISTICS = C.ClaimSpec(SOURCE, "Stale batch-norm statistics drive the spread of random ablations",
                                QUOTES["spread"], "about 60 points of training accuracy between 500 random subsets at "
                                "ratio 0.1 (ResNet20 with batch norm, stored statistics); what drives it is not examined",
-                               "95% paired bootstrap interval of spread(recalibrated) / spread(stored) <= {kept:.0%} "
-                               "(spread: of the middle 95% of the subsets' accuracies)", kind="extension")
+                               "on one trained network of each kind, 95% paired bootstrap interval over its subsets "
+                               "(not over seeds) of spread(recalibrated) / spread(stored) <= {kept:.0%} (spread: of "
+                               "the middle 95% of the subsets' accuracies)", kind="extension")
 WEIGHTS_SPREAD = C.ClaimSpec(SOURCE, "Without batch norm, random ablations of equal size still differ widely",
                              QUOTES["spread"], "no network without batch norm",
-                             "95% paired bootstrap interval of spread(no batch norm) / spread(batch norm, stored) >= "
-                             "{kept:.0%} (spread: of the middle 95% of the subsets' accuracies)", kind="extension")
+                             "on one trained network of each kind, 95% paired bootstrap interval over its subsets "
+                             "(not over seeds) of spread(no batch norm) / spread(batch norm, stored) >= {kept:.0%} "
+                             "(spread: of the middle 95% of the subsets' accuracies)", kind="extension")
 
 
 def _finite(df: pd.DataFrame, columns: list[str]) -> bool:
