@@ -81,7 +81,7 @@ PRESETS = {
                     7),
     "paper": Preset(MLP_VARIANT["paper"], SOURCE_NETWORK["paper"], MLP_VARIANT["paper"].retrain_epochs, 5, (0, 1, 2),
                     2_000, 9),
-    "full": Preset(MLP_VARIANT["full"], SOURCE_NETWORK["full"], MLP_VARIANT["full"].retrain_epochs, 5, (0, 1, 2),
+    "full": Preset(MLP_VARIANT["full"], SOURCE_NETWORK["full"], MLP_VARIANT["full"].retrain_epochs, 5, (0, 1, 2, 3, 4),
                    10_000, 21),
 }
 

@@ -159,7 +159,7 @@ PRESETS = {
     "full": Preset(SOURCE_NETWORK["full"], MLP_VARIANT["full"],
                    ratios=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), n_subsets=500,
                    imbalance_subsets=500, band_subsets=20, size_subsets=500, spread_subsets=500, width_subsets=500,
-                   prune_ratios=(0.25, 0.5, 0.75), pruned_seeds=(0, 1, 2), spread_datasets=("mnist",)),
+                   prune_ratios=(0.25, 0.5, 0.75), pruned_seeds=(0, 1, 2, 3, 4), spread_datasets=("mnist",)),
 }
 
 
