@@ -17,8 +17,8 @@ busy, a waiting thread burns the time slice its sibling needs, and training slow
 ``PRUNEKIT_THREADS`` chooses: ``auto`` (the default: both of the above), a number ``n`` (``n`` threads, never
 changed: bitwise-repeatable numbers on a busy machine too), or ``torch`` (torch's defaults, nothing changed).
 
-Numbers: torch's CPU kernels give the same results for the same number of threads; models with convolutions or batch
-norm can differ in the last digits between thread counts (plain MLPs do not). On an idle machine ``auto`` keeps the
+Numbers: torch's CPU kernels give the same results for the same number of threads; with another thread count a
+training run can differ in the last digits (a LeNet-sized MLP trained with Adam does, by about 3e-8). On an idle machine ``auto`` keeps the
 ceiling throughout, so runs repeat bitwise; when other work took cores during a run, the training history's
 ``threads`` column shows the fewest threads an epoch used.
 """
