@@ -64,8 +64,9 @@ def section(claims: pd.DataFrame, run: pd.DataFrame) -> str:
     times = ", ".join(f"{r.notebook[:2]} {_minutes(r.wall_time_s)}" for r in run.itertuples())
     lines = [START, "", f"## Results of the `{PROFILE}` profile", "",
              f"Run by `make reproduce PROFILE={PROFILE}` on {run['machine'].iloc[0]}: {_minutes(total)} in all "
-             f"({times}), notebooks in order, reusing the models a run before it had stored (the times from an "
-             f"empty model store are in the table of profiles below). {len(claims)} rows: {counts_text(claims)}. "
+             f"({times}), notebooks in order (a run that finds its models already stored is faster; the table of "
+             f"profiles below gives each notebook's time from an empty model store). {len(claims)} rows: "
+             f"{counts_text(claims)}. "
              "Each verdict follows the rule in its notebook's claims table, on the interval shown: \"holds\" or "
              "\"does not hold\" only when the interval clears the rule's threshold, \"cannot decide here\" when it "
              "does not or when the setup cannot show the effect (the row says why). One policy for every source: a row "
