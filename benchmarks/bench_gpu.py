@@ -10,7 +10,7 @@
    ratio to one network's prunekit step on the same device.
 3. Notebook 03's paper profile on the device (width sweep, in-process): a sample of its grid (every ``--nb03-stride``-th
    point) timed through ``width_sweep`` and extrapolated to the whole grid, against its 2-core CPU time in the README
-   (13 min); ``--nb03-stride 1`` times the whole grid. CUDA only unless ``--sections`` names it.
+   (23 min); ``--nb03-stride 1`` times the whole grid. CUDA only unless ``--sections`` names it.
 4. The ``full`` profile's planned training per notebook on the device (``prunekit.core.estimate``, each notebook run
    headless up to its estimate cell). CUDA only unless ``--sections`` names it.
 
@@ -48,7 +48,7 @@ from prunekit.core.device import dataset_to, deterministic  # noqa: E402
 from prunekit.core.store import build  # noqa: E402
 from prunekit.core.train import make_loss, make_optimizer  # noqa: E402
 
-NB03_PAPER_CPU_SECONDS = 13 * 60  # README, table of profiles: notebook 03, paper, 2 CPU cores
+NB03_PAPER_CPU_SECONDS = 23 * 60  # README, table of profiles: notebook 03, paper, 2 CPU cores
 BENCH = "gpu"
 MODELS = [("lenet300", "mnist", None, 128), ("lenet300", "mnist", None, 512), ("forai", "mnist", None, 512),
           ("conv", "mnist", None, 128), ("resnet20", "fashion_mnist", None, 128)]
