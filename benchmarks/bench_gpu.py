@@ -1,4 +1,4 @@
-"""prunekit on a GPU against the CPU beside it (issue 35); rows into data/results/benchmarks.csv, with the device.
+"""prunekit on a GPU against the CPU beside it; rows into data/results/benchmarks.csv, with the device.
 
 1. Training samples/s of the sources' small networks: LeNet-300-100 at batch 128 and 512, the FOR.ai net at 512 (MNIST),
    the conv net at 128 (MNIST), ResNet20 on Fashion-MNIST at 28x28 at 128. On each device: prunekit's step (on CUDA
