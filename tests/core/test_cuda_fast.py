@@ -1,4 +1,4 @@
-"""Every fast path on CUDA against the CPU (issue 35), and CUDA training's engines against each other.
+"""Every fast path on CUDA against the CPU, and CUDA training's engines against each other.
 
 Run on a GPU machine with ``make test-gpu`` (or ``pytest -m cuda``); skipped where torch sees no CUDA device.
 ``PRUNEKIT_CUDA_TESTS_ON=cpu`` runs them with the CPU standing in for the GPU: a check of the tests' own code (every
@@ -77,7 +77,7 @@ def _bitwise(a, b):
 
 # ------------------------------------------------------------------------------------ the incremental density search
 def test_incremental_density_evaluator_on_the_gpu_equals_the_cpu(pair):
-    """The failure of issue 35 (the CSR delta's indices on the CPU, its values on the GPU)."""
+    """A failure once found (the CSR delta's indices on the CPU, its values on the GPU)."""
     from prunekit.measures import density
     from prunekit.measures._density_eval import IncrementalMLP
 

@@ -192,7 +192,7 @@ def test_a_sweep_runs_any_measure(tmp_path):
 
 
 def test_models_trained_together_first_give_the_points_of_models_trained_alone(tmp_path, monkeypatch):
-    """Issue 35: run_sweep trains the models of a measure that trains_config in groups first; each point then loads
+    """run_sweep trains the models of a measure that trains_config in groups first; each point then loads
     its model, bitwise the one it would have trained alone, so the rows are those of a sweep without groups."""
     import prunekit.core.many as many
     from prunekit.core.runtime import thread_ceiling

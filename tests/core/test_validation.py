@@ -108,7 +108,7 @@ def test_the_helpers_against_hand_written_cases():
         sequence("r", [0, -1], item=lambda name, v: count(name, v, low=0))
 
 
-# ------------------------------------------------------------------------ the probes of issue 38, each before compute
+# ------------------------------------------------------------------------ bad inputs once found, each refused before compute
 def _first_three(out):
     """A reader's output_fn that keeps 3 of 10 logits."""
     return out[:, :3]
@@ -187,7 +187,7 @@ def _issue_probes():
 
 @pytest.mark.parametrize("probe", list(_issue_probes()))
 def test_the_issues_bad_inputs_are_refused_by_name_before_any_compute(probe, monkeypatch):
-    """Each probe of issue 38 is a ValueError naming the parameter, raised before any model is trained or evaluated
+    """Each bad input once found is a ValueError naming the parameter, raised before any model is trained or evaluated
     (the output_fn probe alone runs its one forward pass of two samples, in eval mode: the logits it checks)."""
     call, message = _issue_probes()[probe]
     model, ds = _mlp(), load_dataset("digits")

@@ -427,7 +427,7 @@ def test_incremental_evaluator_edge_cases_equal_the_plain_one():
 
 
 def test_entries_csr_holds_the_named_entries_on_the_weights_device():
-    """Issue 35: on CUDA the incremental evaluator built its CSR delta from a ranking on the CPU and values on the GPU
+    """On CUDA the incremental evaluator built its CSR delta from a ranking on the CPU and values on the GPU
     ("Values and crow_indices need to be on the same device"). The delta is now built on the weight's device; the
     ``meta`` device stands in for a second device here (a CPU index naming entries of a weight elsewhere)."""
     from prunekit.measures._density_eval import entries_csr

@@ -1,5 +1,5 @@
 """Every claims function's whole table, pinned: the rows the claims code wrote before each claim became one
-``ClaimSpec`` decided by one function (issue 39) are in ``claims_pinned.json``, made from the same inputs by that code,
+``ClaimSpec`` decided by one function are in ``claims_pinned.json``, made from the same inputs by that code,
 and the tables must come out identical, every column of every row. The inputs are small and seeded (:func:`cases`);
 ``python tests/studies/test_claims_pinned.py OUT.json`` writes the pins with whichever prunekit is importable.
 
